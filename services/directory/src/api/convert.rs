@@ -1,0 +1,249 @@
+//! Stored rows and domain values to protobuf messages and back. Incoming messages are
+//! destructured field by field, so a new proto field fails to compile until handled here.
+
+use prost_types::Timestamp;
+use roster_proto::directory::v1 as pb;
+
+use crate::domain::user_fields::UserValues;
+use crate::domain::values::FieldViolation;
+use crate::domain::{ChatAccess, CustomerStatus, IdentitySource, UserField, UserStatus};
+use crate::entity::{customer, workspace_settings};
+use crate::error::DirectoryError;
+use crate::service::{UserView, etag};
+
+pub fn timestamp(us: i64) -> Timestamp {
+    Timestamp { seconds: us.div_euclid(1_000_000), nanos: i32::try_from(us.rem_euclid(1_000_000) * 1_000).unwrap_or(0) }
+}
+
+pub fn optional_timestamp(us: Option<i64>) -> Option<Timestamp> {
+    us.filter(|us| *us > 0).map(timestamp)
+}
+
+pub fn timestamp_us(field: &str, ts: &Timestamp) -> Result<i64, FieldViolation> {
+    if !(0..1_000_000_000).contains(&ts.nanos) {
+        return Err(FieldViolation::new(field, "nanos must be within 0..1e9"));
+    }
+    ts.seconds
+        .checked_mul(1_000_000)
+        .and_then(|us| us.checked_add(i64::from(ts.nanos / 1_000)))
+        .filter(|us| *us >= 0)
+        .ok_or_else(|| FieldViolation::new(field, "is out of range"))
+}
+
+pub fn user_status(status: &str) -> pb::UserStatus {
+    match UserStatus::parse(status) {
+        Some(UserStatus::Active) => pb::UserStatus::Active,
+        Some(UserStatus::Unconfirmed) => pb::UserStatus::Unconfirmed,
+        Some(UserStatus::Deactivated) => pb::UserStatus::Deactivated,
+        Some(UserStatus::Guest) => pb::UserStatus::Guest,
+        Some(UserStatus::Deleted) => pb::UserStatus::Deleted,
+        Some(UserStatus::Merged) => pb::UserStatus::Merged,
+        Some(UserStatus::Erased) => pb::UserStatus::Erased,
+        None => pb::UserStatus::Unspecified,
+    }
+}
+
+pub fn identity_source_to_pb(source: &str) -> pb::IdentitySource {
+    match IdentitySource::parse(source) {
+        Some(IdentitySource::Email) => pb::IdentitySource::Email,
+        Some(IdentitySource::Widget) => pb::IdentitySource::Widget,
+        Some(IdentitySource::Slack) => pb::IdentitySource::Slack,
+        Some(IdentitySource::MsTeams) => pb::IdentitySource::Msteams,
+        Some(IdentitySource::Csv) => pb::IdentitySource::Csv,
+        None => pb::IdentitySource::Unspecified,
+    }
+}
+
+pub fn identity_source(field: &str, value: i32) -> Result<IdentitySource, FieldViolation> {
+    match pb::IdentitySource::try_from(value) {
+        Ok(pb::IdentitySource::Email) => Ok(IdentitySource::Email),
+        Ok(pb::IdentitySource::Widget) => Ok(IdentitySource::Widget),
+        Ok(pb::IdentitySource::Slack) => Ok(IdentitySource::Slack),
+        Ok(pb::IdentitySource::Msteams) => Ok(IdentitySource::MsTeams),
+        Ok(pb::IdentitySource::Csv) => Ok(IdentitySource::Csv),
+        Ok(pb::IdentitySource::Unspecified) => Err(FieldViolation::new(field, "is required")),
+        Err(_) => Err(FieldViolation::new(field, format!("{value} is not an IdentitySource"))),
+    }
+}
+
+pub fn user(view: UserView) -> pb::User {
+    let UserView { user, identities } = view;
+    pb::User {
+        user_id: user.user_id.to_string(),
+        workspace_id: user.workspace_id,
+        external_id: user.external_id,
+        email: user.email,
+        name: user.name,
+        avatar_url: user.avatar_url,
+        customer_id: user.customer_id,
+        status: user_status(&user.status) as i32,
+        title: user.title,
+        first_name: user.first_name,
+        last_name: user.last_name,
+        phone: user.phone,
+        mobile: user.mobile,
+        fax: user.fax,
+        street: user.street,
+        zip: user.zip,
+        city: user.city,
+        country: user.country,
+        notes: user.notes,
+        identities: identities
+            .into_iter()
+            .map(|identity| pb::Identity { source: identity_source_to_pb(&identity.source) as i32, key: identity.identity_key })
+            .collect(),
+        created_at: Some(timestamp(user.created_at)),
+        updated_at: Some(timestamp(user.updated_at)),
+        confirmed_at: optional_timestamp(user.confirmed_at),
+        last_activity_at: optional_timestamp(Some(user.last_activity_at)),
+        deleted_at: optional_timestamp(user.deleted_at),
+        conversation_count: user.conversation_count,
+        merged_into_user_id: user.merged_into.map(|id| id.to_string()).unwrap_or_default(),
+        etag: etag(user.version),
+    }
+}
+
+/// The profile values of a `User` message paired with their fields; output-only fields
+/// are ignored, as AIP-203 asks.
+pub fn user_values(message: pb::User) -> Vec<(UserField, String)> {
+    let pb::User {
+        user_id: _,
+        workspace_id: _,
+        external_id,
+        email,
+        name,
+        avatar_url,
+        customer_id,
+        status: _,
+        title,
+        first_name,
+        last_name,
+        phone,
+        mobile,
+        fax,
+        street,
+        zip,
+        city,
+        country,
+        notes,
+        identities: _,
+        created_at: _,
+        updated_at: _,
+        confirmed_at: _,
+        last_activity_at: _,
+        deleted_at: _,
+        conversation_count: _,
+        merged_into_user_id: _,
+        etag: _,
+    } = message;
+    vec![
+        (UserField::ExternalId, external_id),
+        (UserField::Email, email),
+        (UserField::Name, name),
+        (UserField::AvatarUrl, avatar_url),
+        (UserField::CustomerId, customer_id),
+        (UserField::Title, title),
+        (UserField::FirstName, first_name),
+        (UserField::LastName, last_name),
+        (UserField::Phone, phone),
+        (UserField::Mobile, mobile),
+        (UserField::Fax, fax),
+        (UserField::Street, street),
+        (UserField::Zip, zip),
+        (UserField::City, city),
+        (UserField::Country, country),
+        (UserField::Notes, notes),
+    ]
+}
+
+/// Values named by an update mask; unknown or read-only paths are violations.
+pub fn masked_user_values(message: pb::User, paths: &[String]) -> Result<UserValues, DirectoryError> {
+    if paths.is_empty() {
+        return Err(DirectoryError::invalid("update_mask", "is required: name the fields to change, e.g. \"name,phone\""));
+    }
+    let mut wanted = Vec::new();
+    let mut violations = Vec::new();
+    for path in paths {
+        let path = path.strip_prefix("user.").unwrap_or(path);
+        match UserField::parse(path) {
+            Some(field) => wanted.push(field),
+            None => violations.push(FieldViolation::new(
+                "update_mask",
+                format!("'{path}' cannot be updated; updatable fields: {}", UserField::ALL.map(UserField::name).join(", ")),
+            )),
+        }
+    }
+    if !violations.is_empty() {
+        return Err(DirectoryError::Invalid(violations));
+    }
+    let given = user_values(message).into_iter().filter(|(field, _)| wanted.contains(field));
+    Ok(UserValues::check("user.", given, true)?)
+}
+
+pub fn customer_status_to_pb(status: &str) -> pb::CustomerStatus {
+    match CustomerStatus::parse(status) {
+        Some(CustomerStatus::Active) => pb::CustomerStatus::Active,
+        Some(CustomerStatus::Inactive) => pb::CustomerStatus::Inactive,
+        Some(CustomerStatus::InactiveTemporarily) => pb::CustomerStatus::InactiveTemporarily,
+        None => pb::CustomerStatus::Unspecified,
+    }
+}
+
+pub fn customer_status(field: &str, value: i32) -> Result<CustomerStatus, FieldViolation> {
+    match pb::CustomerStatus::try_from(value) {
+        Ok(pb::CustomerStatus::Active) => Ok(CustomerStatus::Active),
+        Ok(pb::CustomerStatus::Inactive) => Ok(CustomerStatus::Inactive),
+        Ok(pb::CustomerStatus::InactiveTemporarily) => Ok(CustomerStatus::InactiveTemporarily),
+        Ok(pb::CustomerStatus::Unspecified) => Err(FieldViolation::new(field, "is required")),
+        Err(_) => Err(FieldViolation::new(field, format!("{value} is not a CustomerStatus"))),
+    }
+}
+
+pub fn customer(model: customer::Model) -> pb::Customer {
+    pb::Customer {
+        customer_id: model.customer_id,
+        workspace_id: model.workspace_id,
+        name: model.name,
+        status: customer_status_to_pb(&model.status) as i32,
+        domains: serde_json::from_str(&model.domains).unwrap_or_default(),
+        notes: model.notes,
+        created_at: Some(timestamp(model.created_at)),
+        updated_at: Some(timestamp(model.updated_at)),
+        etag: etag(model.version),
+    }
+}
+
+pub fn chat_access_to_pb(access: &str) -> pb::ChatAccess {
+    match ChatAccess::parse(access) {
+        Some(ChatAccess::Anyone) => pb::ChatAccess::Anyone,
+        Some(ChatAccess::Identified) => pb::ChatAccess::Identified,
+        Some(ChatAccess::Confirmed) => pb::ChatAccess::Confirmed,
+        None => pb::ChatAccess::Unspecified,
+    }
+}
+
+pub fn chat_access(field: &str, value: i32) -> Result<ChatAccess, FieldViolation> {
+    match pb::ChatAccess::try_from(value) {
+        Ok(pb::ChatAccess::Anyone | pb::ChatAccess::Unspecified) => Ok(ChatAccess::Anyone),
+        Ok(pb::ChatAccess::Identified) => Ok(ChatAccess::Identified),
+        Ok(pb::ChatAccess::Confirmed) => Ok(ChatAccess::Confirmed),
+        Err(_) => Err(FieldViolation::new(field, format!("{value} is not a ChatAccess"))),
+    }
+}
+
+pub fn settings(model: workspace_settings::Model) -> pb::WorkspaceSettings {
+    let keys = crate::service::settings_widget_keys(&model);
+    pb::WorkspaceSettings {
+        workspace_id: model.workspace_id,
+        chat_access: chat_access_to_pb(&model.chat_access) as i32,
+        require_customer: model.require_customer,
+        widget_keys: keys
+            .into_iter()
+            .map(|key| pb::WidgetKey { kid: key.kid, algorithm: key.algorithm, public_key_pem: key.public_key_pem })
+            .collect(),
+        widget_secret_set: model.widget_secret.is_some(),
+        widget_secret_grace_seconds: model.widget_secret_grace_seconds,
+        updated_at: optional_timestamp(Some(model.updated_at)),
+        etag: etag(model.version),
+    }
+}

@@ -1,0 +1,140 @@
+//! ImportUsers: a client stream of CSV bytes parsed on a blocking thread and written by the
+//! service in batches. Memory stays flat: the parser pulls one gRPC message at a time (so
+//! HTTP/2 flow control slows a fast client down) and hands rows over a bounded channel.
+
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+
+use roster_proto::directory::v1 as pb;
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::authz::END_USERS_WRITE;
+use super::{caller, workspace};
+use crate::error::DirectoryError;
+use crate::import::csv_rows::CsvRows;
+use crate::service::{Directory, ImportCounts, ImportOptions, ImportRow};
+
+/// Rows in flight between the parser and the writer.
+const ROW_CHANNEL: usize = 2048;
+
+/// Reads the CSV bytes straight out of the gRPC stream, from a blocking thread.
+struct StreamReader {
+    stream: Streaming<pb::ImportUsersRequest>,
+    runtime: Handle,
+    chunk: Vec<u8>,
+    offset: usize,
+    failure: Arc<Mutex<Option<Status>>>,
+}
+
+impl StreamReader {
+    fn fail(&self, status: Status) -> std::io::Error {
+        let message = status.message().to_owned();
+        if let Ok(mut slot) = self.failure.lock() {
+            *slot = Some(status);
+        }
+        std::io::Error::other(message)
+    }
+}
+
+impl Read for StreamReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.offset == self.chunk.len() {
+            match self.runtime.block_on(self.stream.message()) {
+                Ok(Some(pb::ImportUsersRequest { part: Some(pb::import_users_request::Part::Chunk(chunk)) })) => {
+                    self.chunk = chunk;
+                    self.offset = 0;
+                }
+                Ok(Some(pb::ImportUsersRequest { part: Some(pb::import_users_request::Part::Header(_)) })) => {
+                    return Err(self.fail(Status::invalid_argument("the header may be sent only once, as the first message")));
+                }
+                Ok(Some(pb::ImportUsersRequest { part: None })) => {}
+                Ok(None) => return Ok(0),
+                Err(status) => return Err(self.fail(status)),
+            }
+        }
+        let n = out.len().min(self.chunk.len() - self.offset);
+        out[..n].copy_from_slice(&self.chunk[self.offset..self.offset + n]);
+        self.offset += n;
+        Ok(n)
+    }
+}
+
+fn response(counts: ImportCounts, dry_run: bool) -> pb::ImportUsersResponse {
+    let ImportCounts { created, updated, undeleted, unchanged, failed, customers_created, failures, stopped } = counts;
+    pb::ImportUsersResponse {
+        created,
+        updated,
+        undeleted,
+        unchanged,
+        failed,
+        customers_created,
+        failures: failures.into_iter().map(|(row, reason)| pb::ImportRowFailure { row: i64::try_from(row).unwrap_or(i64::MAX), reason }).collect(),
+        stopped,
+        dry_run,
+    }
+}
+
+pub async fn import_users(
+    directory: &Directory,
+    request: Request<Streaming<pb::ImportUsersRequest>>,
+) -> Result<Response<pb::ImportUsersResponse>, Status> {
+    let (principal, actor) = caller(&request)?;
+    let mut stream = request.into_inner();
+    let header = match stream.message().await? {
+        Some(pb::ImportUsersRequest { part: Some(pb::import_users_request::Part::Header(header)) }) => header,
+        Some(_) => return Err(DirectoryError::invalid("header", "the first message must carry the header (workspace and options)").into()),
+        None => return Err(DirectoryError::invalid("header", "the stream is empty; send the header, then the file in chunks").into()),
+    };
+    let pb::ImportUsersHeader { workspace_id, dry_run, on_error } = header;
+    let workspace_id = workspace(&principal, &workspace_id, END_USERS_WRITE)?;
+    let stop_on_error = match pb::ImportErrorMode::try_from(on_error) {
+        Ok(pb::ImportErrorMode::Unspecified | pb::ImportErrorMode::SkipRow) => false,
+        Ok(pb::ImportErrorMode::Stop) => true,
+        Err(_) => return Err(DirectoryError::invalid("header.on_error", format!("{on_error} is not an ImportErrorMode")).into()),
+    };
+
+    let failure = Arc::new(Mutex::new(None));
+    let reader = StreamReader { stream, runtime: Handle::current(), chunk: Vec::new(), offset: 0, failure: failure.clone() };
+    let (rows_tx, mut rows_rx) = mpsc::channel(ROW_CHANNEL);
+    let parser = tokio::task::spawn_blocking(move || {
+        let rows = CsvRows::new(reader)?;
+        for item in rows {
+            let row = match item {
+                Ok(row) => ImportRow::Row { line: row.line, record: row.record },
+                Err(failure) => ImportRow::Failed { line: failure.line, reason: failure.reason },
+            };
+            // The writer hung up: it stopped at a bad row or failed.
+            if rows_tx.blocking_send(row).is_err() {
+                break;
+            }
+        }
+        Ok::<(), crate::import::csv_rows::HeaderError>(())
+    });
+
+    let options = ImportOptions { dry_run, stop_on_error };
+    let imported = directory.import_rows(&actor, &workspace_id, options, &mut rows_rx).await;
+    drop(rows_rx);
+    let parsed = parser.await.map_err(|error| Status::from(DirectoryError::Internal(format!("CSV parser thread: {error}"))))?;
+    if let Ok(mut slot) = failure.lock()
+        && let Some(status) = slot.take()
+    {
+        return Err(status);
+    }
+    if let Err(header_error) = parsed {
+        return Err(DirectoryError::invalid("chunk", format!("CSV header: {header_error}")).into());
+    }
+    let counts = imported?;
+    tracing::info!(
+        workspace_id = %workspace_id,
+        created = counts.created,
+        updated = counts.updated,
+        undeleted = counts.undeleted,
+        unchanged = counts.unchanged,
+        failed = counts.failed,
+        dry_run,
+        "import finished"
+    );
+    Ok(Response::new(response(counts, dry_run)))
+}

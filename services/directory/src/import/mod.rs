@@ -1,0 +1,3 @@
+//! Parsing of uploaded user files.
+
+pub mod csv_rows;

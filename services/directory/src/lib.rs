@@ -1,0 +1,19 @@
+//! The directory service: a vendor's customers (client organizations) and their end-users.
+//!
+//! Layers, outermost first: `api` (gRPC handlers, the only protobuf-aware code), `service`
+//! (operations, transactions, audit events), `domain` (types and rules), `store` (SeaORM
+//! queries), `entity` and `migration` (the schema this service owns).
+
+pub mod api;
+pub mod domain;
+pub mod entity;
+pub mod error;
+pub mod import;
+pub mod migration;
+pub mod service;
+pub mod settings;
+pub mod startup;
+pub mod store;
+
+pub use settings::DirectorySettings;
+pub use startup::{Application, prepare_database};

@@ -1,0 +1,153 @@
+//! The directory's operations: each one validates against stored state, writes in one
+//! transaction, and appends its audit events to the outbox in that same transaction.
+
+mod customers;
+mod import;
+mod settings;
+mod upsert;
+mod users;
+
+use std::sync::Arc;
+
+use roster_db::outbox::{AuditEvent, FieldChange};
+use roster_db::{Db, DbError};
+use uuid::Uuid;
+
+use crate::domain::Clock;
+use crate::error::{DirectoryError, Result};
+
+pub use customers::{CustomerPatch, NewCustomer};
+pub use import::{ImportCounts, ImportOptions, ImportRow};
+pub use settings::{ChatAccessDecision, MAX_WIDGET_GRACE_SECONDS, SettingsPatch, StoredWidgetKey, widget_keys as settings_widget_keys};
+pub use upsert::{UpsertInput, UpsertOutcome, UpsertResult};
+pub use users::{Lookup, UserView};
+
+/// Who asked, and the request's context; recorded on every audit event.
+#[derive(Clone, Debug, Default)]
+pub struct Actor {
+    pub kind: String,
+    pub id: String,
+    pub request_id: String,
+    pub trace_id: Option<String>,
+    pub peer_ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Directory {
+    db: Db,
+    clock: Arc<dyn Clock>,
+}
+
+/// Optimistic-concurrency races and concurrent inserts of the same new user are retried a
+/// few times before the caller sees ABORTED.
+const MAX_ATTEMPTS: u32 = 5;
+
+fn is_retryable(error: &DirectoryError, retry_unique: bool) -> bool {
+    match error {
+        DirectoryError::Database(DbError::Conflict) => true,
+        DirectoryError::Database(DbError::UniqueViolation { .. }) => retry_unique,
+        _ => false,
+    }
+}
+
+/// Runs `$body` in a write transaction, commits on success, rolls back on error, and
+/// retries transient conflicts. A macro rather than a closure-taking function because the
+/// body borrows the transaction across awaits.
+macro_rules! in_write_txn {
+    ($directory:expr, retry_unique = $retry_unique:expr, |$txn:ident| $body:expr) => {{
+        let mut attempt = 1u32;
+        loop {
+            let $txn = $directory.db.begin_write().await?;
+            let outcome: $crate::error::Result<_> = async { $body }.await;
+            match outcome {
+                Ok(value) => {
+                    $txn.commit().await?;
+                    break Ok(value);
+                }
+                Err(error) => {
+                    if let Err(rollback) = $txn.rollback().await {
+                        tracing::warn!(error = %rollback, "rollback failed");
+                    }
+                    if attempt < $crate::service::MAX_ATTEMPTS && $crate::service::is_retryable(&error, $retry_unique) {
+                        attempt += 1;
+                        continue;
+                    }
+                    break Err(match error {
+                        $crate::error::DirectoryError::Database(roster_db::DbError::Conflict) => {
+                            $crate::error::DirectoryError::Aborted(
+                                "concurrent changes kept conflicting with this one; retry".into(),
+                            )
+                        }
+                        other => other,
+                    });
+                }
+            }
+        }
+    }};
+}
+pub(crate) use in_write_txn;
+
+impl Directory {
+    pub fn new(db: Db, clock: Arc<dyn Clock>) -> Self {
+        Self { db, clock }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    fn now_us(&self) -> i64 {
+        self.clock.now_us()
+    }
+
+    fn event(
+        &self,
+        actor: &Actor,
+        workspace_id: &str,
+        action: &str,
+        target: (&str, String),
+        changes: Vec<FieldChange>,
+    ) -> AuditEvent {
+        AuditEvent {
+            event_id: Uuid::now_v7(),
+            workspace_id: workspace_id.to_owned(),
+            occurred_at_us: self.now_us(),
+            actor_kind: actor.kind.clone(),
+            actor_id: actor.id.clone(),
+            action: action.to_owned(),
+            target_type: target.0.to_owned(),
+            target_id: target.1,
+            changes,
+            request_id: actor.request_id.clone(),
+            trace_id: actor.trace_id.clone(),
+            peer_ip: actor.peer_ip.clone(),
+            user_agent: actor.user_agent.clone(),
+            outcome: "success".to_owned(),
+        }
+    }
+}
+
+/// Etags are the row version in quotes, as HTTP writes them.
+pub fn etag(version: i64) -> String {
+    format!("\"{version}\"")
+}
+
+/// An empty etag means "no precondition".
+pub fn parse_etag(field: &str, etag: &str) -> Result<Option<i64>> {
+    if etag.is_empty() {
+        return Ok(None);
+    }
+    etag.trim_start_matches("W/")
+        .trim_matches('"')
+        .parse::<i64>()
+        .map(Some)
+        .map_err(|_| DirectoryError::invalid(field, format!("'{etag}' is not an etag this service returned")))
+}
+
+fn check_etag(expected: Option<i64>, version: i64) -> Result<()> {
+    match expected {
+        Some(expected) if expected != version => Err(DirectoryError::stale_etag()),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,530 @@
+use rand::Rng;
+use roster_db::outbox;
+use sea_orm::ConnectionTrait;
+use uuid::Uuid;
+
+use super::{Actor, Directory, check_etag, in_write_txn};
+use crate::domain::changes::user_changes;
+use crate::domain::filter::UserFilter;
+use crate::domain::paging::{Cursor, UserOrder, query_fingerprint};
+use crate::domain::user_fields::{UserValues, refresh_derived};
+use crate::domain::{ChatAccess, IdentitySource, UserField, UserStatus};
+use crate::entity::{end_user, end_user_identity};
+use crate::error::{DirectoryError, Result};
+use crate::store;
+use crate::store::search::{UserQuery, cursor_after};
+
+/// A user with its identities, as the API returns it.
+#[derive(Clone, Debug)]
+pub struct UserView {
+    pub user: end_user::Model,
+    pub identities: Vec<end_user_identity::Model>,
+}
+
+#[derive(Clone, Debug)]
+pub enum Lookup {
+    ExternalId(String),
+    Email(String),
+    Identity(IdentitySource, String),
+}
+
+fn status_of(user: &end_user::Model) -> Result<UserStatus> {
+    UserStatus::parse(&user.status)
+        .ok_or_else(|| DirectoryError::Internal(format!("end-user {} has unknown status '{}'", user.user_id, user.status)))
+}
+
+pub(super) fn blank_user(workspace_id: &str, user_id: Uuid, status: UserStatus, now: i64) -> end_user::Model {
+    let mut user = end_user::Model {
+        workspace_id: workspace_id.to_owned(),
+        user_id,
+        external_id: String::new(),
+        email: String::new(),
+        email_key: String::new(),
+        name: String::new(),
+        avatar_url: String::new(),
+        customer_id: String::new(),
+        status: status.as_str().to_owned(),
+        restore_status: None,
+        title: String::new(),
+        first_name: String::new(),
+        last_name: String::new(),
+        phone: String::new(),
+        mobile: String::new(),
+        fax: String::new(),
+        street: String::new(),
+        zip: String::new(),
+        city: String::new(),
+        country: String::new(),
+        notes: String::new(),
+        search_text: String::new(),
+        created_at: now,
+        updated_at: now,
+        confirmed_at: None,
+        last_activity_at: 0,
+        deleted_at: None,
+        conversation_count: 0,
+        merged_into: None,
+        version: 1,
+    };
+    refresh_derived(&mut user);
+    user
+}
+
+impl Directory {
+    pub(super) async fn view<C: ConnectionTrait>(&self, conn: &C, user: end_user::Model) -> Result<UserView> {
+        let mut identities = store::identities::of_users(conn, &user.workspace_id, &[user.user_id]).await?;
+        let identities = identities.remove(&user.user_id).unwrap_or_default();
+        Ok(UserView { user, identities })
+    }
+
+    pub async fn get_user(&self, workspace_id: &str, user_id: Uuid) -> Result<UserView> {
+        let conn = self.db.conn();
+        let user = store::users::require(conn, workspace_id, user_id).await?;
+        self.view(conn, user).await
+    }
+
+    pub async fn lookup_user(&self, workspace_id: &str, lookup: &Lookup) -> Result<UserView> {
+        let conn = self.db.conn();
+        let found = match lookup {
+            Lookup::ExternalId(external_id) => store::users::find_by_external_id(conn, workspace_id, external_id).await?,
+            Lookup::Email(email) => store::users::find_by_email(conn, workspace_id, email).await?,
+            Lookup::Identity(source, key) => match store::identities::owner(conn, workspace_id, *source, key).await? {
+                Some(user_id) => store::users::get(conn, workspace_id, user_id).await?,
+                None => None,
+            },
+        };
+        let user = found.ok_or_else(|| DirectoryError::NotFound("no end-user in this workspace matches that key".into()))?;
+        self.view(conn, user).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn list_users(
+        &self,
+        workspace_id: &str,
+        filter_text: &str,
+        filter: &UserFilter,
+        order_text: &str,
+        order: UserOrder,
+        show_deleted: bool,
+        page_size: u64,
+        page_token: &str,
+    ) -> Result<(Vec<UserView>, String)> {
+        let show = if show_deleted { "all" } else { "live" };
+        let fingerprint = query_fingerprint(&["users", filter_text, order_text, show]);
+        let cursor = Cursor::decode(page_token, &fingerprint)?;
+        let conn = self.db.conn();
+        let query = UserQuery { workspace_id, filter, order, show_deleted, cursor: cursor.as_ref(), limit: page_size + 1 };
+        let mut users = store::search::list_users(conn, &query).await?;
+        let next = if users.len() as u64 > page_size {
+            users.truncate(page_size as usize);
+            users.last().map(|last| cursor_after(last, order, fingerprint).encode()).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let ids: Vec<Uuid> = users.iter().map(|user| user.user_id).collect();
+        let mut identities = store::identities::of_users(conn, workspace_id, &ids).await?;
+        let views = users
+            .into_iter()
+            .map(|user| {
+                let identities = identities.remove(&user.user_id).unwrap_or_default();
+                UserView { user, identities }
+            })
+            .collect();
+        Ok((views, next))
+    }
+
+    pub async fn create_user(
+        &self,
+        actor: &Actor,
+        workspace_id: &str,
+        values: UserValues,
+        status: UserStatus,
+        request_id: Option<String>,
+    ) -> Result<UserView> {
+        in_write_txn!(self, retry_unique = false, |txn| {
+            let conn = &*txn;
+            if let Some(request_id) = &request_id
+                && let Some(user_id) = store::users::find_create_request(conn, workspace_id, request_id).await?
+            {
+                let user = store::users::require(conn, workspace_id, user_id).await?;
+                return self.view(conn, user).await;
+            }
+            let settings = self.settings_or_default(conn, workspace_id).await?;
+            let mut events = Vec::new();
+            let now = self.now_us();
+            let mut user = blank_user(workspace_id, Uuid::now_v7(), status, now);
+            values.apply(&mut user);
+            if user.external_id.is_empty() && user.email.is_empty() {
+                return Err(DirectoryError::invalid("user", "external_id or email is required"));
+            }
+            if status == UserStatus::Active {
+                user.confirmed_at = Some(now);
+            }
+            self.check_customer_rule(conn, &settings, &user).await?;
+            store::users::ensure_unique_keys(conn, &user).await?;
+            store::users::insert(conn, &user).await?;
+            if let Some(request_id) = &request_id {
+                store::users::record_create_request(conn, workspace_id, request_id, user.user_id, now).await?;
+            }
+            events.push(self.event(actor, workspace_id, "end_user.created", ("end_user", user.user_id.to_string()), user_changes(None, &user)));
+            outbox::append(conn, &events).await?;
+            Ok(UserView { user, identities: Vec::new() })
+        })
+    }
+
+    /// Enforces "every end-user belongs to a customer" when the workspace asks for it, and
+    /// that a named customer exists (only import paths create customers on the fly).
+    pub(super) async fn check_customer_rule<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        settings: &crate::entity::workspace_settings::Model,
+        user: &end_user::Model,
+    ) -> Result<()> {
+        if user.customer_id.is_empty() {
+            if settings.require_customer && user.status != UserStatus::Guest.as_str() {
+                return Err(DirectoryError::FailedPrecondition(
+                    "this workspace requires every end-user to belong to a customer; set customer_id".into(),
+                ));
+            }
+            return Ok(());
+        }
+        if store::customers::get(conn, &user.workspace_id, &user.customer_id).await?.is_none() {
+            return Err(DirectoryError::FailedPrecondition(format!(
+                "customer '{}' does not exist in this workspace; create it first",
+                user.customer_id
+            )));
+        }
+        Ok(())
+    }
+
+    /// Reads a user, applies `change`, and writes it with its audit event, all in one
+    /// transaction. `change` may refuse with an error (wrong state for the call).
+    pub(super) async fn change_user(
+        &self,
+        actor: &Actor,
+        workspace_id: &str,
+        user_id: Uuid,
+        expected_version: Option<i64>,
+        action: &str,
+        change: impl Fn(&mut end_user::Model, i64) -> Result<()>,
+    ) -> Result<UserView> {
+        in_write_txn!(self, retry_unique = false, |txn| {
+            let conn = &*txn;
+            let before = store::users::require(conn, workspace_id, user_id).await?;
+            check_etag(expected_version, before.version)?;
+            let now = self.now_us();
+            let mut after = before.clone();
+            change(&mut after, now)?;
+            if after == before {
+                return self.view(conn, before).await;
+            }
+            after.version += 1;
+            after.updated_at = now;
+            let mut events = Vec::new();
+            if after.customer_id != before.customer_id {
+                let settings = self.settings_or_default(conn, workspace_id).await?;
+                self.check_customer_rule(conn, &settings, &after).await?;
+            }
+            store::users::ensure_unique_keys(conn, &after).await?;
+            if !store::users::update(conn, &before, &after).await? {
+                return Err(DirectoryError::Database(roster_db::DbError::Conflict));
+            }
+            events.push(self.event(actor, workspace_id, action, ("end_user", user_id.to_string()), user_changes(Some(&before), &after)));
+            outbox::append(conn, &events).await?;
+            self.view(conn, after).await
+        })
+    }
+
+    pub async fn update_user(
+        &self,
+        actor: &Actor,
+        workspace_id: &str,
+        user_id: Uuid,
+        expected_version: Option<i64>,
+        values: UserValues,
+    ) -> Result<UserView> {
+        self.change_user(actor, workspace_id, user_id, expected_version, "end_user.updated", |user, _| {
+            let status = status_of(user)?;
+            if status.is_retired() {
+                return Err(DirectoryError::FailedPrecondition(format!("end-user {} is {status}; it cannot be edited", user.user_id)));
+            }
+            if status == UserStatus::Guest && (values.get(UserField::Email).is_some_and(|e| !e.is_empty())) {
+                return Err(DirectoryError::FailedPrecondition("guests get an e-mail through IdentifyGuest".into()));
+            }
+            let old_email = user.email_key.clone();
+            values.apply(user);
+            if user.external_id.is_empty() && user.email.is_empty() && status != UserStatus::Guest {
+                return Err(DirectoryError::invalid("update_mask", "an end-user needs an external_id or an email; both would be empty"));
+            }
+            // A new address has not been confirmed by anyone.
+            if user.email_key != old_email && status == UserStatus::Active && !user.email.is_empty() {
+                user.status = UserStatus::Unconfirmed.as_str().to_owned();
+                user.confirmed_at = None;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn deactivate_user(&self, actor: &Actor, workspace_id: &str, user_id: Uuid, expected_version: Option<i64>) -> Result<UserView> {
+        self.change_user(actor, workspace_id, user_id, expected_version, "end_user.deactivated", |user, _| {
+            match status_of(user)? {
+                UserStatus::Deactivated => Ok(()),
+                status if status.is_retired() => {
+                    Err(DirectoryError::FailedPrecondition(format!("end-user {} is {status}; it cannot be deactivated", user.user_id)))
+                }
+                status => {
+                    user.restore_status = Some(status.as_str().to_owned());
+                    user.status = UserStatus::Deactivated.as_str().to_owned();
+                    Ok(())
+                }
+            }
+        })
+        .await
+    }
+
+    pub async fn reactivate_user(&self, actor: &Actor, workspace_id: &str, user_id: Uuid, expected_version: Option<i64>) -> Result<UserView> {
+        self.change_user(actor, workspace_id, user_id, expected_version, "end_user.reactivated", |user, _| {
+            match status_of(user)? {
+                UserStatus::Deactivated => {
+                    let back = user.restore_status.take().unwrap_or_else(|| UserStatus::Active.as_str().to_owned());
+                    user.status = back;
+                    Ok(())
+                }
+                status if status.is_retired() => {
+                    Err(DirectoryError::FailedPrecondition(format!("end-user {} is {status}; use UndeleteUser for deleted users", user.user_id)))
+                }
+                _ => Ok(()),
+            }
+        })
+        .await
+    }
+
+    pub async fn delete_user(&self, actor: &Actor, workspace_id: &str, user_id: Uuid, expected_version: Option<i64>) -> Result<UserView> {
+        self.change_user(actor, workspace_id, user_id, expected_version, "end_user.deleted", |user, now| {
+            match status_of(user)? {
+                UserStatus::Deleted => Ok(()),
+                status @ (UserStatus::Merged | UserStatus::Erased) => {
+                    Err(DirectoryError::FailedPrecondition(format!("end-user {} is {status}; it cannot be deleted", user.user_id)))
+                }
+                status => {
+                    user.restore_status = Some(status.as_str().to_owned());
+                    user.status = UserStatus::Deleted.as_str().to_owned();
+                    user.deleted_at = Some(now);
+                    Ok(())
+                }
+            }
+        })
+        .await
+    }
+
+    pub async fn undelete_user(&self, actor: &Actor, workspace_id: &str, user_id: Uuid) -> Result<UserView> {
+        self.change_user(actor, workspace_id, user_id, None, "end_user.undeleted", |user, _| match status_of(user)? {
+            UserStatus::Deleted => {
+                undelete(user);
+                Ok(())
+            }
+            status => Err(DirectoryError::FailedPrecondition(format!("end-user {} is {status}, not deleted", user.user_id))),
+        })
+        .await
+    }
+
+    pub async fn confirm_user_email(&self, actor: &Actor, workspace_id: &str, user_id: Uuid) -> Result<UserView> {
+        self.change_user(actor, workspace_id, user_id, None, "end_user.email_confirmed", |user, now| {
+            match status_of(user)? {
+                UserStatus::Unconfirmed => {
+                    user.status = UserStatus::Active.as_str().to_owned();
+                    user.confirmed_at = Some(now);
+                    Ok(())
+                }
+                UserStatus::Active => Ok(()),
+                status => Err(DirectoryError::FailedPrecondition(format!(
+                    "end-user {} is {status}; only unconfirmed users can confirm an e-mail",
+                    user.user_id
+                ))),
+            }
+        })
+        .await
+    }
+
+    pub async fn record_activity(
+        &self,
+        actor: &Actor,
+        workspace_id: &str,
+        user_id: Uuid,
+        occurred_at_us: Option<i64>,
+        conversations: i64,
+    ) -> Result<UserView> {
+        in_write_txn!(self, retry_unique = false, |txn| {
+            let conn = &*txn;
+            let before = store::users::require(conn, workspace_id, user_id).await?;
+            let status = status_of(&before)?;
+            if status.is_retired() {
+                return Err(DirectoryError::FailedPrecondition(format!("end-user {user_id} is {status}; activity cannot be recorded")));
+            }
+            let now = self.now_us();
+            let at = occurred_at_us.unwrap_or(now);
+            store::users::add_activity(conn, workspace_id, user_id, at, conversations, now).await?;
+            let after = store::users::require(conn, workspace_id, user_id).await?;
+            let event = self.event(actor, workspace_id, "end_user.activity_recorded", ("end_user", user_id.to_string()), user_changes(Some(&before), &after));
+            outbox::append(conn, &[event]).await?;
+            self.view(conn, after).await
+        })
+    }
+
+    pub async fn create_guest(&self, actor: &Actor, workspace_id: &str, name: String) -> Result<UserView> {
+        in_write_txn!(self, retry_unique = true, |txn| {
+            let conn = &*txn;
+            let settings = self.settings_or_default(conn, workspace_id).await?;
+            if ChatAccess::parse(&settings.chat_access) != Some(ChatAccess::Anyone) {
+                return Err(DirectoryError::FailedPrecondition(
+                    "this workspace does not admit guests (chat access is not ANYONE)".into(),
+                ));
+            }
+            let now = self.now_us();
+            let mut user = blank_user(workspace_id, Uuid::now_v7(), UserStatus::Guest, now);
+            // Nine random digits, as the chatbot shows guests; a collision hits the unique
+            // index and the transaction is retried with new digits.
+            let digits: u32 = rand::rng().random_range(100_000_000..1_000_000_000);
+            user.external_id = format!("g-{digits}");
+            user.name = name.clone();
+            refresh_derived(&mut user);
+            store::users::insert(conn, &user).await?;
+            let event = self.event(actor, workspace_id, "end_user.guest_created", ("end_user", user.user_id.to_string()), user_changes(None, &user));
+            outbox::append(conn, &[event]).await?;
+            Ok(UserView { user, identities: Vec::new() })
+        })
+    }
+
+    pub async fn identify_guest(
+        &self,
+        actor: &Actor,
+        workspace_id: &str,
+        user_id: Uuid,
+        values: UserValues,
+        email_verified: bool,
+    ) -> Result<UserView> {
+        self.change_user(actor, workspace_id, user_id, None, "end_user.identified", |user, now| {
+            let status = status_of(user)?;
+            if status != UserStatus::Guest {
+                return Err(DirectoryError::FailedPrecondition(format!("end-user {user_id} is {status}, not a guest")));
+            }
+            values.apply(user);
+            if user.external_id.starts_with("g-") && values.get(UserField::ExternalId).is_none() {
+                user.external_id.clear();
+                if user.email.is_empty() {
+                    return Err(DirectoryError::invalid("external_id", "external_id or email is required to identify a guest"));
+                }
+                refresh_derived(user);
+            }
+            if email_verified && !user.email.is_empty() {
+                user.status = UserStatus::Active.as_str().to_owned();
+                user.confirmed_at = Some(now);
+            } else {
+                user.status = UserStatus::Unconfirmed.as_str().to_owned();
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn erase_user(&self, actor: &Actor, workspace_id: &str, user_id: Uuid) -> Result<UserView> {
+        in_write_txn!(self, retry_unique = false, |txn| {
+            let conn = &*txn;
+            let before = store::users::require(conn, workspace_id, user_id).await?;
+            let now = self.now_us();
+            let mut after = blank_user(workspace_id, user_id, UserStatus::Erased, before.created_at);
+            after.updated_at = now;
+            after.deleted_at = Some(now);
+            after.version = before.version + 1;
+            if before == after {
+                return self.view(conn, before).await;
+            }
+            store::identities::delete_all(conn, workspace_id, user_id).await?;
+            if !store::users::update(conn, &before, &after).await? {
+                return Err(DirectoryError::Database(roster_db::DbError::Conflict));
+            }
+            // The event names the fields that were scrubbed but never their values: an audit
+            // trail must not keep what erasure removed.
+            let scrubbed = user_changes(Some(&before), &after)
+                .into_iter()
+                .map(|change| outbox::FieldChange { field: change.field, before: None, after: None })
+                .collect();
+            let event = self.event(actor, workspace_id, "end_user.erased", ("end_user", user_id.to_string()), scrubbed);
+            outbox::append(conn, &[event]).await?;
+            Ok(UserView { user: after, identities: Vec::new() })
+        })
+    }
+
+    pub async fn merge_users(&self, actor: &Actor, workspace_id: &str, source_id: Uuid, target_id: Uuid) -> Result<(UserView, UserView)> {
+        if source_id == target_id {
+            return Err(DirectoryError::invalid("target_user_id", "must differ from source_user_id"));
+        }
+        in_write_txn!(self, retry_unique = false, |txn| {
+            let conn = &*txn;
+            let source_before = store::users::require(conn, workspace_id, source_id).await?;
+            let target_before = store::users::require(conn, workspace_id, target_id).await?;
+            for (role, user) in [("source", &source_before), ("target", &target_before)] {
+                let status = status_of(user)?;
+                if status.is_retired() {
+                    return Err(DirectoryError::FailedPrecondition(format!("the {role} end-user {} is {status}; it cannot be merged", user.user_id)));
+                }
+            }
+            let now = self.now_us();
+            let mut target = target_before.clone();
+            target.conversation_count += source_before.conversation_count;
+            target.last_activity_at = target.last_activity_at.max(source_before.last_activity_at);
+            target.created_at = target.created_at.min(source_before.created_at);
+            // The target keeps its own values; the source fills only the gaps.
+            for field in UserField::ALL {
+                if field.get(&target).is_empty() && field != UserField::ExternalId && field != UserField::Email {
+                    field.set(&mut target, field.get(&source_before).to_owned());
+                }
+            }
+            target.version += 1;
+            target.updated_at = now;
+
+            let mut source = source_before.clone();
+            source.restore_status = None;
+            source.status = UserStatus::Merged.as_str().to_owned();
+            source.merged_into = Some(target_id);
+            source.version += 1;
+            source.updated_at = now;
+            // The source's keys may now be given to the target without a unique clash.
+            if !store::users::update(conn, &source_before, &source).await? {
+                return Err(DirectoryError::Database(roster_db::DbError::Conflict));
+            }
+            if target.email.is_empty() && !source_before.email.is_empty() {
+                UserField::Email.set(&mut target, source_before.email.clone());
+            }
+            if target.external_id.is_empty() && !source_before.external_id.is_empty() {
+                UserField::ExternalId.set(&mut target, source_before.external_id.clone());
+            }
+            if !store::users::update(conn, &target_before, &target).await? {
+                return Err(DirectoryError::Database(roster_db::DbError::Conflict));
+            }
+            let moved = store::identities::move_all(conn, workspace_id, source_id, target_id).await?;
+            let mut target_event = user_changes(Some(&target_before), &target);
+            target_event.push(outbox::FieldChange {
+                field: "merged_from_user_id".into(),
+                before: None,
+                after: Some(serde_json::json!({ "user_id": source_id.to_string(), "identities_moved": moved })),
+            });
+            let events = [
+                self.event(actor, workspace_id, "end_user.merged", ("end_user", source_id.to_string()), user_changes(Some(&source_before), &source)),
+                self.event(actor, workspace_id, "end_user.merge_received", ("end_user", target_id.to_string()), target_event),
+            ];
+            outbox::append(conn, &events).await?;
+            let target = self.view(conn, target).await?;
+            let source = self.view(conn, source).await?;
+            Ok((target, source))
+        })
+    }
+}
+
+/// Back to the status the user had before deletion.
+pub(super) fn undelete(user: &mut end_user::Model) {
+    let back = user.restore_status.take().unwrap_or_else(|| UserStatus::Active.as_str().to_owned());
+    user.status = back;
+    user.deleted_at = None;
+}

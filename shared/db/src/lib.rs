@@ -1,0 +1,34 @@
+//! Database helpers shared by every Roster service, and the audit outbox.
+//!
+//! - [`DbSettings`]: pool and URL settings from `ROSTER_<SERVICE>_…` variables, validated
+//!   with messages that name the variable.
+//! - [`Db`]: a SeaORM pool over SQLite (embedded default) or PostgreSQL (production), with
+//!   [`Db::migrate`] and [`Db::begin_write`]. Every write that must be atomic goes through
+//!   `begin_write`, which on SQLite serialises writers so they never fail with
+//!   `SQLITE_BUSY`.
+//! - [`DbError`]: the only classification of database errors (unique/foreign-key
+//!   violations, retryable conflicts, unavailability). Services convert it to gRPC status
+//!   codes themselves; this crate knows nothing of tonic.
+//! - [`outbox`]: audit events written in the caller's transaction ([`outbox::append`]) for
+//!   a relay to deliver, and the [`CreateOutboxTable`] migration every service lists.
+//! - [`testing`]: a fresh SQLite file or PostgreSQL database per test.
+//!
+//! ```ignore
+//! let db = Db::connect(&DbSettings::from_env("ROSTER_DIRECTORY_", DEFAULT_URL)?).await?;
+//! db.migrate::<Migrator>().await?;
+//! let txn = db.begin_write().await?;
+//! end_user::Entity::update(model).exec(&*txn).await?;
+//! roster_db::outbox::append(&*txn, &[event]).await?;
+//! txn.commit().await?;
+//! ```
+
+pub mod db;
+pub mod error;
+pub mod outbox;
+pub mod settings;
+pub mod testing;
+
+pub use db::{Backend, Db, WriteTxn};
+pub use error::{DbError, Result};
+pub use outbox::{AuditEvent, CreateOutboxTable, FieldChange};
+pub use settings::DbSettings;

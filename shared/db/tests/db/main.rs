@@ -1,0 +1,11 @@
+//! roster-db integration tests. Each check runs on SQLite and, when
+//! `ROSTER_TEST_DATABASE_URL` is set, on PostgreSQL. One binary, so one link.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+mod connect;
+mod errors;
+mod outbox;
+mod test_databases;
+mod write_lock;
