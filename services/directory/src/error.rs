@@ -42,11 +42,16 @@ impl DirectoryError {
     }
 
     pub fn customer_not_found(customer_id: &str) -> Self {
-        DirectoryError::NotFound(format!("customer '{customer_id}' not found in this workspace"))
+        DirectoryError::NotFound(format!(
+            "customer '{customer_id}' not found in this workspace"
+        ))
     }
 
     pub fn stale_etag() -> Self {
-        DirectoryError::Aborted("the resource changed since it was read (etag mismatch); read it again and retry".into())
+        DirectoryError::Aborted(
+            "the resource changed since it was read (etag mismatch); read it again and retry"
+                .into(),
+        )
     }
 }
 
@@ -73,7 +78,10 @@ impl From<DirectoryError> for Status {
                     .join("; ");
                 let mut details = ErrorDetails::new();
                 for violation in &violations {
-                    details.add_bad_request_violation(violation.field.clone(), violation.description.clone());
+                    details.add_bad_request_violation(
+                        violation.field.clone(),
+                        violation.description.clone(),
+                    );
                 }
                 Status::with_error_details(Code::InvalidArgument, summary, details)
             }

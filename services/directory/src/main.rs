@@ -11,7 +11,11 @@ use roster_directory::{Application, DirectorySettings, prepare_database};
 use roster_runtime::telemetry::{TelemetrySettings, init_telemetry};
 
 #[derive(Parser)]
-#[command(name = "roster-directory", version, about = "Roster's directory service: customers and end-users")]
+#[command(
+    name = "roster-directory",
+    version,
+    about = "Roster's directory service: customers and end-users"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -32,8 +36,12 @@ async fn main() -> anyhow::Result<()> {
     let settings = DirectorySettings::from_env()?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => {
-            let db = roster_db::Db::connect(&settings.database).await.context("connecting to the directory database")?;
-            db.migrate::<Migrator>().await.context("running migrations")?;
+            let db = roster_db::Db::connect(&settings.database)
+                .await
+                .context("connecting to the directory database")?;
+            db.migrate::<Migrator>()
+                .await
+                .context("running migrations")?;
             tracing::info!("migrations applied");
             Ok(())
         }
@@ -43,12 +51,16 @@ async fn main() -> anyhow::Result<()> {
                 .jwks_file
                 .clone()
                 .context("ROSTER_AUTH_JWKS_FILE: required; point it at the staff service's JWKS (the `roster` binary sets up development keys itself)")?;
-            let keys = KeySet::from_jwks_file(&jwks).with_context(|| format!("ROSTER_AUTH_JWKS_FILE: reading {}", jwks.display()))?;
+            let keys = KeySet::from_jwks_file(&jwks)
+                .with_context(|| format!("ROSTER_AUTH_JWKS_FILE: reading {}", jwks.display()))?;
             let verifier = TokenVerifier::new(settings.auth.verifier.clone(), keys);
             let db = prepare_database(&settings.database).await?;
-            let app = Application::build(settings.server.clone(), db, verifier, Arc::new(SystemClock)).await?;
+            let app =
+                Application::build(settings.server.clone(), db, verifier, Arc::new(SystemClock))
+                    .await?;
             tracing::info!(address = %app.local_addr(), "directory listening");
-            app.run_until_stopped(roster_runtime::server::shutdown_signal()).await
+            app.run_until_stopped(roster_runtime::server::shutdown_signal())
+                .await
         }
     }
 }

@@ -34,10 +34,15 @@ impl AuthSettings {
         verifier.algorithm = match algorithm.as_str() {
             "EdDSA" => SigningAlgorithm::EdDSA,
             "ES256" => SigningAlgorithm::ES256,
-            other => anyhow::bail!("ROSTER_AUTH_ALGORITHM: '{other}' is not supported; use EdDSA or ES256"),
+            other => anyhow::bail!(
+                "ROSTER_AUTH_ALGORITHM: '{other}' is not supported; use EdDSA or ES256"
+            ),
         };
         let jwks_file = env_opt::<PathBuf>("ROSTER_AUTH_JWKS_FILE")?;
-        Ok(Self { jwks_file, verifier })
+        Ok(Self {
+            jwks_file,
+            verifier,
+        })
     }
 }
 
@@ -45,7 +50,8 @@ impl DirectorySettings {
     pub fn from_env() -> anyhow::Result<Self> {
         Ok(Self {
             server: ServerSettings::from_env(ENV_PREFIX, DEFAULT_PORT)?,
-            database: DbSettings::from_env(ENV_PREFIX, DEFAULT_DATABASE_URL).context("database settings")?,
+            database: DbSettings::from_env(ENV_PREFIX, DEFAULT_DATABASE_URL)
+                .context("database settings")?,
             auth: AuthSettings::from_env()?,
         })
     }

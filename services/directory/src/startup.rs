@@ -10,8 +10,8 @@ use anyhow::Context as _;
 use roster_auth::TokenVerifier;
 use roster_db::{Db, DbSettings};
 use roster_proto::directory::v1::directory_service_server::{DirectoryServiceServer, SERVICE_NAME};
-use roster_runtime::{GrpcServer, HealthHandle};
 use roster_runtime::settings::ServerSettings;
+use roster_runtime::{GrpcServer, HealthHandle};
 use sea_orm_migration::MigratorTrait;
 use tonic::service::Routes;
 
@@ -32,11 +32,17 @@ pub struct Application {
 /// Connects and brings the schema up to date (or checks it is, when migrations run as a
 /// separate job).
 pub async fn prepare_database(settings: &DbSettings) -> anyhow::Result<Db> {
-    let db = Db::connect(settings).await.context("connecting to the directory database")?;
+    let db = Db::connect(settings)
+        .await
+        .context("connecting to the directory database")?;
     if settings.migrate_on_start {
-        db.migrate::<Migrator>().await.context("running the directory's migrations")?;
+        db.migrate::<Migrator>()
+            .await
+            .context("running the directory's migrations")?;
     } else {
-        let pending = Migrator::get_pending_migrations(db.conn()).await.context("reading migration state")?;
+        let pending = Migrator::get_pending_migrations(db.conn())
+            .await
+            .context("reading migration state")?;
         if !pending.is_empty() {
             anyhow::bail!(
                 "the directory database has {} pending migration(s); run `roster-directory migrate` or set ROSTER_DIRECTORY_MIGRATE_ON_START=true",
@@ -44,19 +50,31 @@ pub async fn prepare_database(settings: &DbSettings) -> anyhow::Result<Db> {
             );
         }
     }
-    db.ping().await.context("the directory database does not answer")?;
+    db.ping()
+        .await
+        .context("the directory database does not answer")?;
     Ok(db)
 }
 
 impl Application {
-    pub async fn build(server_settings: ServerSettings, db: Db, verifier: TokenVerifier, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+    pub async fn build(
+        server_settings: ServerSettings,
+        db: Db,
+        verifier: TokenVerifier,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
         let max_message_bytes = server_settings.max_message_bytes;
-        let server = GrpcServer::bind(server_settings, &[SERVICE_NAME]).await.context("binding the directory's listen address")?;
+        let server = GrpcServer::bind(server_settings, &[SERVICE_NAME])
+            .await
+            .context("binding the directory's listen address")?;
         let api = DirectoryApi::new(Directory::new(db.clone(), clock));
         let service = DirectoryServiceServer::new(api)
             .max_decoding_message_size(max_message_bytes)
             .max_encoding_message_size(max_message_bytes);
-        let routes = Routes::new(tonic::service::interceptor::InterceptedService::new(service, verifier.interceptor()));
+        let routes = Routes::new(tonic::service::interceptor::InterceptedService::new(
+            service,
+            verifier.interceptor(),
+        ));
         Ok(Self { server, routes, db })
     }
 
@@ -74,11 +92,17 @@ impl Application {
 
     /// Serves until `shutdown` resolves. Health turns SERVING now (the database answered
     /// and the schema is current) and follows the database afterwards.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let health = self.server.health();
         health.set_serving().await;
         let watcher = tokio::spawn(watch_database(self.db.clone(), health));
-        let result = self.server.serve(self.routes, &[roster_proto::FILE_DESCRIPTOR_SET], shutdown).await;
+        let result = self
+            .server
+            .serve(self.routes, &[roster_proto::FILE_DESCRIPTOR_SET], shutdown)
+            .await;
         watcher.abort();
         self.db.close().await;
         result

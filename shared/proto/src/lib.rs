@@ -2,11 +2,18 @@
 //! serves. Only the services' `api` modules and clients depend on this crate.
 
 /// Encoded `FileDescriptorSet` of every Roster contract, for server reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/roster_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/roster_descriptor.bin"));
 
 pub mod directory {
     pub mod v1 {
-        #![allow(clippy::all, clippy::pedantic, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+        #![allow(
+            clippy::all,
+            clippy::pedantic,
+            clippy::unwrap_used,
+            clippy::expect_used,
+            clippy::panic
+        )]
         #[rustfmt::skip]
         mod generated {
             tonic::include_proto!("roster.directory.v1");

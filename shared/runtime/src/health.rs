@@ -14,6 +14,9 @@ use tonic_health::server::{HealthReporter, HealthService};
 /// The name gRPC health checking uses for the server as a whole.
 const OVERALL: &str = "";
 
+/// Path prefix of the health service's methods, which some layers treat specially.
+pub(crate) const HEALTH_PATH_PREFIX: &str = "/grpc.health.v1.Health/";
+
 /// Flips the health status of the server and all its services.
 #[derive(Clone, Debug)]
 pub struct HealthHandle {

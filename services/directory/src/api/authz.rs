@@ -20,7 +20,11 @@ pub const END_USERS_ERASE: Need = Need::Write("end_users.erase");
 pub const END_USERS_MERGE: Need = Need::Write("end_users.merge");
 pub const WORKSPACE_MANAGE: Need = Need::Write("workspace.manage");
 
-pub fn authorize(principal: &Principal, workspace_id: &str, need: Need) -> Result<(), DirectoryError> {
+pub fn authorize(
+    principal: &Principal,
+    workspace_id: &str,
+    need: Need,
+) -> Result<(), DirectoryError> {
     if !principal.can_access_workspace(workspace_id) {
         return Err(DirectoryError::PermissionDenied(format!(
             "the access token does not grant workspace '{workspace_id}'"
@@ -29,7 +33,9 @@ pub fn authorize(principal: &Principal, workspace_id: &str, need: Need) -> Resul
     match need {
         Need::Read => Ok(()),
         Need::Write(permission) => {
-            if principal.is_admin() || (principal.role != "viewer" && principal.has_permission(permission)) {
+            if principal.is_admin()
+                || (principal.role != "viewer" && principal.has_permission(permission))
+            {
                 Ok(())
             } else {
                 Err(DirectoryError::PermissionDenied(format!(

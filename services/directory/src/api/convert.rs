@@ -12,7 +12,10 @@ use crate::error::DirectoryError;
 use crate::service::{UserView, etag};
 
 pub fn timestamp(us: i64) -> Timestamp {
-    Timestamp { seconds: us.div_euclid(1_000_000), nanos: i32::try_from(us.rem_euclid(1_000_000) * 1_000).unwrap_or(0) }
+    Timestamp {
+        seconds: us.div_euclid(1_000_000),
+        nanos: i32::try_from(us.rem_euclid(1_000_000) * 1_000).unwrap_or(0),
+    }
 }
 
 pub fn optional_timestamp(us: Option<i64>) -> Option<Timestamp> {
@@ -62,7 +65,10 @@ pub fn identity_source(field: &str, value: i32) -> Result<IdentitySource, FieldV
         Ok(pb::IdentitySource::Msteams) => Ok(IdentitySource::MsTeams),
         Ok(pb::IdentitySource::Csv) => Ok(IdentitySource::Csv),
         Ok(pb::IdentitySource::Unspecified) => Err(FieldViolation::new(field, "is required")),
-        Err(_) => Err(FieldViolation::new(field, format!("{value} is not an IdentitySource"))),
+        Err(_) => Err(FieldViolation::new(
+            field,
+            format!("{value} is not an IdentitySource"),
+        )),
     }
 }
 
@@ -90,7 +96,10 @@ pub fn user(view: UserView) -> pb::User {
         notes: user.notes,
         identities: identities
             .into_iter()
-            .map(|identity| pb::Identity { source: identity_source_to_pb(&identity.source) as i32, key: identity.identity_key })
+            .map(|identity| pb::Identity {
+                source: identity_source_to_pb(&identity.source) as i32,
+                key: identity.identity_key,
+            })
             .collect(),
         created_at: Some(timestamp(user.created_at)),
         updated_at: Some(timestamp(user.updated_at)),
@@ -98,7 +107,10 @@ pub fn user(view: UserView) -> pb::User {
         last_activity_at: optional_timestamp(Some(user.last_activity_at)),
         deleted_at: optional_timestamp(user.deleted_at),
         conversation_count: user.conversation_count,
-        merged_into_user_id: user.merged_into.map(|id| id.to_string()).unwrap_or_default(),
+        merged_into_user_id: user
+            .merged_into
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
         etag: etag(user.version),
     }
 }
@@ -157,9 +169,15 @@ pub fn user_values(message: pb::User) -> Vec<(UserField, String)> {
 }
 
 /// Values named by an update mask; unknown or read-only paths are violations.
-pub fn masked_user_values(message: pb::User, paths: &[String]) -> Result<UserValues, DirectoryError> {
+pub fn masked_user_values(
+    message: pb::User,
+    paths: &[String],
+) -> Result<UserValues, DirectoryError> {
     if paths.is_empty() {
-        return Err(DirectoryError::invalid("update_mask", "is required: name the fields to change, e.g. \"name,phone\""));
+        return Err(DirectoryError::invalid(
+            "update_mask",
+            "is required: name the fields to change, e.g. \"name,phone\"",
+        ));
     }
     let mut wanted = Vec::new();
     let mut violations = Vec::new();
@@ -169,14 +187,19 @@ pub fn masked_user_values(message: pb::User, paths: &[String]) -> Result<UserVal
             Some(field) => wanted.push(field),
             None => violations.push(FieldViolation::new(
                 "update_mask",
-                format!("'{path}' cannot be updated; updatable fields: {}", UserField::ALL.map(UserField::name).join(", ")),
+                format!(
+                    "'{path}' cannot be updated; updatable fields: {}",
+                    UserField::ALL.map(UserField::name).join(", ")
+                ),
             )),
         }
     }
     if !violations.is_empty() {
         return Err(DirectoryError::Invalid(violations));
     }
-    let given = user_values(message).into_iter().filter(|(field, _)| wanted.contains(field));
+    let given = user_values(message)
+        .into_iter()
+        .filter(|(field, _)| wanted.contains(field));
     Ok(UserValues::check("user.", given, true)?)
 }
 
@@ -195,7 +218,10 @@ pub fn customer_status(field: &str, value: i32) -> Result<CustomerStatus, FieldV
         Ok(pb::CustomerStatus::Inactive) => Ok(CustomerStatus::Inactive),
         Ok(pb::CustomerStatus::InactiveTemporarily) => Ok(CustomerStatus::InactiveTemporarily),
         Ok(pb::CustomerStatus::Unspecified) => Err(FieldViolation::new(field, "is required")),
-        Err(_) => Err(FieldViolation::new(field, format!("{value} is not a CustomerStatus"))),
+        Err(_) => Err(FieldViolation::new(
+            field,
+            format!("{value} is not a CustomerStatus"),
+        )),
     }
 }
 
@@ -227,7 +253,10 @@ pub fn chat_access(field: &str, value: i32) -> Result<ChatAccess, FieldViolation
         Ok(pb::ChatAccess::Anyone | pb::ChatAccess::Unspecified) => Ok(ChatAccess::Anyone),
         Ok(pb::ChatAccess::Identified) => Ok(ChatAccess::Identified),
         Ok(pb::ChatAccess::Confirmed) => Ok(ChatAccess::Confirmed),
-        Err(_) => Err(FieldViolation::new(field, format!("{value} is not a ChatAccess"))),
+        Err(_) => Err(FieldViolation::new(
+            field,
+            format!("{value} is not a ChatAccess"),
+        )),
     }
 }
 
@@ -239,7 +268,11 @@ pub fn settings(model: workspace_settings::Model) -> pb::WorkspaceSettings {
         require_customer: model.require_customer,
         widget_keys: keys
             .into_iter()
-            .map(|key| pb::WidgetKey { kid: key.kid, algorithm: key.algorithm, public_key_pem: key.public_key_pem })
+            .map(|key| pb::WidgetKey {
+                kid: key.kid,
+                algorithm: key.algorithm,
+                public_key_pem: key.public_key_pem,
+            })
             .collect(),
         widget_secret_set: model.widget_secret.is_some(),
         widget_secret_grace_seconds: model.widget_secret_grace_seconds,

@@ -42,12 +42,18 @@ impl Read for StreamReader {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
         while self.offset == self.chunk.len() {
             match self.runtime.block_on(self.stream.message()) {
-                Ok(Some(pb::ImportUsersRequest { part: Some(pb::import_users_request::Part::Chunk(chunk)) })) => {
+                Ok(Some(pb::ImportUsersRequest {
+                    part: Some(pb::import_users_request::Part::Chunk(chunk)),
+                })) => {
                     self.chunk = chunk;
                     self.offset = 0;
                 }
-                Ok(Some(pb::ImportUsersRequest { part: Some(pb::import_users_request::Part::Header(_)) })) => {
-                    return Err(self.fail(Status::invalid_argument("the header may be sent only once, as the first message")));
+                Ok(Some(pb::ImportUsersRequest {
+                    part: Some(pb::import_users_request::Part::Header(_)),
+                })) => {
+                    return Err(self.fail(Status::invalid_argument(
+                        "the header may be sent only once, as the first message",
+                    )));
                 }
                 Ok(Some(pb::ImportUsersRequest { part: None })) => {}
                 Ok(None) => return Ok(0),
@@ -62,7 +68,16 @@ impl Read for StreamReader {
 }
 
 fn response(counts: ImportCounts, dry_run: bool) -> pb::ImportUsersResponse {
-    let ImportCounts { created, updated, undeleted, unchanged, failed, customers_created, failures, stopped } = counts;
+    let ImportCounts {
+        created,
+        updated,
+        undeleted,
+        unchanged,
+        failed,
+        customers_created,
+        failures,
+        stopped,
+    } = counts;
     pb::ImportUsersResponse {
         created,
         updated,
@@ -70,7 +85,13 @@ fn response(counts: ImportCounts, dry_run: bool) -> pb::ImportUsersResponse {
         unchanged,
         failed,
         customers_created,
-        failures: failures.into_iter().map(|(row, reason)| pb::ImportRowFailure { row: i64::try_from(row).unwrap_or(i64::MAX), reason }).collect(),
+        failures: failures
+            .into_iter()
+            .map(|(row, reason)| pb::ImportRowFailure {
+                row: i64::try_from(row).unwrap_or(i64::MAX),
+                reason,
+            })
+            .collect(),
         stopped,
         dry_run,
     }
@@ -83,27 +104,63 @@ pub async fn import_users(
     let (principal, actor) = caller(&request)?;
     let mut stream = request.into_inner();
     let header = match stream.message().await? {
-        Some(pb::ImportUsersRequest { part: Some(pb::import_users_request::Part::Header(header)) }) => header,
-        Some(_) => return Err(DirectoryError::invalid("header", "the first message must carry the header (workspace and options)").into()),
-        None => return Err(DirectoryError::invalid("header", "the stream is empty; send the header, then the file in chunks").into()),
+        Some(pb::ImportUsersRequest {
+            part: Some(pb::import_users_request::Part::Header(header)),
+        }) => header,
+        Some(_) => {
+            return Err(DirectoryError::invalid(
+                "header",
+                "the first message must carry the header (workspace and options)",
+            )
+            .into());
+        }
+        None => {
+            return Err(DirectoryError::invalid(
+                "header",
+                "the stream is empty; send the header, then the file in chunks",
+            )
+            .into());
+        }
     };
-    let pb::ImportUsersHeader { workspace_id, dry_run, on_error } = header;
+    let pb::ImportUsersHeader {
+        workspace_id,
+        dry_run,
+        on_error,
+    } = header;
     let workspace_id = workspace(&principal, &workspace_id, END_USERS_WRITE)?;
     let stop_on_error = match pb::ImportErrorMode::try_from(on_error) {
         Ok(pb::ImportErrorMode::Unspecified | pb::ImportErrorMode::SkipRow) => false,
         Ok(pb::ImportErrorMode::Stop) => true,
-        Err(_) => return Err(DirectoryError::invalid("header.on_error", format!("{on_error} is not an ImportErrorMode")).into()),
+        Err(_) => {
+            return Err(DirectoryError::invalid(
+                "header.on_error",
+                format!("{on_error} is not an ImportErrorMode"),
+            )
+            .into());
+        }
     };
 
     let failure = Arc::new(Mutex::new(None));
-    let reader = StreamReader { stream, runtime: Handle::current(), chunk: Vec::new(), offset: 0, failure: failure.clone() };
+    let reader = StreamReader {
+        stream,
+        runtime: Handle::current(),
+        chunk: Vec::new(),
+        offset: 0,
+        failure: failure.clone(),
+    };
     let (rows_tx, mut rows_rx) = mpsc::channel(ROW_CHANNEL);
     let parser = tokio::task::spawn_blocking(move || {
         let rows = CsvRows::new(reader)?;
         for item in rows {
             let row = match item {
-                Ok(row) => ImportRow::Row { line: row.line, record: row.record },
-                Err(failure) => ImportRow::Failed { line: failure.line, reason: failure.reason },
+                Ok(row) => ImportRow::Row {
+                    line: row.line,
+                    record: row.record,
+                },
+                Err(failure) => ImportRow::Failed {
+                    line: failure.line,
+                    reason: failure.reason,
+                },
             };
             // The writer hung up: it stopped at a bad row or failed.
             if rows_tx.blocking_send(row).is_err() {
@@ -113,10 +170,19 @@ pub async fn import_users(
         Ok::<(), crate::import::csv_rows::HeaderError>(())
     });
 
-    let options = ImportOptions { dry_run, stop_on_error };
-    let imported = directory.import_rows(&actor, &workspace_id, options, &mut rows_rx).await;
+    let options = ImportOptions {
+        dry_run,
+        stop_on_error,
+    };
+    let imported = directory
+        .import_rows(&actor, &workspace_id, options, &mut rows_rx)
+        .await;
     drop(rows_rx);
-    let parsed = parser.await.map_err(|error| Status::from(DirectoryError::Internal(format!("CSV parser thread: {error}"))))?;
+    let parsed = parser.await.map_err(|error| {
+        Status::from(DirectoryError::Internal(format!(
+            "CSV parser thread: {error}"
+        )))
+    })?;
     if let Ok(mut slot) = failure.lock()
         && let Some(status) = slot.take()
     {

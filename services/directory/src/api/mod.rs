@@ -14,7 +14,8 @@ use roster_runtime::context::RequestContext;
 use tonic::{Request, Response, Status, Streaming};
 
 use self::authz::{
-    CUSTOMERS_WRITE, END_USERS_DELETE, END_USERS_ERASE, END_USERS_MERGE, END_USERS_WRITE, Need, WORKSPACE_MANAGE, authorize,
+    CUSTOMERS_WRITE, END_USERS_DELETE, END_USERS_ERASE, END_USERS_MERGE, END_USERS_WRITE, Need,
+    WORKSPACE_MANAGE, authorize,
 };
 use crate::domain::filter::{parse_customer_filter, parse_user_filter};
 use crate::domain::paging::{page_size, user_order};
@@ -24,8 +25,8 @@ use crate::domain::widget_token::{RegisteredWidgetKey, WidgetKeyAlgorithm, valid
 use crate::domain::{UserField, UserStatus};
 use crate::error::{DirectoryError, Result};
 use crate::service::{
-    Actor, CustomerPatch, Directory, Lookup, MAX_WIDGET_GRACE_SECONDS, NewCustomer, SettingsPatch, StoredWidgetKey, UpsertInput,
-    UpsertOutcome, UpsertResult, parse_etag,
+    Actor, CustomerPatch, Directory, Lookup, MAX_WIDGET_GRACE_SECONDS, NewCustomer, SettingsPatch,
+    StoredWidgetKey, UpsertInput, UpsertOutcome, UpsertResult, parse_etag,
 };
 
 #[derive(Clone)]
@@ -41,7 +42,8 @@ impl DirectoryApi {
 
 /// The verified caller and the audit actor built from it and the request's context.
 fn caller<T>(request: &Request<T>) -> Result<(Principal, Actor)> {
-    let principal = roster_auth::principal_of(request).map_err(|status| DirectoryError::Unauthenticated(status.message().to_owned()))?;
+    let principal = roster_auth::principal_of(request)
+        .map_err(|status| DirectoryError::Unauthenticated(status.message().to_owned()))?;
     let context = RequestContext::from_extensions(request.extensions());
     let actor = Actor {
         kind: principal.actor_kind().to_owned(),
@@ -61,7 +63,9 @@ fn workspace(principal: &Principal, workspace_id: &str, need: Need) -> Result<St
     Ok(workspace_id)
 }
 
-async fn respond<T>(work: impl Future<Output = Result<T>>) -> std::result::Result<Response<T>, Status> {
+async fn respond<T>(
+    work: impl Future<Output = Result<T>>,
+) -> std::result::Result<Response<T>, Status> {
     work.await.map(Response::new).map_err(Status::from)
 }
 
@@ -79,9 +83,15 @@ fn upsert_response(result: UpsertResult) -> pb::UpsertUserResponse {
     }
 }
 
-fn customer_fields(name: &str, domains: &[String], notes: &str) -> std::result::Result<(String, Vec<String>, String), Vec<FieldViolation>> {
+fn customer_fields(
+    name: &str,
+    domains: &[String],
+    notes: &str,
+) -> std::result::Result<(String, Vec<String>, String), Vec<FieldViolation>> {
     let mut violations = Vec::new();
-    let name = values::required_text("customer.name", name, values::MAX_NAME_CHARS).map_err(|v| violations.push(v)).unwrap_or_default();
+    let name = values::required_text("customer.name", name, values::MAX_NAME_CHARS)
+        .map_err(|v| violations.push(v))
+        .unwrap_or_default();
     let mut checked = Vec::new();
     for (index, domain) in domains.iter().enumerate() {
         match values::customer_domain(&format!("customer.domains[{index}]"), domain) {
@@ -91,10 +101,19 @@ fn customer_fields(name: &str, domains: &[String], notes: &str) -> std::result::
         }
     }
     if domains.len() > 100 {
-        violations.push(FieldViolation::new("customer.domains", "at most 100 domains"));
+        violations.push(FieldViolation::new(
+            "customer.domains",
+            "at most 100 domains",
+        ));
     }
-    let notes = values::text("customer.notes", notes, values::MAX_NOTES_CHARS, true).map_err(|v| violations.push(v)).unwrap_or_default();
-    if violations.is_empty() { Ok((name, checked, notes)) } else { Err(violations) }
+    let notes = values::text("customer.notes", notes, values::MAX_NOTES_CHARS, true)
+        .map_err(|v| violations.push(v))
+        .unwrap_or_default();
+    if violations.is_empty() {
+        Ok((name, checked, notes))
+    } else {
+        Err(violations)
+    }
 }
 
 fn require<T>(field: &str, value: Option<T>) -> Result<T> {
@@ -104,46 +123,93 @@ fn require<T>(field: &str, value: Option<T>) -> Result<T> {
 #[tonic::async_trait]
 impl DirectoryService for DirectoryApi {
     #[tracing::instrument(skip_all, fields(workspace_id))]
-    async fn create_customer(&self, request: Request<pb::CreateCustomerRequest>) -> std::result::Result<Response<pb::Customer>, Status> {
+    async fn create_customer(
+        &self,
+        request: Request<pb::CreateCustomerRequest>,
+    ) -> std::result::Result<Response<pb::Customer>, Status> {
         respond(async {
             let (principal, actor) = caller(&request)?;
-            let pb::CreateCustomerRequest { workspace_id, customer } = request.into_inner();
+            let pb::CreateCustomerRequest {
+                workspace_id,
+                customer,
+            } = request.into_inner();
             let workspace_id = workspace(&principal, &workspace_id, CUSTOMERS_WRITE)?;
             tracing::Span::current().record("workspace_id", workspace_id.as_str());
             let customer = require("customer", customer)?;
             let customer_id = values::customer_id("customer.customer_id", &customer.customer_id)?;
-            let (name, domains, notes) = customer_fields(&customer.name, &customer.domains, &customer.notes)?;
-            let created = self.directory.create_customer(&actor, &workspace_id, NewCustomer { customer_id, name, domains, notes }).await?;
+            let (name, domains, notes) =
+                customer_fields(&customer.name, &customer.domains, &customer.notes)?;
+            let created = self
+                .directory
+                .create_customer(
+                    &actor,
+                    &workspace_id,
+                    NewCustomer {
+                        customer_id,
+                        name,
+                        domains,
+                        notes,
+                    },
+                )
+                .await?;
             Ok(convert::customer(created))
         })
         .await
     }
 
-    async fn get_customer(&self, request: Request<pb::GetCustomerRequest>) -> std::result::Result<Response<pb::Customer>, Status> {
+    async fn get_customer(
+        &self,
+        request: Request<pb::GetCustomerRequest>,
+    ) -> std::result::Result<Response<pb::Customer>, Status> {
         respond(async {
             let (principal, _) = caller(&request)?;
-            let pb::GetCustomerRequest { workspace_id, customer_id } = request.into_inner();
+            let pb::GetCustomerRequest {
+                workspace_id,
+                customer_id,
+            } = request.into_inner();
             let workspace_id = workspace(&principal, &workspace_id, Need::Read)?;
             let customer_id = values::customer_id("customer_id", &customer_id)?;
-            Ok(convert::customer(self.directory.get_customer(&workspace_id, &customer_id).await?))
+            Ok(convert::customer(
+                self.directory
+                    .get_customer(&workspace_id, &customer_id)
+                    .await?,
+            ))
         })
         .await
     }
 
-    async fn list_customers(&self, request: Request<pb::ListCustomersRequest>) -> std::result::Result<Response<pb::ListCustomersResponse>, Status> {
+    async fn list_customers(
+        &self,
+        request: Request<pb::ListCustomersRequest>,
+    ) -> std::result::Result<Response<pb::ListCustomersResponse>, Status> {
         respond(async {
             let (principal, _) = caller(&request)?;
-            let pb::ListCustomersRequest { workspace_id, page_size: size, page_token, filter } = request.into_inner();
+            let pb::ListCustomersRequest {
+                workspace_id,
+                page_size: size,
+                page_token,
+                filter,
+            } = request.into_inner();
             let workspace_id = workspace(&principal, &workspace_id, Need::Read)?;
             let size = page_size(size)?;
-            let parsed = parse_customer_filter(&filter).map_err(|e| DirectoryError::invalid("filter", e.to_string()))?;
-            let (customers, next_page_token) = self.directory.list_customers(&workspace_id, &filter, &parsed, size, &page_token).await?;
-            Ok(pb::ListCustomersResponse { customers: customers.into_iter().map(convert::customer).collect(), next_page_token })
+            let parsed = parse_customer_filter(&filter)
+                .map_err(|e| DirectoryError::invalid("filter", e.to_string()))?;
+            let (customers, next_page_token) = self
+                .directory
+                .list_customers(&workspace_id, &filter, &parsed, size, &page_token)
+                .await?;
+            Ok(pb::ListCustomersResponse {
+                customers: customers.into_iter().map(convert::customer).collect(),
+                next_page_token,
+            })
         })
         .await
     }
 
-    async fn update_customer(&self, request: Request<pb::UpdateCustomerRequest>) -> std::result::Result<Response<pb::Customer>, Status> {
+    async fn update_customer(
+        &self,
+        request: Request<pb::UpdateCustomerRequest>,
+    ) -> std::result::Result<Response<pb::Customer>, Status> {
         respond(async {
             let (principal, actor) = caller(&request)?;
             let pb::UpdateCustomerRequest { workspace_id, customer, update_mask } = request.into_inner();
@@ -185,79 +251,141 @@ impl DirectoryService for DirectoryApi {
         .await
     }
 
-    async fn set_customer_status(&self, request: Request<pb::SetCustomerStatusRequest>) -> std::result::Result<Response<pb::Customer>, Status> {
+    async fn set_customer_status(
+        &self,
+        request: Request<pb::SetCustomerStatusRequest>,
+    ) -> std::result::Result<Response<pb::Customer>, Status> {
         respond(async {
             let (principal, actor) = caller(&request)?;
-            let pb::SetCustomerStatusRequest { workspace_id, customer_id, status, etag } = request.into_inner();
+            let pb::SetCustomerStatusRequest {
+                workspace_id,
+                customer_id,
+                status,
+                etag,
+            } = request.into_inner();
             let workspace_id = workspace(&principal, &workspace_id, CUSTOMERS_WRITE)?;
             let customer_id = values::customer_id("customer_id", &customer_id)?;
             let status = convert::customer_status("status", status)?;
             let version = parse_etag("etag", &etag)?;
-            Ok(convert::customer(self.directory.set_customer_status(&actor, &workspace_id, &customer_id, version, status).await?))
+            Ok(convert::customer(
+                self.directory
+                    .set_customer_status(&actor, &workspace_id, &customer_id, version, status)
+                    .await?,
+            ))
         })
         .await
     }
 
-    async fn delete_customer(&self, request: Request<pb::DeleteCustomerRequest>) -> std::result::Result<Response<()>, Status> {
+    async fn delete_customer(
+        &self,
+        request: Request<pb::DeleteCustomerRequest>,
+    ) -> std::result::Result<Response<()>, Status> {
         respond(async {
             let (principal, actor) = caller(&request)?;
-            let pb::DeleteCustomerRequest { workspace_id, customer_id, etag } = request.into_inner();
+            let pb::DeleteCustomerRequest {
+                workspace_id,
+                customer_id,
+                etag,
+            } = request.into_inner();
             let workspace_id = workspace(&principal, &workspace_id, CUSTOMERS_WRITE)?;
             let customer_id = values::customer_id("customer_id", &customer_id)?;
             let version = parse_etag("etag", &etag)?;
-            self.directory.delete_customer(&actor, &workspace_id, &customer_id, version).await
+            self.directory
+                .delete_customer(&actor, &workspace_id, &customer_id, version)
+                .await
         })
         .await
     }
 
     #[tracing::instrument(skip_all, fields(workspace_id, user_id))]
-    async fn create_user(&self, request: Request<pb::CreateUserRequest>) -> std::result::Result<Response<pb::User>, Status> {
+    async fn create_user(
+        &self,
+        request: Request<pb::CreateUserRequest>,
+    ) -> std::result::Result<Response<pb::User>, Status> {
         respond(async {
             let (principal, actor) = caller(&request)?;
-            let pb::CreateUserRequest { workspace_id, user, request_id } = request.into_inner();
+            let pb::CreateUserRequest {
+                workspace_id,
+                user,
+                request_id,
+            } = request.into_inner();
             let workspace_id = workspace(&principal, &workspace_id, END_USERS_WRITE)?;
             tracing::Span::current().record("workspace_id", workspace_id.as_str());
             let user = require("user", user)?;
             let status = match pb::UserStatus::try_from(user.status) {
                 Ok(pb::UserStatus::Unspecified | pb::UserStatus::Active) => UserStatus::Active,
                 Ok(pb::UserStatus::Unconfirmed) => UserStatus::Unconfirmed,
-                _ => return Err(DirectoryError::invalid("user.status", "may only be ACTIVE or UNCONFIRMED on create")),
+                _ => {
+                    return Err(DirectoryError::invalid(
+                        "user.status",
+                        "may only be ACTIVE or UNCONFIRMED on create",
+                    ));
+                }
             };
             let values = UserValues::check("user.", convert::user_values(user), false)?;
-            if values.get(UserField::ExternalId).is_none() && values.get(UserField::Email).is_none() {
+            if values.get(UserField::ExternalId).is_none() && values.get(UserField::Email).is_none()
+            {
                 return Err(DirectoryError::Invalid(vec![
                     FieldViolation::new("user.external_id", "external_id or email is required"),
                     FieldViolation::new("user.email", "external_id or email is required"),
                 ]));
             }
-            let request_id = if request_id.is_empty() { None } else { Some(values::request_id("request_id", &request_id)?) };
-            let created = self.directory.create_user(&actor, &workspace_id, values, status, request_id).await?;
-            tracing::Span::current().record("user_id", tracing::field::display(created.user.user_id));
+            let request_id = if request_id.is_empty() {
+                None
+            } else {
+                Some(values::request_id("request_id", &request_id)?)
+            };
+            let created = self
+                .directory
+                .create_user(&actor, &workspace_id, values, status, request_id)
+                .await?;
+            tracing::Span::current()
+                .record("user_id", tracing::field::display(created.user.user_id));
             Ok(convert::user(created))
         })
         .await
     }
 
-    async fn get_user(&self, request: Request<pb::GetUserRequest>) -> std::result::Result<Response<pb::User>, Status> {
+    async fn get_user(
+        &self,
+        request: Request<pb::GetUserRequest>,
+    ) -> std::result::Result<Response<pb::User>, Status> {
         respond(async {
             let (principal, _) = caller(&request)?;
-            let pb::GetUserRequest { workspace_id, user_id } = request.into_inner();
+            let pb::GetUserRequest {
+                workspace_id,
+                user_id,
+            } = request.into_inner();
             let workspace_id = workspace(&principal, &workspace_id, Need::Read)?;
             let user_id = values::user_id("user_id", &user_id)?;
-            Ok(convert::user(self.directory.get_user(&workspace_id, user_id).await?))
+            Ok(convert::user(
+                self.directory.get_user(&workspace_id, user_id).await?,
+            ))
         })
         .await
     }
 
-    async fn lookup_user(&self, request: Request<pb::LookupUserRequest>) -> std::result::Result<Response<pb::User>, Status> {
+    async fn lookup_user(
+        &self,
+        request: Request<pb::LookupUserRequest>,
+    ) -> std::result::Result<Response<pb::User>, Status> {
         respond(async {
             let (principal, _) = caller(&request)?;
             let pb::LookupUserRequest { workspace_id, key } = request.into_inner();
             let workspace_id = workspace(&principal, &workspace_id, Need::Read)?;
             let lookup = match key {
-                None => return Err(DirectoryError::invalid("key", "set one of external_id, email or identity")),
-                Some(pb::lookup_user_request::Key::ExternalId(id)) => Lookup::ExternalId(values::external_id("external_id", &id)?),
-                Some(pb::lookup_user_request::Key::Email(email)) => Lookup::Email(values::email("email", &email)?),
+                None => {
+                    return Err(DirectoryError::invalid(
+                        "key",
+                        "set one of external_id, email or identity",
+                    ));
+                }
+                Some(pb::lookup_user_request::Key::ExternalId(id)) => {
+                    Lookup::ExternalId(values::external_id("external_id", &id)?)
+                }
+                Some(pb::lookup_user_request::Key::Email(email)) => {
+                    Lookup::Email(values::email("email", &email)?)
+                }
                 Some(pb::lookup_user_request::Key::Identity(pb::Identity { source, key })) => {
                     let source = convert::identity_source("identity.source", source)?;
                     let mut key = values::identity_key("identity.key", &key)?;
@@ -267,166 +395,330 @@ impl DirectoryService for DirectoryApi {
                     Lookup::Identity(source, key)
                 }
             };
-            Ok(convert::user(self.directory.lookup_user(&workspace_id, &lookup).await?))
+            Ok(convert::user(
+                self.directory.lookup_user(&workspace_id, &lookup).await?,
+            ))
         })
         .await
     }
 
     #[tracing::instrument(skip_all, fields(workspace_id))]
-    async fn list_users(&self, request: Request<pb::ListUsersRequest>) -> std::result::Result<Response<pb::ListUsersResponse>, Status> {
+    async fn list_users(
+        &self,
+        request: Request<pb::ListUsersRequest>,
+    ) -> std::result::Result<Response<pb::ListUsersResponse>, Status> {
         respond(async {
             let (principal, _) = caller(&request)?;
-            let pb::ListUsersRequest { workspace_id, page_size: size, page_token, filter, order_by, show_deleted } = request.into_inner();
+            let pb::ListUsersRequest {
+                workspace_id,
+                page_size: size,
+                page_token,
+                filter,
+                order_by,
+                show_deleted,
+            } = request.into_inner();
             let workspace_id = workspace(&principal, &workspace_id, Need::Read)?;
             tracing::Span::current().record("workspace_id", workspace_id.as_str());
             let size = page_size(size)?;
             let order = user_order(&order_by)?;
-            let parsed = parse_user_filter(&filter).map_err(|e| DirectoryError::invalid("filter", e.to_string()))?;
+            let parsed = parse_user_filter(&filter)
+                .map_err(|e| DirectoryError::invalid("filter", e.to_string()))?;
             let (users, next_page_token) = self
                 .directory
-                .list_users(&workspace_id, &filter, &parsed, &order_by, order, show_deleted, size, &page_token)
+                .list_users(
+                    &workspace_id,
+                    &filter,
+                    &parsed,
+                    &order_by,
+                    order,
+                    show_deleted,
+                    size,
+                    &page_token,
+                )
                 .await?;
-            Ok(pb::ListUsersResponse { users: users.into_iter().map(convert::user).collect(), next_page_token })
+            Ok(pb::ListUsersResponse {
+                users: users.into_iter().map(convert::user).collect(),
+                next_page_token,
+            })
         })
         .await
     }
 
-    async fn update_user(&self, request: Request<pb::UpdateUserRequest>) -> std::result::Result<Response<pb::User>, Status> {
+    async fn update_user(
+        &self,
+        request: Request<pb::UpdateUserRequest>,
+    ) -> std::result::Result<Response<pb::User>, Status> {
         respond(async {
             let (principal, actor) = caller(&request)?;
-            let pb::UpdateUserRequest { workspace_id, user, update_mask } = request.into_inner();
+            let pb::UpdateUserRequest {
+                workspace_id,
+                user,
+                update_mask,
+            } = request.into_inner();
             let workspace_id = workspace(&principal, &workspace_id, END_USERS_WRITE)?;
             let user = require("user", user)?;
             let user_id = values::user_id("user.user_id", &user.user_id)?;
             let version = parse_etag("user.etag", &user.etag)?;
             let paths = update_mask.map(|mask| mask.paths).unwrap_or_default();
             let values = convert::masked_user_values(user, &paths)?;
-            Ok(convert::user(self.directory.update_user(&actor, &workspace_id, user_id, version, values).await?))
+            Ok(convert::user(
+                self.directory
+                    .update_user(&actor, &workspace_id, user_id, version, values)
+                    .await?,
+            ))
         })
         .await
     }
 
-    async fn deactivate_user(&self, request: Request<pb::DeactivateUserRequest>) -> std::result::Result<Response<pb::User>, Status> {
+    async fn deactivate_user(
+        &self,
+        request: Request<pb::DeactivateUserRequest>,
+    ) -> std::result::Result<Response<pb::User>, Status> {
         respond(async {
             let (principal, actor) = caller(&request)?;
-            let pb::DeactivateUserRequest { workspace_id, user_id, etag } = request.into_inner();
+            let pb::DeactivateUserRequest {
+                workspace_id,
+                user_id,
+                etag,
+            } = request.into_inner();
             let workspace_id = workspace(&principal, &workspace_id, END_USERS_WRITE)?;
             let user_id = values::user_id("user_id", &user_id)?;
             let version = parse_etag("etag", &etag)?;
-            Ok(convert::user(self.directory.deactivate_user(&actor, &workspace_id, user_id, version).await?))
+            Ok(convert::user(
+                self.directory
+                    .deactivate_user(&actor, &workspace_id, user_id, version)
+                    .await?,
+            ))
         })
         .await
     }
 
-    async fn reactivate_user(&self, request: Request<pb::ReactivateUserRequest>) -> std::result::Result<Response<pb::User>, Status> {
+    async fn reactivate_user(
+        &self,
+        request: Request<pb::ReactivateUserRequest>,
+    ) -> std::result::Result<Response<pb::User>, Status> {
         respond(async {
             let (principal, actor) = caller(&request)?;
-            let pb::ReactivateUserRequest { workspace_id, user_id, etag } = request.into_inner();
+            let pb::ReactivateUserRequest {
+                workspace_id,
+                user_id,
+                etag,
+            } = request.into_inner();
             let workspace_id = workspace(&principal, &workspace_id, END_USERS_WRITE)?;
             let user_id = values::user_id("user_id", &user_id)?;
             let version = parse_etag("etag", &etag)?;
-            Ok(convert::user(self.directory.reactivate_user(&actor, &workspace_id, user_id, version).await?))
+            Ok(convert::user(
+                self.directory
+                    .reactivate_user(&actor, &workspace_id, user_id, version)
+                    .await?,
+            ))
         })
         .await
     }
 
-    async fn delete_user(&self, request: Request<pb::DeleteUserRequest>) -> std::result::Result<Response<pb::User>, Status> {
+    async fn delete_user(
+        &self,
+        request: Request<pb::DeleteUserRequest>,
+    ) -> std::result::Result<Response<pb::User>, Status> {
         respond(async {
             let (principal, actor) = caller(&request)?;
-            let pb::DeleteUserRequest { workspace_id, user_id, etag } = request.into_inner();
+            let pb::DeleteUserRequest {
+                workspace_id,
+                user_id,
+                etag,
+            } = request.into_inner();
             let workspace_id = workspace(&principal, &workspace_id, END_USERS_DELETE)?;
             let user_id = values::user_id("user_id", &user_id)?;
             let version = parse_etag("etag", &etag)?;
-            Ok(convert::user(self.directory.delete_user(&actor, &workspace_id, user_id, version).await?))
+            Ok(convert::user(
+                self.directory
+                    .delete_user(&actor, &workspace_id, user_id, version)
+                    .await?,
+            ))
         })
         .await
     }
 
-    async fn undelete_user(&self, request: Request<pb::UndeleteUserRequest>) -> std::result::Result<Response<pb::User>, Status> {
+    async fn undelete_user(
+        &self,
+        request: Request<pb::UndeleteUserRequest>,
+    ) -> std::result::Result<Response<pb::User>, Status> {
         respond(async {
             let (principal, actor) = caller(&request)?;
-            let pb::UndeleteUserRequest { workspace_id, user_id } = request.into_inner();
+            let pb::UndeleteUserRequest {
+                workspace_id,
+                user_id,
+            } = request.into_inner();
             let workspace_id = workspace(&principal, &workspace_id, END_USERS_DELETE)?;
             let user_id = values::user_id("user_id", &user_id)?;
-            Ok(convert::user(self.directory.undelete_user(&actor, &workspace_id, user_id).await?))
+            Ok(convert::user(
+                self.directory
+                    .undelete_user(&actor, &workspace_id, user_id)
+                    .await?,
+            ))
         })
         .await
     }
 
-    async fn merge_users(&self, request: Request<pb::MergeUsersRequest>) -> std::result::Result<Response<pb::MergeUsersResponse>, Status> {
+    async fn merge_users(
+        &self,
+        request: Request<pb::MergeUsersRequest>,
+    ) -> std::result::Result<Response<pb::MergeUsersResponse>, Status> {
         respond(async {
             let (principal, actor) = caller(&request)?;
-            let pb::MergeUsersRequest { workspace_id, source_user_id, target_user_id } = request.into_inner();
+            let pb::MergeUsersRequest {
+                workspace_id,
+                source_user_id,
+                target_user_id,
+            } = request.into_inner();
             let workspace_id = workspace(&principal, &workspace_id, END_USERS_MERGE)?;
             let source = values::user_id("source_user_id", &source_user_id)?;
             let target = values::user_id("target_user_id", &target_user_id)?;
-            let (target, source) = self.directory.merge_users(&actor, &workspace_id, source, target).await?;
-            Ok(pb::MergeUsersResponse { target: Some(convert::user(target)), source: Some(convert::user(source)) })
+            let (target, source) = self
+                .directory
+                .merge_users(&actor, &workspace_id, source, target)
+                .await?;
+            Ok(pb::MergeUsersResponse {
+                target: Some(convert::user(target)),
+                source: Some(convert::user(source)),
+            })
         })
         .await
     }
 
-    async fn erase_user(&self, request: Request<pb::EraseUserRequest>) -> std::result::Result<Response<pb::User>, Status> {
+    async fn erase_user(
+        &self,
+        request: Request<pb::EraseUserRequest>,
+    ) -> std::result::Result<Response<pb::User>, Status> {
         respond(async {
             let (principal, actor) = caller(&request)?;
-            let pb::EraseUserRequest { workspace_id, user_id } = request.into_inner();
+            let pb::EraseUserRequest {
+                workspace_id,
+                user_id,
+            } = request.into_inner();
             let workspace_id = workspace(&principal, &workspace_id, END_USERS_ERASE)?;
             let user_id = values::user_id("user_id", &user_id)?;
-            Ok(convert::user(self.directory.erase_user(&actor, &workspace_id, user_id).await?))
+            Ok(convert::user(
+                self.directory
+                    .erase_user(&actor, &workspace_id, user_id)
+                    .await?,
+            ))
         })
         .await
     }
 
-    async fn create_guest_user(&self, request: Request<pb::CreateGuestUserRequest>) -> std::result::Result<Response<pb::User>, Status> {
+    async fn create_guest_user(
+        &self,
+        request: Request<pb::CreateGuestUserRequest>,
+    ) -> std::result::Result<Response<pb::User>, Status> {
         respond(async {
             let (principal, actor) = caller(&request)?;
             let pb::CreateGuestUserRequest { workspace_id, name } = request.into_inner();
             let workspace_id = workspace(&principal, &workspace_id, END_USERS_WRITE)?;
             let name = values::text("name", &name, values::MAX_NAME_CHARS, false)?;
-            Ok(convert::user(self.directory.create_guest(&actor, &workspace_id, name).await?))
+            Ok(convert::user(
+                self.directory
+                    .create_guest(&actor, &workspace_id, name)
+                    .await?,
+            ))
         })
         .await
     }
 
-    async fn identify_guest(&self, request: Request<pb::IdentifyGuestRequest>) -> std::result::Result<Response<pb::User>, Status> {
+    async fn identify_guest(
+        &self,
+        request: Request<pb::IdentifyGuestRequest>,
+    ) -> std::result::Result<Response<pb::User>, Status> {
         respond(async {
             let (principal, actor) = caller(&request)?;
-            let pb::IdentifyGuestRequest { workspace_id, user_id, external_id, email, name, email_verified } = request.into_inner();
+            let pb::IdentifyGuestRequest {
+                workspace_id,
+                user_id,
+                external_id,
+                email,
+                name,
+                email_verified,
+            } = request.into_inner();
             let workspace_id = workspace(&principal, &workspace_id, END_USERS_WRITE)?;
             let user_id = values::user_id("user_id", &user_id)?;
-            let values = UserValues::check("", [(UserField::ExternalId, external_id), (UserField::Email, email), (UserField::Name, name)], false)?;
-            if values.get(UserField::ExternalId).is_none() && values.get(UserField::Email).is_none() {
-                return Err(DirectoryError::invalid("external_id", "external_id or email is required to identify a guest"));
+            let values = UserValues::check(
+                "",
+                [
+                    (UserField::ExternalId, external_id),
+                    (UserField::Email, email),
+                    (UserField::Name, name),
+                ],
+                false,
+            )?;
+            if values.get(UserField::ExternalId).is_none() && values.get(UserField::Email).is_none()
+            {
+                return Err(DirectoryError::invalid(
+                    "external_id",
+                    "external_id or email is required to identify a guest",
+                ));
             }
-            Ok(convert::user(self.directory.identify_guest(&actor, &workspace_id, user_id, values, email_verified).await?))
+            Ok(convert::user(
+                self.directory
+                    .identify_guest(&actor, &workspace_id, user_id, values, email_verified)
+                    .await?,
+            ))
         })
         .await
     }
 
-    async fn confirm_user_email(&self, request: Request<pb::ConfirmUserEmailRequest>) -> std::result::Result<Response<pb::User>, Status> {
+    async fn confirm_user_email(
+        &self,
+        request: Request<pb::ConfirmUserEmailRequest>,
+    ) -> std::result::Result<Response<pb::User>, Status> {
         respond(async {
             let (principal, actor) = caller(&request)?;
-            let pb::ConfirmUserEmailRequest { workspace_id, user_id } = request.into_inner();
+            let pb::ConfirmUserEmailRequest {
+                workspace_id,
+                user_id,
+            } = request.into_inner();
             let workspace_id = workspace(&principal, &workspace_id, END_USERS_WRITE)?;
             let user_id = values::user_id("user_id", &user_id)?;
-            Ok(convert::user(self.directory.confirm_user_email(&actor, &workspace_id, user_id).await?))
+            Ok(convert::user(
+                self.directory
+                    .confirm_user_email(&actor, &workspace_id, user_id)
+                    .await?,
+            ))
         })
         .await
     }
 
-    async fn record_activity(&self, request: Request<pb::RecordActivityRequest>) -> std::result::Result<Response<pb::User>, Status> {
+    async fn record_activity(
+        &self,
+        request: Request<pb::RecordActivityRequest>,
+    ) -> std::result::Result<Response<pb::User>, Status> {
         respond(async {
             let (principal, actor) = caller(&request)?;
-            let pb::RecordActivityRequest { workspace_id, user_id, occurred_at, conversations_started } = request.into_inner();
+            let pb::RecordActivityRequest {
+                workspace_id,
+                user_id,
+                occurred_at,
+                conversations_started,
+            } = request.into_inner();
             let workspace_id = workspace(&principal, &workspace_id, END_USERS_WRITE)?;
             let user_id = values::user_id("user_id", &user_id)?;
-            let occurred_at = occurred_at.map(|ts| convert::timestamp_us("occurred_at", &ts)).transpose()?;
+            let occurred_at = occurred_at
+                .map(|ts| convert::timestamp_us("occurred_at", &ts))
+                .transpose()?;
             if !(0..=1000).contains(&conversations_started) {
-                return Err(DirectoryError::invalid("conversations_started", "must be between 0 and 1000"));
+                return Err(DirectoryError::invalid(
+                    "conversations_started",
+                    "must be between 0 and 1000",
+                ));
             }
             let view = self
                 .directory
-                .record_activity(&actor, &workspace_id, user_id, occurred_at, i64::from(conversations_started))
+                .record_activity(
+                    &actor,
+                    &workspace_id,
+                    user_id,
+                    occurred_at,
+                    i64::from(conversations_started),
+                )
                 .await?;
             Ok(convert::user(view))
         })
@@ -434,10 +726,18 @@ impl DirectoryService for DirectoryApi {
     }
 
     #[tracing::instrument(skip_all, fields(workspace_id))]
-    async fn upsert_user(&self, request: Request<pb::UpsertUserRequest>) -> std::result::Result<Response<pb::UpsertUserResponse>, Status> {
+    async fn upsert_user(
+        &self,
+        request: Request<pb::UpsertUserRequest>,
+    ) -> std::result::Result<Response<pb::UpsertUserResponse>, Status> {
         respond(async {
             let (principal, actor) = caller(&request)?;
-            let pb::UpsertUserRequest { workspace_id, identity, user, customer_name } = request.into_inner();
+            let pb::UpsertUserRequest {
+                workspace_id,
+                identity,
+                user,
+                customer_name,
+            } = request.into_inner();
             let workspace_id = workspace(&principal, &workspace_id, END_USERS_WRITE)?;
             tracing::Span::current().record("workspace_id", workspace_id.as_str());
             let user = require("user", user)?;
@@ -447,25 +747,61 @@ impl DirectoryService for DirectoryApi {
                 Some(pb::Identity { source, key }) => {
                     let source = convert::identity_source("identity.source", source)?;
                     let key = values::identity_key("identity.key", &key)?;
-                    let key = if source == crate::domain::IdentitySource::Email { key.to_lowercase() } else { key };
+                    let key = if source == crate::domain::IdentitySource::Email {
+                        key.to_lowercase()
+                    } else {
+                        key
+                    };
                     Some((source, key))
                 }
             };
-            if identity.is_none() && values.get(UserField::ExternalId).is_none() && values.get(UserField::Email).is_none() {
-                return Err(DirectoryError::invalid("user", "identity, user.external_id or user.email is required to match a user"));
+            if identity.is_none()
+                && values.get(UserField::ExternalId).is_none()
+                && values.get(UserField::Email).is_none()
+            {
+                return Err(DirectoryError::invalid(
+                    "user",
+                    "identity, user.external_id or user.email is required to match a user",
+                ));
             }
-            let customer_name = values::text("customer_name", &customer_name, values::MAX_NAME_CHARS, false)?;
-            let customer_name = if customer_name.is_empty() { None } else { Some(customer_name) };
+            let customer_name = values::text(
+                "customer_name",
+                &customer_name,
+                values::MAX_NAME_CHARS,
+                false,
+            )?;
+            let customer_name = if customer_name.is_empty() {
+                None
+            } else {
+                Some(customer_name)
+            };
             if customer_name.is_some() && values.get(UserField::CustomerId).is_none() {
-                return Err(DirectoryError::invalid("customer_name", "needs user.customer_id"));
+                return Err(DirectoryError::invalid(
+                    "customer_name",
+                    "needs user.customer_id",
+                ));
             }
-            let result = self.directory.upsert_user(&actor, &workspace_id, UpsertInput { identity, values, customer_name }).await?;
+            let result = self
+                .directory
+                .upsert_user(
+                    &actor,
+                    &workspace_id,
+                    UpsertInput {
+                        identity,
+                        values,
+                        customer_name,
+                    },
+                )
+                .await?;
             Ok(upsert_response(result))
         })
         .await
     }
 
-    async fn import_users(&self, request: Request<Streaming<pb::ImportUsersRequest>>) -> std::result::Result<Response<pb::ImportUsersResponse>, Status> {
+    async fn import_users(
+        &self,
+        request: Request<Streaming<pb::ImportUsersRequest>>,
+    ) -> std::result::Result<Response<pb::ImportUsersResponse>, Status> {
         import::import_users(&self.directory, request).await
     }
 
@@ -475,33 +811,54 @@ impl DirectoryService for DirectoryApi {
     ) -> std::result::Result<Response<pb::UpsertUserResponse>, Status> {
         respond(async {
             let (principal, actor) = caller(&request)?;
-            let pb::ImportUserFromWidgetTokenRequest { workspace_id, token } = request.into_inner();
+            let pb::ImportUserFromWidgetTokenRequest {
+                workspace_id,
+                token,
+            } = request.into_inner();
             let workspace_id = workspace(&principal, &workspace_id, END_USERS_WRITE)?;
             if token.is_empty() {
                 return Err(DirectoryError::invalid("token", "is required"));
             }
-            Ok(upsert_response(self.directory.import_widget_token(&actor, &workspace_id, &token).await?))
+            Ok(upsert_response(
+                self.directory
+                    .import_widget_token(&actor, &workspace_id, &token)
+                    .await?,
+            ))
         })
         .await
     }
 
-    async fn rotate_widget_secret(&self, request: Request<pb::RotateWidgetSecretRequest>) -> std::result::Result<Response<pb::RotateWidgetSecretResponse>, Status> {
+    async fn rotate_widget_secret(
+        &self,
+        request: Request<pb::RotateWidgetSecretRequest>,
+    ) -> std::result::Result<Response<pb::RotateWidgetSecretResponse>, Status> {
         respond(async {
             let (principal, actor) = caller(&request)?;
             let pb::RotateWidgetSecretRequest { workspace_id } = request.into_inner();
             let workspace_id = workspace(&principal, &workspace_id, WORKSPACE_MANAGE)?;
-            let (secret, previous_until) = self.directory.rotate_widget_secret(&actor, &workspace_id).await?;
-            Ok(pb::RotateWidgetSecretResponse { secret, previous_secret_expires_at: convert::optional_timestamp(previous_until) })
+            let (secret, previous_until) = self
+                .directory
+                .rotate_widget_secret(&actor, &workspace_id)
+                .await?;
+            Ok(pb::RotateWidgetSecretResponse {
+                secret,
+                previous_secret_expires_at: convert::optional_timestamp(previous_until),
+            })
         })
         .await
     }
 
-    async fn get_workspace_settings(&self, request: Request<pb::GetWorkspaceSettingsRequest>) -> std::result::Result<Response<pb::WorkspaceSettings>, Status> {
+    async fn get_workspace_settings(
+        &self,
+        request: Request<pb::GetWorkspaceSettingsRequest>,
+    ) -> std::result::Result<Response<pb::WorkspaceSettings>, Status> {
         respond(async {
             let (principal, _) = caller(&request)?;
             let pb::GetWorkspaceSettingsRequest { workspace_id } = request.into_inner();
             let workspace_id = workspace(&principal, &workspace_id, Need::Read)?;
-            Ok(convert::settings(self.directory.get_settings(&workspace_id).await?))
+            Ok(convert::settings(
+                self.directory.get_settings(&workspace_id).await?,
+            ))
         })
         .await
     }
@@ -576,13 +933,22 @@ impl DirectoryService for DirectoryApi {
         .await
     }
 
-    async fn check_chat_access(&self, request: Request<pb::CheckChatAccessRequest>) -> std::result::Result<Response<pb::CheckChatAccessResponse>, Status> {
+    async fn check_chat_access(
+        &self,
+        request: Request<pb::CheckChatAccessRequest>,
+    ) -> std::result::Result<Response<pb::CheckChatAccessResponse>, Status> {
         respond(async {
             let (principal, _) = caller(&request)?;
-            let pb::CheckChatAccessRequest { workspace_id, user_id } = request.into_inner();
+            let pb::CheckChatAccessRequest {
+                workspace_id,
+                user_id,
+            } = request.into_inner();
             let workspace_id = workspace(&principal, &workspace_id, Need::Read)?;
             let user_id = values::user_id("user_id", &user_id)?;
-            let decision = self.directory.check_chat_access(&workspace_id, user_id).await?;
+            let decision = self
+                .directory
+                .check_chat_access(&workspace_id, user_id)
+                .await?;
             Ok(pb::CheckChatAccessResponse {
                 allowed: decision.allowed,
                 reason: decision.reason,

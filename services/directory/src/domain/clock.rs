@@ -22,22 +22,23 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that only moves when told to; for tests.
+/// Real time plus an offset that tests move forward, to expire grace periods and tokens
+/// without sleeping.
 #[derive(Clone, Debug, Default)]
-pub struct ManualClock(Arc<AtomicI64>);
+pub struct ShiftedClock(Arc<AtomicI64>);
 
-impl ManualClock {
-    pub fn starting_at(now_us: i64) -> Self {
-        Self(Arc::new(AtomicI64::new(now_us)))
-    }
-
+impl ShiftedClock {
     pub fn advance_us(&self, delta: i64) {
         self.0.fetch_add(delta, Ordering::SeqCst);
     }
+
+    pub fn advance_secs(&self, delta: i64) {
+        self.advance_us(delta * 1_000_000);
+    }
 }
 
-impl Clock for ManualClock {
+impl Clock for ShiftedClock {
     fn now_us(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
+        SystemClock.now_us() + self.0.load(Ordering::SeqCst)
     }
 }

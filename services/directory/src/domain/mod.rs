@@ -9,6 +9,6 @@ pub mod user_fields;
 pub mod values;
 pub mod widget_token;
 
-pub use clock::{Clock, SystemClock};
+pub use clock::{Clock, ShiftedClock, SystemClock};
 pub use status::{ChatAccess, CustomerStatus, IdentitySource, UserStatus};
 pub use user_fields::UserField;

@@ -47,7 +47,10 @@ pub struct UserOrder {
 
 impl Default for UserOrder {
     fn default() -> Self {
-        UserOrder { key: SortKey::CreatedAt, descending: false }
+        UserOrder {
+            key: SortKey::CreatedAt,
+            descending: false,
+        }
     }
 }
 
@@ -65,7 +68,9 @@ pub fn user_order(value: &str) -> Checked<UserOrder> {
         other => {
             return Err(FieldViolation::new(
                 "order_by",
-                format!("cannot order by '{other}'; use email, status, conversations, created_at or last_activity_at"),
+                format!(
+                    "cannot order by '{other}'; use email, status, conversations, created_at or last_activity_at"
+                ),
             ));
         }
     };
@@ -73,11 +78,17 @@ pub fn user_order(value: &str) -> Checked<UserOrder> {
         None | Some("asc") => false,
         Some("desc") => true,
         Some(other) => {
-            return Err(FieldViolation::new("order_by", format!("expected 'asc' or 'desc' after '{field}', found '{other}'")));
+            return Err(FieldViolation::new(
+                "order_by",
+                format!("expected 'asc' or 'desc' after '{field}', found '{other}'"),
+            ));
         }
     };
     if let Some(extra) = words.next() {
-        return Err(FieldViolation::new("order_by", format!("unexpected '{extra}': order by one field only")));
+        return Err(FieldViolation::new(
+            "order_by",
+            format!("unexpected '{extra}': order by one field only"),
+        ));
     }
     Ok(UserOrder { key, descending })
 }
@@ -120,7 +131,12 @@ impl Cursor {
         if token.is_empty() {
             return Ok(None);
         }
-        let invalid = || FieldViolation::new("page_token", "is not a token this list returned; start again without it");
+        let invalid = || {
+            FieldViolation::new(
+                "page_token",
+                "is not a token this list returned; start again without it",
+            )
+        };
         let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
         let cursor: Cursor = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
         if cursor.query != fingerprint {
@@ -142,7 +158,10 @@ mod tests {
         assert_eq!(user_order("").ok(), Some(UserOrder::default()));
         assert_eq!(
             user_order("last_activity_at DESC").ok(),
-            Some(UserOrder { key: SortKey::LastActivityAt, descending: true })
+            Some(UserOrder {
+                key: SortKey::LastActivityAt,
+                descending: true
+            })
         );
         assert!(user_order("name").is_err());
         assert!(user_order("email sideways").is_err());
@@ -151,9 +170,17 @@ mod tests {
     #[test]
     fn cursor_round_trip_and_query_binding() {
         let fingerprint = query_fingerprint(&["kirk", "email"]);
-        let cursor = Cursor { text: Some("a@b.c".into()), number: None, id: Some("x".into()), query: fingerprint.clone() };
+        let cursor = Cursor {
+            text: Some("a@b.c".into()),
+            number: None,
+            id: Some("x".into()),
+            query: fingerprint.clone(),
+        };
         let token = cursor.encode();
-        assert_eq!(Cursor::decode(&token, &fingerprint).ok(), Some(Some(cursor)));
+        assert_eq!(
+            Cursor::decode(&token, &fingerprint).ok(),
+            Some(Some(cursor))
+        );
         assert!(Cursor::decode(&token, &query_fingerprint(&["spock", "email"])).is_err());
         assert!(Cursor::decode("garbage!", &fingerprint).is_err());
     }

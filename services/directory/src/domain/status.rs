@@ -43,7 +43,10 @@ impl UserStatus {
     /// Retired users no longer hold their external id or e-mail and are hidden from lists
     /// unless asked for. Must match the partial unique indexes of the migration.
     pub fn is_retired(self) -> bool {
-        matches!(self, UserStatus::Deleted | UserStatus::Merged | UserStatus::Erased)
+        matches!(
+            self,
+            UserStatus::Deleted | UserStatus::Merged | UserStatus::Erased
+        )
     }
 }
 

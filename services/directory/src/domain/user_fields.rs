@@ -67,7 +67,9 @@ impl UserField {
     }
 
     pub fn parse(name: &str) -> Option<UserField> {
-        UserField::ALL.into_iter().find(|field| field.name() == name)
+        UserField::ALL
+            .into_iter()
+            .find(|field| field.name() == name)
     }
 
     /// Checks and normalises a non-empty value. `path` is the field's path in the request
@@ -146,7 +148,12 @@ pub fn refresh_derived(user: &mut end_user::Model) {
 /// What the trigram indexes search: e-mail, name and external id, lower-cased. A newline
 /// separates them so a match cannot straddle two fields.
 pub fn search_text(email: &str, name: &str, external_id: &str) -> String {
-    format!("{}\n{}\n{}", email.to_lowercase(), name.to_lowercase(), external_id.to_lowercase())
+    format!(
+        "{}\n{}\n{}",
+        email.to_lowercase(),
+        name.to_lowercase(),
+        external_id.to_lowercase()
+    )
 }
 
 /// A set of checked values, keyed by field. Used by create, update and upsert.
@@ -176,11 +183,18 @@ impl UserValues {
                 Err(violation) => violations.push(violation),
             }
         }
-        if violations.is_empty() { Ok(UserValues(values)) } else { Err(violations) }
+        if violations.is_empty() {
+            Ok(UserValues(values))
+        } else {
+            Err(violations)
+        }
     }
 
     pub fn get(&self, field: UserField) -> Option<&str> {
-        self.0.iter().find(|(f, _)| *f == field).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn set(&mut self, field: UserField, value: String) {

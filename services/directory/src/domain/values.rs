@@ -11,7 +11,10 @@ pub struct FieldViolation {
 
 impl FieldViolation {
     pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
-        Self { field: field.into(), description: description.into() }
+        Self {
+            field: field.into(),
+            description: description.into(),
+        }
     }
 }
 
@@ -36,7 +39,10 @@ pub fn workspace_id(field: &str, value: &str) -> Checked<String> {
     if value.len() > 64 {
         return Err(FieldViolation::new(field, "must be at most 64 characters"));
     }
-    if !value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+    if !value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
         return Err(FieldViolation::new(
             field,
             "may contain only letters, digits, '-', '_' and '.'",
@@ -53,7 +59,10 @@ pub fn customer_id(field: &str, value: &str) -> Checked<String> {
     if value.chars().count() > 128 {
         return Err(FieldViolation::new(field, "must be at most 128 characters"));
     }
-    if !value.chars().all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '@')) {
+    if !value
+        .chars()
+        .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '@'))
+    {
         return Err(FieldViolation::new(
             field,
             "may contain only letters, digits, '-', '_', '.', ':' and '@'",
@@ -71,7 +80,10 @@ pub fn external_id(field: &str, value: &str) -> Checked<String> {
         return Err(FieldViolation::new(field, "must be at most 256 characters"));
     }
     if has_control(value) {
-        return Err(FieldViolation::new(field, "must not contain control characters"));
+        return Err(FieldViolation::new(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(value.to_owned())
 }
@@ -88,7 +100,12 @@ pub fn user_id(field: &str, value: &str) -> Checked<Uuid> {
 /// (quoted local parts and IP literals are refused on purpose).
 pub fn email(field: &str, value: &str) -> Checked<String> {
     let value = value.trim();
-    let invalid = |why: &str| Err(FieldViolation::new(field, format!("'{value}' is not a valid e-mail address: {why}")));
+    let invalid = |why: &str| {
+        Err(FieldViolation::new(
+            field,
+            format!("'{value}' is not a valid e-mail address: {why}"),
+        ))
+    };
     if value.is_empty() {
         return Err(FieldViolation::new(field, "is required"));
     }
@@ -105,7 +122,10 @@ pub fn email(field: &str, value: &str) -> Checked<String> {
         return invalid("misplaced '.' before '@'");
     }
     const LOCAL_SPECIALS: &str = ".!#$%&'*+/=?^_`{|}~-";
-    if !local.chars().all(|c| c.is_alphanumeric() || LOCAL_SPECIALS.contains(c)) {
+    if !local
+        .chars()
+        .all(|c| c.is_alphanumeric() || LOCAL_SPECIALS.contains(c))
+    {
         return invalid("unexpected character before '@'");
     }
     if !domain.contains('.') {
@@ -142,7 +162,10 @@ fn domain_name(domain: &str) -> Result<(), String> {
 pub fn customer_domain(field: &str, value: &str) -> Checked<String> {
     let value = value.trim().to_lowercase();
     if !value.contains('.') {
-        return Err(FieldViolation::new(field, format!("'{value}' is not a domain like example.com")));
+        return Err(FieldViolation::new(
+            field,
+            format!("'{value}' is not a domain like example.com"),
+        ));
     }
     domain_name(&value).map_err(|why| FieldViolation::new(field, format!("'{value}': {why}")))?;
     Ok(value)
@@ -152,17 +175,25 @@ pub fn customer_domain(field: &str, value: &str) -> Checked<String> {
 pub fn url(field: &str, value: &str) -> Checked<String> {
     let value = value.trim();
     if value.chars().count() > MAX_URL_CHARS {
-        return Err(FieldViolation::new(field, "must be at most 2048 characters"));
+        return Err(FieldViolation::new(
+            field,
+            "must be at most 2048 characters",
+        ));
     }
     let rest = value
         .strip_prefix("https://")
         .or_else(|| value.strip_prefix("http://"))
-        .ok_or_else(|| FieldViolation::new(field, format!("'{value}' is not an absolute http(s) URL")))?;
+        .ok_or_else(|| {
+            FieldViolation::new(field, format!("'{value}' is not an absolute http(s) URL"))
+        })?;
     let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
     let host = host.rsplit_once('@').map_or(host, |(_, host)| host);
     let host = host.split(':').next().unwrap_or_default();
     if host.is_empty() || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(FieldViolation::new(field, format!("'{value}' is not an absolute http(s) URL")));
+        return Err(FieldViolation::new(
+            field,
+            format!("'{value}' is not an absolute http(s) URL"),
+        ));
     }
     Ok(value.to_owned())
 }
@@ -172,11 +203,14 @@ pub fn phone(field: &str, value: &str) -> Checked<String> {
     if value.chars().count() > 50 {
         return Err(FieldViolation::new(field, "must be at most 50 characters"));
     }
-    let allowed = |c: char| c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '.' | '(' | ')' | '/');
+    let allowed =
+        |c: char| c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '.' | '(' | ')' | '/');
     if !value.chars().all(allowed) || !value.chars().any(|c| c.is_ascii_digit()) {
         return Err(FieldViolation::new(
             field,
-            format!("'{value}' is not a phone number: use digits with optional '+', spaces, '-', '.', '/' and parentheses"),
+            format!(
+                "'{value}' is not a phone number: use digits with optional '+', spaces, '-', '.', '/' and parentheses"
+            ),
         ));
     }
     Ok(value.to_owned())
@@ -186,11 +220,17 @@ pub fn phone(field: &str, value: &str) -> Checked<String> {
 pub fn text(field: &str, value: &str, max_chars: usize, multiline: bool) -> Checked<String> {
     let value = value.trim();
     if value.chars().count() > max_chars {
-        return Err(FieldViolation::new(field, format!("must be at most {max_chars} characters")));
+        return Err(FieldViolation::new(
+            field,
+            format!("must be at most {max_chars} characters"),
+        ));
     }
     let bad = |c: char| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t'));
     if value.chars().any(bad) {
-        return Err(FieldViolation::new(field, "must not contain control characters"));
+        return Err(FieldViolation::new(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(value.to_owned())
 }
@@ -216,7 +256,10 @@ pub fn identity_key(field: &str, value: &str) -> Checked<String> {
         return Err(FieldViolation::new(field, "is required"));
     }
     if value.chars().count() > 256 || has_control(value) {
-        return Err(FieldViolation::new(field, "must be 1-256 characters without control characters"));
+        return Err(FieldViolation::new(
+            field,
+            "must be 1-256 characters without control characters",
+        ));
     }
     Ok(value.to_owned())
 }
@@ -227,8 +270,20 @@ mod tests {
 
     #[test]
     fn emails() {
-        assert_eq!(email("email", " Captain.Kirk@Example.com ").as_deref(), Ok("Captain.Kirk@Example.com"));
-        for bad in ["kirk", "kirk@", "@example.com", "kirk@example", "ki rk@example.com", "kirk@exa_mple.com", "a..b@example.com", "kirk@-example.com"] {
+        assert_eq!(
+            email("email", " Captain.Kirk@Example.com ").as_deref(),
+            Ok("Captain.Kirk@Example.com")
+        );
+        for bad in [
+            "kirk",
+            "kirk@",
+            "@example.com",
+            "kirk@example",
+            "ki rk@example.com",
+            "kirk@exa_mple.com",
+            "a..b@example.com",
+            "kirk@-example.com",
+        ] {
             assert!(email("email", bad).is_err(), "{bad} should be rejected");
         }
     }
@@ -236,7 +291,12 @@ mod tests {
     #[test]
     fn urls() {
         assert!(url("avatar_url", "https://cdn.example.com/a.png").is_ok());
-        for bad in ["ftp://x.com", "https://", "example.com/a.png", "https://exa mple.com"] {
+        for bad in [
+            "ftp://x.com",
+            "https://",
+            "example.com/a.png",
+            "https://exa mple.com",
+        ] {
             assert!(url("avatar_url", bad).is_err(), "{bad} should be rejected");
         }
     }

@@ -29,10 +29,18 @@ fn domains_json(domains: &[String]) -> String {
 }
 
 impl Directory {
-    pub async fn create_customer(&self, actor: &Actor, workspace_id: &str, new: NewCustomer) -> Result<customer::Model> {
+    pub async fn create_customer(
+        &self,
+        actor: &Actor,
+        workspace_id: &str,
+        new: NewCustomer,
+    ) -> Result<customer::Model> {
         in_write_txn!(self, retry_unique = false, |txn| {
             let conn = &*txn;
-            if store::customers::get(conn, workspace_id, &new.customer_id).await?.is_some() {
+            if store::customers::get(conn, workspace_id, &new.customer_id)
+                .await?
+                .is_some()
+            {
                 return Err(DirectoryError::AlreadyExists(format!(
                     "customer '{}' already exists in this workspace",
                     new.customer_id
@@ -51,13 +59,23 @@ impl Directory {
                 version: 1,
             };
             store::customers::insert(conn, &created).await?;
-            let event = self.event(actor, workspace_id, "customer.created", ("customer", created.customer_id.clone()), customer_changes(None, Some(&created)));
+            let event = self.event(
+                actor,
+                workspace_id,
+                "customer.created",
+                ("customer", created.customer_id.clone()),
+                customer_changes(None, Some(&created)),
+            );
             outbox::append(conn, &[event]).await?;
             Ok(created)
         })
     }
 
-    pub async fn get_customer(&self, workspace_id: &str, customer_id: &str) -> Result<customer::Model> {
+    pub async fn get_customer(
+        &self,
+        workspace_id: &str,
+        customer_id: &str,
+    ) -> Result<customer::Model> {
         store::customers::get(self.db.conn(), workspace_id, customer_id)
             .await?
             .ok_or_else(|| DirectoryError::customer_not_found(customer_id))
@@ -74,12 +92,22 @@ impl Directory {
         let fingerprint = query_fingerprint(&["customers", filter_text]);
         let cursor = Cursor::decode(page_token, &fingerprint)?;
         let after = cursor.as_ref().and_then(|cursor| cursor.text.as_deref());
-        let mut customers = store::customers::list(self.db.conn(), workspace_id, filter, after, page_size + 1).await?;
+        let mut customers =
+            store::customers::list(self.db.conn(), workspace_id, filter, after, page_size + 1)
+                .await?;
         let next = if customers.len() as u64 > page_size {
             customers.truncate(page_size as usize);
             customers
                 .last()
-                .map(|last| Cursor { text: Some(last.customer_id.clone()), number: None, id: None, query: fingerprint }.encode())
+                .map(|last| {
+                    Cursor {
+                        text: Some(last.customer_id.clone()),
+                        number: None,
+                        id: None,
+                        query: fingerprint,
+                    }
+                    .encode()
+                })
                 .unwrap_or_default()
         } else {
             String::new()
@@ -112,7 +140,13 @@ impl Directory {
             if !store::customers::update(conn, &before, &after).await? {
                 return Err(DirectoryError::Database(roster_db::DbError::Conflict));
             }
-            let event = self.event(actor, workspace_id, action, ("customer", customer_id.to_owned()), customer_changes(Some(&before), Some(&after)));
+            let event = self.event(
+                actor,
+                workspace_id,
+                action,
+                ("customer", customer_id.to_owned()),
+                customer_changes(Some(&before), Some(&after)),
+            );
             outbox::append(conn, &[event]).await?;
             Ok(after)
         })
@@ -126,17 +160,24 @@ impl Directory {
         expected_version: Option<i64>,
         patch: CustomerPatch,
     ) -> Result<customer::Model> {
-        self.change_customer(actor, workspace_id, customer_id, expected_version, "customer.updated", |customer| {
-            if let Some(name) = &patch.name {
-                customer.name = name.clone();
-            }
-            if let Some(domains) = &patch.domains {
-                customer.domains = domains_json(domains);
-            }
-            if let Some(notes) = &patch.notes {
-                customer.notes = notes.clone();
-            }
-        })
+        self.change_customer(
+            actor,
+            workspace_id,
+            customer_id,
+            expected_version,
+            "customer.updated",
+            |customer| {
+                if let Some(name) = &patch.name {
+                    customer.name = name.clone();
+                }
+                if let Some(domains) = &patch.domains {
+                    customer.domains = domains_json(domains);
+                }
+                if let Some(notes) = &patch.notes {
+                    customer.notes = notes.clone();
+                }
+            },
+        )
         .await
     }
 
@@ -148,20 +189,34 @@ impl Directory {
         expected_version: Option<i64>,
         status: CustomerStatus,
     ) -> Result<customer::Model> {
-        self.change_customer(actor, workspace_id, customer_id, expected_version, "customer.status_changed", |customer| {
-            customer.status = status.as_str().to_owned();
-        })
+        self.change_customer(
+            actor,
+            workspace_id,
+            customer_id,
+            expected_version,
+            "customer.status_changed",
+            |customer| {
+                customer.status = status.as_str().to_owned();
+            },
+        )
         .await
     }
 
-    pub async fn delete_customer(&self, actor: &Actor, workspace_id: &str, customer_id: &str, expected_version: Option<i64>) -> Result<()> {
+    pub async fn delete_customer(
+        &self,
+        actor: &Actor,
+        workspace_id: &str,
+        customer_id: &str,
+        expected_version: Option<i64>,
+    ) -> Result<()> {
         in_write_txn!(self, retry_unique = false, |txn| {
             let conn = &*txn;
             let existing = store::customers::get(conn, workspace_id, customer_id)
                 .await?
                 .ok_or_else(|| DirectoryError::customer_not_found(customer_id))?;
             check_etag(expected_version, existing.version)?;
-            let members = store::users::count_live_in_customer(conn, workspace_id, customer_id).await?;
+            let members =
+                store::users::count_live_in_customer(conn, workspace_id, customer_id).await?;
             if members > 0 {
                 return Err(DirectoryError::FailedPrecondition(format!(
                     "customer '{customer_id}' still has {members} end-user(s) that are not deleted; delete or move them first"
@@ -170,7 +225,13 @@ impl Directory {
             if !store::customers::delete(conn, &existing).await? {
                 return Err(DirectoryError::Database(roster_db::DbError::Conflict));
             }
-            let event = self.event(actor, workspace_id, "customer.deleted", ("customer", customer_id.to_owned()), customer_changes(Some(&existing), None));
+            let event = self.event(
+                actor,
+                workspace_id,
+                "customer.deleted",
+                ("customer", customer_id.to_owned()),
+                customer_changes(Some(&existing), None),
+            );
             outbox::append(conn, &[event]).await?;
             Ok(())
         })
@@ -202,7 +263,13 @@ impl Directory {
                     version: 1,
                 };
                 store::customers::insert(conn, &created).await?;
-                events.push(self.event(actor, workspace_id, "customer.created", ("customer", customer_id.to_owned()), customer_changes(None, Some(&created))));
+                events.push(self.event(
+                    actor,
+                    workspace_id,
+                    "customer.created",
+                    ("customer", customer_id.to_owned()),
+                    customer_changes(None, Some(&created)),
+                ));
                 Ok((created, true))
             }
             Some(existing) => match name {
@@ -214,7 +281,13 @@ impl Directory {
                     if !store::customers::update(conn, &existing, &renamed).await? {
                         return Err(DirectoryError::Database(roster_db::DbError::Conflict));
                     }
-                    events.push(self.event(actor, workspace_id, "customer.updated", ("customer", customer_id.to_owned()), customer_changes(Some(&existing), Some(&renamed))));
+                    events.push(self.event(
+                        actor,
+                        workspace_id,
+                        "customer.updated",
+                        ("customer", customer_id.to_owned()),
+                        customer_changes(Some(&existing), Some(&renamed)),
+                    ));
                     Ok((renamed, false))
                 }
                 _ => Ok((existing, false)),

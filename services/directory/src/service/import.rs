@@ -7,7 +7,7 @@ use sea_orm::TransactionTrait;
 use tokio::sync::mpsc;
 
 use super::upsert::{UpsertInput, UpsertOutcome};
-use super::{Actor, Directory, is_retryable, MAX_ATTEMPTS};
+use super::{Actor, Directory, MAX_ATTEMPTS, is_retryable};
 use crate::domain::UserField;
 use crate::domain::user_fields::UserValues;
 use crate::error::{DirectoryError, Result};
@@ -108,14 +108,28 @@ fn row_input(record: ImportRecord) -> std::result::Result<UpsertInput, String> {
         (UserField::Country, country),
         (UserField::Notes, notes),
     ];
-    let values = UserValues::check("", given.into_iter().filter_map(|(field, value)| value.map(|v| (field, v))), false)
-        .map_err(|violations| {
-            violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect::<Vec<_>>().join("; ")
-        })?;
+    let values = UserValues::check(
+        "",
+        given
+            .into_iter()
+            .filter_map(|(field, value)| value.map(|v| (field, v))),
+        false,
+    )
+    .map_err(|violations| {
+        violations
+            .iter()
+            .map(|v| format!("{}: {}", v.field, v.description))
+            .collect::<Vec<_>>()
+            .join("; ")
+    })?;
     if customer_name.is_some() && values.get(UserField::CustomerId).is_none() {
         return Err("customer_name is set but customer_id is empty".to_owned());
     }
-    Ok(UpsertInput { identity: None, values, customer_name })
+    Ok(UpsertInput {
+        identity: None,
+        values,
+        customer_name,
+    })
 }
 
 /// Errors that belong to one row (its data conflicts with stored state); anything else is
@@ -123,15 +137,20 @@ fn row_input(record: ImportRecord) -> std::result::Result<UpsertInput, String> {
 fn is_row_error(error: &DirectoryError) -> bool {
     matches!(
         error,
-        DirectoryError::Invalid(_) | DirectoryError::AlreadyExists(_) | DirectoryError::FailedPrecondition(_) | DirectoryError::NotFound(_)
+        DirectoryError::Invalid(_)
+            | DirectoryError::AlreadyExists(_)
+            | DirectoryError::FailedPrecondition(_)
+            | DirectoryError::NotFound(_)
     )
 }
 
 fn describe(error: &DirectoryError) -> String {
     match error {
-        DirectoryError::Invalid(violations) => {
-            violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect::<Vec<_>>().join("; ")
-        }
+        DirectoryError::Invalid(violations) => violations
+            .iter()
+            .map(|v| format!("{}: {}", v.field, v.description))
+            .collect::<Vec<_>>()
+            .join("; "),
         other => other.to_string(),
     }
 }
@@ -147,18 +166,28 @@ impl Directory {
         let mut totals = ImportCounts::default();
         let mut batch = Vec::with_capacity(BATCH_ROWS);
         while !totals.stopped && rows.recv_many(&mut batch, BATCH_ROWS).await > 0 {
-            let counts = self.import_batch(actor, workspace_id, options, &batch).await?;
+            let counts = self
+                .import_batch(actor, workspace_id, options, &batch)
+                .await?;
             totals.add(counts);
             batch.clear();
         }
         Ok(totals)
     }
 
-    async fn import_batch(&self, actor: &Actor, workspace_id: &str, options: ImportOptions, batch: &[ImportRow]) -> Result<ImportCounts> {
+    async fn import_batch(
+        &self,
+        actor: &Actor,
+        workspace_id: &str,
+        options: ImportOptions,
+        batch: &[ImportRow],
+    ) -> Result<ImportCounts> {
         let mut attempt = 1;
         loop {
             let txn = self.db.begin_write().await?;
-            let result = self.import_batch_in(&txn, actor, workspace_id, options, batch).await;
+            let result = self
+                .import_batch_in(&txn, actor, workspace_id, options, batch)
+                .await;
             match result {
                 Ok(counts) => {
                     if options.dry_run {
@@ -219,7 +248,17 @@ impl Directory {
             };
             let savepoint = conn.begin().await.map_err(roster_db::DbError::from)?;
             let mut row_events = Vec::new();
-            match self.upsert_in(&savepoint, actor, workspace_id, &settings, &input, &mut row_events).await {
+            match self
+                .upsert_in(
+                    &savepoint,
+                    actor,
+                    workspace_id,
+                    &settings,
+                    &input,
+                    &mut row_events,
+                )
+                .await
+            {
                 Ok((_, outcome, customer_created)) => {
                     savepoint.commit().await.map_err(roster_db::DbError::from)?;
                     events.append(&mut row_events);
@@ -232,7 +271,10 @@ impl Directory {
                     }
                 }
                 Err(error) if is_row_error(&error) => {
-                    savepoint.rollback().await.map_err(roster_db::DbError::from)?;
+                    savepoint
+                        .rollback()
+                        .await
+                        .map_err(roster_db::DbError::from)?;
                     counts.fail(line, describe(&error));
                     if options.stop_on_error {
                         counts.stopped = true;

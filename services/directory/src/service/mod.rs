@@ -18,7 +18,10 @@ use crate::error::{DirectoryError, Result};
 
 pub use customers::{CustomerPatch, NewCustomer};
 pub use import::{ImportCounts, ImportOptions, ImportRow};
-pub use settings::{ChatAccessDecision, MAX_WIDGET_GRACE_SECONDS, SettingsPatch, StoredWidgetKey, widget_keys as settings_widget_keys};
+pub use settings::{
+    ChatAccessDecision, MAX_WIDGET_GRACE_SECONDS, SettingsPatch, StoredWidgetKey,
+    widget_keys as settings_widget_keys,
+};
 pub use upsert::{UpsertInput, UpsertOutcome, UpsertResult};
 pub use users::{Lookup, UserView};
 
@@ -142,7 +145,12 @@ pub fn parse_etag(field: &str, etag: &str) -> Result<Option<i64>> {
         .trim_matches('"')
         .parse::<i64>()
         .map(Some)
-        .map_err(|_| DirectoryError::invalid(field, format!("'{etag}' is not an etag this service returned")))
+        .map_err(|_| {
+            DirectoryError::invalid(
+                field,
+                format!("'{etag}' is not an etag this service returned"),
+            )
+        })
 }
 
 fn check_etag(expected: Option<i64>, version: i64) -> Result<()> {

@@ -8,7 +8,9 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{Actor, Directory, check_etag, in_write_txn};
-use crate::domain::widget_token::{RegisteredWidgetKey, WidgetKeyAlgorithm, WidgetVerificationKeys};
+use crate::domain::widget_token::{
+    RegisteredWidgetKey, WidgetKeyAlgorithm, WidgetVerificationKeys,
+};
 use crate::domain::{ChatAccess, CustomerStatus, UserStatus};
 use crate::entity::workspace_settings;
 use crate::error::{DirectoryError, Result};
@@ -61,8 +63,14 @@ pub fn widget_keys(settings: &workspace_settings::Model) -> Vec<StoredWidgetKey>
 
 impl Directory {
     /// Stored settings, or the defaults (version 0) for a workspace that never set any.
-    pub(super) async fn settings_or_default<C: ConnectionTrait>(&self, conn: &C, workspace_id: &str) -> Result<workspace_settings::Model> {
-        Ok(store::settings::get(conn, workspace_id).await?.unwrap_or_else(|| default_settings(workspace_id)))
+    pub(super) async fn settings_or_default<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        workspace_id: &str,
+    ) -> Result<workspace_settings::Model> {
+        Ok(store::settings::get(conn, workspace_id)
+            .await?
+            .unwrap_or_else(|| default_settings(workspace_id)))
     }
 
     pub async fn get_settings(&self, workspace_id: &str) -> Result<workspace_settings::Model> {
@@ -80,7 +88,9 @@ impl Directory {
         in_write_txn!(self, retry_unique = false, |txn| {
             let conn = &*txn;
             let stored = store::settings::get(conn, workspace_id).await?;
-            let before = stored.clone().unwrap_or_else(|| default_settings(workspace_id));
+            let before = stored
+                .clone()
+                .unwrap_or_else(|| default_settings(workspace_id));
             check_etag(expected_version, before.version)?;
             let now = self.now_us();
             let mut after = before.clone();
@@ -93,7 +103,13 @@ impl Directory {
             if !store::settings::save(conn, stored.as_ref(), &after).await? {
                 return Err(DirectoryError::Database(roster_db::DbError::Conflict));
             }
-            let event = self.event(actor, workspace_id, action, ("workspace_settings", workspace_id.to_owned()), changes);
+            let event = self.event(
+                actor,
+                workspace_id,
+                action,
+                ("workspace_settings", workspace_id.to_owned()),
+                changes,
+            );
             outbox::append(conn, &[event]).await?;
             Ok(after)
         })
@@ -106,46 +122,71 @@ impl Directory {
         expected_version: Option<i64>,
         patch: SettingsPatch,
     ) -> Result<workspace_settings::Model> {
-        self.change_settings(actor, workspace_id, expected_version, "workspace_settings.updated", |settings, _| {
-            let mut changes = Vec::new();
-            if let Some(access) = patch.chat_access
-                && settings.chat_access != access.as_str()
-            {
-                changes.push(FieldChange { field: "chat_access".into(), before: Some(json!(settings.chat_access)), after: Some(json!(access.as_str())) });
-                settings.chat_access = access.as_str().to_owned();
-            }
-            if let Some(require) = patch.require_customer
-                && settings.require_customer != require
-            {
-                changes.push(FieldChange { field: "require_customer".into(), before: Some(json!(settings.require_customer)), after: Some(json!(require)) });
-                settings.require_customer = require;
-            }
-            if let Some(keys) = &patch.widget_keys {
-                let before = widget_keys(settings);
-                if &before != keys {
-                    let kids = |keys: &[StoredWidgetKey]| json!(keys.iter().map(|k| k.kid.clone()).collect::<Vec<_>>());
-                    changes.push(FieldChange { field: "widget_keys".into(), before: Some(kids(&before)), after: Some(kids(keys)) });
-                    settings.widget_keys = serde_json::to_string(keys).unwrap_or_else(|_| "[]".into());
+        self.change_settings(
+            actor,
+            workspace_id,
+            expected_version,
+            "workspace_settings.updated",
+            |settings, _| {
+                let mut changes = Vec::new();
+                if let Some(access) = patch.chat_access
+                    && settings.chat_access != access.as_str()
+                {
+                    changes.push(FieldChange {
+                        field: "chat_access".into(),
+                        before: Some(json!(settings.chat_access)),
+                        after: Some(json!(access.as_str())),
+                    });
+                    settings.chat_access = access.as_str().to_owned();
                 }
-            }
-            if let Some(grace) = patch.widget_secret_grace_seconds
-                && settings.widget_secret_grace_seconds != grace
-            {
-                changes.push(FieldChange {
-                    field: "widget_secret_grace_seconds".into(),
-                    before: Some(json!(settings.widget_secret_grace_seconds)),
-                    after: Some(json!(grace)),
-                });
-                settings.widget_secret_grace_seconds = grace;
-            }
-            changes
-        })
+                if let Some(require) = patch.require_customer
+                    && settings.require_customer != require
+                {
+                    changes.push(FieldChange {
+                        field: "require_customer".into(),
+                        before: Some(json!(settings.require_customer)),
+                        after: Some(json!(require)),
+                    });
+                    settings.require_customer = require;
+                }
+                if let Some(keys) = &patch.widget_keys {
+                    let before = widget_keys(settings);
+                    if &before != keys {
+                        let kids = |keys: &[StoredWidgetKey]| {
+                            json!(keys.iter().map(|k| k.kid.clone()).collect::<Vec<_>>())
+                        };
+                        changes.push(FieldChange {
+                            field: "widget_keys".into(),
+                            before: Some(kids(&before)),
+                            after: Some(kids(keys)),
+                        });
+                        settings.widget_keys =
+                            serde_json::to_string(keys).unwrap_or_else(|_| "[]".into());
+                    }
+                }
+                if let Some(grace) = patch.widget_secret_grace_seconds
+                    && settings.widget_secret_grace_seconds != grace
+                {
+                    changes.push(FieldChange {
+                        field: "widget_secret_grace_seconds".into(),
+                        before: Some(json!(settings.widget_secret_grace_seconds)),
+                        after: Some(json!(grace)),
+                    });
+                    settings.widget_secret_grace_seconds = grace;
+                }
+                changes
+            },
+        )
         .await
     }
 
     /// Returns the new secret once, with when the previous one stops verifying. The secret
     /// never appears in the audit event.
-    pub async fn rotate_widget_secret(&self, actor: &Actor, workspace_id: &str) -> Result<(String, Option<i64>)> {
+    pub async fn rotate_widget_secret(
+        &self,
+        actor: &Actor,
+        workspace_id: &str,
+    ) -> Result<(String, Option<i64>)> {
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
         let secret = format!("wsec_{}", URL_SAFE_NO_PAD.encode(bytes));
@@ -167,14 +208,19 @@ impl Directory {
 
     /// Keys that verify widget tokens now: the current secret, the previous one while its
     /// grace period lasts, and the registered public keys.
-    pub(super) fn widget_verification_keys(&self, settings: &workspace_settings::Model) -> WidgetVerificationKeys {
+    pub(super) fn widget_verification_keys(
+        &self,
+        settings: &workspace_settings::Model,
+    ) -> WidgetVerificationKeys {
         let now = self.now_us();
         let mut secrets = Vec::new();
         if let Some(secret) = &settings.widget_secret {
             secrets.push(secret.as_bytes().to_vec());
         }
-        if let (Some(previous), Some(until)) = (&settings.previous_widget_secret, settings.previous_secret_expires_at)
-            && now < until
+        if let (Some(previous), Some(until)) = (
+            &settings.previous_widget_secret,
+            settings.previous_secret_expires_at,
+        ) && now < until
         {
             secrets.push(previous.as_bytes().to_vec());
         }
@@ -186,25 +232,42 @@ impl Directory {
                     "ES256" => WidgetKeyAlgorithm::Es256,
                     _ => return None,
                 };
-                Some(RegisteredWidgetKey { kid: key.kid, algorithm, public_key_pem: key.public_key_pem })
+                Some(RegisteredWidgetKey {
+                    kid: key.kid,
+                    algorithm,
+                    public_key_pem: key.public_key_pem,
+                })
             })
             .collect();
-        WidgetVerificationKeys { secrets, public_keys }
+        WidgetVerificationKeys {
+            secrets,
+            public_keys,
+        }
     }
 
-    pub async fn check_chat_access(&self, workspace_id: &str, user_id: Uuid) -> Result<ChatAccessDecision> {
+    pub async fn check_chat_access(
+        &self,
+        workspace_id: &str,
+        user_id: Uuid,
+    ) -> Result<ChatAccessDecision> {
         let conn = self.db.conn();
         let settings = self.settings_or_default(conn, workspace_id).await?;
         let access = ChatAccess::parse(&settings.chat_access).unwrap_or(ChatAccess::Anyone);
         let user = store::users::require(conn, workspace_id, user_id).await?;
         let status = UserStatus::parse(&user.status).unwrap_or(UserStatus::Deactivated);
-        let denied = |reason: String| ChatAccessDecision { allowed: false, reason, chat_access: access };
+        let denied = |reason: String| ChatAccessDecision {
+            allowed: false,
+            reason,
+            chat_access: access,
+        };
         let reason = match (status, access) {
             (UserStatus::Deactivated, _) => Some("the end-user is deactivated".to_owned()),
-            (UserStatus::Deleted | UserStatus::Merged | UserStatus::Erased, _) => Some(format!("the end-user is {status}")),
-            (UserStatus::Guest, ChatAccess::Identified | ChatAccess::Confirmed) => {
-                Some("this workspace admits identified users only; the guest must log in".to_owned())
+            (UserStatus::Deleted | UserStatus::Merged | UserStatus::Erased, _) => {
+                Some(format!("the end-user is {status}"))
             }
+            (UserStatus::Guest, ChatAccess::Identified | ChatAccess::Confirmed) => Some(
+                "this workspace admits identified users only; the guest must log in".to_owned(),
+            ),
             (UserStatus::Unconfirmed, ChatAccess::Confirmed) => {
                 Some("this workspace admits users with a confirmed e-mail only".to_owned())
             }
@@ -214,11 +277,19 @@ impl Directory {
             return Ok(denied(reason));
         }
         if !user.customer_id.is_empty()
-            && let Some(customer) = store::customers::get(conn, workspace_id, &user.customer_id).await?
+            && let Some(customer) =
+                store::customers::get(conn, workspace_id, &user.customer_id).await?
             && CustomerStatus::parse(&customer.status) != Some(CustomerStatus::Active)
         {
-            return Ok(denied(format!("the end-user's customer '{}' is {}", customer.customer_id, customer.status)));
+            return Ok(denied(format!(
+                "the end-user's customer '{}' is {}",
+                customer.customer_id, customer.status
+            )));
         }
-        Ok(ChatAccessDecision { allowed: true, reason: String::new(), chat_access: access })
+        Ok(ChatAccessDecision {
+            allowed: true,
+            reason: String::new(),
+            chat_access: access,
+        })
     }
 }

@@ -39,7 +39,10 @@ pub struct UpsertResult {
 
 /// A merged user's identities moved to its target; follow the chain (bounded, in case of
 /// a cycle that should never exist).
-async fn resolve_merged<C: ConnectionTrait>(conn: &C, mut user: end_user::Model) -> Result<end_user::Model> {
+async fn resolve_merged<C: ConnectionTrait>(
+    conn: &C,
+    mut user: end_user::Model,
+) -> Result<end_user::Model> {
     for _ in 0..8 {
         match user.merged_into {
             Some(target) if user.status == UserStatus::Merged.as_str() => {
@@ -53,7 +56,12 @@ async fn resolve_merged<C: ConnectionTrait>(conn: &C, mut user: end_user::Model)
 
 impl Directory {
     /// Finds the user an import means: by identity, else external id, else e-mail.
-    async fn match_user<C: ConnectionTrait>(&self, conn: &C, workspace_id: &str, input: &UpsertInput) -> Result<Option<end_user::Model>> {
+    async fn match_user<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        workspace_id: &str,
+        input: &UpsertInput,
+    ) -> Result<Option<end_user::Model>> {
         if let Some((source, key)) = &input.identity
             && let Some(owner) = store::identities::owner(conn, workspace_id, *source, key).await?
             && let Some(user) = store::users::get(conn, workspace_id, owner).await?
@@ -64,7 +72,8 @@ impl Directory {
             }
         }
         if let Some(external_id) = input.values.get(UserField::ExternalId)
-            && let Some(user) = store::users::find_by_external_id(conn, workspace_id, external_id).await?
+            && let Some(user) =
+                store::users::find_by_external_id(conn, workspace_id, external_id).await?
         {
             return Ok(Some(user));
         }
@@ -90,7 +99,10 @@ impl Directory {
         let matched = self.match_user(conn, workspace_id, input).await?;
         let (before, mut after) = match matched {
             Some(user) => (Some(user.clone()), user),
-            None => (None, blank_user(workspace_id, Uuid::now_v7(), UserStatus::Active, now)),
+            None => (
+                None,
+                blank_user(workspace_id, Uuid::now_v7(), UserStatus::Active, now),
+            ),
         };
         input.values.apply(&mut after);
         let outcome = match &before {
@@ -105,7 +117,9 @@ impl Directory {
             Some(before) if *before != after => UpsertOutcome::Updated,
             Some(_) => UpsertOutcome::Unchanged,
         };
-        let customer_changed = before.as_ref().is_none_or(|b| b.customer_id != after.customer_id);
+        let customer_changed = before
+            .as_ref()
+            .is_none_or(|b| b.customer_id != after.customer_id);
         let customer_created = if after.customer_id.is_empty() {
             if settings.require_customer && after.status != UserStatus::Guest.as_str() {
                 return Err(DirectoryError::FailedPrecondition(
@@ -115,7 +129,9 @@ impl Directory {
             false
         } else if customer_changed || input.customer_name.is_some() {
             let name = input.customer_name.as_deref();
-            self.ensure_customer(conn, actor, workspace_id, &after.customer_id, name, events).await?.1
+            self.ensure_customer(conn, actor, workspace_id, &after.customer_id, name, events)
+                .await?
+                .1
         } else {
             false
         };
@@ -123,7 +139,13 @@ impl Directory {
             None => {
                 store::users::ensure_unique_keys(conn, &after).await?;
                 store::users::insert(conn, &after).await?;
-                events.push(self.event(actor, workspace_id, "end_user.created", ("end_user", after.user_id.to_string()), user_changes(None, &after)));
+                events.push(self.event(
+                    actor,
+                    workspace_id,
+                    "end_user.created",
+                    ("end_user", after.user_id.to_string()),
+                    user_changes(None, &after),
+                ));
             }
             Some(before) if outcome != UpsertOutcome::Unchanged => {
                 after.version += 1;
@@ -132,47 +154,87 @@ impl Directory {
                 if !store::users::update(conn, before, &after).await? {
                     return Err(DirectoryError::Database(roster_db::DbError::Conflict));
                 }
-                let action = if outcome == UpsertOutcome::Undeleted { "end_user.undeleted" } else { "end_user.updated" };
-                events.push(self.event(actor, workspace_id, action, ("end_user", after.user_id.to_string()), user_changes(Some(before), &after)));
+                let action = if outcome == UpsertOutcome::Undeleted {
+                    "end_user.undeleted"
+                } else {
+                    "end_user.updated"
+                };
+                events.push(self.event(
+                    actor,
+                    workspace_id,
+                    action,
+                    ("end_user", after.user_id.to_string()),
+                    user_changes(Some(before), &after),
+                ));
             }
             Some(_) => {}
         }
         if let Some((source, key)) = &input.identity
-            && store::identities::owner(conn, workspace_id, *source, key).await?.is_none()
+            && store::identities::owner(conn, workspace_id, *source, key)
+                .await?
+                .is_none()
         {
             store::identities::attach(conn, workspace_id, *source, key, after.user_id, now).await?;
         }
         Ok((after, outcome, customer_created))
     }
 
-    pub async fn upsert_user(&self, actor: &Actor, workspace_id: &str, input: UpsertInput) -> Result<UpsertResult> {
+    pub async fn upsert_user(
+        &self,
+        actor: &Actor,
+        workspace_id: &str,
+        input: UpsertInput,
+    ) -> Result<UpsertResult> {
         // Concurrent upserts of one new person race to insert; the losers hit a unique index,
         // roll back and retry, and then find the winner's row.
         in_write_txn!(self, retry_unique = true, |txn| {
             let conn = &*txn;
             let settings = self.settings_or_default(conn, workspace_id).await?;
             let mut events = Vec::new();
-            let (user, outcome, customer_created) = self.upsert_in(conn, actor, workspace_id, &settings, &input, &mut events).await?;
+            let (user, outcome, customer_created) = self
+                .upsert_in(conn, actor, workspace_id, &settings, &input, &mut events)
+                .await?;
             outbox::append(conn, &events).await?;
             let user = self.view(conn, user).await?;
-            Ok(UpsertResult { user, outcome, customer_created })
+            Ok(UpsertResult {
+                user,
+                outcome,
+                customer_created,
+            })
         })
     }
 
     /// Verifies a vendor-signed widget token and upserts its customer and user.
-    pub async fn import_widget_token(&self, actor: &Actor, workspace_id: &str, token: &str) -> Result<UpsertResult> {
-        let settings = self.settings_or_default(self.db.conn(), workspace_id).await?;
+    pub async fn import_widget_token(
+        &self,
+        actor: &Actor,
+        workspace_id: &str,
+        token: &str,
+    ) -> Result<UpsertResult> {
+        let settings = self
+            .settings_or_default(self.db.conn(), workspace_id)
+            .await?;
         let keys = self.widget_verification_keys(&settings);
-        let identity = verify_widget_token(token, &keys, self.clock.now_secs()).map_err(|error| match error {
-            WidgetTokenError::Malformed | WidgetTokenError::BadClaim { .. } => DirectoryError::invalid("token", error.to_string()),
-            WidgetTokenError::NoKeys => DirectoryError::FailedPrecondition(error.to_string()),
-            other => DirectoryError::Unauthenticated(other.to_string()),
-        })?;
+        let identity = verify_widget_token(token, &keys, self.clock.now_secs()).map_err(
+            |error| match error {
+                WidgetTokenError::Malformed | WidgetTokenError::BadClaim { .. } => {
+                    DirectoryError::invalid("token", error.to_string())
+                }
+                WidgetTokenError::NoKeys => DirectoryError::FailedPrecondition(error.to_string()),
+                other => DirectoryError::Unauthenticated(other.to_string()),
+            },
+        )?;
         let given = [
             (UserField::ExternalId, identity.user_id.clone()),
             (UserField::Email, identity.user_email.clone()),
-            (UserField::Name, identity.user_name.clone().unwrap_or_default()),
-            (UserField::AvatarUrl, identity.user_avatar_url.clone().unwrap_or_default()),
+            (
+                UserField::Name,
+                identity.user_name.clone().unwrap_or_default(),
+            ),
+            (
+                UserField::AvatarUrl,
+                identity.user_avatar_url.clone().unwrap_or_default(),
+            ),
             (UserField::CustomerId, identity.customer_id.clone()),
         ];
         let values = UserValues::check("token.", given, false)?;

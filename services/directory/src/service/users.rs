@@ -29,11 +29,20 @@ pub enum Lookup {
 }
 
 fn status_of(user: &end_user::Model) -> Result<UserStatus> {
-    UserStatus::parse(&user.status)
-        .ok_or_else(|| DirectoryError::Internal(format!("end-user {} has unknown status '{}'", user.user_id, user.status)))
+    UserStatus::parse(&user.status).ok_or_else(|| {
+        DirectoryError::Internal(format!(
+            "end-user {} has unknown status '{}'",
+            user.user_id, user.status
+        ))
+    })
 }
 
-pub(super) fn blank_user(workspace_id: &str, user_id: Uuid, status: UserStatus, now: i64) -> end_user::Model {
+pub(super) fn blank_user(
+    workspace_id: &str,
+    user_id: Uuid,
+    status: UserStatus,
+    now: i64,
+) -> end_user::Model {
     let mut user = end_user::Model {
         workspace_id: workspace_id.to_owned(),
         user_id,
@@ -71,8 +80,13 @@ pub(super) fn blank_user(workspace_id: &str, user_id: Uuid, status: UserStatus, 
 }
 
 impl Directory {
-    pub(super) async fn view<C: ConnectionTrait>(&self, conn: &C, user: end_user::Model) -> Result<UserView> {
-        let mut identities = store::identities::of_users(conn, &user.workspace_id, &[user.user_id]).await?;
+    pub(super) async fn view<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        user: end_user::Model,
+    ) -> Result<UserView> {
+        let mut identities =
+            store::identities::of_users(conn, &user.workspace_id, &[user.user_id]).await?;
         let identities = identities.remove(&user.user_id).unwrap_or_default();
         Ok(UserView { user, identities })
     }
@@ -86,14 +100,20 @@ impl Directory {
     pub async fn lookup_user(&self, workspace_id: &str, lookup: &Lookup) -> Result<UserView> {
         let conn = self.db.conn();
         let found = match lookup {
-            Lookup::ExternalId(external_id) => store::users::find_by_external_id(conn, workspace_id, external_id).await?,
+            Lookup::ExternalId(external_id) => {
+                store::users::find_by_external_id(conn, workspace_id, external_id).await?
+            }
             Lookup::Email(email) => store::users::find_by_email(conn, workspace_id, email).await?,
-            Lookup::Identity(source, key) => match store::identities::owner(conn, workspace_id, *source, key).await? {
-                Some(user_id) => store::users::get(conn, workspace_id, user_id).await?,
-                None => None,
-            },
+            Lookup::Identity(source, key) => {
+                match store::identities::owner(conn, workspace_id, *source, key).await? {
+                    Some(user_id) => store::users::get(conn, workspace_id, user_id).await?,
+                    None => None,
+                }
+            }
         };
-        let user = found.ok_or_else(|| DirectoryError::NotFound("no end-user in this workspace matches that key".into()))?;
+        let user = found.ok_or_else(|| {
+            DirectoryError::NotFound("no end-user in this workspace matches that key".into())
+        })?;
         self.view(conn, user).await
     }
 
@@ -113,11 +133,21 @@ impl Directory {
         let fingerprint = query_fingerprint(&["users", filter_text, order_text, show]);
         let cursor = Cursor::decode(page_token, &fingerprint)?;
         let conn = self.db.conn();
-        let query = UserQuery { workspace_id, filter, order, show_deleted, cursor: cursor.as_ref(), limit: page_size + 1 };
+        let query = UserQuery {
+            workspace_id,
+            filter,
+            order,
+            show_deleted,
+            cursor: cursor.as_ref(),
+            limit: page_size + 1,
+        };
         let mut users = store::search::list_users(conn, &query).await?;
         let next = if users.len() as u64 > page_size {
             users.truncate(page_size as usize);
-            users.last().map(|last| cursor_after(last, order, fingerprint).encode()).unwrap_or_default()
+            users
+                .last()
+                .map(|last| cursor_after(last, order, fingerprint).encode())
+                .unwrap_or_default()
         } else {
             String::new()
         };
@@ -144,7 +174,8 @@ impl Directory {
         in_write_txn!(self, retry_unique = false, |txn| {
             let conn = &*txn;
             if let Some(request_id) = &request_id
-                && let Some(user_id) = store::users::find_create_request(conn, workspace_id, request_id).await?
+                && let Some(user_id) =
+                    store::users::find_create_request(conn, workspace_id, request_id).await?
             {
                 let user = store::users::require(conn, workspace_id, user_id).await?;
                 return self.view(conn, user).await;
@@ -155,7 +186,10 @@ impl Directory {
             let mut user = blank_user(workspace_id, Uuid::now_v7(), status, now);
             values.apply(&mut user);
             if user.external_id.is_empty() && user.email.is_empty() {
-                return Err(DirectoryError::invalid("user", "external_id or email is required"));
+                return Err(DirectoryError::invalid(
+                    "user",
+                    "external_id or email is required",
+                ));
             }
             if status == UserStatus::Active {
                 user.confirmed_at = Some(now);
@@ -164,11 +198,27 @@ impl Directory {
             store::users::ensure_unique_keys(conn, &user).await?;
             store::users::insert(conn, &user).await?;
             if let Some(request_id) = &request_id {
-                store::users::record_create_request(conn, workspace_id, request_id, user.user_id, now).await?;
+                store::users::record_create_request(
+                    conn,
+                    workspace_id,
+                    request_id,
+                    user.user_id,
+                    now,
+                )
+                .await?;
             }
-            events.push(self.event(actor, workspace_id, "end_user.created", ("end_user", user.user_id.to_string()), user_changes(None, &user)));
+            events.push(self.event(
+                actor,
+                workspace_id,
+                "end_user.created",
+                ("end_user", user.user_id.to_string()),
+                user_changes(None, &user),
+            ));
             outbox::append(conn, &events).await?;
-            Ok(UserView { user, identities: Vec::new() })
+            Ok(UserView {
+                user,
+                identities: Vec::new(),
+            })
         })
     }
 
@@ -188,7 +238,10 @@ impl Directory {
             }
             return Ok(());
         }
-        if store::customers::get(conn, &user.workspace_id, &user.customer_id).await?.is_none() {
+        if store::customers::get(conn, &user.workspace_id, &user.customer_id)
+            .await?
+            .is_none()
+        {
             return Err(DirectoryError::FailedPrecondition(format!(
                 "customer '{}' does not exist in this workspace; create it first",
                 user.customer_id
@@ -229,7 +282,13 @@ impl Directory {
             if !store::users::update(conn, &before, &after).await? {
                 return Err(DirectoryError::Database(roster_db::DbError::Conflict));
             }
-            events.push(self.event(actor, workspace_id, action, ("end_user", user_id.to_string()), user_changes(Some(&before), &after)));
+            events.push(self.event(
+                actor,
+                workspace_id,
+                action,
+                ("end_user", user_id.to_string()),
+                user_changes(Some(&before), &after),
+            ));
             outbox::append(conn, &events).await?;
             self.view(conn, after).await
         })
@@ -243,69 +302,133 @@ impl Directory {
         expected_version: Option<i64>,
         values: UserValues,
     ) -> Result<UserView> {
-        self.change_user(actor, workspace_id, user_id, expected_version, "end_user.updated", |user, _| {
-            let status = status_of(user)?;
-            if status.is_retired() {
-                return Err(DirectoryError::FailedPrecondition(format!("end-user {} is {status}; it cannot be edited", user.user_id)));
-            }
-            if status == UserStatus::Guest && (values.get(UserField::Email).is_some_and(|e| !e.is_empty())) {
-                return Err(DirectoryError::FailedPrecondition("guests get an e-mail through IdentifyGuest".into()));
-            }
-            let old_email = user.email_key.clone();
-            values.apply(user);
-            if user.external_id.is_empty() && user.email.is_empty() && status != UserStatus::Guest {
-                return Err(DirectoryError::invalid("update_mask", "an end-user needs an external_id or an email; both would be empty"));
-            }
-            // A new address has not been confirmed by anyone.
-            if user.email_key != old_email && status == UserStatus::Active && !user.email.is_empty() {
-                user.status = UserStatus::Unconfirmed.as_str().to_owned();
-                user.confirmed_at = None;
-            }
-            Ok(())
-        })
+        self.change_user(
+            actor,
+            workspace_id,
+            user_id,
+            expected_version,
+            "end_user.updated",
+            |user, _| {
+                let status = status_of(user)?;
+                if status.is_retired() {
+                    return Err(DirectoryError::FailedPrecondition(format!(
+                        "end-user {} is {status}; it cannot be edited",
+                        user.user_id
+                    )));
+                }
+                if status == UserStatus::Guest
+                    && (values.get(UserField::Email).is_some_and(|e| !e.is_empty()))
+                {
+                    return Err(DirectoryError::FailedPrecondition(
+                        "guests get an e-mail through IdentifyGuest".into(),
+                    ));
+                }
+                let old_email = user.email_key.clone();
+                values.apply(user);
+                if user.external_id.is_empty()
+                    && user.email.is_empty()
+                    && status != UserStatus::Guest
+                {
+                    return Err(DirectoryError::invalid(
+                        "update_mask",
+                        "an end-user needs an external_id or an email; both would be empty",
+                    ));
+                }
+                // A new address has not been confirmed by anyone.
+                if user.email_key != old_email
+                    && status == UserStatus::Active
+                    && !user.email.is_empty()
+                {
+                    user.status = UserStatus::Unconfirmed.as_str().to_owned();
+                    user.confirmed_at = None;
+                }
+                Ok(())
+            },
+        )
         .await
     }
 
-    pub async fn deactivate_user(&self, actor: &Actor, workspace_id: &str, user_id: Uuid, expected_version: Option<i64>) -> Result<UserView> {
-        self.change_user(actor, workspace_id, user_id, expected_version, "end_user.deactivated", |user, _| {
-            match status_of(user)? {
+    pub async fn deactivate_user(
+        &self,
+        actor: &Actor,
+        workspace_id: &str,
+        user_id: Uuid,
+        expected_version: Option<i64>,
+    ) -> Result<UserView> {
+        self.change_user(
+            actor,
+            workspace_id,
+            user_id,
+            expected_version,
+            "end_user.deactivated",
+            |user, _| match status_of(user)? {
                 UserStatus::Deactivated => Ok(()),
-                status if status.is_retired() => {
-                    Err(DirectoryError::FailedPrecondition(format!("end-user {} is {status}; it cannot be deactivated", user.user_id)))
-                }
+                status if status.is_retired() => Err(DirectoryError::FailedPrecondition(format!(
+                    "end-user {} is {status}; it cannot be deactivated",
+                    user.user_id
+                ))),
                 status => {
                     user.restore_status = Some(status.as_str().to_owned());
                     user.status = UserStatus::Deactivated.as_str().to_owned();
                     Ok(())
                 }
-            }
-        })
+            },
+        )
         .await
     }
 
-    pub async fn reactivate_user(&self, actor: &Actor, workspace_id: &str, user_id: Uuid, expected_version: Option<i64>) -> Result<UserView> {
-        self.change_user(actor, workspace_id, user_id, expected_version, "end_user.reactivated", |user, _| {
-            match status_of(user)? {
+    pub async fn reactivate_user(
+        &self,
+        actor: &Actor,
+        workspace_id: &str,
+        user_id: Uuid,
+        expected_version: Option<i64>,
+    ) -> Result<UserView> {
+        self.change_user(
+            actor,
+            workspace_id,
+            user_id,
+            expected_version,
+            "end_user.reactivated",
+            |user, _| match status_of(user)? {
                 UserStatus::Deactivated => {
-                    let back = user.restore_status.take().unwrap_or_else(|| UserStatus::Active.as_str().to_owned());
+                    let back = user
+                        .restore_status
+                        .take()
+                        .unwrap_or_else(|| UserStatus::Active.as_str().to_owned());
                     user.status = back;
                     Ok(())
                 }
-                status if status.is_retired() => {
-                    Err(DirectoryError::FailedPrecondition(format!("end-user {} is {status}; use UndeleteUser for deleted users", user.user_id)))
-                }
+                status if status.is_retired() => Err(DirectoryError::FailedPrecondition(format!(
+                    "end-user {} is {status}; use UndeleteUser for deleted users",
+                    user.user_id
+                ))),
                 _ => Ok(()),
-            }
-        })
+            },
+        )
         .await
     }
 
-    pub async fn delete_user(&self, actor: &Actor, workspace_id: &str, user_id: Uuid, expected_version: Option<i64>) -> Result<UserView> {
-        self.change_user(actor, workspace_id, user_id, expected_version, "end_user.deleted", |user, now| {
-            match status_of(user)? {
+    pub async fn delete_user(
+        &self,
+        actor: &Actor,
+        workspace_id: &str,
+        user_id: Uuid,
+        expected_version: Option<i64>,
+    ) -> Result<UserView> {
+        self.change_user(
+            actor,
+            workspace_id,
+            user_id,
+            expected_version,
+            "end_user.deleted",
+            |user, now| match status_of(user)? {
                 UserStatus::Deleted => Ok(()),
                 status @ (UserStatus::Merged | UserStatus::Erased) => {
-                    Err(DirectoryError::FailedPrecondition(format!("end-user {} is {status}; it cannot be deleted", user.user_id)))
+                    Err(DirectoryError::FailedPrecondition(format!(
+                        "end-user {} is {status}; it cannot be deleted",
+                        user.user_id
+                    )))
                 }
                 status => {
                     user.restore_status = Some(status.as_str().to_owned());
@@ -313,25 +436,50 @@ impl Directory {
                     user.deleted_at = Some(now);
                     Ok(())
                 }
-            }
-        })
+            },
+        )
         .await
     }
 
-    pub async fn undelete_user(&self, actor: &Actor, workspace_id: &str, user_id: Uuid) -> Result<UserView> {
-        self.change_user(actor, workspace_id, user_id, None, "end_user.undeleted", |user, _| match status_of(user)? {
-            UserStatus::Deleted => {
-                undelete(user);
-                Ok(())
-            }
-            status => Err(DirectoryError::FailedPrecondition(format!("end-user {} is {status}, not deleted", user.user_id))),
-        })
+    pub async fn undelete_user(
+        &self,
+        actor: &Actor,
+        workspace_id: &str,
+        user_id: Uuid,
+    ) -> Result<UserView> {
+        self.change_user(
+            actor,
+            workspace_id,
+            user_id,
+            None,
+            "end_user.undeleted",
+            |user, _| match status_of(user)? {
+                UserStatus::Deleted => {
+                    undelete(user);
+                    Ok(())
+                }
+                status => Err(DirectoryError::FailedPrecondition(format!(
+                    "end-user {} is {status}, not deleted",
+                    user.user_id
+                ))),
+            },
+        )
         .await
     }
 
-    pub async fn confirm_user_email(&self, actor: &Actor, workspace_id: &str, user_id: Uuid) -> Result<UserView> {
-        self.change_user(actor, workspace_id, user_id, None, "end_user.email_confirmed", |user, now| {
-            match status_of(user)? {
+    pub async fn confirm_user_email(
+        &self,
+        actor: &Actor,
+        workspace_id: &str,
+        user_id: Uuid,
+    ) -> Result<UserView> {
+        self.change_user(
+            actor,
+            workspace_id,
+            user_id,
+            None,
+            "end_user.email_confirmed",
+            |user, now| match status_of(user)? {
                 UserStatus::Unconfirmed => {
                     user.status = UserStatus::Active.as_str().to_owned();
                     user.confirmed_at = Some(now);
@@ -342,8 +490,8 @@ impl Directory {
                     "end-user {} is {status}; only unconfirmed users can confirm an e-mail",
                     user.user_id
                 ))),
-            }
-        })
+            },
+        )
         .await
     }
 
@@ -360,19 +508,32 @@ impl Directory {
             let before = store::users::require(conn, workspace_id, user_id).await?;
             let status = status_of(&before)?;
             if status.is_retired() {
-                return Err(DirectoryError::FailedPrecondition(format!("end-user {user_id} is {status}; activity cannot be recorded")));
+                return Err(DirectoryError::FailedPrecondition(format!(
+                    "end-user {user_id} is {status}; activity cannot be recorded"
+                )));
             }
             let now = self.now_us();
             let at = occurred_at_us.unwrap_or(now);
             store::users::add_activity(conn, workspace_id, user_id, at, conversations, now).await?;
             let after = store::users::require(conn, workspace_id, user_id).await?;
-            let event = self.event(actor, workspace_id, "end_user.activity_recorded", ("end_user", user_id.to_string()), user_changes(Some(&before), &after));
+            let event = self.event(
+                actor,
+                workspace_id,
+                "end_user.activity_recorded",
+                ("end_user", user_id.to_string()),
+                user_changes(Some(&before), &after),
+            );
             outbox::append(conn, &[event]).await?;
             self.view(conn, after).await
         })
     }
 
-    pub async fn create_guest(&self, actor: &Actor, workspace_id: &str, name: String) -> Result<UserView> {
+    pub async fn create_guest(
+        &self,
+        actor: &Actor,
+        workspace_id: &str,
+        name: String,
+    ) -> Result<UserView> {
         in_write_txn!(self, retry_unique = true, |txn| {
             let conn = &*txn;
             let settings = self.settings_or_default(conn, workspace_id).await?;
@@ -390,9 +551,18 @@ impl Directory {
             user.name = name.clone();
             refresh_derived(&mut user);
             store::users::insert(conn, &user).await?;
-            let event = self.event(actor, workspace_id, "end_user.guest_created", ("end_user", user.user_id.to_string()), user_changes(None, &user));
+            let event = self.event(
+                actor,
+                workspace_id,
+                "end_user.guest_created",
+                ("end_user", user.user_id.to_string()),
+                user_changes(None, &user),
+            );
             outbox::append(conn, &[event]).await?;
-            Ok(UserView { user, identities: Vec::new() })
+            Ok(UserView {
+                user,
+                identities: Vec::new(),
+            })
         })
     }
 
@@ -404,36 +574,55 @@ impl Directory {
         values: UserValues,
         email_verified: bool,
     ) -> Result<UserView> {
-        self.change_user(actor, workspace_id, user_id, None, "end_user.identified", |user, now| {
-            let status = status_of(user)?;
-            if status != UserStatus::Guest {
-                return Err(DirectoryError::FailedPrecondition(format!("end-user {user_id} is {status}, not a guest")));
-            }
-            values.apply(user);
-            if user.external_id.starts_with("g-") && values.get(UserField::ExternalId).is_none() {
-                user.external_id.clear();
-                if user.email.is_empty() {
-                    return Err(DirectoryError::invalid("external_id", "external_id or email is required to identify a guest"));
+        self.change_user(
+            actor,
+            workspace_id,
+            user_id,
+            None,
+            "end_user.identified",
+            |user, now| {
+                let status = status_of(user)?;
+                if status != UserStatus::Guest {
+                    return Err(DirectoryError::FailedPrecondition(format!(
+                        "end-user {user_id} is {status}, not a guest"
+                    )));
                 }
-                refresh_derived(user);
-            }
-            if email_verified && !user.email.is_empty() {
-                user.status = UserStatus::Active.as_str().to_owned();
-                user.confirmed_at = Some(now);
-            } else {
-                user.status = UserStatus::Unconfirmed.as_str().to_owned();
-            }
-            Ok(())
-        })
+                values.apply(user);
+                if user.external_id.starts_with("g-") && values.get(UserField::ExternalId).is_none()
+                {
+                    user.external_id.clear();
+                    if user.email.is_empty() {
+                        return Err(DirectoryError::invalid(
+                            "external_id",
+                            "external_id or email is required to identify a guest",
+                        ));
+                    }
+                    refresh_derived(user);
+                }
+                if email_verified && !user.email.is_empty() {
+                    user.status = UserStatus::Active.as_str().to_owned();
+                    user.confirmed_at = Some(now);
+                } else {
+                    user.status = UserStatus::Unconfirmed.as_str().to_owned();
+                }
+                Ok(())
+            },
+        )
         .await
     }
 
-    pub async fn erase_user(&self, actor: &Actor, workspace_id: &str, user_id: Uuid) -> Result<UserView> {
+    pub async fn erase_user(
+        &self,
+        actor: &Actor,
+        workspace_id: &str,
+        user_id: Uuid,
+    ) -> Result<UserView> {
         in_write_txn!(self, retry_unique = false, |txn| {
             let conn = &*txn;
             let before = store::users::require(conn, workspace_id, user_id).await?;
             let now = self.now_us();
-            let mut after = blank_user(workspace_id, user_id, UserStatus::Erased, before.created_at);
+            let mut after =
+                blank_user(workspace_id, user_id, UserStatus::Erased, before.created_at);
             after.updated_at = now;
             after.deleted_at = Some(now);
             after.version = before.version + 1;
@@ -448,17 +637,39 @@ impl Directory {
             // trail must not keep what erasure removed.
             let scrubbed = user_changes(Some(&before), &after)
                 .into_iter()
-                .map(|change| outbox::FieldChange { field: change.field, before: None, after: None })
+                .map(|change| outbox::FieldChange {
+                    field: change.field,
+                    before: None,
+                    after: None,
+                })
                 .collect();
-            let event = self.event(actor, workspace_id, "end_user.erased", ("end_user", user_id.to_string()), scrubbed);
+            let event = self.event(
+                actor,
+                workspace_id,
+                "end_user.erased",
+                ("end_user", user_id.to_string()),
+                scrubbed,
+            );
             outbox::append(conn, &[event]).await?;
-            Ok(UserView { user: after, identities: Vec::new() })
+            Ok(UserView {
+                user: after,
+                identities: Vec::new(),
+            })
         })
     }
 
-    pub async fn merge_users(&self, actor: &Actor, workspace_id: &str, source_id: Uuid, target_id: Uuid) -> Result<(UserView, UserView)> {
+    pub async fn merge_users(
+        &self,
+        actor: &Actor,
+        workspace_id: &str,
+        source_id: Uuid,
+        target_id: Uuid,
+    ) -> Result<(UserView, UserView)> {
         if source_id == target_id {
-            return Err(DirectoryError::invalid("target_user_id", "must differ from source_user_id"));
+            return Err(DirectoryError::invalid(
+                "target_user_id",
+                "must differ from source_user_id",
+            ));
         }
         in_write_txn!(self, retry_unique = false, |txn| {
             let conn = &*txn;
@@ -467,7 +678,10 @@ impl Directory {
             for (role, user) in [("source", &source_before), ("target", &target_before)] {
                 let status = status_of(user)?;
                 if status.is_retired() {
-                    return Err(DirectoryError::FailedPrecondition(format!("the {role} end-user {} is {status}; it cannot be merged", user.user_id)));
+                    return Err(DirectoryError::FailedPrecondition(format!(
+                        "the {role} end-user {} is {status}; it cannot be merged",
+                        user.user_id
+                    )));
                 }
             }
             let now = self.now_us();
@@ -477,7 +691,10 @@ impl Directory {
             target.created_at = target.created_at.min(source_before.created_at);
             // The target keeps its own values; the source fills only the gaps.
             for field in UserField::ALL {
-                if field.get(&target).is_empty() && field != UserField::ExternalId && field != UserField::Email {
+                if field.get(&target).is_empty()
+                    && field != UserField::ExternalId
+                    && field != UserField::Email
+                {
                     field.set(&mut target, field.get(&source_before).to_owned());
                 }
             }
@@ -503,7 +720,8 @@ impl Directory {
             if !store::users::update(conn, &target_before, &target).await? {
                 return Err(DirectoryError::Database(roster_db::DbError::Conflict));
             }
-            let moved = store::identities::move_all(conn, workspace_id, source_id, target_id).await?;
+            let moved =
+                store::identities::move_all(conn, workspace_id, source_id, target_id).await?;
             let mut target_event = user_changes(Some(&target_before), &target);
             target_event.push(outbox::FieldChange {
                 field: "merged_from_user_id".into(),
@@ -511,8 +729,20 @@ impl Directory {
                 after: Some(serde_json::json!({ "user_id": source_id.to_string(), "identities_moved": moved })),
             });
             let events = [
-                self.event(actor, workspace_id, "end_user.merged", ("end_user", source_id.to_string()), user_changes(Some(&source_before), &source)),
-                self.event(actor, workspace_id, "end_user.merge_received", ("end_user", target_id.to_string()), target_event),
+                self.event(
+                    actor,
+                    workspace_id,
+                    "end_user.merged",
+                    ("end_user", source_id.to_string()),
+                    user_changes(Some(&source_before), &source),
+                ),
+                self.event(
+                    actor,
+                    workspace_id,
+                    "end_user.merge_received",
+                    ("end_user", target_id.to_string()),
+                    target_event,
+                ),
             ];
             outbox::append(conn, &events).await?;
             let target = self.view(conn, target).await?;
@@ -524,7 +754,10 @@ impl Directory {
 
 /// Back to the status the user had before deletion.
 pub(super) fn undelete(user: &mut end_user::Model) {
-    let back = user.restore_status.take().unwrap_or_else(|| UserStatus::Active.as_str().to_owned());
+    let back = user
+        .restore_status
+        .take()
+        .unwrap_or_else(|| UserStatus::Active.as_str().to_owned());
     user.status = back;
     user.deleted_at = None;
 }

@@ -1,7 +1,7 @@
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel, Iterable, ModelTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel,
+    Iterable, ModelTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
 use super::search::like_pattern;
@@ -9,11 +9,17 @@ use crate::domain::filter::CustomerFilter;
 use crate::entity::customer;
 use crate::error::Result;
 
-pub async fn get<C: ConnectionTrait>(conn: &C, workspace_id: &str, customer_id: &str) -> Result<Option<customer::Model>> {
-    Ok(customer::Entity::find_by_id((workspace_id.to_owned(), customer_id.to_owned()))
-        .one(conn)
-        .await
-        .map_err(roster_db::DbError::from)?)
+pub async fn get<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    customer_id: &str,
+) -> Result<Option<customer::Model>> {
+    Ok(
+        customer::Entity::find_by_id((workspace_id.to_owned(), customer_id.to_owned()))
+            .one(conn)
+            .await
+            .map_err(roster_db::DbError::from)?,
+    )
 }
 
 pub async fn insert<C: ConnectionTrait>(conn: &C, customer: &customer::Model) -> Result<()> {
@@ -25,7 +31,11 @@ pub async fn insert<C: ConnectionTrait>(conn: &C, customer: &customer::Model) ->
 }
 
 /// Writes changed columns if the row still has `before.version`; false when it changed.
-pub async fn update<C: ConnectionTrait>(conn: &C, before: &customer::Model, after: &customer::Model) -> Result<bool> {
+pub async fn update<C: ConnectionTrait>(
+    conn: &C,
+    before: &customer::Model,
+    after: &customer::Model,
+) -> Result<bool> {
     let mut changes = <customer::ActiveModel as ActiveModelTrait>::default();
     for column in customer::Column::iter() {
         let value = after.get(column);
@@ -72,8 +82,14 @@ pub async fn list<C: ConnectionTrait>(
         let pattern = like_pattern(word);
         query = query.filter(
             Condition::any()
-                .add(Expr::expr(Func::lower(Expr::col(customer::Column::CustomerId))).like(LikeExpr::new(pattern.clone()).escape('\\')))
-                .add(Expr::expr(Func::lower(Expr::col(customer::Column::Name))).like(LikeExpr::new(pattern).escape('\\'))),
+                .add(
+                    Expr::expr(Func::lower(Expr::col(customer::Column::CustomerId)))
+                        .like(LikeExpr::new(pattern.clone()).escape('\\')),
+                )
+                .add(
+                    Expr::expr(Func::lower(Expr::col(customer::Column::Name)))
+                        .like(LikeExpr::new(pattern).escape('\\')),
+                ),
         );
     }
     if let Some(status) = &filter.status {

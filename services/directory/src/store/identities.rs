@@ -1,22 +1,38 @@
 use std::collections::HashMap;
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, ActiveModelTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder,
+};
 use uuid::Uuid;
 
 use crate::domain::IdentitySource;
 use crate::entity::end_user_identity;
 use crate::error::Result;
 
-pub async fn owner<C: ConnectionTrait>(conn: &C, workspace_id: &str, source: IdentitySource, key: &str) -> Result<Option<Uuid>> {
-    let row = end_user_identity::Entity::find_by_id((workspace_id.to_owned(), source.as_str().to_owned(), key.to_owned()))
-        .one(conn)
-        .await
-        .map_err(roster_db::DbError::from)?;
+pub async fn owner<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    source: IdentitySource,
+    key: &str,
+) -> Result<Option<Uuid>> {
+    let row = end_user_identity::Entity::find_by_id((
+        workspace_id.to_owned(),
+        source.as_str().to_owned(),
+        key.to_owned(),
+    ))
+    .one(conn)
+    .await
+    .map_err(roster_db::DbError::from)?;
     Ok(row.map(|row| row.user_id))
 }
 
-pub async fn of_users<C: ConnectionTrait>(conn: &C, workspace_id: &str, user_ids: &[Uuid]) -> Result<HashMap<Uuid, Vec<end_user_identity::Model>>> {
+pub async fn of_users<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    user_ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<end_user_identity::Model>>> {
     let mut by_user: HashMap<Uuid, Vec<end_user_identity::Model>> = HashMap::new();
     if user_ids.is_empty() {
         return Ok(by_user);
@@ -34,7 +50,14 @@ pub async fn of_users<C: ConnectionTrait>(conn: &C, workspace_id: &str, user_ids
     Ok(by_user)
 }
 
-pub async fn attach<C: ConnectionTrait>(conn: &C, workspace_id: &str, source: IdentitySource, key: &str, user_id: Uuid, now_us: i64) -> Result<()> {
+pub async fn attach<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    source: IdentitySource,
+    key: &str,
+    user_id: Uuid,
+    now_us: i64,
+) -> Result<()> {
     let row = end_user_identity::Model {
         workspace_id: workspace_id.to_owned(),
         source: source.as_str().to_owned(),
@@ -49,7 +72,12 @@ pub async fn attach<C: ConnectionTrait>(conn: &C, workspace_id: &str, source: Id
     Ok(())
 }
 
-pub async fn move_all<C: ConnectionTrait>(conn: &C, workspace_id: &str, from: Uuid, to: Uuid) -> Result<u64> {
+pub async fn move_all<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    from: Uuid,
+    to: Uuid,
+) -> Result<u64> {
     let result = end_user_identity::Entity::update_many()
         .col_expr(end_user_identity::Column::UserId, Expr::value(to))
         .filter(end_user_identity::Column::WorkspaceId.eq(workspace_id))
@@ -60,7 +88,11 @@ pub async fn move_all<C: ConnectionTrait>(conn: &C, workspace_id: &str, from: Uu
     Ok(result.rows_affected)
 }
 
-pub async fn delete_all<C: ConnectionTrait>(conn: &C, workspace_id: &str, user_id: Uuid) -> Result<u64> {
+pub async fn delete_all<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    user_id: Uuid,
+) -> Result<u64> {
     let result = end_user_identity::Entity::delete_many()
         .filter(end_user_identity::Column::WorkspaceId.eq(workspace_id))
         .filter(end_user_identity::Column::UserId.eq(user_id))

@@ -6,7 +6,10 @@
 //! trigram table `end_users_fts`; shorter terms have no trigram to look up and scan.
 
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, SimpleExpr};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, Order, QueryFilter, QueryOrder,
+    QuerySelect,
+};
 use uuid::Uuid;
 
 use crate::domain::filter::{Comparison, Term, TextField, TimeField, UserFilter};
@@ -42,19 +45,28 @@ fn contains(column: SimpleExpr, term: &str) -> SimpleExpr {
 fn search_text_contains(backend: DbBackend, term: &str) -> SimpleExpr {
     if backend == DbBackend::Sqlite && term.chars().count() >= 3 {
         Expr::cust_with_values(
-            "\"end_users\".\"seq\" IN (SELECT rowid FROM end_users_fts WHERE end_users_fts MATCH $1)",
+            "\"end_users\".\"seq\" IN (SELECT rowid FROM end_users_fts WHERE end_users_fts MATCH ?)",
             [fts_phrase("search_text", term)],
         )
     } else {
-        contains(Expr::col((end_user::Entity, end_user::Column::SearchText)), term)
+        contains(
+            Expr::col((end_user::Entity, end_user::Column::SearchText)),
+            term,
+        )
     }
 }
 
 fn customer_contains(backend: DbBackend, term: &str) -> SimpleExpr {
-    let lowered = contains(Expr::expr(Func::lower(Expr::col((end_user::Entity, end_user::Column::CustomerId)))), term);
+    let lowered = contains(
+        Expr::expr(Func::lower(Expr::col((
+            end_user::Entity,
+            end_user::Column::CustomerId,
+        )))),
+        term,
+    );
     if backend == DbBackend::Sqlite && term.chars().count() >= 3 {
         Expr::cust_with_values(
-            "\"end_users\".\"seq\" IN (SELECT rowid FROM end_users_fts WHERE end_users_fts MATCH $1)",
+            "\"end_users\".\"seq\" IN (SELECT rowid FROM end_users_fts WHERE end_users_fts MATCH ?)",
             [fts_phrase("customer_id", term)],
         )
         .and(lowered)
@@ -69,20 +81,38 @@ fn lowered(column: end_user::Column) -> SimpleExpr {
 
 fn term_condition(backend: DbBackend, term: &Term) -> SimpleExpr {
     match term {
-        Term::Contains { field: TextField::Any, value } => search_text_contains(backend, value),
-        Term::Contains { field: TextField::Email, value } => {
-            search_text_contains(backend, value).and(contains(Expr::col((end_user::Entity, end_user::Column::EmailKey)), value))
-        }
-        Term::Contains { field: TextField::Name, value } => {
-            search_text_contains(backend, value).and(contains(lowered(end_user::Column::Name), value))
-        }
-        Term::Contains { field: TextField::ExternalId, value } => {
-            search_text_contains(backend, value).and(contains(lowered(end_user::Column::ExternalId), value))
-        }
-        Term::Contains { field: TextField::Customer, value } => customer_contains(backend, value),
+        Term::Contains {
+            field: TextField::Any,
+            value,
+        } => search_text_contains(backend, value),
+        Term::Contains {
+            field: TextField::Email,
+            value,
+        } => search_text_contains(backend, value).and(contains(
+            Expr::col((end_user::Entity, end_user::Column::EmailKey)),
+            value,
+        )),
+        Term::Contains {
+            field: TextField::Name,
+            value,
+        } => search_text_contains(backend, value)
+            .and(contains(lowered(end_user::Column::Name), value)),
+        Term::Contains {
+            field: TextField::ExternalId,
+            value,
+        } => search_text_contains(backend, value)
+            .and(contains(lowered(end_user::Column::ExternalId), value)),
+        Term::Contains {
+            field: TextField::Customer,
+            value,
+        } => customer_contains(backend, value),
         Term::NoCustomer => end_user::Column::CustomerId.eq(""),
         Term::Status(status) => end_user::Column::Status.eq(status.as_str()),
-        Term::Time { field, comparison, at_us } => {
+        Term::Time {
+            field,
+            comparison,
+            at_us,
+        } => {
             let column = match field {
                 TimeField::CreatedAt => end_user::Column::CreatedAt,
                 TimeField::LastActivityAt => end_user::Column::LastActivityAt,
@@ -118,21 +148,42 @@ pub fn cursor_after(user: &end_user::Model, order: UserOrder, fingerprint: Strin
         SortKey::CreatedAt => (None, Some(user.created_at)),
         SortKey::LastActivityAt => (None, Some(user.last_activity_at)),
     };
-    Cursor { text, number, id: Some(user.user_id.to_string()), query: fingerprint }
+    Cursor {
+        text,
+        number,
+        id: Some(user.user_id.to_string()),
+        query: fingerprint,
+    }
 }
 
 fn after_cursor(order: UserOrder, cursor: &Cursor) -> Result<SimpleExpr> {
-    let bad = || DirectoryError::invalid("page_token", "is not a token this list returned; start again without it");
-    let id = cursor.id.as_deref().and_then(|id| Uuid::parse_str(id).ok()).ok_or_else(bad)?;
+    let bad = || {
+        DirectoryError::invalid(
+            "page_token",
+            "is not a token this list returned; start again without it",
+        )
+    };
+    let id = cursor
+        .id
+        .as_deref()
+        .and_then(|id| Uuid::parse_str(id).ok())
+        .ok_or_else(bad)?;
     let value: SimpleExpr = if order.key.is_text() {
         Expr::value(cursor.text.clone().ok_or_else(bad)?)
     } else {
         Expr::value(cursor.number.ok_or_else(bad)?)
     };
     // Row values let both engines seek the (workspace_id, sort column, user_id) index.
-    let row = Expr::tuple([Expr::col((end_user::Entity, sort_column(order.key))), Expr::col((end_user::Entity, end_user::Column::UserId))]);
+    let row = Expr::tuple([
+        Expr::col((end_user::Entity, sort_column(order.key))),
+        Expr::col((end_user::Entity, end_user::Column::UserId)),
+    ]);
     let start = Expr::tuple([value, Expr::value(id)]);
-    Ok(if order.descending { row.lt(start) } else { row.gt(start) })
+    Ok(if order.descending {
+        row.lt(start)
+    } else {
+        row.gt(start)
+    })
 }
 
 pub struct UserQuery<'a> {
@@ -144,9 +195,13 @@ pub struct UserQuery<'a> {
     pub limit: u64,
 }
 
-pub async fn list_users<C: ConnectionTrait>(conn: &C, query: &UserQuery<'_>) -> Result<Vec<end_user::Model>> {
+pub async fn list_users<C: ConnectionTrait>(
+    conn: &C,
+    query: &UserQuery<'_>,
+) -> Result<Vec<end_user::Model>> {
     let backend = conn.get_database_backend();
-    let mut select = end_user::Entity::find().filter(end_user::Column::WorkspaceId.eq(query.workspace_id));
+    let mut select =
+        end_user::Entity::find().filter(end_user::Column::WorkspaceId.eq(query.workspace_id));
     if !query.show_deleted && !query.filter.mentions_status() {
         select = select.filter(end_user::Column::Status.is_not_in(["deleted", "merged", "erased"]));
     }
@@ -156,7 +211,11 @@ pub async fn list_users<C: ConnectionTrait>(conn: &C, query: &UserQuery<'_>) -> 
     if let Some(cursor) = query.cursor {
         select = select.filter(after_cursor(query.order, cursor)?);
     }
-    let direction = if query.order.descending { Order::Desc } else { Order::Asc };
+    let direction = if query.order.descending {
+        Order::Desc
+    } else {
+        Order::Asc
+    };
     Ok(select
         .order_by(sort_column(query.order.key), direction.clone())
         .order_by(end_user::Column::UserId, direction)

@@ -1,13 +1,20 @@
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+};
 
 use crate::entity::workspace_settings;
 use crate::error::Result;
 
-pub async fn get<C: ConnectionTrait>(conn: &C, workspace_id: &str) -> Result<Option<workspace_settings::Model>> {
-    Ok(workspace_settings::Entity::find_by_id(workspace_id.to_owned())
-        .one(conn)
-        .await
-        .map_err(roster_db::DbError::from)?)
+pub async fn get<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+) -> Result<Option<workspace_settings::Model>> {
+    Ok(
+        workspace_settings::Entity::find_by_id(workspace_id.to_owned())
+            .one(conn)
+            .await
+            .map_err(roster_db::DbError::from)?,
+    )
 }
 
 /// Inserts the first version or replaces `before` if it is still current; false when a
@@ -18,9 +25,10 @@ pub async fn save<C: ConnectionTrait>(
     after: &workspace_settings::Model,
 ) -> Result<bool> {
     let Some(before) = before else {
-        let inserted = workspace_settings::Entity::insert(after.clone().into_active_model().reset_all())
-            .exec_without_returning(conn)
-            .await;
+        let inserted =
+            workspace_settings::Entity::insert(after.clone().into_active_model().reset_all())
+                .exec_without_returning(conn)
+                .await;
         return match inserted.map_err(roster_db::DbError::from) {
             Ok(_) => Ok(true),
             Err(roster_db::DbError::UniqueViolation { .. }) => Ok(false),

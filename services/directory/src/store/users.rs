@@ -1,7 +1,7 @@
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, Iterable, ModelTrait,
-    PaginatorTrait, QueryFilter,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, Iterable,
+    ModelTrait, PaginatorTrait, QueryFilter,
 };
 use uuid::Uuid;
 
@@ -11,12 +11,27 @@ use crate::error::{DirectoryError, Result};
 
 const RETIRED: [&str; 3] = ["deleted", "merged", "erased"];
 
-pub async fn get<C: ConnectionTrait>(conn: &C, workspace_id: &str, user_id: Uuid) -> Result<Option<end_user::Model>> {
-    Ok(end_user::Entity::find_by_id((workspace_id.to_owned(), user_id)).one(conn).await.map_err(roster_db::DbError::from)?)
+pub async fn get<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    user_id: Uuid,
+) -> Result<Option<end_user::Model>> {
+    Ok(
+        end_user::Entity::find_by_id((workspace_id.to_owned(), user_id))
+            .one(conn)
+            .await
+            .map_err(roster_db::DbError::from)?,
+    )
 }
 
-pub async fn require<C: ConnectionTrait>(conn: &C, workspace_id: &str, user_id: Uuid) -> Result<end_user::Model> {
-    get(conn, workspace_id, user_id).await?.ok_or_else(|| DirectoryError::user_not_found(user_id))
+pub async fn require<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    user_id: Uuid,
+) -> Result<end_user::Model> {
+    get(conn, workspace_id, user_id)
+        .await?
+        .ok_or_else(|| DirectoryError::user_not_found(user_id))
 }
 
 /// The user holding a key, preferring the live one; otherwise the most recently deleted
@@ -32,14 +47,21 @@ fn pick_match(candidates: Vec<end_user::Model>) -> Option<end_user::Model> {
         if rank(&candidate).0 < 0 {
             continue;
         }
-        if best.as_ref().is_none_or(|current| rank(&candidate) > rank(current)) {
+        if best
+            .as_ref()
+            .is_none_or(|current| rank(&candidate) > rank(current))
+        {
             best = Some(candidate);
         }
     }
     best
 }
 
-pub async fn find_by_external_id<C: ConnectionTrait>(conn: &C, workspace_id: &str, external_id: &str) -> Result<Option<end_user::Model>> {
+pub async fn find_by_external_id<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    external_id: &str,
+) -> Result<Option<end_user::Model>> {
     let candidates = end_user::Entity::find()
         .filter(end_user::Column::WorkspaceId.eq(workspace_id))
         .filter(end_user::Column::ExternalId.eq(external_id))
@@ -49,7 +71,11 @@ pub async fn find_by_external_id<C: ConnectionTrait>(conn: &C, workspace_id: &st
     Ok(pick_match(candidates))
 }
 
-pub async fn find_by_email<C: ConnectionTrait>(conn: &C, workspace_id: &str, email: &str) -> Result<Option<end_user::Model>> {
+pub async fn find_by_email<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    email: &str,
+) -> Result<Option<end_user::Model>> {
     let candidates = end_user::Entity::find()
         .filter(end_user::Column::WorkspaceId.eq(workspace_id))
         .filter(end_user::Column::EmailKey.eq(email.to_lowercase()))
@@ -83,17 +109,36 @@ pub async fn live_holder<C: ConnectionTrait>(
 /// Fails with ALREADY_EXISTS when another live user holds the new user's external id or
 /// e-mail. The partial unique indexes enforce the same rule under concurrency; this check
 /// exists to say precisely which value collides and with whom.
-pub async fn ensure_unique_keys<C: ConnectionTrait>(conn: &C, user: &end_user::Model) -> Result<()> {
+pub async fn ensure_unique_keys<C: ConnectionTrait>(
+    conn: &C,
+    user: &end_user::Model,
+) -> Result<()> {
     if UserStatus::parse(&user.status).is_some_and(UserStatus::is_retired) {
         return Ok(());
     }
-    if let Some(holder) = live_holder(conn, &user.workspace_id, end_user::Column::ExternalId, &user.external_id, Some(user.user_id)).await? {
+    if let Some(holder) = live_holder(
+        conn,
+        &user.workspace_id,
+        end_user::Column::ExternalId,
+        &user.external_id,
+        Some(user.user_id),
+    )
+    .await?
+    {
         return Err(DirectoryError::AlreadyExists(format!(
             "external id '{}' already belongs to end-user {}",
             user.external_id, holder.user_id
         )));
     }
-    if let Some(holder) = live_holder(conn, &user.workspace_id, end_user::Column::EmailKey, &user.email_key, Some(user.user_id)).await? {
+    if let Some(holder) = live_holder(
+        conn,
+        &user.workspace_id,
+        end_user::Column::EmailKey,
+        &user.email_key,
+        Some(user.user_id),
+    )
+    .await?
+    {
         return Err(DirectoryError::AlreadyExists(format!(
             "e-mail '{}' already belongs to end-user {}",
             user.email, holder.user_id
@@ -112,7 +157,11 @@ pub async fn insert<C: ConnectionTrait>(conn: &C, user: &end_user::Model) -> Res
 
 /// Writes the columns that differ between `before` and `after`, only if the row still has
 /// `before.version` (optimistic concurrency). Returns false when someone else won.
-pub async fn update<C: ConnectionTrait>(conn: &C, before: &end_user::Model, after: &end_user::Model) -> Result<bool> {
+pub async fn update<C: ConnectionTrait>(
+    conn: &C,
+    before: &end_user::Model,
+    after: &end_user::Model,
+) -> Result<bool> {
     let mut changes = <end_user::ActiveModel as ActiveModelTrait>::default();
     for column in end_user::Column::iter() {
         let value = after.get(column);
@@ -135,7 +184,11 @@ pub async fn update<C: ConnectionTrait>(conn: &C, before: &end_user::Model, afte
 }
 
 /// Users of a customer that still count as its members (anything but retired).
-pub async fn count_live_in_customer<C: ConnectionTrait>(conn: &C, workspace_id: &str, customer_id: &str) -> Result<u64> {
+pub async fn count_live_in_customer<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    customer_id: &str,
+) -> Result<u64> {
     Ok(end_user::Entity::find()
         .filter(end_user::Column::WorkspaceId.eq(workspace_id))
         .filter(end_user::Column::CustomerId.eq(customer_id))
@@ -145,15 +198,26 @@ pub async fn count_live_in_customer<C: ConnectionTrait>(conn: &C, workspace_id: 
         .map_err(roster_db::DbError::from)?)
 }
 
-pub async fn find_create_request<C: ConnectionTrait>(conn: &C, workspace_id: &str, request_id: &str) -> Result<Option<Uuid>> {
-    let found = create_request::Entity::find_by_id((workspace_id.to_owned(), request_id.to_owned()))
-        .one(conn)
-        .await
-        .map_err(roster_db::DbError::from)?;
+pub async fn find_create_request<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    request_id: &str,
+) -> Result<Option<Uuid>> {
+    let found =
+        create_request::Entity::find_by_id((workspace_id.to_owned(), request_id.to_owned()))
+            .one(conn)
+            .await
+            .map_err(roster_db::DbError::from)?;
     Ok(found.map(|row| row.user_id))
 }
 
-pub async fn record_create_request<C: ConnectionTrait>(conn: &C, workspace_id: &str, request_id: &str, user_id: Uuid, now_us: i64) -> Result<()> {
+pub async fn record_create_request<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    request_id: &str,
+    user_id: Uuid,
+    now_us: i64,
+) -> Result<()> {
     let row = create_request::Model {
         workspace_id: workspace_id.to_owned(),
         request_id: request_id.to_owned(),
@@ -177,13 +241,19 @@ pub async fn add_activity<C: ConnectionTrait>(
     now_us: i64,
 ) -> Result<bool> {
     let latest = Expr::cust_with_values(
-        "CASE WHEN last_activity_at < $1 THEN $2 ELSE last_activity_at END",
+        "CASE WHEN last_activity_at < ? THEN ? ELSE last_activity_at END",
         [occurred_at_us, occurred_at_us],
     );
     let result = end_user::Entity::update_many()
         .col_expr(end_user::Column::LastActivityAt, latest)
-        .col_expr(end_user::Column::ConversationCount, Expr::col(end_user::Column::ConversationCount).add(conversations))
-        .col_expr(end_user::Column::Version, Expr::col(end_user::Column::Version).add(1))
+        .col_expr(
+            end_user::Column::ConversationCount,
+            Expr::col(end_user::Column::ConversationCount).add(conversations),
+        )
+        .col_expr(
+            end_user::Column::Version,
+            Expr::col(end_user::Column::Version).add(1),
+        )
         .col_expr(end_user::Column::UpdatedAt, Expr::value(now_us))
         .filter(end_user::Column::WorkspaceId.eq(workspace_id))
         .filter(end_user::Column::UserId.eq(user_id))

@@ -17,7 +17,7 @@ use pin_project_lite::pin_project;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::{Layer, Service};
 
-const HEALTH_PATH_PREFIX: &str = "/grpc.health.v1.Health/";
+use crate::health::HEALTH_PATH_PREFIX;
 
 /// Sheds calls beyond `limit` in flight across every connection of the server.
 #[derive(Clone, Debug)]

@@ -22,6 +22,7 @@ use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::context::{REQUEST_ID_HEADER, RequestContext};
+use crate::health::HEALTH_PATH_PREFIX;
 use crate::propagation::extract_parent;
 
 /// Builds the [`RequestContext`], opens the `grpc_request` span and logs each call's outcome.
@@ -72,8 +73,8 @@ where
             rpc.system = "grpc",
             rpc.grpc.status_code = Empty,
         );
-        // Fails only when no OpenTelemetry layer is installed (OTLP off), and then there is no
-        // trace to continue anyway.
+        // Fails only when no OpenTelemetry layer is installed (OTLP off) or the span is filtered
+        // out; either way there is no trace to continue.
         let _ = span.set_parent(extract_parent(request.headers()));
         if ctx.trace_id.is_none() {
             ctx.trace_id = trace_id_of(&span);
@@ -82,6 +83,8 @@ where
             span.record("trace_id", trace_id.as_str());
         }
 
+        // Kubernetes probes every few seconds; successful checks would drown the real calls.
+        let quiet = rpc.starts_with(HEALTH_PATH_PREFIX);
         let request_id = HeaderValue::from_str(&ctx.request_id).ok();
         request.extensions_mut().insert(ctx);
         let inner = span.in_scope(|| self.inner.call(request));
@@ -90,6 +93,7 @@ where
             log: Some(CallLog {
                 span,
                 started,
+                quiet,
                 outcome: None,
             }),
             request_id,
@@ -219,6 +223,8 @@ enum Outcome {
 struct CallLog {
     span: Span,
     started: Instant,
+    /// Log a success at DEBUG rather than INFO.
+    quiet: bool,
     outcome: Option<Outcome>,
 }
 
@@ -271,6 +277,9 @@ impl Drop for CallLog {
                 "gRPC response ended without a status"
             ),
             Some(Outcome::Status(_)) => match code {
+                Code::Ok if self.quiet => {
+                    tracing::debug!(grpc_code, grpc_status, duration_ms, "gRPC call finished")
+                }
                 Code::Unknown | Code::Internal | Code::DataLoss => {
                     tracing::error!(grpc_code, grpc_status, duration_ms, "gRPC call finished")
                 }

@@ -150,3 +150,17 @@ fn outgoing_calls_carry_the_current_trace() {
     );
     drop(observed);
 }
+
+#[tokio::test]
+async fn successful_health_checks_stay_out_of_info_logs() {
+    let observed = capture();
+    let app = TestApp::spawn(ServerSettings::for_tests()).await;
+
+    app.check_health("").await.unwrap();
+
+    let lines = observed.log_lines();
+    assert!(
+        !lines.iter().any(|line| line.contains("gRPC call finished")),
+        "{lines:#?}"
+    );
+}

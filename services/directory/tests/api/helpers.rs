@@ -1,0 +1,284 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::FutureExt as _;
+use roster_auth::{PrincipalKind, TokenRequest, TokenSigner, TokenVerifier, VerifierSettings};
+use roster_db::DbSettings;
+use roster_db::testing::{TestBackend, TestDatabase};
+use roster_directory::domain::ShiftedClock;
+use roster_directory::{Application, prepare_database};
+use roster_proto::directory::v1 as pb;
+use roster_proto::directory::v1::directory_service_client::DirectoryServiceClient;
+use roster_runtime::ServerSettings;
+use tokio::sync::oneshot;
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
+
+pub const WS: &str = "acme";
+
+/// A running directory and what a test needs to call it.
+#[derive(Clone)]
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: DirectoryServiceClient<Channel>,
+    pub signer: TokenSigner,
+    pub clock: ShiftedClock,
+    pub backend_name: &'static str,
+    pub database_url: String,
+}
+
+/// Runs every listed test against SQLite, and against PostgreSQL when configured.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                $crate::helpers::run(roster_db::testing::TestBackend::Sqlite, super::$name).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                match roster_db::testing::TestBackend::from_env_postgres() {
+                    Some(backend) => $crate::helpers::run(backend, super::$name).await,
+                    None => eprintln!("PostgreSQL run skipped: ROSTER_TEST_DATABASE_URL is not set"),
+                }
+            }
+        }
+    )*};
+}
+
+pub async fn run<F, Fut>(backend: TestBackend, test: F)
+where
+    F: FnOnce(TestApp) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    roster_runtime::init_test_telemetry();
+    let backend_name = match backend {
+        TestBackend::Sqlite => "sqlite",
+        TestBackend::Postgres(_) => "postgres",
+    };
+    let database = TestDatabase::create(&backend).await.expect("test database");
+    let (app, shutdown, server) = spawn(&database.url, backend_name).await;
+    let outcome = std::panic::AssertUnwindSafe(test(app)).catch_unwind().await;
+    let _ = shutdown.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+    database.cleanup().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+async fn spawn(
+    database_url: &str,
+    backend_name: &'static str,
+) -> (TestApp, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let (signer, keys, _) = roster_auth::generate_ed25519("test-key").unwrap();
+    let verifier = TokenVerifier::new(VerifierSettings::default(), keys);
+    let mut db_settings = DbSettings::new(database_url);
+    db_settings.max_connections = 8;
+    let db = prepare_database(&db_settings)
+        .await
+        .expect("database ready");
+    let clock = ShiftedClock::default();
+    let mut server = ServerSettings::for_tests();
+    server.max_message_bytes = 1024 * 1024;
+    let app = Application::build(server, db, verifier, Arc::new(clock.clone()))
+        .await
+        .expect("app builds");
+    let addr = app.local_addr();
+    let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        app.run_until_stopped(async move {
+            let _ = shutdown_rx.await;
+        })
+        .await
+        .expect("server runs");
+    });
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .expect("connects");
+    let client = DirectoryServiceClient::new(channel);
+    let app = TestApp {
+        addr,
+        client,
+        signer,
+        clock,
+        backend_name,
+        database_url: database_url.to_owned(),
+    };
+    (app, shutdown_tx, server)
+}
+
+impl TestApp {
+    pub fn token(&self, workspaces: &[&str], role: &str, permissions: &[&str]) -> String {
+        let request = TokenRequest {
+            subject: format!("agent-{role}"),
+            kind: PrincipalKind::Agent,
+            workspaces: workspaces.iter().map(|w| (*w).to_owned()).collect(),
+            role: role.to_owned(),
+            permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+            ttl: Duration::from_secs(600),
+            issuer: VerifierSettings::default().issuer,
+            audience: VerifierSettings::default().audience,
+        };
+        self.signer
+            .mint_for(&request, roster_auth::unix_now())
+            .unwrap()
+    }
+
+    pub fn admin_token(&self) -> String {
+        self.token(&[WS], "admin", &[])
+    }
+
+    /// A request carrying a token.
+    pub fn with_token<T>(&self, token: &str, message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        let value: MetadataValue<_> = format!("Bearer {token}").parse().unwrap();
+        request.metadata_mut().insert("authorization", value);
+        request
+    }
+
+    /// A request as the workspace's admin.
+    pub fn admin<T>(&self, message: T) -> Request<T> {
+        self.with_token(&self.admin_token(), message)
+    }
+
+    pub fn client(&self) -> DirectoryServiceClient<Channel> {
+        self.client.clone()
+    }
+
+    pub async fn create_user(&self, external_id: &str, email: &str, name: &str) -> pb::User {
+        let user = pb::User {
+            external_id: external_id.into(),
+            email: email.into(),
+            name: name.into(),
+            ..Default::default()
+        };
+        self.client()
+            .create_user(self.admin(pb::CreateUserRequest {
+                workspace_id: WS.into(),
+                user: Some(user),
+                request_id: String::new(),
+            }))
+            .await
+            .expect("create user")
+            .into_inner()
+    }
+
+    pub async fn create_customer(&self, customer_id: &str, name: &str) -> pb::Customer {
+        let customer = pb::Customer {
+            customer_id: customer_id.into(),
+            name: name.into(),
+            ..Default::default()
+        };
+        self.client()
+            .create_customer(self.admin(pb::CreateCustomerRequest {
+                workspace_id: WS.into(),
+                customer: Some(customer),
+            }))
+            .await
+            .expect("create customer")
+            .into_inner()
+    }
+
+    pub async fn get_user(&self, user_id: &str) -> Result<pb::User, Status> {
+        self.client()
+            .get_user(self.admin(pb::GetUserRequest {
+                workspace_id: WS.into(),
+                user_id: user_id.into(),
+            }))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub async fn list(&self, filter: &str) -> Vec<pb::User> {
+        self.list_page(filter, "", 1000, "", false).await.0
+    }
+
+    pub async fn list_page(
+        &self,
+        filter: &str,
+        order_by: &str,
+        page_size: i32,
+        page_token: &str,
+        show_deleted: bool,
+    ) -> (Vec<pb::User>, String) {
+        let response = self
+            .client()
+            .list_users(self.admin(pb::ListUsersRequest {
+                workspace_id: WS.into(),
+                page_size,
+                page_token: page_token.into(),
+                filter: filter.into(),
+                order_by: order_by.into(),
+                show_deleted,
+            }))
+            .await
+            .expect("list users")
+            .into_inner();
+        (response.users, response.next_page_token)
+    }
+
+    /// Streams a CSV to ImportUsers in chunks of `chunk` bytes.
+    pub async fn import_csv(
+        &self,
+        csv: &[u8],
+        chunk: usize,
+        dry_run: bool,
+        stop: bool,
+    ) -> Result<pb::ImportUsersResponse, Status> {
+        let mut messages = vec![pb::ImportUsersRequest {
+            part: Some(pb::import_users_request::Part::Header(
+                pb::ImportUsersHeader {
+                    workspace_id: WS.into(),
+                    dry_run,
+                    on_error: if stop {
+                        pb::ImportErrorMode::Stop as i32
+                    } else {
+                        pb::ImportErrorMode::SkipRow as i32
+                    },
+                },
+            )),
+        }];
+        for piece in csv.chunks(chunk.max(1)) {
+            messages.push(pb::ImportUsersRequest {
+                part: Some(pb::import_users_request::Part::Chunk(piece.to_vec())),
+            });
+        }
+        let request = self.admin(tokio_stream::iter(messages));
+        self.client()
+            .import_users(request)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub async fn pending_events(&self) -> Vec<roster_db::AuditEvent> {
+        let db = roster_db::Db::connect(&DbSettings::new(&self.database_url))
+            .await
+            .unwrap();
+        let events = roster_db::outbox::pending(db.conn(), 100_000)
+            .await
+            .unwrap();
+        db.close().await;
+        events
+    }
+}
+
+#[track_caller]
+pub fn assert_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) -> Status {
+    match result {
+        Ok(value) => panic!("expected {code:?}, got Ok({value:?})"),
+        Err(status) => {
+            assert_eq!(status.code(), code, "unexpected status: {status:?}");
+            status
+        }
+    }
+}

@@ -1,0 +1,70 @@
+use roster_proto::directory::v1 as pb;
+use tonic::Code;
+
+use crate::helpers::{TestApp, WS, assert_code};
+use crate::on_both_databases;
+
+on_both_databases!(
+    create_then_get_user,
+    fogbender_csv_imports_and_kirk_is_found,
+    reimport_changes_nothing
+);
+
+const FOGBENDER: &[u8] = include_bytes!("../data/fogbender-users.csv");
+
+async fn create_then_get_user(app: TestApp) {
+    let kirk = app
+        .create_user("k001", "Captain.Kirk@example.com", "Captain Kirk")
+        .await;
+    assert_eq!(kirk.status, pb::UserStatus::Active as i32);
+    let fetched = app.get_user(&kirk.user_id).await.unwrap();
+    assert_eq!(fetched.email, "Captain.Kirk@example.com");
+    assert_eq!(fetched.etag, kirk.etag);
+
+    let same_email = app
+        .client()
+        .create_user(app.admin(pb::CreateUserRequest {
+            workspace_id: WS.into(),
+            user: Some(pb::User {
+                external_id: "k999".into(),
+                email: "captain.kirk@EXAMPLE.com".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        }))
+        .await;
+    assert_code(same_email, Code::AlreadyExists);
+    assert_code(app.get_user("not-a-uuid").await, Code::InvalidArgument);
+    assert_code(
+        app.get_user("0190f0e1-0000-7000-8000-000000000000").await,
+        Code::NotFound,
+    );
+}
+
+async fn fogbender_csv_imports_and_kirk_is_found(app: TestApp) {
+    let result = app.import_csv(FOGBENDER, 17, false, false).await.unwrap();
+    assert_eq!(
+        (result.created, result.failed, result.customers_created),
+        (10, 0, 5),
+        "{result:?}"
+    );
+    let found = app.list("kirk").await;
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].name, "Captain Kirk");
+    assert_eq!(found[0].customer_id, "uss001");
+}
+
+async fn reimport_changes_nothing(app: TestApp) {
+    app.import_csv(FOGBENDER, 4096, false, false).await.unwrap();
+    let again = app.import_csv(FOGBENDER, 4096, false, false).await.unwrap();
+    assert_eq!(
+        (
+            again.created,
+            again.updated,
+            again.unchanged,
+            again.customers_created
+        ),
+        (0, 0, 10, 0),
+        "{again:?}"
+    );
+}
