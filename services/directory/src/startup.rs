@@ -16,6 +16,7 @@ use sea_orm_migration::MigratorTrait;
 use tonic::service::Routes;
 
 use crate::api::DirectoryApi;
+use crate::api::limits::OversizeIsResourceExhausted;
 use crate::domain::Clock;
 use crate::migration::Migrator;
 use crate::service::Directory;
@@ -71,9 +72,8 @@ impl Application {
         let service = DirectoryServiceServer::new(api)
             .max_decoding_message_size(max_message_bytes)
             .max_encoding_message_size(max_message_bytes);
-        let routes = Routes::new(tonic::service::interceptor::InterceptedService::new(
-            service,
-            verifier.interceptor(),
+        let routes = Routes::new(OversizeIsResourceExhausted(
+            tonic::service::interceptor::InterceptedService::new(service, verifier.interceptor()),
         ));
         Ok(Self { server, routes, db })
     }

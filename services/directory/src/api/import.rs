@@ -155,7 +155,7 @@ pub async fn import_users(
             let row = match item {
                 Ok(row) => ImportRow::Row {
                     line: row.line,
-                    record: row.record,
+                    record: Box::new(row.record),
                 },
                 Err(failure) => ImportRow::Failed {
                     line: failure.line,

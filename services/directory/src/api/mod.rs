@@ -4,6 +4,7 @@
 pub mod authz;
 pub mod convert;
 mod import;
+pub mod limits;
 
 use std::future::Future;
 

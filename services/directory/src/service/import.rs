@@ -21,7 +21,7 @@ pub const MAX_LISTED_FAILURES: usize = 1000;
 
 #[derive(Clone, Debug)]
 pub enum ImportRow {
-    Row { line: u64, record: ImportRecord },
+    Row { line: u64, record: Box<ImportRecord> },
     Failed { line: u64, reason: String },
 }
 
@@ -233,7 +233,7 @@ impl Directory {
                     }
                     continue;
                 }
-                ImportRow::Row { line, record } => (*line, record.clone()),
+                ImportRow::Row { line, record } => (*line, (**record).clone()),
             };
             let input = match row_input(record) {
                 Ok(input) => input,

@@ -131,9 +131,10 @@ impl Directory {
     }
 }
 
-/// Etags are the row version in quotes, as HTTP writes them.
+/// Etags are the row version. Bare digits, because callers type them into grpcurl's JSON;
+/// HTTP-style quoted (`"3"`) and weak (`W/"3"`) forms are accepted too.
 pub fn etag(version: i64) -> String {
-    format!("\"{version}\"")
+    version.to_string()
 }
 
 /// An empty etag means "no precondition".

@@ -240,12 +240,14 @@ pub async fn add_activity<C: ConnectionTrait>(
     conversations: i64,
     now_us: i64,
 ) -> Result<bool> {
-    let latest = Expr::cust_with_values(
-        "CASE WHEN last_activity_at < ? THEN ? ELSE last_activity_at END",
-        [occurred_at_us, occurred_at_us],
-    );
+    // Built by sea-query rather than as custom SQL, so placeholders suit every backend.
+    let latest = Expr::case(
+        Expr::col(end_user::Column::LastActivityAt).lt(occurred_at_us),
+        occurred_at_us,
+    )
+    .finally(Expr::col(end_user::Column::LastActivityAt));
     let result = end_user::Entity::update_many()
-        .col_expr(end_user::Column::LastActivityAt, latest)
+        .col_expr(end_user::Column::LastActivityAt, latest.into())
         .col_expr(
             end_user::Column::ConversationCount,
             Expr::col(end_user::Column::ConversationCount).add(conversations),

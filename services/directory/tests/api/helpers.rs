@@ -272,6 +272,327 @@ impl TestApp {
     }
 }
 
+/// Permissions an agent may hold in the directory.
+pub const ALL_PERMISSIONS: [&str; 6] = [
+    "customers.write",
+    "end_users.write",
+    "end_users.delete",
+    "end_users.erase",
+    "end_users.merge",
+    "workspace.manage",
+];
+
+impl TestApp {
+    /// A token for any principal, minted as if at `now_unix`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn token_at(
+        &self,
+        kind: PrincipalKind,
+        subject: &str,
+        workspaces: &[&str],
+        role: &str,
+        permissions: &[&str],
+        now_unix: i64,
+    ) -> String {
+        let request = TokenRequest {
+            subject: subject.to_owned(),
+            kind,
+            workspaces: workspaces.iter().map(|w| (*w).to_owned()).collect(),
+            role: role.to_owned(),
+            permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+            ttl: Duration::from_secs(600),
+            issuer: VerifierSettings::default().issuer,
+            audience: VerifierSettings::default().audience,
+        };
+        self.signer.mint_for(&request, now_unix).unwrap()
+    }
+
+    /// A platform service's token: every workspace, the given permissions.
+    pub fn service_token(&self, permissions: &[&str]) -> String {
+        self.token_at(
+            PrincipalKind::Service,
+            "svc-widget-gateway",
+            &["*"],
+            "service",
+            permissions,
+            roster_auth::unix_now(),
+        )
+    }
+
+    /// An admin token that expired 50 minutes ago.
+    pub fn expired_token(&self) -> String {
+        self.token_at(
+            PrincipalKind::Agent,
+            "agent-admin",
+            &[WS],
+            "admin",
+            &[],
+            roster_auth::unix_now() - 3600,
+        )
+    }
+
+    /// A request as the workspace's admin with an `x-request-id`.
+    pub fn admin_with_request_id<T>(&self, request_id: &str, message: T) -> Request<T> {
+        let mut request = self.admin(message);
+        request
+            .metadata_mut()
+            .insert("x-request-id", request_id.parse().unwrap());
+        request
+    }
+
+    pub async fn try_create_user(&self, user: pb::User) -> Result<pb::User, Status> {
+        self.client()
+            .create_user(self.admin(pb::CreateUserRequest {
+                workspace_id: WS.into(),
+                user: Some(user),
+                request_id: String::new(),
+            }))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub async fn upsert(
+        &self,
+        identity: Option<(pb::IdentitySource, &str)>,
+        user: pb::User,
+        customer_name: &str,
+    ) -> Result<pb::UpsertUserResponse, Status> {
+        self.client()
+            .upsert_user(self.admin(pb::UpsertUserRequest {
+                workspace_id: WS.into(),
+                identity: identity.map(|(source, key)| pb::Identity {
+                    source: source as i32,
+                    key: key.into(),
+                }),
+                user: Some(user),
+                customer_name: customer_name.into(),
+            }))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub async fn lookup(&self, key: pb::lookup_user_request::Key) -> Result<pb::User, Status> {
+        self.client()
+            .lookup_user(self.admin(pb::LookupUserRequest {
+                workspace_id: WS.into(),
+                key: Some(key),
+            }))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub async fn lookup_external_id(&self, external_id: &str) -> Result<pb::User, Status> {
+        self.lookup(pb::lookup_user_request::Key::ExternalId(external_id.into()))
+            .await
+    }
+
+    pub async fn delete_user(&self, user_id: &str) -> Result<pb::User, Status> {
+        self.client()
+            .delete_user(self.admin(pb::DeleteUserRequest {
+                workspace_id: WS.into(),
+                user_id: user_id.into(),
+                etag: String::new(),
+            }))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub async fn deactivate_user(&self, user_id: &str) -> Result<pb::User, Status> {
+        self.client()
+            .deactivate_user(self.admin(pb::DeactivateUserRequest {
+                workspace_id: WS.into(),
+                user_id: user_id.into(),
+                etag: String::new(),
+            }))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub async fn create_guest(&self, name: &str) -> Result<pb::User, Status> {
+        self.client()
+            .create_guest_user(self.admin(pb::CreateGuestUserRequest {
+                workspace_id: WS.into(),
+                name: name.into(),
+            }))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub async fn record_activity(
+        &self,
+        user_id: &str,
+        occurred_at: Option<prost_types::Timestamp>,
+        conversations: i32,
+    ) -> Result<pb::User, Status> {
+        self.client()
+            .record_activity(self.admin(pb::RecordActivityRequest {
+                workspace_id: WS.into(),
+                user_id: user_id.into(),
+                occurred_at,
+                conversations_started: conversations,
+            }))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// Changes workspace settings named by `paths`.
+    pub async fn update_settings(
+        &self,
+        settings: pb::WorkspaceSettings,
+        paths: &[&str],
+    ) -> Result<pb::WorkspaceSettings, Status> {
+        self.client()
+            .update_workspace_settings(self.admin(pb::UpdateWorkspaceSettingsRequest {
+                settings: Some(settings),
+                update_mask: mask(paths),
+                workspace_id: WS.into(),
+            }))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub async fn set_chat_access(&self, access: pb::ChatAccess) {
+        self.update_settings(
+            pb::WorkspaceSettings {
+                chat_access: access as i32,
+                ..Default::default()
+            },
+            &["chat_access"],
+        )
+        .await
+        .expect("chat access set");
+    }
+
+    pub async fn rotate_widget_secret(&self) -> pb::RotateWidgetSecretResponse {
+        self.client()
+            .rotate_widget_secret(self.admin(pb::RotateWidgetSecretRequest {
+                workspace_id: WS.into(),
+            }))
+            .await
+            .expect("rotates")
+            .into_inner()
+    }
+
+    pub async fn import_widget_token(&self, token: &str) -> Result<pb::UpsertUserResponse, Status> {
+        self.client()
+            .import_user_from_widget_token(self.admin(pb::ImportUserFromWidgetTokenRequest {
+                workspace_id: WS.into(),
+                token: token.into(),
+            }))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// Every user the filter matches, over all pages.
+    pub async fn list_all(
+        &self,
+        filter: &str,
+        order_by: &str,
+        show_deleted: bool,
+    ) -> Vec<pb::User> {
+        let mut users = Vec::new();
+        let mut token = String::new();
+        loop {
+            let (page, next) = self
+                .list_page(filter, order_by, 1000, &token, show_deleted)
+                .await;
+            users.extend(page);
+            if next.is_empty() {
+                return users;
+            }
+            token = next;
+        }
+    }
+
+    /// Outbox events about one target, oldest first.
+    pub async fn events_for(&self, target_id: &str) -> Vec<roster_db::AuditEvent> {
+        self.pending_events()
+            .await
+            .into_iter()
+            .filter(|event| event.target_id == target_id)
+            .collect()
+    }
+}
+
+/// Signs a widget token with an HS256 secret, as a vendor's backend does.
+pub fn widget_token(secret: &str, claims: &serde_json::Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// Fogbender-style claims for one user of one customer.
+pub fn widget_claims(user_id: &str, email: &str, customer_id: &str) -> serde_json::Value {
+    serde_json::json!({
+        "userId": user_id,
+        "userEmail": email,
+        "userName": format!("User {user_id}"),
+        "customerId": customer_id,
+        "customerName": format!("Customer {customer_id}"),
+        "iat": roster_auth::unix_now(),
+    })
+}
+
+pub fn mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
+    Some(prost_types::FieldMask {
+        paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+    })
+}
+
+/// A user with an external id and e-mail, for requests.
+pub fn user(external_id: &str, email: &str) -> pb::User {
+    pb::User {
+        external_id: external_id.into(),
+        email: email.into(),
+        ..Default::default()
+    }
+}
+
+/// The google.rpc.BadRequest field violations of a status, as (field, description).
+pub fn field_violations(status: &Status) -> Vec<(String, String)> {
+    use tonic_types::StatusExt as _;
+    status
+        .get_details_bad_request()
+        .map(|bad| {
+            bad.field_violations
+                .into_iter()
+                .map(|v| (v.field, v.description))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// INVALID_ARGUMENT whose message and field violations name `field`.
+#[track_caller]
+pub fn assert_invalid<T: std::fmt::Debug>(result: Result<T, Status>, field: &str) -> Status {
+    let status = assert_code(result, Code::InvalidArgument);
+    let violations = field_violations(&status);
+    assert!(
+        violations.iter().any(|(f, _)| f == field),
+        "expected a field violation for {field}, got {violations:?} ({status:?})"
+    );
+    assert!(
+        status.message().contains(field),
+        "message should name {field}: {}",
+        status.message()
+    );
+    status
+}
+
+pub fn ts(us: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: us.div_euclid(1_000_000),
+        nanos: i32::try_from(us.rem_euclid(1_000_000) * 1000).unwrap(),
+    }
+}
+
+pub fn us(timestamp: Option<&prost_types::Timestamp>) -> i64 {
+    timestamp.map_or(0, |t| t.seconds * 1_000_000 + i64::from(t.nanos) / 1000)
+}
+
 #[track_caller]
 pub fn assert_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) -> Status {
     match result {

@@ -1,0 +1,775 @@
+//! Who may call what: a table over every RPC of DirectoryService and every kind of caller.
+//! Each call is made with a valid request against fresh fixtures (arranged as the
+//! workspace's admin), so OK versus PERMISSION_DENIED is the authorization decision alone.
+
+use prost::Message as _;
+use roster_proto::directory::v1 as pb;
+use tonic::{Code, Request, Status};
+
+use crate::helpers::{ALL_PERMISSIONS, TestApp, WS, mask, widget_claims, widget_token};
+use crate::on_both_databases;
+
+on_both_databases!(
+    matrix_covers_every_rpc_of_the_service,
+    missing_garbage_expired_or_foreign_tokens_are_unauthenticated,
+    a_token_for_another_workspace_is_permission_denied,
+    roles_and_permissions_unlock_exactly_their_calls,
+    service_tokens_work_in_any_workspace,
+);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Rpc {
+    CreateCustomer,
+    GetCustomer,
+    ListCustomers,
+    UpdateCustomer,
+    SetCustomerStatus,
+    DeleteCustomer,
+    CreateUser,
+    GetUser,
+    LookupUser,
+    ListUsers,
+    UpdateUser,
+    DeactivateUser,
+    ReactivateUser,
+    DeleteUser,
+    UndeleteUser,
+    MergeUsers,
+    EraseUser,
+    CreateGuestUser,
+    IdentifyGuest,
+    ConfirmUserEmail,
+    RecordActivity,
+    UpsertUser,
+    ImportUsers,
+    ImportUserFromWidgetToken,
+    RotateWidgetSecret,
+    GetWorkspaceSettings,
+    UpdateWorkspaceSettings,
+    CheckChatAccess,
+}
+
+use Rpc::*;
+
+const ALL_RPCS: [Rpc; 28] = [
+    CreateCustomer,
+    GetCustomer,
+    ListCustomers,
+    UpdateCustomer,
+    SetCustomerStatus,
+    DeleteCustomer,
+    CreateUser,
+    GetUser,
+    LookupUser,
+    ListUsers,
+    UpdateUser,
+    DeactivateUser,
+    ReactivateUser,
+    DeleteUser,
+    UndeleteUser,
+    MergeUsers,
+    EraseUser,
+    CreateGuestUser,
+    IdentifyGuest,
+    ConfirmUserEmail,
+    RecordActivity,
+    UpsertUser,
+    ImportUsers,
+    ImportUserFromWidgetToken,
+    RotateWidgetSecret,
+    GetWorkspaceSettings,
+    UpdateWorkspaceSettings,
+    CheckChatAccess,
+];
+
+impl Rpc {
+    /// The permission a call needs beyond access to the workspace; `None` for reads.
+    fn needs(self) -> Option<&'static str> {
+        match self {
+            GetCustomer | ListCustomers | GetUser | LookupUser | ListUsers
+            | GetWorkspaceSettings | CheckChatAccess => None,
+            CreateCustomer | UpdateCustomer | SetCustomerStatus | DeleteCustomer => {
+                Some("customers.write")
+            }
+            CreateUser
+            | UpdateUser
+            | DeactivateUser
+            | ReactivateUser
+            | CreateGuestUser
+            | IdentifyGuest
+            | ConfirmUserEmail
+            | RecordActivity
+            | UpsertUser
+            | ImportUsers
+            | ImportUserFromWidgetToken => Some("end_users.write"),
+            DeleteUser | UndeleteUser => Some("end_users.delete"),
+            EraseUser => Some("end_users.erase"),
+            MergeUsers => Some("end_users.merge"),
+            RotateWidgetSecret | UpdateWorkspaceSettings => Some("workspace.manage"),
+        }
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("{prefix}{}", &id[..12])
+}
+
+/// Fresh fixtures in one workspace, made by that workspace's admin.
+struct Arrange<'a> {
+    app: &'a TestApp,
+    ws: String,
+    admin: String,
+}
+
+impl<'a> Arrange<'a> {
+    fn new(app: &'a TestApp, ws: &str) -> Self {
+        Self {
+            app,
+            ws: ws.to_owned(),
+            admin: app.token(&[ws], "admin", &[]),
+        }
+    }
+
+    fn admin<T>(&self, message: T) -> Request<T> {
+        self.app.with_token(&self.admin, message)
+    }
+
+    async fn customer(&self) -> String {
+        let customer_id = unique("c-");
+        self.app
+            .client()
+            .create_customer(self.admin(pb::CreateCustomerRequest {
+                workspace_id: self.ws.clone(),
+                customer: Some(pb::Customer {
+                    customer_id: customer_id.clone(),
+                    name: "Fixture Inc".into(),
+                    ..Default::default()
+                }),
+            }))
+            .await
+            .unwrap();
+        customer_id
+    }
+
+    async fn user(&self, status: pb::UserStatus) -> pb::User {
+        let external_id = unique("u-");
+        self.app
+            .client()
+            .create_user(self.admin(pb::CreateUserRequest {
+                workspace_id: self.ws.clone(),
+                user: Some(pb::User {
+                    email: format!("{external_id}@example.com"),
+                    external_id,
+                    status: status as i32,
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    async fn active_user(&self) -> pb::User {
+        self.user(pb::UserStatus::Active).await
+    }
+
+    async fn deactivated_user(&self) -> pb::User {
+        let user = self.active_user().await;
+        self.app
+            .client()
+            .deactivate_user(self.admin(pb::DeactivateUserRequest {
+                workspace_id: self.ws.clone(),
+                user_id: user.user_id.clone(),
+                etag: String::new(),
+            }))
+            .await
+            .unwrap();
+        user
+    }
+
+    async fn deleted_user(&self) -> pb::User {
+        let user = self.active_user().await;
+        self.app
+            .client()
+            .delete_user(self.admin(pb::DeleteUserRequest {
+                workspace_id: self.ws.clone(),
+                user_id: user.user_id.clone(),
+                etag: String::new(),
+            }))
+            .await
+            .unwrap();
+        user
+    }
+
+    async fn guest(&self) -> pb::User {
+        self.app
+            .client()
+            .create_guest_user(self.admin(pb::CreateGuestUserRequest {
+                workspace_id: self.ws.clone(),
+                name: "Visitor".into(),
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    async fn widget_secret(&self) -> String {
+        self.app
+            .client()
+            .rotate_widget_secret(self.admin(pb::RotateWidgetSecretRequest {
+                workspace_id: self.ws.clone(),
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+            .secret
+    }
+}
+
+/// Calls `rpc` with a valid request in `arrange.ws`, carrying `token` (none when `None`).
+async fn call(arrange: &Arrange<'_>, rpc: Rpc, token: Option<&str>) -> Result<(), Status> {
+    let app = arrange.app;
+    let ws = arrange.ws.clone();
+    macro_rules! req {
+        ($message:expr) => {
+            match token {
+                Some(token) => app.with_token(token, $message),
+                None => Request::new($message),
+            }
+        };
+    }
+    let mut client = app.client();
+    match rpc {
+        CreateCustomer => {
+            let customer = pb::Customer {
+                customer_id: unique("c-"),
+                name: "New Customer".into(),
+                ..Default::default()
+            };
+            client
+                .create_customer(req!(pb::CreateCustomerRequest {
+                    workspace_id: ws,
+                    customer: Some(customer),
+                }))
+                .await
+                .map(drop)
+        }
+        GetCustomer => {
+            let customer_id = arrange.customer().await;
+            client
+                .get_customer(req!(pb::GetCustomerRequest {
+                    workspace_id: ws,
+                    customer_id,
+                }))
+                .await
+                .map(drop)
+        }
+        ListCustomers => client
+            .list_customers(req!(pb::ListCustomersRequest {
+                workspace_id: ws,
+                ..Default::default()
+            }))
+            .await
+            .map(drop),
+        UpdateCustomer => {
+            let customer_id = arrange.customer().await;
+            client
+                .update_customer(req!(pb::UpdateCustomerRequest {
+                    workspace_id: ws,
+                    customer: Some(pb::Customer {
+                        customer_id,
+                        name: "Renamed".into(),
+                        ..Default::default()
+                    }),
+                    update_mask: mask(&["name"]),
+                }))
+                .await
+                .map(drop)
+        }
+        SetCustomerStatus => {
+            let customer_id = arrange.customer().await;
+            client
+                .set_customer_status(req!(pb::SetCustomerStatusRequest {
+                    workspace_id: ws,
+                    customer_id,
+                    status: pb::CustomerStatus::Inactive as i32,
+                    etag: String::new(),
+                }))
+                .await
+                .map(drop)
+        }
+        DeleteCustomer => {
+            let customer_id = arrange.customer().await;
+            client
+                .delete_customer(req!(pb::DeleteCustomerRequest {
+                    workspace_id: ws,
+                    customer_id,
+                    etag: String::new(),
+                }))
+                .await
+                .map(drop)
+        }
+        CreateUser => {
+            let external_id = unique("n-");
+            client
+                .create_user(req!(pb::CreateUserRequest {
+                    workspace_id: ws,
+                    user: Some(pb::User {
+                        email: format!("{external_id}@example.com"),
+                        external_id,
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                }))
+                .await
+                .map(drop)
+        }
+        GetUser => {
+            let user = arrange.active_user().await;
+            client
+                .get_user(req!(pb::GetUserRequest {
+                    workspace_id: ws,
+                    user_id: user.user_id,
+                }))
+                .await
+                .map(drop)
+        }
+        LookupUser => {
+            let user = arrange.active_user().await;
+            client
+                .lookup_user(req!(pb::LookupUserRequest {
+                    workspace_id: ws,
+                    key: Some(pb::lookup_user_request::Key::ExternalId(user.external_id)),
+                }))
+                .await
+                .map(drop)
+        }
+        ListUsers => client
+            .list_users(req!(pb::ListUsersRequest {
+                workspace_id: ws,
+                filter: "example".into(),
+                ..Default::default()
+            }))
+            .await
+            .map(drop),
+        UpdateUser => {
+            let user = arrange.active_user().await;
+            client
+                .update_user(req!(pb::UpdateUserRequest {
+                    workspace_id: ws,
+                    user: Some(pb::User {
+                        user_id: user.user_id,
+                        name: "Renamed".into(),
+                        ..Default::default()
+                    }),
+                    update_mask: mask(&["name"]),
+                }))
+                .await
+                .map(drop)
+        }
+        DeactivateUser => {
+            let user = arrange.active_user().await;
+            client
+                .deactivate_user(req!(pb::DeactivateUserRequest {
+                    workspace_id: ws,
+                    user_id: user.user_id,
+                    etag: user.etag,
+                }))
+                .await
+                .map(drop)
+        }
+        ReactivateUser => {
+            let user = arrange.deactivated_user().await;
+            client
+                .reactivate_user(req!(pb::ReactivateUserRequest {
+                    workspace_id: ws,
+                    user_id: user.user_id,
+                    etag: String::new(),
+                }))
+                .await
+                .map(drop)
+        }
+        DeleteUser => {
+            let user = arrange.active_user().await;
+            client
+                .delete_user(req!(pb::DeleteUserRequest {
+                    workspace_id: ws,
+                    user_id: user.user_id,
+                    etag: user.etag,
+                }))
+                .await
+                .map(drop)
+        }
+        UndeleteUser => {
+            let user = arrange.deleted_user().await;
+            client
+                .undelete_user(req!(pb::UndeleteUserRequest {
+                    workspace_id: ws,
+                    user_id: user.user_id,
+                }))
+                .await
+                .map(drop)
+        }
+        MergeUsers => {
+            let source = arrange.active_user().await;
+            let target = arrange.active_user().await;
+            client
+                .merge_users(req!(pb::MergeUsersRequest {
+                    workspace_id: ws,
+                    source_user_id: source.user_id,
+                    target_user_id: target.user_id,
+                }))
+                .await
+                .map(drop)
+        }
+        EraseUser => {
+            let user = arrange.active_user().await;
+            client
+                .erase_user(req!(pb::EraseUserRequest {
+                    workspace_id: ws,
+                    user_id: user.user_id,
+                }))
+                .await
+                .map(drop)
+        }
+        CreateGuestUser => client
+            .create_guest_user(req!(pb::CreateGuestUserRequest {
+                workspace_id: ws,
+                name: "Visitor from Berlin".into(),
+            }))
+            .await
+            .map(drop),
+        IdentifyGuest => {
+            let guest = arrange.guest().await;
+            let external_id = unique("id-");
+            client
+                .identify_guest(req!(pb::IdentifyGuestRequest {
+                    workspace_id: ws,
+                    user_id: guest.user_id,
+                    email: format!("{external_id}@example.com"),
+                    external_id,
+                    name: "Now Known".into(),
+                    email_verified: true,
+                }))
+                .await
+                .map(drop)
+        }
+        ConfirmUserEmail => {
+            let user = arrange.user(pb::UserStatus::Unconfirmed).await;
+            client
+                .confirm_user_email(req!(pb::ConfirmUserEmailRequest {
+                    workspace_id: ws,
+                    user_id: user.user_id,
+                }))
+                .await
+                .map(drop)
+        }
+        RecordActivity => {
+            let user = arrange.active_user().await;
+            client
+                .record_activity(req!(pb::RecordActivityRequest {
+                    workspace_id: ws,
+                    user_id: user.user_id,
+                    occurred_at: None,
+                    conversations_started: 1,
+                }))
+                .await
+                .map(drop)
+        }
+        UpsertUser => {
+            let key = unique("slack-");
+            client
+                .upsert_user(req!(pb::UpsertUserRequest {
+                    workspace_id: ws,
+                    identity: Some(pb::Identity {
+                        source: pb::IdentitySource::Slack as i32,
+                        key: key.clone(),
+                    }),
+                    user: Some(pb::User {
+                        email: format!("{key}@example.com"),
+                        ..Default::default()
+                    }),
+                    customer_name: String::new(),
+                }))
+                .await
+                .map(drop)
+        }
+        ImportUsers => {
+            let external_id = unique("csv-");
+            let csv = format!("external_id,email\n{external_id},{external_id}@example.com\n");
+            let messages = vec![
+                pb::ImportUsersRequest {
+                    part: Some(pb::import_users_request::Part::Header(
+                        pb::ImportUsersHeader {
+                            workspace_id: ws,
+                            dry_run: false,
+                            on_error: pb::ImportErrorMode::SkipRow as i32,
+                        },
+                    )),
+                },
+                pb::ImportUsersRequest {
+                    part: Some(pb::import_users_request::Part::Chunk(csv.into_bytes())),
+                },
+            ];
+            let response = client
+                .import_users(req!(tokio_stream::iter(messages)))
+                .await?
+                .into_inner();
+            assert_eq!((response.created, response.failed), (1, 0), "{response:?}");
+            Ok(())
+        }
+        ImportUserFromWidgetToken => {
+            let secret = arrange.widget_secret().await;
+            let user_id = unique("w-");
+            let token = widget_token(
+                &secret,
+                &widget_claims(&user_id, &format!("{user_id}@example.com"), "acme-corp"),
+            );
+            client
+                .import_user_from_widget_token(req!(pb::ImportUserFromWidgetTokenRequest {
+                    workspace_id: ws,
+                    token,
+                }))
+                .await
+                .map(drop)
+        }
+        RotateWidgetSecret => client
+            .rotate_widget_secret(req!(pb::RotateWidgetSecretRequest { workspace_id: ws }))
+            .await
+            .map(drop),
+        GetWorkspaceSettings => client
+            .get_workspace_settings(req!(pb::GetWorkspaceSettingsRequest { workspace_id: ws }))
+            .await
+            .map(drop),
+        UpdateWorkspaceSettings => client
+            .update_workspace_settings(req!(pb::UpdateWorkspaceSettingsRequest {
+                settings: Some(pb::WorkspaceSettings {
+                    widget_secret_grace_seconds: 7200,
+                    ..Default::default()
+                }),
+                update_mask: mask(&["widget_secret_grace_seconds"]),
+                workspace_id: ws,
+            }))
+            .await
+            .map(drop),
+        CheckChatAccess => {
+            let user = arrange.active_user().await;
+            client
+                .check_chat_access(req!(pb::CheckChatAccessRequest {
+                    workspace_id: ws,
+                    user_id: user.user_id,
+                }))
+                .await
+                .map(drop)
+        }
+    }
+}
+
+/// A caller and what it should get for each RPC.
+struct Caller {
+    label: &'static str,
+    token: Option<String>,
+    expect: Box<dyn Fn(Rpc) -> Option<Code>>,
+}
+
+/// Runs every RPC for every caller in `ws` and reports all mismatches at once.
+async fn check_matrix(app: &TestApp, ws: &str, callers: Vec<Caller>) {
+    let arrange = Arrange::new(app, ws);
+    let mut mismatches = Vec::new();
+    for caller in &callers {
+        for rpc in ALL_RPCS {
+            let got = call(&arrange, rpc, caller.token.as_deref()).await;
+            let want = (caller.expect)(rpc);
+            let got_code = got.as_ref().err().map(Status::code);
+            if got_code != want {
+                mismatches.push(format!(
+                    "{:<28} {rpc:?}: want {}, got {got:?}",
+                    caller.label,
+                    want.map_or("OK".to_owned(), |code| format!("{code:?}"))
+                ));
+            }
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} calls got the wrong answer:\n{}",
+        mismatches.len(),
+        callers.len() * ALL_RPCS.len(),
+        mismatches.join("\n")
+    );
+}
+
+/// Agent callers in `WS`: reads for all, writes for the non-viewers holding the permission.
+fn agent(
+    app: &TestApp,
+    label: &'static str,
+    role: &'static str,
+    permissions: &[&'static str],
+) -> Caller {
+    let held: Vec<&'static str> = permissions.to_vec();
+    Caller {
+        label,
+        token: Some(app.token(&[WS], role, permissions)),
+        expect: Box::new(move |rpc| match rpc.needs() {
+            None => None,
+            Some(_) if role == "admin" => None,
+            Some(permission) if role != "viewer" && held.contains(&permission) => None,
+            Some(_) => Some(Code::PermissionDenied),
+        }),
+    }
+}
+
+async fn matrix_covers_every_rpc_of_the_service(_app: TestApp) {
+    let set = prost_types::FileDescriptorSet::decode(roster_proto::FILE_DESCRIPTOR_SET).unwrap();
+    let service = set
+        .file
+        .iter()
+        .filter(|file| file.package() == "roster.directory.v1")
+        .flat_map(|file| file.service.iter())
+        .find(|service| service.name() == "DirectoryService")
+        .expect("DirectoryService in the descriptor set");
+    let mut in_contract: Vec<String> = service
+        .method
+        .iter()
+        .map(|method| method.name().to_owned())
+        .collect();
+    let mut in_matrix: Vec<String> = ALL_RPCS.iter().map(|rpc| format!("{rpc:?}")).collect();
+    in_contract.sort();
+    in_matrix.sort();
+    assert_eq!(in_matrix, in_contract);
+}
+
+async fn missing_garbage_expired_or_foreign_tokens_are_unauthenticated(app: TestApp) {
+    let (foreign_signer, _, _) = roster_auth::generate_ed25519("test-key").unwrap();
+    let foreign = TestApp {
+        signer: foreign_signer,
+        ..app.clone()
+    }
+    .admin_token();
+    let unauthenticated = |label, token: Option<String>| Caller {
+        label,
+        token,
+        expect: Box::new(|_| Some(Code::Unauthenticated)),
+    };
+    check_matrix(
+        &app,
+        WS,
+        vec![
+            unauthenticated("no token", None),
+            unauthenticated("garbage token", Some("not-a-jwt".into())),
+            unauthenticated("expired admin token", Some(app.expired_token())),
+            unauthenticated("token signed by another key", Some(foreign)),
+        ],
+    )
+    .await;
+}
+
+async fn a_token_for_another_workspace_is_permission_denied(app: TestApp) {
+    let denied = |label, token: String| Caller {
+        label,
+        token: Some(token),
+        expect: Box::new(|_| Some(Code::PermissionDenied)),
+    };
+    check_matrix(
+        &app,
+        WS,
+        vec![
+            denied(
+                "admin of another workspace",
+                app.token(&["other"], "admin", &[]),
+            ),
+            denied(
+                "agent of another workspace",
+                app.token(&["other"], "agent", &ALL_PERMISSIONS),
+            ),
+        ],
+    )
+    .await;
+}
+
+async fn roles_and_permissions_unlock_exactly_their_calls(app: TestApp) {
+    check_matrix(
+        &app,
+        WS,
+        vec![
+            agent(&app, "viewer", "viewer", &[]),
+            agent(
+                &app,
+                "viewer holding every permission",
+                "viewer",
+                &ALL_PERMISSIONS,
+            ),
+            agent(&app, "agent without permissions", "agent", &[]),
+            agent(&app, "agent end_users.write", "agent", &["end_users.write"]),
+            agent(
+                &app,
+                "agent end_users.delete",
+                "agent",
+                &["end_users.delete"],
+            ),
+            agent(&app, "agent end_users.erase", "agent", &["end_users.erase"]),
+            agent(&app, "agent end_users.merge", "agent", &["end_users.merge"]),
+            agent(
+                &app,
+                "agent workspace.manage",
+                "agent",
+                &["workspace.manage"],
+            ),
+            agent(&app, "agent customers.write", "agent", &["customers.write"]),
+            agent(&app, "admin", "admin", &[]),
+        ],
+    )
+    .await;
+}
+
+async fn service_tokens_work_in_any_workspace(app: TestApp) {
+    let all = app.service_token(&ALL_PERMISSIONS);
+    let writer = app.service_token(&["end_users.write"]);
+    for ws in [WS, "beta"] {
+        check_matrix(
+            &app,
+            ws,
+            vec![
+                Caller {
+                    label: "service, every permission",
+                    token: Some(all.clone()),
+                    expect: Box::new(|_| None),
+                },
+                Caller {
+                    label: "service, end_users.write",
+                    token: Some(writer.clone()),
+                    expect: Box::new(|rpc| match rpc.needs() {
+                        None | Some("end_users.write") => None,
+                        Some(_) => Some(Code::PermissionDenied),
+                    }),
+                },
+            ],
+        )
+        .await;
+    }
+    // The audit trail names the service as the actor.
+    let created = app
+        .client()
+        .create_user(app.with_token(
+            &all,
+            pb::CreateUserRequest {
+                workspace_id: "beta".into(),
+                user: Some(pb::User {
+                    external_id: "svc-made".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let events = app.events_for(&created.user_id).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        (events[0].actor_kind.as_str(), events[0].actor_id.as_str()),
+        ("service", "svc-widget-gateway")
+    );
+}

@@ -1,0 +1,96 @@
+//! Concurrent imports of one new person yield one user, on SQLite and on PostgreSQL.
+
+use roster_proto::directory::v1 as pb;
+
+use crate::helpers::{TestApp, WS};
+use crate::on_both_databases;
+
+on_both_databases!(
+    fifty_concurrent_upserts_of_one_identity_make_one_user,
+    concurrent_activity_loses_no_conversation,
+);
+
+async fn fifty_concurrent_upserts_of_one_identity_make_one_user(app: TestApp) {
+    let token = app.admin_token();
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let mut client = app.client();
+        let request = app.with_token(
+            &token,
+            pb::UpsertUserRequest {
+                workspace_id: WS.into(),
+                identity: Some(pb::Identity {
+                    source: pb::IdentitySource::Widget as i32,
+                    key: "vendor-kirk".into(),
+                }),
+                user: Some(pb::User {
+                    external_id: "vendor-kirk".into(),
+                    email: "kirk@example.com".into(),
+                    name: if i % 2 == 0 { "Kirk".into() } else { String::new() },
+                    ..Default::default()
+                }),
+                customer_name: String::new(),
+            },
+        );
+        tasks.push(tokio::spawn(async move {
+            client.upsert_user(request).await.map(tonic::Response::into_inner)
+        }));
+    }
+    let mut ids = Vec::new();
+    let mut created = 0;
+    for task in tasks {
+        let response = task.await.unwrap().expect("every upsert succeeds");
+        if response.outcome == pb::UpsertOutcome::Created as i32 {
+            created += 1;
+        }
+        ids.push(response.user.unwrap().user_id);
+    }
+    assert_eq!(created, 1, "exactly one call created the user");
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "all calls saw the same user: {ids:?}");
+
+    let listed = app.list("").await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].user_id, ids[0]);
+    assert_eq!(listed[0].identities.len(), 1);
+    let found = app
+        .lookup(pb::lookup_user_request::Key::Identity(pb::Identity {
+            source: pb::IdentitySource::Widget as i32,
+            key: "vendor-kirk".into(),
+        }))
+        .await
+        .unwrap();
+    assert_eq!(found.user_id, ids[0]);
+    let (all, _) = app.list_page("", "", 100, "", true).await;
+    assert_eq!(all.len(), 1, "no half-written duplicates, even deleted ones");
+    let created_events = app
+        .pending_events()
+        .await
+        .into_iter()
+        .filter(|event| event.action == "end_user.created")
+        .count();
+    assert_eq!(created_events, 1);
+}
+
+async fn concurrent_activity_loses_no_conversation(app: TestApp) {
+    let kirk = app.create_user("k001", "kirk@example.com", "Kirk").await;
+    let token = app.admin_token();
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let mut client = app.client();
+        let request = app.with_token(
+            &token,
+            pb::RecordActivityRequest {
+                workspace_id: WS.into(),
+                user_id: kirk.user_id.clone(),
+                occurred_at: None,
+                conversations_started: 1,
+            },
+        );
+        tasks.push(tokio::spawn(async move { client.record_activity(request).await }));
+    }
+    for task in tasks {
+        task.await.unwrap().expect("every activity is recorded");
+    }
+    assert_eq!(app.get_user(&kirk.user_id).await.unwrap().conversation_count, 20);
+}

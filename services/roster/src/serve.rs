@@ -1,0 +1,62 @@
+//! `roster serve`: every service in one process, each on its own port and its own SQLite
+//! file, verifying tokens against the development key set (or ROSTER_AUTH_JWKS_FILE).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use roster_auth::{KeySet, TokenVerifier, load_or_create_dev_keys};
+use roster_directory::domain::SystemClock;
+use roster_directory::settings::{AuthSettings, ENV_PREFIX};
+use roster_directory::{Application, prepare_database};
+use roster_runtime::{ServerSettings, TelemetrySettings, init_telemetry};
+use tokio::sync::watch;
+
+fn verifier(data_dir: &Path, auth: &AuthSettings) -> anyhow::Result<TokenVerifier> {
+    let keys = match &auth.jwks_file {
+        Some(path) => KeySet::from_jwks_file(path)
+            .with_context(|| format!("ROSTER_AUTH_JWKS_FILE: reading {}", path.display()))?,
+        None => {
+            let dev = load_or_create_dev_keys(data_dir)
+                .with_context(|| format!("development keys in {}", data_dir.display()))?;
+            tracing::info!(jwks = %dev.jwks_path.display(), "verifying tokens with the development key; mint one with `roster dev-token`");
+            KeySet::from_jwks_json(&dev.jwks_json)?
+        }
+    };
+    Ok(TokenVerifier::new(auth.verifier.clone(), keys))
+}
+
+pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
+    let telemetry = init_telemetry(&TelemetrySettings::from_env("roster")?)?;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let auth = AuthSettings::from_env()?;
+    let verifier = verifier(data_dir, &auth)?;
+
+    let default_url = format!(
+        "sqlite://{}?mode=rwc",
+        data_dir.join("directory.db").display()
+    );
+    let database = roster_db::DbSettings::from_env(ENV_PREFIX, &default_url)?;
+    let server = ServerSettings::from_env(ENV_PREFIX, roster_directory::settings::DEFAULT_PORT)?;
+    let db = prepare_database(&database).await?;
+    let directory = Application::build(server, db, verifier, Arc::new(SystemClock)).await?;
+    tracing::info!(address = %directory.local_addr(), "directory listening");
+    println!(
+        "roster: directory on {} (data in {})",
+        directory.local_addr(),
+        data_dir.display()
+    );
+
+    // One signal stops every service; each drains on its own.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let directory = tokio::spawn(directory.run_until_stopped(stopped(stop_rx.clone())));
+    roster_runtime::shutdown_signal().await;
+    let _ = stop_tx.send(true);
+    let result = directory.await.context("directory task")?;
+    telemetry.shutdown().await;
+    result
+}

@@ -1,0 +1,801 @@
+//! `roster-bench directory`: sets up the databases and the three contenders, runs every
+//! measurement, prints the report and drops what it created.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use roster_directory::domain::Clock as _;
+use roster_proto::directory::v1 as pb;
+use roster_proto::directory::v1::directory_service_client::DirectoryServiceClient;
+use sea_orm::sqlx::postgres::PgPool;
+use tonic::transport::{Channel, Endpoint};
+use uuid::Uuid;
+
+use crate::baseline::Baseline;
+use crate::dataset::{self, COMMON_TERM, SELECTIVE_TERM, WORKSPACE};
+use crate::import::{self, ImportOutcome, ImportSpec};
+use crate::load::{self, CallId, LoadResult, LoadSpec};
+use crate::pg::{self, BenchDatabase};
+use crate::report::{self, Check, Table};
+use crate::search::{self, SearchCase, SearchOutcome, SearchSpec};
+use crate::service::{self, Directory};
+use crate::sql;
+
+/// Thread-name prefix of the runtime that hosts (a) and (b).
+pub const SERVER_THREADS: &str = "bench-srv";
+/// Thread-name prefix of the runtime that runs the load generator and (c).
+pub const CLIENT_THREADS: &str = "bench-load";
+
+/// Calls per second of measured time that no cell can exceed: the count bound of every
+/// load loop.
+const MAX_CALLS_PER_SECOND: u64 = 100_000;
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub admin_url: String,
+    pub users: u64,
+    pub duration: Duration,
+    pub warmup: Duration,
+    pub concurrency: Vec<usize>,
+    pub connections: usize,
+    pub pool_size: u32,
+    pub search_duration: Duration,
+    pub search_calls: u64,
+    pub skip_import: bool,
+    pub import_rows: u64,
+    pub import_max_time: Duration,
+    pub keep_databases: bool,
+    pub log_statements: bool,
+    pub server_threads: usize,
+    pub client_threads: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Contender {
+    Roster,
+    Bare,
+    Sql,
+}
+
+impl Contender {
+    const ALL: [Contender; 3] = [Contender::Roster, Contender::Bare, Contender::Sql];
+
+    fn label(self) -> &'static str {
+        match self {
+            Contender::Roster => "(a)",
+            Contender::Bare => "(b)",
+            Contender::Sql => "(c)",
+        }
+    }
+}
+
+/// A cell per contender and concurrency.
+#[derive(Default)]
+struct Grid {
+    cells: Vec<(Contender, usize, LoadResult)>,
+}
+
+impl Grid {
+    fn get(&self, contender: Contender, concurrency: usize) -> Option<&LoadResult> {
+        self.cells
+            .iter()
+            .find(|(c, n, _)| *c == contender && *n == concurrency)
+            .map(|(_, _, result)| result)
+    }
+}
+
+struct Results {
+    postgres_version: String,
+    loaded: dataset::Loaded,
+    get_user: Grid,
+    create_user: Grid,
+    searches: Vec<SearchOutcome>,
+    import: Option<ImportOutcome>,
+}
+
+/// Runs the whole bench; databases are dropped however it ends (Ctrl-C included).
+pub async fn run(options: Options, server_runtime: tokio::runtime::Handle) -> anyhow::Result<()> {
+    pg::check_local(&options.admin_url)?;
+    let run_id = Uuid::new_v4().simple().to_string()[..12].to_owned();
+    let mut databases = Vec::new();
+    let outcome = tokio::select! {
+        outcome = measure(&options, &server_runtime, &run_id, &mut databases) => outcome,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    };
+    for database in databases {
+        let name = database.name.clone();
+        if options.keep_databases {
+            eprintln!("kept database {name}");
+        } else if let Err(error) = database.drop_now().await {
+            eprintln!("could not drop database {name}: {error:#}");
+        }
+    }
+    let results = outcome?;
+    println!("{}", render(&options, &results));
+    let errors = error_summary(&results);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!("calls failed during the run:\n{}", errors.join("\n"))
+    }
+}
+
+fn progress(message: impl AsRef<str>) {
+    eprintln!("[roster-bench] {}", message.as_ref());
+}
+
+async fn channels(addr: std::net::SocketAddr, count: usize) -> anyhow::Result<Vec<Channel>> {
+    let mut channels = Vec::with_capacity(count);
+    for _ in 0..count.max(1) {
+        channels.push(
+            Endpoint::from_shared(format!("http://{addr}"))?
+                .tcp_nodelay(true)
+                .connect()
+                .await
+                .with_context(|| format!("connecting to {addr}"))?,
+        );
+    }
+    Ok(channels)
+}
+
+async fn measure(
+    options: &Options,
+    server_runtime: &tokio::runtime::Handle,
+    run_id: &str,
+    databases: &mut Vec<BenchDatabase>,
+) -> anyhow::Result<Results> {
+    let database = BenchDatabase::create(&options.admin_url, run_id, "main").await?;
+    progress(format!("created database {}", database.name));
+    if options.log_statements {
+        database.log_statements().await?;
+    }
+    let mut settings = database.service_settings();
+    settings.max_connections = options.pool_size;
+    let database_url = database.url.clone();
+    let mut conn = database.connection().await?;
+    databases.push(database);
+
+    let directory = Directory::start(server_runtime, settings, WORKSPACE).await?;
+    progress(format!(
+        "(a) the directory is serving on {} (migrated)",
+        directory.addr
+    ));
+
+    let postgres_version: String = sea_orm::sqlx::query_scalar("SHOW server_version")
+        .fetch_one(&mut conn)
+        .await?;
+    progress(format!("loading {} users with COPY…", options.users));
+    let loaded = dataset::load_users(&mut conn, options.users).await?;
+    progress(format!(
+        "loaded in {:.1} s, VACUUM (ANALYZE) {:.1} s",
+        loaded.copy_time.as_secs_f64(),
+        loaded.vacuum_time.as_secs_f64()
+    ));
+
+    let baseline = Baseline::start(server_runtime, &database_url, options.pool_size).await?;
+    progress(format!(
+        "(b) the bare server is serving on {}",
+        baseline.addr
+    ));
+    let pool = pg::pool(&database_url, options.pool_size).await?;
+
+    let roster_channels = channels(directory.addr, options.connections).await?;
+    let bare_channels = channels(baseline.addr, options.connections).await?;
+    let contenders = Contenders {
+        roster: roster_channels,
+        bare: bare_channels,
+        pool: pool.clone(),
+        authorization: directory.authorization.clone(),
+        ids: Arc::new(loaded.sample_ids.clone()),
+    };
+
+    let mut get_user = Grid::default();
+    let mut create_user = Grid::default();
+    for &concurrency in &options.concurrency {
+        for contender in Contender::ALL {
+            progress(format!("GetUser {} c={concurrency}", contender.label()));
+            let result = contenders
+                .get_user(contender, load_spec(options, concurrency))
+                .await?;
+            get_user.cells.push((contender, concurrency, result));
+        }
+    }
+    let created = Arc::new(AtomicU64::new(0));
+    for &concurrency in &options.concurrency {
+        for contender in Contender::ALL {
+            progress(format!("CreateUser {} c={concurrency}", contender.label()));
+            let result = contenders
+                .create_user(contender, load_spec(options, concurrency), run_id, &created)
+                .await?;
+            create_user.cells.push((contender, concurrency, result));
+        }
+    }
+
+    let search_spec = SearchSpec {
+        duration: options.search_duration,
+        max_calls: options.search_calls,
+    };
+    let cases = [
+        SearchCase {
+            term: SELECTIVE_TERM,
+            page: 1,
+        },
+        SearchCase {
+            term: SELECTIVE_TERM,
+            page: 10,
+        },
+        SearchCase {
+            term: COMMON_TERM,
+            page: 1,
+        },
+        SearchCase {
+            term: COMMON_TERM,
+            page: 10,
+        },
+    ];
+    let search_client = DirectoryServiceClient::new(contenders.roster[0].clone());
+    let mut searches = Vec::new();
+    for case in &cases {
+        progress(format!("search email:{} page {}", case.term, case.page));
+        searches.push(
+            search::run_case(
+                case,
+                search_spec,
+                &search_client,
+                &directory.authorization,
+                &pool,
+                &mut conn,
+            )
+            .await?,
+        );
+    }
+    drop(contenders);
+    drop(search_client);
+    pool.close().await;
+    baseline.stop().await?;
+    directory.stop().await?;
+
+    let import = if options.skip_import {
+        None
+    } else {
+        progress(format!(
+            "import of {} rows (at most {} s), then COPY of the same rows…",
+            options.import_rows,
+            options.import_max_time.as_secs()
+        ));
+        let spec = ImportSpec {
+            rows: options.import_rows,
+            max_time: options.import_max_time,
+        };
+        Some(import::run(&spec, server_runtime, &options.admin_url, run_id, databases).await?)
+    };
+    Ok(Results {
+        postgres_version,
+        loaded,
+        get_user,
+        create_user,
+        searches,
+        import,
+    })
+}
+
+fn load_spec(options: &Options, concurrency: usize) -> LoadSpec {
+    LoadSpec {
+        concurrency,
+        warmup: options.warmup,
+        duration: options.duration,
+        max_calls: MAX_CALLS_PER_SECOND
+            .saturating_mul(options.duration.as_secs().max(1) + options.warmup.as_secs() + 1),
+    }
+}
+
+/// What the load loops call.
+struct Contenders {
+    roster: Vec<Channel>,
+    bare: Vec<Channel>,
+    pool: PgPool,
+    authorization: tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
+    ids: Arc<Vec<Uuid>>,
+}
+
+/// Spreads calls over the sample: consecutive calls of a worker hit distant users.
+fn pick(ids: &[Uuid], call: CallId) -> Uuid {
+    let index = (call.worker as u64)
+        .wrapping_mul(7919)
+        .wrapping_add(call.call.wrapping_mul(104_729));
+    ids[(index % ids.len().max(1) as u64) as usize]
+}
+
+impl Contenders {
+    fn client(channels: &[Channel], call: CallId) -> DirectoryServiceClient<Channel> {
+        DirectoryServiceClient::new(channels[call.worker % channels.len()].clone())
+    }
+
+    async fn get_user(&self, contender: Contender, spec: LoadSpec) -> anyhow::Result<LoadResult> {
+        anyhow::ensure!(!self.ids.is_empty(), "no users were loaded");
+        let ids = Arc::clone(&self.ids);
+        match contender {
+            Contender::Roster => {
+                let channels = self.roster.clone();
+                let authorization = self.authorization.clone();
+                load::run(spec, Some(SERVER_THREADS), move |call| {
+                    let mut client = Self::client(&channels, call);
+                    let request = service::authorized(
+                        &authorization,
+                        pb::GetUserRequest {
+                            workspace_id: WORKSPACE.to_owned(),
+                            user_id: pick(&ids, call).to_string(),
+                        },
+                    );
+                    async move {
+                        client.get_user(request).await?;
+                        Ok(())
+                    }
+                })
+                .await
+            }
+            Contender::Bare => {
+                let channels = self.bare.clone();
+                load::run(spec, Some(SERVER_THREADS), move |call| {
+                    let mut client = Self::client(&channels, call);
+                    let request = tonic::Request::new(pb::GetUserRequest {
+                        workspace_id: WORKSPACE.to_owned(),
+                        user_id: pick(&ids, call).to_string(),
+                    });
+                    async move {
+                        client.get_user(request).await?;
+                        Ok(())
+                    }
+                })
+                .await
+            }
+            Contender::Sql => {
+                let pool = self.pool.clone();
+                load::run(spec, None, move |call| {
+                    let pool = pool.clone();
+                    let user_id = pick(&ids, call);
+                    async move {
+                        sql::get_user(&pool, WORKSPACE, user_id)
+                            .await?
+                            .context("a sampled user is missing")?;
+                        Ok(())
+                    }
+                })
+                .await
+            }
+        }
+    }
+
+    async fn create_user(
+        &self,
+        contender: Contender,
+        spec: LoadSpec,
+        run_id: &str,
+        created: &Arc<AtomicU64>,
+    ) -> anyhow::Result<LoadResult> {
+        let run_id = run_id.to_owned();
+        let created = Arc::clone(created);
+        let email = move || {
+            let n = created.fetch_add(1, Ordering::Relaxed);
+            format!("new.{run_id}.{n}@load.test")
+        };
+        let user = |email: String| pb::User {
+            email,
+            name: "Load Test".to_owned(),
+            ..pb::User::default()
+        };
+        match contender {
+            Contender::Roster => {
+                let channels = self.roster.clone();
+                let authorization = self.authorization.clone();
+                load::run(spec, Some(SERVER_THREADS), move |call| {
+                    let mut client = Self::client(&channels, call);
+                    let request = service::authorized(
+                        &authorization,
+                        pb::CreateUserRequest {
+                            workspace_id: WORKSPACE.to_owned(),
+                            user: Some(user(email())),
+                            request_id: String::new(),
+                        },
+                    );
+                    async move {
+                        client.create_user(request).await?;
+                        Ok(())
+                    }
+                })
+                .await
+            }
+            Contender::Bare => {
+                let channels = self.bare.clone();
+                load::run(spec, Some(SERVER_THREADS), move |call| {
+                    let mut client = Self::client(&channels, call);
+                    let request = tonic::Request::new(pb::CreateUserRequest {
+                        workspace_id: WORKSPACE.to_owned(),
+                        user: Some(user(email())),
+                        request_id: String::new(),
+                    });
+                    async move {
+                        client.create_user(request).await?;
+                        Ok(())
+                    }
+                })
+                .await
+            }
+            Contender::Sql => {
+                let pool = self.pool.clone();
+                load::run(spec, None, move |_| {
+                    let pool = pool.clone();
+                    let now_us = roster_directory::domain::SystemClock.now_us();
+                    let user = sql::new_user(WORKSPACE, &email(), "Load Test", now_us);
+                    async move { sql::create_user(&pool, &user).await }
+                })
+                .await
+            }
+        }
+    }
+}
+
+fn error_summary(results: &Results) -> Vec<String> {
+    let mut errors = Vec::new();
+    for (name, grid) in [
+        ("GetUser", &results.get_user),
+        ("CreateUser", &results.create_user),
+    ] {
+        for (contender, concurrency, result) in &grid.cells {
+            if result.errors > 0 {
+                errors.push(format!(
+                    "{name} {} c={concurrency}: {} failed, first: {}",
+                    contender.label(),
+                    result.errors,
+                    result.first_error.as_deref().unwrap_or("?")
+                ));
+            }
+        }
+    }
+    for search in &results.searches {
+        for (label, result) in [("(a)", &search.roster), ("(c)", &search.sql)] {
+            if let Some(result) = result
+                && result.errors > 0
+            {
+                errors.push(format!(
+                    "search email:{} page {} {label}: {} failed, first: {}",
+                    search.term,
+                    search.page,
+                    result.errors,
+                    result.first_error.as_deref().unwrap_or("?")
+                ));
+            }
+        }
+    }
+    errors
+}
+
+fn render(options: &Options, results: &Results) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "\nRoster directory benchmark: PostgreSQL {} on 127.0.0.1, {} CPUs shared by client, servers and PostgreSQL\n",
+        results.postgres_version,
+        std::thread::available_parallelism().map_or(0, usize::from),
+    ));
+    out.push_str(&format!(
+        "{} users loaded by COPY in {:.1} s ({:.0} rows/s, every index in place), then VACUUM (ANALYZE) in {:.1} s\n\n",
+        options.users,
+        results.loaded.copy_time.as_secs_f64(),
+        options.users as f64 / results.loaded.copy_time.as_secs_f64().max(1e-9),
+        results.loaded.vacuum_time.as_secs_f64(),
+    ));
+
+    let mut table = Table::new(&[
+        "",
+        "(a) Roster gRPC+auth",
+        "(b) bare tonic",
+        "(c) plain SQL",
+    ]);
+    let cells = |grid: &Grid, concurrency: usize, f: fn(Option<&LoadResult>) -> String| {
+        Contender::ALL
+            .iter()
+            .map(|contender| f(grid.get(*contender, concurrency)))
+            .collect::<Vec<_>>()
+    };
+    for (name, grid) in [
+        (
+            "GetUser (user by primary key + its identities)",
+            &results.get_user,
+        ),
+        (
+            "CreateUser (user + outbox row, one transaction)",
+            &results.create_user,
+        ),
+    ] {
+        table.section(name);
+        for &concurrency in &options.concurrency {
+            table.row(
+                format!("c={concurrency:<3} ops/s"),
+                cells(grid, concurrency, report::throughput),
+            );
+            table.row(
+                format!("c={concurrency:<3} p50 / p99 ms"),
+                cells(grid, concurrency, report::p50_p99),
+            );
+            let mut cpu = cells(grid, concurrency, report::cpu_per_call);
+            cpu[2] = "n/a".to_owned();
+            table.row(format!("c={concurrency:<3} server CPU µs/call"), cpu);
+        }
+    }
+    for search in &results.searches {
+        table.section(format!(
+            "ListUsers filter email:{} ({} matches), page {}",
+            search.term, search.matches, search.page
+        ));
+        if search.roster.is_none() {
+            table.row(
+                "  (fewer pages than that)",
+                vec!["-".to_owned(), "-".to_owned(), "-".to_owned()],
+            );
+            continue;
+        }
+        table.row(
+            "c=1 p50 / p99 ms",
+            vec![
+                report::p50_p99(search.roster.as_ref()),
+                "-".to_owned(),
+                report::p50_p99(search.sql.as_ref()),
+            ],
+        );
+        table.row(
+            "c=1 calls/s",
+            vec![
+                report::throughput(search.roster.as_ref()),
+                "-".to_owned(),
+                report::throughput(search.sql.as_ref()),
+            ],
+        );
+        table.row(
+            "plan scans end_users (Seq Scan)?",
+            vec![
+                String::new(),
+                String::new(),
+                format!(
+                    "{} (generic plan: {})",
+                    yes_no(search.scans_table()),
+                    yes_no(search.generic_scans_table())
+                ),
+            ],
+        );
+    }
+    if let Some(import) = &results.import {
+        table.section(format!(
+            "Import: {} of a {}-row CSV ({:.0} MiB), ImportUsers vs COPY",
+            if import.cut_short {
+                "first part"
+            } else {
+                "all"
+            },
+            import.file_rows,
+            import.file_bytes as f64 / (1024.0 * 1024.0)
+        ));
+        table.row(
+            "rows",
+            vec![
+                import.processed.to_string(),
+                "-".to_owned(),
+                import.copy_rows.to_string(),
+            ],
+        );
+        table.row(
+            "seconds",
+            vec![
+                format!("{:.1}", import.import_time.as_secs_f64()),
+                "-".to_owned(),
+                format!("{:.1}", import.copy_time.as_secs_f64()),
+            ],
+        );
+        table.row(
+            "rows/s",
+            vec![
+                report::rate(import.import_rate()),
+                "-".to_owned(),
+                report::rate(import.copy_rate()),
+            ],
+        );
+        table.row(
+            "peak RSS of the bench process",
+            vec![report::mib(import.peak_rss), "-".to_owned(), "-".to_owned()],
+        );
+    }
+    out.push_str(&table.render());
+
+    out.push_str("\nTargets (ratios of this run)\n");
+    out.push_str(&report::render_checks(&checks(options, results)));
+
+    out.push_str("\nQuery plans: EXPLAIN (ANALYZE, BUFFERS) of the list query the store issues, with the same parameters\n");
+    for search in &results.searches {
+        if search.plan.is_empty() {
+            continue;
+        }
+        out.push_str(&format!(
+            "\n-- email:{} page {}: {}; generic plan: {}{}\n",
+            search.term,
+            search.page,
+            if search.scans_table() {
+                "SEQ SCAN on end_users"
+            } else {
+                "no seq scan"
+            },
+            if search.generic_scans_table() {
+                "SEQ SCAN on end_users"
+            } else {
+                "no seq scan"
+            },
+            if search.same_rows {
+                ""
+            } else {
+                "; WARNING: (a) and (c) returned different rows"
+            },
+        ));
+        for line in &search.plan {
+            out.push_str(&format!("   {line}\n"));
+        }
+        if let Some(top) = search.generic_plan.first() {
+            out.push_str(&format!("   generic plan: {}\n", top.trim()));
+        }
+    }
+
+    out.push_str(&notes(options, results));
+    out
+}
+
+fn yes_no(value: bool) -> &'static str {
+    if value { "YES" } else { "no" }
+}
+
+fn checks(options: &Options, results: &Results) -> Vec<Check> {
+    let top = options.concurrency.iter().copied().max().unwrap_or(1);
+    let at = |grid: &Grid, contender, concurrency| {
+        grid.get(contender, concurrency).map(LoadResult::per_second)
+    };
+    let mid = if options.concurrency.contains(&16) {
+        16
+    } else {
+        top
+    };
+    let mut checks = vec![
+        Check::ratio(
+            &format!("GetUser (a)/(b) at c={top}"),
+            at(&results.get_user, Contender::Roster, top),
+            at(&results.get_user, Contender::Bare, top),
+            0.9,
+        ),
+        Check::ratio(
+            &format!("CreateUser (a)/(c) at c={mid}"),
+            at(&results.create_user, Contender::Roster, mid),
+            at(&results.create_user, Contender::Sql, mid),
+            0.8,
+        ),
+        Check::at_most(
+            &format!("server CPU per GetUser (a) at c={top}"),
+            results
+                .get_user
+                .get(Contender::Roster, top)
+                .and_then(LoadResult::cpu_per_call)
+                .map(|cpu| cpu.as_secs_f64() * 1e6),
+            100.0,
+            "µs",
+        ),
+    ];
+    let no_scan = results
+        .searches
+        .iter()
+        .filter(|s| !s.plan.is_empty())
+        .collect::<Vec<_>>();
+    checks.push(Check::holds(
+        "search never scans end_users (custom plans)",
+        Some(format!(
+            "{}/{} ok",
+            no_scan.iter().filter(|s| !s.scans_table()).count(),
+            no_scan.len()
+        )),
+        "no Seq Scan",
+        (!no_scan.is_empty()).then(|| no_scan.iter().all(|s| !s.scans_table())),
+    ));
+    let p99_ms = |search: &SearchOutcome| {
+        search
+            .roster
+            .as_ref()
+            .and_then(|r| r.latencies.percentile(99.0))
+            .map(|p99| p99.as_secs_f64() * 1000.0)
+    };
+    if let Some(selective) = results
+        .searches
+        .iter()
+        .find(|s| s.term == SELECTIVE_TERM && s.page == 1)
+    {
+        checks.push(Check::at_most(
+            "search selective page 1 p99 (a)",
+            p99_ms(selective),
+            20.0,
+            "ms",
+        ));
+    }
+    for search in results.searches.iter().filter(|s| s.term == COMMON_TERM) {
+        checks.push(Check::ratio(
+            &format!("search common page {} rate (a)/(c)", search.page),
+            search.roster.as_ref().map(LoadResult::per_second),
+            search.sql.as_ref().map(LoadResult::per_second),
+            0.8,
+        ));
+    }
+    if let Some(import) = &results.import {
+        checks.push(Check::ratio(
+            "import rows/s ImportUsers/COPY",
+            Some(import.import_rate()),
+            Some(import.copy_rate()),
+            0.8,
+        ));
+        checks.push(Check::at_most(
+            "peak RSS during import",
+            Some(import.peak_rss as f64 / (1024.0 * 1024.0)),
+            200.0,
+            "MiB",
+        ));
+    }
+    checks
+}
+
+fn notes(options: &Options, results: &Results) -> String {
+    let mut out = String::from("\nHow this was measured\n");
+    let lines = [
+        format!(
+            "(a) the real directory (roster_directory::Application: request context, global concurrency limit, panic catcher, tonic timeout, token interceptor, validation, service and store) on a pool of {} connections. ONE admin token (EdDSA) is minted at start and sent as `authorization: Bearer` on every call, so the verifier checks its signature once and then answers from its cache (TTL 60 s: about one re-verification a minute).",
+            options.pool_size
+        ),
+        "(b) a tonic server for the same contract with no Roster layers, no auth and no validation; GetUser/CreateUser run the statements of (c) and answer the same messages.".to_owned(),
+        format!(
+            "(c) the statements the store issues, from a plain sqlx pool of {} connections in the bench: GetUser = user by primary key + its identities; CreateUser = BEGIN, INSERT end_users, INSERT outbox_events, COMMIT. The service's CreateUser also reads workspace settings and checks e-mail uniqueness first (two more SELECTs in the transaction).",
+            options.pool_size
+        ),
+        format!(
+            "Closed loop: c workers each wait for their call before the next; {} s warm-up, then {} s measured; gRPC workers spread over {} HTTP/2 connections. Latency is the client's view.",
+            options.warmup.as_secs_f64(),
+            options.duration.as_secs_f64(),
+            options.connections
+        ),
+        format!(
+            "Server CPU: (a) and (b) run on their own Tokio runtime ({} threads named {SERVER_THREADS}*), the load generator and (c) on another ({} threads, {CLIENT_THREADS}*). utime+stime of the {SERVER_THREADS}* threads from /proc/self/task/*/stat over the measured window, divided by the calls; includes the service's database driver, excludes PostgreSQL's own CPU and the client. Resolution 10 ms per thread.",
+            options.server_threads, options.client_threads
+        ),
+        "Service logs: no tracing subscriber is installed, so the per-call log line is filtered out, not formatted.".to_owned(),
+        format!(
+            "Search: filter `email:<term>`, default order (created_at, user_id), page size {}; page 10 is requested with the token/cursor reached by following next_page_token; one caller, {} s or {} calls. `generic plan` = the plan with plan_cache_mode=force_generic_plan, which a prepared statement may switch to after five executions.",
+            search::PAGE_SIZE,
+            options.search_duration.as_secs_f64(),
+            options.search_calls
+        ),
+        "Import: the CSV (Fogbender columns + phone, 1000 customers) streams in 64 KiB chunks through ImportUsers to a second directory on a fresh database; COPY loads the same rows (and the customers) into another fresh, migrated database with the same indexes. Peak RSS = VmHWM of the whole bench process (service, client streaming, idle pools), reset through /proc/self/clear_refs just before the import: an upper bound for the service.".to_owned(),
+    ];
+    for line in lines {
+        out.push_str(&format!("- {line}\n"));
+    }
+    if let Some(import) = &results.import {
+        out.push_str(&format!(
+            "- Import detail: {} of {} rows processed{}, {} failed{}; RSS before {}.\n",
+            import.processed,
+            import.file_rows,
+            if import.cut_short {
+                " (stopped at --import-max-secs)"
+            } else {
+                ""
+            },
+            import.failed,
+            import
+                .first_failure
+                .as_ref()
+                .map(|f| format!(" (first: {f})"))
+                .unwrap_or_default(),
+            report::mib(import.rss_before),
+        ));
+    }
+    out
+}
