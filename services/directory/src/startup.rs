@@ -16,10 +16,10 @@ use sea_orm_migration::MigratorTrait;
 use tonic::service::Routes;
 
 use crate::api::DirectoryApi;
-use crate::api::limits::OversizeIsResourceExhausted;
 use crate::domain::Clock;
 use crate::migration::Migrator;
 use crate::service::Directory;
+use roster_runtime::limits::OversizeIsResourceExhausted;
 
 /// How often the database is pinged to keep the health status honest.
 const DATABASE_CHECK_INTERVAL: Duration = Duration::from_secs(10);

@@ -54,6 +54,7 @@
 pub mod context;
 pub mod health;
 pub mod layers;
+pub mod limits;
 pub mod propagation;
 pub mod server;
 pub mod settings;

@@ -4,10 +4,11 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use tokio::sync::Notify;
 
 use crate::cpu::{self, CpuTime};
 
@@ -25,7 +26,7 @@ pub struct LoadSpec {
     pub concurrency: usize,
     pub warmup: Duration,
     pub duration: Duration,
-    /// Calls issued at most, warm-up included.
+    /// Measured calls at most (the warm-up is bounded by its time).
     pub max_calls: u64,
 }
 
@@ -95,11 +96,15 @@ struct WorkerOutcome {
     calls: u64,
     errors: u64,
     first_error: Option<String>,
+    /// When the worker's last measured call finished.
+    last_measured: Option<Instant>,
 }
 
-/// Runs `call` from `spec.concurrency` workers on the current runtime. When
+/// Runs `call` from `spec.concurrency` workers on the current runtime: a warm-up of
+/// `spec.warmup`, then a window that ends after `spec.duration` or once the workers have
+/// made `spec.max_calls` measured calls between them, whichever comes first. When
 /// `server_threads` names a thread-name prefix, the CPU time those threads spend during the
-/// measured window is reported too.
+/// window is reported too.
 pub async fn run<F, Fut>(
     spec: LoadSpec,
     server_threads: Option<&str>,
@@ -111,12 +116,16 @@ where
 {
     let concurrency = spec.concurrency.max(1);
     let phase = Arc::new(AtomicU8::new(WARMING));
+    let running = Arc::new(AtomicUsize::new(concurrency));
+    let all_done = Arc::new(Notify::new());
     let call = Arc::new(call);
-    let calls_per_worker = (spec.max_calls / concurrency as u64).max(1);
+    let measured_per_worker = (spec.max_calls / concurrency as u64).max(1);
     let samples_per_worker = MAX_SAMPLES / concurrency;
     let mut workers = Vec::with_capacity(concurrency);
     for worker in 0..concurrency {
         let phase = Arc::clone(&phase);
+        let running = Arc::clone(&running);
+        let all_done = Arc::clone(&all_done);
         let call = Arc::clone(&call);
         workers.push(tokio::spawn(async move {
             let mut outcome = WorkerOutcome {
@@ -124,8 +133,11 @@ where
                 calls: 0,
                 errors: 0,
                 first_error: None,
+                last_measured: None,
             };
-            for n in 0..calls_per_worker {
+            let mut n = 0u64;
+            // Warm-up calls are bounded by the warm-up time, measured ones by count too.
+            while outcome.calls + outcome.errors < measured_per_worker {
                 let started_in = phase.load(Ordering::Acquire);
                 if started_in == STOPPED {
                     break;
@@ -134,18 +146,22 @@ where
                 let result = tokio::time::timeout(CALL_TIMEOUT, call(CallId { worker, call: n }))
                     .await
                     .unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within {CALL_TIMEOUT:?}")));
-                let took = started.elapsed();
-                let counted = started_in == MEASURING && phase.load(Ordering::Acquire) == MEASURING;
+                n += 1;
+                let finished = Instant::now();
+                if started_in != MEASURING || phase.load(Ordering::Acquire) != MEASURING {
+                    continue;
+                }
+                outcome.last_measured = Some(finished);
                 match result {
-                    Ok(()) if counted => {
+                    Ok(()) => {
                         outcome.calls += 1;
                         if outcome.micros.len() < samples_per_worker {
+                            let took = finished - started;
                             outcome
                                 .micros
                                 .push(u32::try_from(took.as_micros()).unwrap_or(u32::MAX));
                         }
                     }
-                    Ok(()) => {}
                     Err(error) => {
                         outcome.errors += 1;
                         outcome
@@ -153,6 +169,9 @@ where
                             .get_or_insert_with(|| format!("{error:#}"));
                     }
                 }
+            }
+            if running.fetch_sub(1, Ordering::AcqRel) == 1 {
+                all_done.notify_one();
             }
             outcome
         }));
@@ -162,13 +181,15 @@ where
     let cpu_before = server_cpu(server_threads)?;
     let window_start = Instant::now();
     phase.store(MEASURING, Ordering::Release);
-    tokio::time::sleep(spec.duration).await;
+    tokio::select! {
+        () = tokio::time::sleep(spec.duration) => {}
+        () = all_done.notified() => {}
+    }
     phase.store(STOPPED, Ordering::Release);
-    let window = window_start.elapsed();
+    let stopped = Instant::now();
     let cpu_after = server_cpu(server_threads)?;
 
     let mut result = LoadResult {
-        window,
         server_cpu: match (cpu_before, cpu_after) {
             (Some(before), Some(after)) => Some(after.since(before)),
             _ => None,
@@ -176,6 +197,7 @@ where
         ..LoadResult::default()
     };
     let mut micros = Vec::new();
+    let mut window_end = window_start;
     for worker in workers {
         let outcome = worker.await.context("a load worker failed")?;
         result.calls += outcome.calls;
@@ -183,8 +205,12 @@ where
         if result.first_error.is_none() {
             result.first_error = outcome.first_error;
         }
+        if let Some(last) = outcome.last_measured {
+            window_end = window_end.max(last.min(stopped));
+        }
         micros.extend(outcome.micros);
     }
+    result.window = window_end - window_start;
     result.latencies = Latencies::from_unsorted(micros);
     Ok(result)
 }

@@ -25,7 +25,7 @@ macro_rules! user_columns {
 const GET_USER: &str = concat!(
     "SELECT ",
     user_columns!(),
-    r#" FROM "end_users" WHERE "end_users"."workspace_id" = $1 AND "end_users"."user_id" = $2 LIMIT 1"#
+    r#" FROM "end_users" WHERE "end_users"."workspace_id" = $1 AND "end_users"."user_id" = $2 LIMIT $3"#
 );
 
 /// `store::identities::of_users`.
@@ -126,6 +126,7 @@ pub async fn get_user(
     let Some(row) = sqlx::query(GET_USER)
         .bind(workspace_id)
         .bind(user_id)
+        .bind(1_i64)
         .fetch_optional(pool)
         .await?
     else {

@@ -4,7 +4,6 @@
 pub mod authz;
 pub mod convert;
 mod import;
-pub mod limits;
 
 use std::future::Future;
 

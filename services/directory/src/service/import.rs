@@ -21,8 +21,14 @@ pub const MAX_LISTED_FAILURES: usize = 1000;
 
 #[derive(Clone, Debug)]
 pub enum ImportRow {
-    Row { line: u64, record: Box<ImportRecord> },
-    Failed { line: u64, reason: String },
+    Row {
+        line: u64,
+        record: Box<ImportRecord>,
+    },
+    Failed {
+        line: u64,
+        reason: String,
+    },
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -163,6 +169,9 @@ impl Directory {
         options: ImportOptions,
         rows: &mut mpsc::Receiver<ImportRow>,
     ) -> Result<ImportCounts> {
+        if options.dry_run {
+            return self.dry_run_rows(actor, workspace_id, options, rows).await;
+        }
         let mut totals = ImportCounts::default();
         let mut batch = Vec::with_capacity(BATCH_ROWS);
         while !totals.stopped && rows.recv_many(&mut batch, BATCH_ROWS).await > 0 {
@@ -173,6 +182,34 @@ impl Directory {
             batch.clear();
         }
         Ok(totals)
+    }
+
+    /// A dry run must count what the real run would: a customer or user that row 2 creates
+    /// exists for row 3 even when the rows land in different batches. So every batch of a
+    /// dry run shares one transaction, rolled back at the end.
+    async fn dry_run_rows(
+        &self,
+        actor: &Actor,
+        workspace_id: &str,
+        options: ImportOptions,
+        rows: &mut mpsc::Receiver<ImportRow>,
+    ) -> Result<ImportCounts> {
+        let txn = self.db.begin_write().await?;
+        let mut totals = ImportCounts::default();
+        let mut batch = Vec::with_capacity(BATCH_ROWS);
+        let outcome: Result<()> = async {
+            while !totals.stopped && rows.recv_many(&mut batch, BATCH_ROWS).await > 0 {
+                let counts = self
+                    .import_batch_in(&txn, actor, workspace_id, options, &batch)
+                    .await?;
+                totals.add(counts);
+                batch.clear();
+            }
+            Ok(())
+        }
+        .await;
+        txn.rollback().await?;
+        outcome.map(|()| totals)
     }
 
     async fn import_batch(

@@ -171,7 +171,19 @@ impl Directory {
         status: UserStatus,
         request_id: Option<String>,
     ) -> Result<UserView> {
-        in_write_txn!(self, retry_unique = false, |txn| {
+        let now = self.now_us();
+        let mut user = blank_user(workspace_id, Uuid::now_v7(), status, now);
+        values.apply(&mut user);
+        if user.external_id.is_empty() && user.email.is_empty() {
+            return Err(DirectoryError::invalid(
+                "user",
+                "external_id or email is required",
+            ));
+        }
+        if status == UserStatus::Active {
+            user.confirmed_at = Some(now);
+        }
+        let created = in_write_txn!(self, retry_unique = false, |txn| {
             let conn = &*txn;
             if let Some(request_id) = &request_id
                 && let Some(user_id) =
@@ -180,22 +192,9 @@ impl Directory {
                 let user = store::users::require(conn, workspace_id, user_id).await?;
                 return self.view(conn, user).await;
             }
-            let settings = self.settings_or_default(conn, workspace_id).await?;
-            let mut events = Vec::new();
-            let now = self.now_us();
-            let mut user = blank_user(workspace_id, Uuid::now_v7(), status, now);
-            values.apply(&mut user);
-            if user.external_id.is_empty() && user.email.is_empty() {
-                return Err(DirectoryError::invalid(
-                    "user",
-                    "external_id or email is required",
-                ));
-            }
-            if status == UserStatus::Active {
-                user.confirmed_at = Some(now);
-            }
-            self.check_customer_rule(conn, &settings, &user).await?;
-            store::users::ensure_unique_keys(conn, &user).await?;
+            self.check_customer_rule(conn, &user).await?;
+            // No read-before-write for duplicates: the partial unique indexes decide, and a
+            // violation is explained below, after the transaction is gone.
             store::users::insert(conn, &user).await?;
             if let Some(request_id) = &request_id {
                 store::users::record_create_request(
@@ -207,19 +206,49 @@ impl Directory {
                 )
                 .await?;
             }
-            events.push(self.event(
+            let event = self.event(
                 actor,
                 workspace_id,
                 "end_user.created",
                 ("end_user", user.user_id.to_string()),
                 user_changes(None, &user),
-            ));
-            outbox::append(conn, &events).await?;
+            );
+            outbox::append(conn, &[event]).await?;
             Ok(UserView {
-                user,
+                user: user.clone(),
                 identities: Vec::new(),
             })
-        })
+        });
+        match created {
+            Err(DirectoryError::Database(roster_db::DbError::UniqueViolation { constraint })) => {
+                self.resolve_duplicate(&user, &constraint, request_id.as_deref())
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    /// Answers a unique-index violation on create: a concurrent retry with the same request
+    /// id gets the user the first attempt created; otherwise the caller learns who holds the
+    /// external id or e-mail.
+    async fn resolve_duplicate(
+        &self,
+        user: &end_user::Model,
+        constraint: &str,
+        request_id: Option<&str>,
+    ) -> Result<UserView> {
+        let conn = self.db.conn();
+        if constraint.contains("create_requests")
+            && let Some(request_id) = request_id
+            && let Some(user_id) =
+                store::users::find_create_request(conn, &user.workspace_id, request_id).await?
+        {
+            return self.get_user(&user.workspace_id, user_id).await;
+        }
+        store::users::ensure_unique_keys(conn, user).await?;
+        Err(DirectoryError::AlreadyExists(
+            "another live end-user in this workspace has this external id or e-mail".into(),
+        ))
     }
 
     /// Enforces "every end-user belongs to a customer" when the workspace asks for it, and
@@ -227,11 +256,15 @@ impl Directory {
     pub(super) async fn check_customer_rule<C: ConnectionTrait>(
         &self,
         conn: &C,
-        settings: &crate::entity::workspace_settings::Model,
         user: &end_user::Model,
     ) -> Result<()> {
         if user.customer_id.is_empty() {
-            if settings.require_customer && user.status != UserStatus::Guest.as_str() {
+            if user.status != UserStatus::Guest.as_str()
+                && self
+                    .settings_or_default(conn, &user.workspace_id)
+                    .await?
+                    .require_customer
+            {
                 return Err(DirectoryError::FailedPrecondition(
                     "this workspace requires every end-user to belong to a customer; set customer_id".into(),
                 ));
@@ -275,8 +308,7 @@ impl Directory {
             after.updated_at = now;
             let mut events = Vec::new();
             if after.customer_id != before.customer_id {
-                let settings = self.settings_or_default(conn, workspace_id).await?;
-                self.check_customer_rule(conn, &settings, &after).await?;
+                self.check_customer_rule(conn, &after).await?;
             }
             store::users::ensure_unique_keys(conn, &after).await?;
             if !store::users::update(conn, &before, &after).await? {

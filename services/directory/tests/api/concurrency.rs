@@ -26,14 +26,21 @@ async fn fifty_concurrent_upserts_of_one_identity_make_one_user(app: TestApp) {
                 user: Some(pb::User {
                     external_id: "vendor-kirk".into(),
                     email: "kirk@example.com".into(),
-                    name: if i % 2 == 0 { "Kirk".into() } else { String::new() },
+                    name: if i % 2 == 0 {
+                        "Kirk".into()
+                    } else {
+                        String::new()
+                    },
                     ..Default::default()
                 }),
                 customer_name: String::new(),
             },
         );
         tasks.push(tokio::spawn(async move {
-            client.upsert_user(request).await.map(tonic::Response::into_inner)
+            client
+                .upsert_user(request)
+                .await
+                .map(tonic::Response::into_inner)
         }));
     }
     let mut ids = Vec::new();
@@ -62,7 +69,11 @@ async fn fifty_concurrent_upserts_of_one_identity_make_one_user(app: TestApp) {
         .unwrap();
     assert_eq!(found.user_id, ids[0]);
     let (all, _) = app.list_page("", "", 100, "", true).await;
-    assert_eq!(all.len(), 1, "no half-written duplicates, even deleted ones");
+    assert_eq!(
+        all.len(),
+        1,
+        "no half-written duplicates, even deleted ones"
+    );
     let created_events = app
         .pending_events()
         .await
@@ -87,10 +98,18 @@ async fn concurrent_activity_loses_no_conversation(app: TestApp) {
                 conversations_started: 1,
             },
         );
-        tasks.push(tokio::spawn(async move { client.record_activity(request).await }));
+        tasks.push(tokio::spawn(async move {
+            client.record_activity(request).await
+        }));
     }
     for task in tasks {
         task.await.unwrap().expect("every activity is recorded");
     }
-    assert_eq!(app.get_user(&kirk.user_id).await.unwrap().conversation_count, 20);
+    assert_eq!(
+        app.get_user(&kirk.user_id)
+            .await
+            .unwrap()
+            .conversation_count,
+        20
+    );
 }

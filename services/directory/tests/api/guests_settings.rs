@@ -23,7 +23,11 @@ async fn guests_get_numbered_ids_and_guest_status(app: TestApp) {
     assert!(guest.email.is_empty());
     let digits = guest.external_id.strip_prefix("g-").expect("g- prefix");
     assert_eq!(digits.len(), 9, "{}", guest.external_id);
-    assert!(digits.chars().all(|c| c.is_ascii_digit()), "{}", guest.external_id);
+    assert!(
+        digits.chars().all(|c| c.is_ascii_digit()),
+        "{}",
+        guest.external_id
+    );
     let other = app.create_guest("").await.unwrap();
     assert_ne!(other.external_id, guest.external_id);
     assert_ne!(other.user_id, guest.user_id);
@@ -137,7 +141,12 @@ async fn identify_guest_keeps_id_and_history(app: TestApp) {
             name: "Kirk".into(),
             email_verified,
         });
-        async move { client.identify_guest(request).await.map(tonic::Response::into_inner) }
+        async move {
+            client
+                .identify_guest(request)
+                .await
+                .map(tonic::Response::into_inner)
+        }
     };
     let known = identify(false, &guest.user_id, "k001", "kirk@example.com")
         .await
@@ -153,7 +162,10 @@ async fn identify_guest_keeps_id_and_history(app: TestApp) {
         app.lookup_external_id("k001").await.unwrap().user_id,
         guest.user_id
     );
-    assert_code(app.lookup_external_id(&guest.external_id).await, Code::NotFound);
+    assert_code(
+        app.lookup_external_id(&guest.external_id).await,
+        Code::NotFound,
+    );
     // Only guests can be identified.
     assert_code(
         identify(true, &guest.user_id, "k001", "kirk@example.com").await,
@@ -197,7 +209,11 @@ async fn require_customer_is_enforced_everywhere(app: TestApp) {
 
     let refused = app.try_create_user(user("k001", "kirk@example.com")).await;
     let status = assert_code(refused, Code::FailedPrecondition);
-    assert!(status.message().contains("customer"), "{}", status.message());
+    assert!(
+        status.message().contains("customer"),
+        "{}",
+        status.message()
+    );
     let with_customer = app
         .try_create_user(pb::User {
             customer_id: "uss001".into(),
@@ -207,7 +223,8 @@ async fn require_customer_is_enforced_everywhere(app: TestApp) {
         .unwrap();
     assert_eq!(with_customer.customer_id, "uss001");
     assert_code(
-        app.upsert(None, user("k002", "spock@example.com"), "").await,
+        app.upsert(None, user("k002", "spock@example.com"), "")
+            .await,
         Code::FailedPrecondition,
     );
     // Taking the customer away is refused too.
@@ -235,7 +252,10 @@ Planet Express,px002,Fry,fry@example.com,f001\n";
     assert_eq!(result.failures[0].row, 3);
     assert!(result.failures[0].reason.contains("customer"), "{result:?}");
     assert_code(app.lookup_external_id("x001").await, Code::NotFound);
-    assert_eq!(app.lookup_external_id("f001").await.unwrap().customer_id, "px002");
+    assert_eq!(
+        app.lookup_external_id("f001").await.unwrap().customer_id,
+        "px002"
+    );
 }
 
 async fn settings_round_trip_with_etag(app: TestApp) {

@@ -46,11 +46,22 @@ async fn upsert_matches_identity_then_external_id_then_email(app: TestApp) {
     let updated = by_identity.user.unwrap();
     assert_eq!(updated.user_id, kirk.user_id);
     assert_eq!(updated.external_id, "k001-new");
-    assert_eq!(updated.name, "Kirk", "empty fields leave stored values alone");
+    assert_eq!(
+        updated.name, "Kirk",
+        "empty fields leave stored values alone"
+    );
 
     // By external id, without an identity.
     let by_external = app
-        .upsert(None, pb::User { external_id: "k001-new".into(), name: "James".into(), ..Default::default() }, "")
+        .upsert(
+            None,
+            pb::User {
+                external_id: "k001-new".into(),
+                name: "James".into(),
+                ..Default::default()
+            },
+            "",
+        )
         .await
         .unwrap();
     assert_eq!(by_external.user.unwrap().user_id, kirk.user_id);
@@ -59,7 +70,10 @@ async fn upsert_matches_identity_then_external_id_then_email(app: TestApp) {
     let by_email = app
         .upsert(
             Some((pb::IdentitySource::Msteams, "aad-0001")),
-            pb::User { email: "JIM@EXAMPLE.COM".into(), ..Default::default() },
+            pb::User {
+                email: "JIM@EXAMPLE.COM".into(),
+                ..Default::default()
+            },
             "",
         )
         .await
@@ -72,7 +86,10 @@ async fn upsert_matches_identity_then_external_id_then_email(app: TestApp) {
     let same = app
         .upsert(
             Some((pb::IdentitySource::Msteams, "aad-0001")),
-            pb::User { email: "JIM@EXAMPLE.COM".into(), ..Default::default() },
+            pb::User {
+                email: "JIM@EXAMPLE.COM".into(),
+                ..Default::default()
+            },
             "",
         )
         .await
@@ -85,7 +102,10 @@ async fn upsert_matches_identity_then_external_id_then_email(app: TestApp) {
     let with_customer = app
         .upsert(
             None,
-            pb::User { customer_id: "uss001".into(), ..user("k002", "spock@example.com") },
+            pb::User {
+                customer_id: "uss001".into(),
+                ..user("k002", "spock@example.com")
+            },
             "USS Enterprise",
         )
         .await
@@ -104,13 +124,24 @@ async fn upsert_matches_identity_then_external_id_then_email(app: TestApp) {
 
     // Nothing to match by is a bad request.
     assert_invalid(
-        app.upsert(None, pb::User { name: "Nobody".into(), ..Default::default() }, "")
-            .await,
+        app.upsert(
+            None,
+            pb::User {
+                name: "Nobody".into(),
+                ..Default::default()
+            },
+            "",
+        )
+        .await,
         "user",
     );
     assert_invalid(
-        app.upsert(Some((pb::IdentitySource::Unspecified, "x")), user("k003", ""), "")
-            .await,
+        app.upsert(
+            Some((pb::IdentitySource::Unspecified, "x")),
+            user("k003", ""),
+            "",
+        )
+        .await,
         "identity.source",
     );
 }
@@ -119,7 +150,11 @@ async fn slack_teams_and_widget_with_one_email_are_one_user(app: TestApp) {
     let slack = app
         .upsert(
             Some((pb::IdentitySource::Slack, "T01:U01")),
-            pb::User { email: "kirk@example.com".into(), name: "Kirk".into(), ..Default::default() },
+            pb::User {
+                email: "kirk@example.com".into(),
+                name: "Kirk".into(),
+                ..Default::default()
+            },
             "",
         )
         .await
@@ -127,7 +162,10 @@ async fn slack_teams_and_widget_with_one_email_are_one_user(app: TestApp) {
     let teams = app
         .upsert(
             Some((pb::IdentitySource::Msteams, "aad-kirk")),
-            pb::User { email: "Kirk@Example.com".into(), ..Default::default() },
+            pb::User {
+                email: "Kirk@Example.com".into(),
+                ..Default::default()
+            },
             "",
         )
         .await
@@ -177,18 +215,32 @@ async fn reintroducing_a_deleted_user_undeletes_it(app: TestApp) {
     assert_eq!(back.outcome, pb::UpsertOutcome::Undeleted as i32);
     let restored = back.user.unwrap();
     assert_eq!(restored.user_id, kirk.user_id);
-    assert_eq!(restored.status, pb::UserStatus::Deactivated as i32, "the status it had");
+    assert_eq!(
+        restored.status,
+        pb::UserStatus::Deactivated as i32,
+        "the status it had"
+    );
     assert!(restored.deleted_at.is_none());
 
     // Through a CSV, by e-mail alone.
     let spock = app.create_user("k002", "spock@example.com", "Spock").await;
     app.delete_user(&spock.user_id).await.unwrap();
     let result = app
-        .import_csv(b"email,name\nSPOCK@example.com,Mr. Spock\n", 7, false, false)
+        .import_csv(
+            b"email,name\nSPOCK@example.com,Mr. Spock\n",
+            7,
+            false,
+            false,
+        )
         .await
         .unwrap();
     assert_eq!(
-        (result.created, result.updated, result.undeleted, result.failed),
+        (
+            result.created,
+            result.updated,
+            result.undeleted,
+            result.failed
+        ),
         (0, 0, 1, 0),
         "{result:?}"
     );
@@ -204,7 +256,10 @@ async fn csv_with_bom_crlf_and_quoted_commas_imports(app: TestApp) {
 \"Enterprise, USS\",uss001,\"Spock\",spock@example.com,k002\r\n\
 \"Planet \"\"Express\"\"\",px002,Fry,fry@example.com,f001\r\n";
     // Tiny chunks split the BOM, the CRLFs and the quotes.
-    let result = app.import_csv(csv.as_bytes(), 3, false, false).await.unwrap();
+    let result = app
+        .import_csv(csv.as_bytes(), 3, false, false)
+        .await
+        .unwrap();
     assert_eq!(
         (result.created, result.failed, result.customers_created),
         (3, 0, 2),
@@ -238,11 +293,14 @@ async fn csv_with_bom_crlf_and_quoted_commas_imports(app: TestApp) {
 
 async fn a_bad_row_fails_alone_with_its_line_number(app: TestApp) {
     app.create_user("taken", "taken@example.com", "Taken").await;
+    app.create_user("holder", "held@example.com", "Holder")
+        .await;
+    // Row 5 matches user "taken" by id and would give it the e-mail another user holds.
     let csv = b"user_email,user_id,user_name\n\
 kirk@example.com,k001,Kirk\n\
 not-an-email,k002,Spock\n\
 fry@example.com,f001,Fry\n\
-other@example.com,taken,Clash\n\
+held@example.com,taken,Clash\n\
 leela@example.com,f002,Leela\n";
     let result = app.import_csv(csv, 5, false, false).await.unwrap();
     assert_eq!((result.created, result.failed), (3, 2), "{result:?}");
@@ -250,14 +308,24 @@ leela@example.com,f002,Leela\n";
     let rows: Vec<i64> = result.failures.iter().map(|f| f.row).collect();
     assert_eq!(rows, vec![3, 5]);
     assert!(result.failures[0].reason.contains("email"), "{result:?}");
-    assert!(result.failures[0].reason.contains("not-an-email"), "{result:?}");
-    assert!(result.failures[1].reason.contains("taken"), "{result:?}");
+    assert!(
+        result.failures[0].reason.contains("not-an-email"),
+        "{result:?}"
+    );
+    assert!(
+        result.failures[1].reason.contains("held@example.com"),
+        "{result:?}"
+    );
     for id in ["k001", "f001", "f002"] {
         app.lookup_external_id(id).await.unwrap();
     }
     assert_code(app.lookup_external_id("k002").await, Code::NotFound);
     // The clashing row did not touch the user that holds the id.
-    assert_eq!(app.lookup_external_id("taken").await.unwrap().email, "taken@example.com");
+    let taken = app.lookup_external_id("taken").await.unwrap();
+    assert_eq!(
+        (taken.email.as_str(), taken.name.as_str()),
+        ("taken@example.com", "Taken")
+    );
 }
 
 async fn stop_mode_stops_at_the_first_bad_row(app: TestApp) {
@@ -270,7 +338,12 @@ d@example.com,d\n";
     assert!(result.stopped, "{result:?}");
     assert_eq!((result.created, result.failed), (2, 1), "{result:?}");
     assert_eq!(result.failures[0].row, 4);
-    let listed: Vec<String> = app.list("").await.into_iter().map(|u| u.external_id).collect();
+    let listed: Vec<String> = app
+        .list("")
+        .await
+        .into_iter()
+        .map(|u| u.external_id)
+        .collect();
     let mut listed = listed;
     listed.sort();
     assert_eq!(listed, ["a", "b"]);
@@ -308,15 +381,23 @@ async fn header_errors_refuse_the_whole_file(app: TestApp) {
         .import_csv(b"email,shoe_size\nkirk@example.com,44\n", 64, false, false)
         .await;
     let status = assert_code(unknown, Code::InvalidArgument);
-    assert!(status.message().contains("shoe_size"), "{}", status.message());
-    let no_key = app.import_csv(b"name,phone\nKirk,123\n", 64, false, false).await;
+    assert!(
+        status.message().contains("shoe_size"),
+        "{}",
+        status.message()
+    );
+    let no_key = app
+        .import_csv(b"name,phone\nKirk,123\n", 64, false, false)
+        .await;
     assert_code(no_key, Code::InvalidArgument);
     let empty = app.import_csv(b"", 64, false, false).await;
     assert_code(empty, Code::InvalidArgument);
 
     // The first message must be the header.
     let chunk_first = vec![pb::ImportUsersRequest {
-        part: Some(pb::import_users_request::Part::Chunk(b"email\nkirk@example.com\n".to_vec())),
+        part: Some(pb::import_users_request::Part::Chunk(
+            b"email\nkirk@example.com\n".to_vec(),
+        )),
     }];
     let result = app
         .client()
@@ -325,11 +406,13 @@ async fn header_errors_refuse_the_whole_file(app: TestApp) {
     assert_invalid(result, "header");
     // A second header is refused too.
     let header = || pb::ImportUsersRequest {
-        part: Some(pb::import_users_request::Part::Header(pb::ImportUsersHeader {
-            workspace_id: WS.into(),
-            dry_run: false,
-            on_error: 0,
-        })),
+        part: Some(pb::import_users_request::Part::Header(
+            pb::ImportUsersHeader {
+                workspace_id: WS.into(),
+                dry_run: false,
+                on_error: 0,
+            },
+        )),
     };
     let twice = vec![
         header(),

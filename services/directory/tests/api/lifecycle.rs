@@ -50,7 +50,10 @@ async fn deactivate_and_reactivate_restore_the_status(app: TestApp) {
             .unwrap()
             .into_inner();
         assert_eq!(on.status, status as i32);
-        assert_eq!(app.get_user(&original.user_id).await.unwrap().status, status as i32);
+        assert_eq!(
+            app.get_user(&original.user_id).await.unwrap().status,
+            status as i32
+        );
     }
     // A deactivated user still lists (it is not deleted), with its status.
     app.deactivate_user(&kirk.user_id).await.unwrap();
@@ -71,8 +74,14 @@ async fn deleted_users_are_hidden_unless_asked_for(app: TestApp) {
     assert!(app.list("kirk").await.is_empty());
     let (all, _) = app.list_page("", "", 100, "", true).await;
     assert_eq!(all.len(), 2);
-    assert_eq!(ids(app.list("status:deleted").await), vec![kirk.user_id.clone()]);
-    assert_eq!(ids(app.list("kirk status:deleted").await), vec![kirk.user_id.clone()]);
+    assert_eq!(
+        ids(app.list("status:deleted").await),
+        vec![kirk.user_id.clone()]
+    );
+    assert_eq!(
+        ids(app.list("kirk status:deleted").await),
+        vec![kirk.user_id.clone()]
+    );
     // GetUser still returns it.
     let fetched = app.get_user(&kirk.user_id).await.unwrap();
     assert_eq!(fetched.status, pb::UserStatus::Deleted as i32);
@@ -185,7 +194,12 @@ async fn a_new_email_of_an_active_user_is_unconfirmed(app: TestApp) {
             }),
             update_mask: mask(&["email"]),
         });
-        async move { client.update_user(request).await.map(tonic::Response::into_inner) }
+        async move {
+            client
+                .update_user(request)
+                .await
+                .map(tonic::Response::into_inner)
+        }
     };
     // Only the case changes: the same address, still confirmed.
     let same = change_email("Kirk@Example.com").await.unwrap();
@@ -196,13 +210,17 @@ async fn a_new_email_of_an_active_user_is_unconfirmed(app: TestApp) {
     assert_eq!(moved.status, pb::UserStatus::Unconfirmed as i32);
     assert!(moved.confirmed_at.is_none());
     let found = app
-        .lookup(pb::lookup_user_request::Key::Email("JIM@example.com".into()))
+        .lookup(pb::lookup_user_request::Key::Email(
+            "JIM@example.com".into(),
+        ))
         .await
         .unwrap();
     assert_eq!(found.user_id, kirk.user_id);
     assert_code(
-        app.lookup(pb::lookup_user_request::Key::Email("kirk@example.com".into()))
-            .await,
+        app.lookup(pb::lookup_user_request::Key::Email(
+            "kirk@example.com".into(),
+        ))
+        .await,
         Code::NotFound,
     );
 }
@@ -289,7 +307,12 @@ async fn create_user_with_request_id_is_idempotent(app: TestApp) {
             user: Some(user(external_id, &format!("{external_id}@example.com"))),
             request_id: request_id.clone(),
         });
-        async move { client.create_user(request).await.map(tonic::Response::into_inner) }
+        async move {
+            client
+                .create_user(request)
+                .await
+                .map(tonic::Response::into_inner)
+        }
     };
     let first = create("k001").await.unwrap();
     let retry = create("k001").await.unwrap();

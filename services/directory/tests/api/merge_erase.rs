@@ -13,7 +13,11 @@ on_both_databases!(
     after_erasure_the_same_person_is_a_new_user,
 );
 
-async fn merge(app: &TestApp, source: &str, target: &str) -> Result<pb::MergeUsersResponse, tonic::Status> {
+async fn merge(
+    app: &TestApp,
+    source: &str,
+    target: &str,
+) -> Result<pb::MergeUsersResponse, tonic::Status> {
     app.client()
         .merge_users(app.admin(pb::MergeUsersRequest {
             workspace_id: WS.into(),
@@ -95,8 +99,10 @@ async fn merge_moves_identities_and_history_to_the_target(app: TestApp) {
     // The source's keys no longer find the source.
     assert_code(app.lookup_external_id("slack-kirk").await, Code::NotFound);
     assert_code(
-        app.lookup(pb::lookup_user_request::Key::Email("jim@starfleet.example".into()))
-            .await,
+        app.lookup(pb::lookup_user_request::Key::Email(
+            "jim@starfleet.example".into(),
+        ))
+        .await,
         Code::NotFound,
     );
     let by_slack = app
@@ -132,7 +138,10 @@ async fn merge_refuses_itself_and_retired_users(app: TestApp) {
     let spock = app.create_user("k002", "spock@example.com", "Spock").await;
     let bones = app.create_user("k003", "bones@example.com", "Bones").await;
 
-    assert_invalid(merge(&app, &kirk.user_id, &kirk.user_id).await, "target_user_id");
+    assert_invalid(
+        merge(&app, &kirk.user_id, &kirk.user_id).await,
+        "target_user_id",
+    );
 
     app.delete_user(&spock.user_id).await.unwrap();
     let status = assert_code(
@@ -207,8 +216,10 @@ async fn erase_scrubs_personal_data_and_keeps_the_id(app: TestApp) {
     // Nothing finds the person any more.
     assert_code(app.lookup_external_id("k001").await, Code::NotFound);
     assert_code(
-        app.lookup(pb::lookup_user_request::Key::Email("kirk@example.com".into()))
-            .await,
+        app.lookup(pb::lookup_user_request::Key::Email(
+            "kirk@example.com".into(),
+        ))
+        .await,
         Code::NotFound,
     );
     assert_code(
@@ -229,8 +240,15 @@ async fn erase_scrubs_personal_data_and_keeps_the_id(app: TestApp) {
         .iter()
         .find(|event| event.action == "end_user.erased")
         .expect("an erasure event");
-    let fields: Vec<&str> = erase_event.changes.iter().map(|c| c.field.as_str()).collect();
-    assert!(fields.contains(&"email") && fields.contains(&"name"), "{fields:?}");
+    let fields: Vec<&str> = erase_event
+        .changes
+        .iter()
+        .map(|c| c.field.as_str())
+        .collect();
+    assert!(
+        fields.contains(&"email") && fields.contains(&"name"),
+        "{fields:?}"
+    );
     for change in &erase_event.changes {
         assert!(
             change.before.is_none() && change.after.is_none(),
@@ -258,7 +276,10 @@ async fn erase_scrubs_personal_data_and_keeps_the_id(app: TestApp) {
         }))
         .await;
     assert_code(undelete, Code::FailedPrecondition);
-    assert_code(app.deactivate_user(&kirk.user_id).await, Code::FailedPrecondition);
+    assert_code(
+        app.deactivate_user(&kirk.user_id).await,
+        Code::FailedPrecondition,
+    );
     // The customer has no live users left and may be deleted.
     app.client()
         .delete_customer(app.admin(pb::DeleteCustomerRequest {
@@ -311,10 +332,19 @@ async fn after_erasure_the_same_person_is_a_new_user(app: TestApp) {
         .await
         .unwrap();
     let result = app
-        .import_csv(b"external_id,email,name\nk001,kirk@example.com,Kirk\n", 64, false, false)
+        .import_csv(
+            b"external_id,email,name\nk001,kirk@example.com,Kirk\n",
+            64,
+            false,
+            false,
+        )
         .await
         .unwrap();
-    assert_eq!((result.created, result.undeleted, result.failed), (1, 0, 0), "{result:?}");
+    assert_eq!(
+        (result.created, result.undeleted, result.failed),
+        (1, 0, 0),
+        "{result:?}"
+    );
     let third = app.lookup_external_id("k001").await.unwrap();
     assert_ne!(third.user_id, first.user_id);
     assert_ne!(third.user_id, second.user_id);

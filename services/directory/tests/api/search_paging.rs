@@ -27,25 +27,41 @@ fn emails(users: &[pb::User]) -> Vec<String> {
 
 async fn filters_find_partial_matches_customers_statuses_and_ranges(app: TestApp) {
     app.import_csv(FOGBENDER, 4096, false, false).await.unwrap();
-    let loner = app.create_user("x001", "loner@example.org", "Lone Wolf").await;
-    let drifter = app.create_user("x002", "drifter@example.org", "Drifter").await;
+    let loner = app
+        .create_user("x001", "loner@example.org", "Lone Wolf")
+        .await;
+    let drifter = app
+        .create_user("x002", "drifter@example.org", "Drifter")
+        .await;
     app.deactivate_user(&drifter.user_id).await.unwrap();
 
-    assert_eq!(emails(&app.list("kirk").await), ["captain.kirk@example.com"]);
-    assert_eq!(emails(&app.list("KIRK").await), ["captain.kirk@example.com"]);
+    assert_eq!(
+        emails(&app.list("kirk").await),
+        ["captain.kirk@example.com"]
+    );
+    assert_eq!(
+        emails(&app.list("KIRK").await),
+        ["captain.kirk@example.com"]
+    );
     // Partial match on the name, also in the middle of a word.
     assert_eq!(
         emails(&app.list("onno").await),
         ["john.connor@example.com", "sarah.connor@example.com"]
     );
-    assert_eq!(emails(&app.list("name:\"han so\"").await), ["han.solo@example.com"]);
+    assert_eq!(
+        emails(&app.list("name:\"han so\"").await),
+        ["han.solo@example.com"]
+    );
     // Partial match on the external id.
     assert_eq!(
         emails(&app.list("external_id:k00").await),
         ["captain.kirk@example.com", "spock@example.com"]
     );
     assert_eq!(emails(&app.list("t002").await), ["john.connor@example.com"]);
-    assert_eq!(emails(&app.list("email:leela").await), ["leela@example.com"]);
+    assert_eq!(
+        emails(&app.list("email:leela").await),
+        ["leela@example.com"]
+    );
     // Customers: partial and none.
     assert_eq!(
         emails(&app.list("customer:uss").await),
@@ -56,14 +72,20 @@ async fn filters_find_partial_matches_customers_statuses_and_ranges(app: TestApp
         ["drifter@example.org", "loner@example.org"]
     );
     // Statuses.
-    assert_eq!(emails(&app.list("status:deactivated").await), ["drifter@example.org"]);
+    assert_eq!(
+        emails(&app.list("status:deactivated").await),
+        ["drifter@example.org"]
+    );
     assert_eq!(app.list("status:active").await.len(), 11);
     // AND of terms, with or without the word.
     assert_eq!(
         emails(&app.list("connor customer:cs0").await),
         ["john.connor@example.com", "sarah.connor@example.com"]
     );
-    assert_eq!(emails(&app.list("connor AND john").await), ["john.connor@example.com"]);
+    assert_eq!(
+        emails(&app.list("connor AND john").await),
+        ["john.connor@example.com"]
+    );
     assert!(app.list("kirk customer:mil").await.is_empty());
     assert_eq!(
         emails(&app.list("customer:none status:active").await),
@@ -79,7 +101,10 @@ async fn filters_find_partial_matches_customers_statuses_and_ranges(app: TestApp
             .unwrap()
     };
     assert_eq!(
-        emails(&app.list(&format!("created_at>={}", at(loner_created))).await),
+        emails(
+            &app.list(&format!("created_at>={}", at(loner_created)))
+                .await
+        ),
         ["drifter@example.org", "loner@example.org"]
     );
     assert_eq!(
@@ -87,17 +112,25 @@ async fn filters_find_partial_matches_customers_statuses_and_ranges(app: TestApp
         ["drifter@example.org"]
     );
     assert_eq!(
-        app.list(&format!("created_at<{}", at(loner_created))).await.len(),
+        app.list(&format!("created_at<{}", at(loner_created)))
+            .await
+            .len(),
         10
     );
     assert_eq!(
-        emails(&app.list(&format!("created_at>={} lone", at(loner_created))).await),
+        emails(
+            &app.list(&format!("created_at>={} lone", at(loner_created)))
+                .await
+        ),
         ["loner@example.org"]
     );
     // last_activity_at ranges.
     app.record_activity(&loner.user_id, None, 1).await.unwrap();
     assert_eq!(
-        emails(&app.list(&format!("last_activity_at>={}", at(loner_created))).await),
+        emails(
+            &app.list(&format!("last_activity_at>={}", at(loner_created)))
+                .await
+        ),
         ["loner@example.org"]
     );
     assert_eq!(app.list("last_activity_at>=2000-01-01").await.len(), 1);
@@ -162,7 +195,13 @@ fn sort_key(field: &str, user: &pb::User) -> (String, i64, String) {
 async fn every_order_sorts_the_full_listing(app: TestApp) {
     let seeded = seed(&app, 20).await;
     let all: HashSet<String> = seeded.iter().map(|u| u.user_id.clone()).collect();
-    for field in ["email", "status", "conversations", "created_at", "last_activity_at"] {
+    for field in [
+        "email",
+        "status",
+        "conversations",
+        "created_at",
+        "last_activity_at",
+    ] {
         for direction in ["", " asc", " desc"] {
             let order_by = format!("{field}{direction}");
             // Small pages, so that cursors must resume inside runs of equal values.
@@ -200,7 +239,10 @@ async fn every_order_sorts_the_full_listing(app: TestApp) {
 async fn paging_visits_every_user_once_while_users_are_added(app: TestApp) {
     let seeded = seed(&app, 20).await;
     let before: HashSet<String> = seeded.iter().map(|u| u.user_id.clone()).collect();
-    for order_by in ["", "email", "created_at desc", "conversations"] {
+    for (round, order_by) in ["", "email", "created_at desc", "conversations"]
+        .into_iter()
+        .enumerate()
+    {
         let mut seen = Vec::new();
         let mut token = String::new();
         let mut added = 0;
@@ -208,8 +250,11 @@ async fn paging_visits_every_user_once_while_users_are_added(app: TestApp) {
             let (page, next) = app.list_page("", order_by, 3, &token, false).await;
             seen.extend(page.into_iter().map(|u| u.user_id));
             // Someone adds users between page fetches, sorting before and after the cursor.
-            for email in [format!("aaa{added:03}@example.com"), format!("zzz{added:03}@example.com")] {
-                app.try_create_user(user(&format!("new-{order_by}-{email}"), &email))
+            for email in [
+                format!("aaa{round}{added:03}@example.com"),
+                format!("zzz{round}{added:03}@example.com"),
+            ] {
+                app.try_create_user(user(&format!("new-{email}"), &email))
                     .await
                     .unwrap();
             }
@@ -220,7 +265,11 @@ async fn paging_visits_every_user_once_while_users_are_added(app: TestApp) {
             token = next;
         }
         let unique: HashSet<&String> = seen.iter().collect();
-        assert_eq!(unique.len(), seen.len(), "{order_by:?}: a user was served twice");
+        assert_eq!(
+            unique.len(),
+            seen.len(),
+            "{order_by:?}: a user was served twice"
+        );
         let missed: Vec<&String> = before.iter().filter(|id| !unique.contains(id)).collect();
         assert!(missed.is_empty(), "{order_by:?}: skipped {missed:?}");
         assert!(added >= 7, "{order_by:?}: 20 users in pages of 3");
@@ -245,7 +294,11 @@ async fn page_tokens_belong_to_their_query(app: TestApp) {
         async move { client.list_users(request).await }
     };
     let other_filter = assert_invalid(list("user", "email", false).await, "page_token");
-    assert!(other_filter.message().contains("filter"), "{}", other_filter.message());
+    assert!(
+        other_filter.message().contains("filter"),
+        "{}",
+        other_filter.message()
+    );
     assert_invalid(list("example", "created_at", false).await, "page_token");
     assert_invalid(list("example", "email", true).await, "page_token");
     // The same query resumes.
@@ -274,7 +327,10 @@ async fn page_sizes_default_to_30_and_cap_at_1000(app: TestApp) {
     for i in 0..1005 {
         csv.push_str(&format!("bulk{i:05},bulk{i:05}@example.com\n"));
     }
-    let result = app.import_csv(csv.as_bytes(), 8192, false, false).await.unwrap();
+    let result = app
+        .import_csv(csv.as_bytes(), 8192, false, false)
+        .await
+        .unwrap();
     assert_eq!((result.created, result.failed), (1005, 0), "{result:?}");
 
     let (page, token) = app.list_page("", "", 0, "", false).await;

@@ -28,19 +28,33 @@ async fn user_fields_are_validated_with_field_violations(app: TestApp) {
         user
     };
     let cases: [(&str, pb::User); 7] = [
-        ("user.email", with(|u| u.email = "kirk-at-example.com".into())),
+        (
+            "user.email",
+            with(|u| u.email = "kirk-at-example.com".into()),
+        ),
         ("user.email", with(|u| u.email = "kirk@example".into())),
-        ("user.avatar_url", with(|u| u.avatar_url = "ftp://cdn.example.com/k.png".into())),
-        ("user.avatar_url", with(|u| u.avatar_url = "not a url".into())),
+        (
+            "user.avatar_url",
+            with(|u| u.avatar_url = "ftp://cdn.example.com/k.png".into()),
+        ),
+        (
+            "user.avatar_url",
+            with(|u| u.avatar_url = "not a url".into()),
+        ),
         ("user.name", with(|u| u.name = "K".repeat(201))),
         ("user.phone", with(|u| u.phone = "call me maybe".into())),
-        ("user.customer_id", with(|u| u.customer_id = "uss 001".into())),
+        (
+            "user.customer_id",
+            with(|u| u.customer_id = "uss 001".into()),
+        ),
     ];
     for (field, bad) in cases {
         let status = assert_invalid(app.try_create_user(bad.clone()).await, field);
         let violations = field_violations(&status);
         assert!(
-            violations.iter().all(|(_, description)| !description.is_empty()),
+            violations
+                .iter()
+                .all(|(_, description)| !description.is_empty()),
             "{violations:?}"
         );
         // The same rules hold on the import path.
@@ -51,7 +65,10 @@ async fn user_fields_are_validated_with_field_violations(app: TestApp) {
     let mut many = user("k001", "nope");
     many.phone = "x".into();
     let status = assert_code(app.try_create_user(many).await, Code::InvalidArgument);
-    let fields: Vec<String> = field_violations(&status).into_iter().map(|(f, _)| f).collect();
+    let fields: Vec<String> = field_violations(&status)
+        .into_iter()
+        .map(|(f, _)| f)
+        .collect();
     assert!(
         fields.contains(&"user.email".to_owned()) && fields.contains(&"user.phone".to_owned()),
         "{fields:?}"
@@ -184,13 +201,25 @@ async fn update_masks_are_validated(app: TestApp) {
         async move { client.update_user(request).await }
     };
     let missing = assert_invalid(update(None).await, "update_mask");
-    assert!(missing.message().contains("required"), "{}", missing.message());
+    assert!(
+        missing.message().contains("required"),
+        "{}",
+        missing.message()
+    );
     assert_invalid(update(mask(&[])).await, "update_mask");
     let unknown = assert_invalid(update(mask(&["name", "shoe_size"])).await, "update_mask");
-    assert!(unknown.message().contains("shoe_size"), "{}", unknown.message());
+    assert!(
+        unknown.message().contains("shoe_size"),
+        "{}",
+        unknown.message()
+    );
     // Output-only fields are not updatable through the mask.
     let status = assert_invalid(update(mask(&["status"])).await, "update_mask");
-    assert!(status.message().contains("'status'"), "{}", status.message());
+    assert!(
+        status.message().contains("'status'"),
+        "{}",
+        status.message()
+    );
 
     // Nothing changed.
     let after = app.get_user(&kirk.user_id).await.unwrap();
@@ -230,7 +259,8 @@ async fn update_masks_are_validated(app: TestApp) {
         "update_mask",
     );
     assert_invalid(
-        app.update_settings(pb::WorkspaceSettings::default(), &[]).await,
+        app.update_settings(pb::WorkspaceSettings::default(), &[])
+            .await,
         "update_mask",
     );
     assert_invalid(
@@ -279,9 +309,17 @@ async fn list_parameters_and_filters_are_validated(app: TestApp) {
         unknown.message()
     );
     let bad_status = assert_invalid(list(0, "status:actve", "").await, "filter");
-    assert!(bad_status.message().contains("actve"), "{}", bad_status.message());
+    assert!(
+        bad_status.message().contains("actve"),
+        "{}",
+        bad_status.message()
+    );
     let bad_date = assert_invalid(list(0, "created_at>=yesterday", "").await, "filter");
-    assert!(bad_date.message().contains("position"), "{}", bad_date.message());
+    assert!(
+        bad_date.message().contains("position"),
+        "{}",
+        bad_date.message()
+    );
     assert_invalid(list(0, "kirk OR spock", "").await, "filter");
 
     let customers = app
@@ -309,11 +347,16 @@ async fn unknown_ids_are_not_found(app: TestApp) {
     assert_code(app.get_user(UNKNOWN_USER).await, Code::NotFound);
     assert_code(app.deactivate_user(UNKNOWN_USER).await, Code::NotFound);
     assert_code(app.delete_user(UNKNOWN_USER).await, Code::NotFound);
-    assert_code(app.record_activity(UNKNOWN_USER, None, 1).await, Code::NotFound);
+    assert_code(
+        app.record_activity(UNKNOWN_USER, None, 1).await,
+        Code::NotFound,
+    );
     assert_code(app.lookup_external_id("nobody").await, Code::NotFound);
     assert_code(
-        app.lookup(pb::lookup_user_request::Key::Email("nobody@example.com".into()))
-            .await,
+        app.lookup(pb::lookup_user_request::Key::Email(
+            "nobody@example.com".into(),
+        ))
+        .await,
         Code::NotFound,
     );
     let update = app
@@ -513,7 +556,11 @@ async fn stale_etags_are_aborted(app: TestApp) {
     let after = app.get_user(&kirk.user_id).await.unwrap();
     assert_eq!(
         (after.name.as_str(), after.status, &after.etag),
-        ("James T. Kirk", pb::UserStatus::Active as i32, &renamed.etag)
+        (
+            "James T. Kirk",
+            pb::UserStatus::Active as i32,
+            &renamed.etag
+        )
     );
     // The current etag works.
     app.client()
@@ -552,7 +599,10 @@ async fn stale_etags_are_aborted(app: TestApp) {
         async move { client.update_customer(request).await }
     };
     update_customer("NCC-1701", &customer.etag).await.unwrap();
-    assert_code(update_customer("NCC-1701-A", &customer.etag).await, Code::Aborted);
+    assert_code(
+        update_customer("NCC-1701-A", &customer.etag).await,
+        Code::Aborted,
+    );
     let stored = app
         .client()
         .get_customer(app.admin(pb::GetCustomerRequest {

@@ -19,7 +19,10 @@ on_both_databases!(
 async fn a_signed_token_imports_customer_and_user(app: TestApp) {
     let rotated = app.rotate_widget_secret().await;
     assert!(rotated.secret.len() >= 32, "{}", rotated.secret);
-    assert!(rotated.previous_secret_expires_at.is_none(), "first rotation");
+    assert!(
+        rotated.previous_secret_expires_at.is_none(),
+        "first rotation"
+    );
     let settings = app
         .client()
         .get_workspace_settings(app.admin(pb::GetWorkspaceSettingsRequest {
@@ -96,7 +99,10 @@ async fn no_secret_yet_is_a_failed_precondition(app: TestApp) {
         "some-guess",
         &widget_claims("vendor-kirk", "kirk@example.com", "uss001"),
     );
-    let status = assert_code(app.import_widget_token(&token).await, Code::FailedPrecondition);
+    let status = assert_code(
+        app.import_widget_token(&token).await,
+        Code::FailedPrecondition,
+    );
     assert!(status.message().contains("secret"), "{}", status.message());
     assert!(app.list("").await.is_empty());
 }
@@ -129,15 +135,23 @@ async fn rotation_keeps_the_old_secret_for_the_grace_period(app: TestApp) {
         )
     };
     app.import_widget_token(&token(&first, 1)).await.unwrap();
-    app.import_widget_token(&token(&second.secret, 2)).await.unwrap();
+    app.import_widget_token(&token(&second.secret, 2))
+        .await
+        .unwrap();
 
     app.clock.advance_secs(grace + 1);
     let status = assert_code(
         app.import_widget_token(&token(&first, 3)).await,
         Code::Unauthenticated,
     );
-    assert!(status.message().contains("signature"), "{}", status.message());
-    app.import_widget_token(&token(&second.secret, 4)).await.unwrap();
+    assert!(
+        status.message().contains("signature"),
+        "{}",
+        status.message()
+    );
+    app.import_widget_token(&token(&second.secret, 4))
+        .await
+        .unwrap();
     assert_code(app.lookup_external_id("u3").await, Code::NotFound);
     assert_eq!(app.list("").await.len(), 3);
 
@@ -147,7 +161,9 @@ async fn rotation_keeps_the_old_secret_for_the_grace_period(app: TestApp) {
         app.import_widget_token(&token(&first, 5)).await,
         Code::Unauthenticated,
     );
-    app.import_widget_token(&token(&second.secret, 6)).await.unwrap();
+    app.import_widget_token(&token(&second.secret, 6))
+        .await
+        .unwrap();
     app.import_widget_token(&token(&third, 7)).await.unwrap();
 }
 
@@ -156,27 +172,37 @@ async fn bad_tokens_are_refused(app: TestApp) {
     let claims = widget_claims("vendor-kirk", "kirk@example.com", "uss001");
 
     let wrong_secret = widget_token("not-the-workspace-secret", &claims);
-    assert_code(app.import_widget_token(&wrong_secret).await, Code::Unauthenticated);
+    assert_code(
+        app.import_widget_token(&wrong_secret).await,
+        Code::Unauthenticated,
+    );
 
     let mut no_email = claims.clone();
     no_email.as_object_mut().unwrap().remove("userEmail");
     let status = assert_invalid(
-        app.import_widget_token(&widget_token(&secret, &no_email)).await,
+        app.import_widget_token(&widget_token(&secret, &no_email))
+            .await,
         "token",
     );
-    assert!(status.message().contains("userEmail"), "{}", status.message());
+    assert!(
+        status.message().contains("userEmail"),
+        "{}",
+        status.message()
+    );
 
     let mut bad_email = claims.clone();
     bad_email["userEmail"] = json!("kirk-at-example");
     assert_code(
-        app.import_widget_token(&widget_token(&secret, &bad_email)).await,
+        app.import_widget_token(&widget_token(&secret, &bad_email))
+            .await,
         Code::InvalidArgument,
     );
 
     let mut expired = claims.clone();
     expired["exp"] = json!(roster_auth::unix_now() - 3600);
     assert_code(
-        app.import_widget_token(&widget_token(&secret, &expired)).await,
+        app.import_widget_token(&widget_token(&secret, &expired))
+            .await,
         Code::Unauthenticated,
     );
 

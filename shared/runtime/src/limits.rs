@@ -1,4 +1,5 @@
-//! Message size limits as callers should see them.
+//! Message size limits as callers should see them. Each service wraps its generated server
+//! in `OversizeIsResourceExhausted`.
 //!
 //! tonic refuses a request larger than `max_decoding_message_size` with OUT_OF_RANGE before
 //! any handler runs. gRPC's status code guide and our contract (DESIGN.md: "RESOURCE_EXHAUSTED
@@ -39,7 +40,9 @@ where
     }
 
     fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
-        self.0.call(request).map(rewrite as Rewrite<ResBody, S::Error>)
+        self.0
+            .call(request)
+            .map(rewrite as Rewrite<ResBody, S::Error>)
     }
 }
 
