@@ -63,6 +63,21 @@ fn workspace(principal: &Principal, workspace_id: &str, need: Need) -> Result<St
     Ok(workspace_id)
 }
 
+/// The workspace, user and optional etag of a call that acts on one user, checked and
+/// authorized.
+fn user_target(
+    principal: &Principal,
+    workspace_id: &str,
+    user_id: &str,
+    etag: &str,
+    need: Need,
+) -> Result<(String, uuid::Uuid, Option<i64>)> {
+    let workspace_id = workspace(principal, workspace_id, need)?;
+    let user_id = values::user_id("user_id", user_id)?;
+    let version = parse_etag("etag", etag)?;
+    Ok((workspace_id, user_id, version))
+}
+
 async fn respond<T>(
     work: impl Future<Output = Result<T>>,
 ) -> std::result::Result<Response<T>, Status> {
@@ -481,9 +496,8 @@ impl DirectoryService for DirectoryApi {
                 user_id,
                 etag,
             } = request.into_inner();
-            let workspace_id = workspace(&principal, &workspace_id, END_USERS_WRITE)?;
-            let user_id = values::user_id("user_id", &user_id)?;
-            let version = parse_etag("etag", &etag)?;
+            let (workspace_id, user_id, version) =
+                user_target(&principal, &workspace_id, &user_id, &etag, END_USERS_WRITE)?;
             Ok(convert::user(
                 self.directory
                     .deactivate_user(&actor, &workspace_id, user_id, version)
@@ -504,9 +518,8 @@ impl DirectoryService for DirectoryApi {
                 user_id,
                 etag,
             } = request.into_inner();
-            let workspace_id = workspace(&principal, &workspace_id, END_USERS_WRITE)?;
-            let user_id = values::user_id("user_id", &user_id)?;
-            let version = parse_etag("etag", &etag)?;
+            let (workspace_id, user_id, version) =
+                user_target(&principal, &workspace_id, &user_id, &etag, END_USERS_WRITE)?;
             Ok(convert::user(
                 self.directory
                     .reactivate_user(&actor, &workspace_id, user_id, version)
@@ -527,9 +540,8 @@ impl DirectoryService for DirectoryApi {
                 user_id,
                 etag,
             } = request.into_inner();
-            let workspace_id = workspace(&principal, &workspace_id, END_USERS_DELETE)?;
-            let user_id = values::user_id("user_id", &user_id)?;
-            let version = parse_etag("etag", &etag)?;
+            let (workspace_id, user_id, version) =
+                user_target(&principal, &workspace_id, &user_id, &etag, END_USERS_DELETE)?;
             Ok(convert::user(
                 self.directory
                     .delete_user(&actor, &workspace_id, user_id, version)
@@ -549,8 +561,8 @@ impl DirectoryService for DirectoryApi {
                 workspace_id,
                 user_id,
             } = request.into_inner();
-            let workspace_id = workspace(&principal, &workspace_id, END_USERS_DELETE)?;
-            let user_id = values::user_id("user_id", &user_id)?;
+            let (workspace_id, user_id, _) =
+                user_target(&principal, &workspace_id, &user_id, "", END_USERS_DELETE)?;
             Ok(convert::user(
                 self.directory
                     .undelete_user(&actor, &workspace_id, user_id)
@@ -596,8 +608,8 @@ impl DirectoryService for DirectoryApi {
                 workspace_id,
                 user_id,
             } = request.into_inner();
-            let workspace_id = workspace(&principal, &workspace_id, END_USERS_ERASE)?;
-            let user_id = values::user_id("user_id", &user_id)?;
+            let (workspace_id, user_id, _) =
+                user_target(&principal, &workspace_id, &user_id, "", END_USERS_ERASE)?;
             Ok(convert::user(
                 self.directory
                     .erase_user(&actor, &workspace_id, user_id)
@@ -676,8 +688,8 @@ impl DirectoryService for DirectoryApi {
                 workspace_id,
                 user_id,
             } = request.into_inner();
-            let workspace_id = workspace(&principal, &workspace_id, END_USERS_WRITE)?;
-            let user_id = values::user_id("user_id", &user_id)?;
+            let (workspace_id, user_id, _) =
+                user_target(&principal, &workspace_id, &user_id, "", END_USERS_WRITE)?;
             Ok(convert::user(
                 self.directory
                     .confirm_user_email(&actor, &workspace_id, user_id)
