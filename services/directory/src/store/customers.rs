@@ -1,7 +1,7 @@
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel,
-    Iterable, ModelTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 
 use super::search::like_pattern;
@@ -36,13 +36,7 @@ pub async fn update<C: ConnectionTrait>(
     before: &customer::Model,
     after: &customer::Model,
 ) -> Result<bool> {
-    let mut changes = <customer::ActiveModel as ActiveModelTrait>::default();
-    for column in customer::Column::iter() {
-        let value = after.get(column);
-        if before.get(column) != value {
-            changes.set(column, value);
-        }
-    }
+    let changes: customer::ActiveModel = super::changed_columns(before, after);
     if !changes.is_changed() {
         return Ok(true);
     }

@@ -1,7 +1,7 @@
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, Iterable,
-    ModelTrait, PaginatorTrait, QueryFilter,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
+    QueryFilter,
 };
 use uuid::Uuid;
 
@@ -162,13 +162,7 @@ pub async fn update<C: ConnectionTrait>(
     before: &end_user::Model,
     after: &end_user::Model,
 ) -> Result<bool> {
-    let mut changes = <end_user::ActiveModel as ActiveModelTrait>::default();
-    for column in end_user::Column::iter() {
-        let value = after.get(column);
-        if before.get(column) != value {
-            changes.set(column, value);
-        }
-    }
+    let changes: end_user::ActiveModel = super::changed_columns(before, after);
     if !changes.is_changed() {
         return Ok(true);
     }
