@@ -96,9 +96,9 @@ pub fn user(view: UserView) -> pb::User {
         notes: user.notes,
         identities: identities
             .into_iter()
-            .map(|identity| pb::Identity {
-                source: identity_source_to_pb(&identity.source) as i32,
-                key: identity.identity_key,
+            .map(|(source, key)| pb::Identity {
+                source: identity_source_to_pb(&source) as i32,
+                key,
             })
             .collect(),
         created_at: Some(timestamp(user.created_at)),

@@ -9,7 +9,7 @@ use crate::domain::filter::UserFilter;
 use crate::domain::paging::{Cursor, UserOrder, query_fingerprint};
 use crate::domain::user_fields::{UserValues, refresh_derived};
 use crate::domain::{ChatAccess, IdentitySource, UserField, UserStatus};
-use crate::entity::{end_user, end_user_identity};
+use crate::entity::end_user;
 use crate::error::{DirectoryError, Result};
 use crate::store;
 use crate::store::search::{UserQuery, cursor_after};
@@ -18,7 +18,8 @@ use crate::store::search::{UserQuery, cursor_after};
 #[derive(Clone, Debug)]
 pub struct UserView {
     pub user: end_user::Model,
-    pub identities: Vec<end_user_identity::Model>,
+    /// (source, key) pairs, ordered by source then key.
+    pub identities: Vec<(String, String)>,
 }
 
 #[derive(Clone, Debug)]
@@ -88,13 +89,21 @@ impl Directory {
         let mut identities =
             store::identities::of_users(conn, &user.workspace_id, &[user.user_id]).await?;
         let identities = identities.remove(&user.user_id).unwrap_or_default();
-        Ok(UserView { user, identities })
+        Ok(UserView {
+            user,
+            identities: identities
+                .into_iter()
+                .map(|i| (i.source, i.identity_key))
+                .collect(),
+        })
     }
 
     pub async fn get_user(&self, workspace_id: &str, user_id: Uuid) -> Result<UserView> {
-        let conn = self.db.conn();
-        let user = store::users::require(conn, workspace_id, user_id).await?;
-        self.view(conn, user).await
+        let (user, identities) =
+            store::views::user_with_identities(self.db.conn(), workspace_id, user_id)
+                .await?
+                .ok_or_else(|| DirectoryError::user_not_found(user_id))?;
+        Ok(UserView { user, identities })
     }
 
     pub async fn lookup_user(&self, workspace_id: &str, lookup: &Lookup) -> Result<UserView> {
@@ -146,19 +155,14 @@ impl Directory {
             users.truncate(page_size as usize);
             users
                 .last()
-                .map(|last| cursor_after(last, order, fingerprint).encode())
+                .map(|(last, _)| cursor_after(last, order, fingerprint).encode())
                 .unwrap_or_default()
         } else {
             String::new()
         };
-        let ids: Vec<Uuid> = users.iter().map(|user| user.user_id).collect();
-        let mut identities = store::identities::of_users(conn, workspace_id, &ids).await?;
         let views = users
             .into_iter()
-            .map(|user| {
-                let identities = identities.remove(&user.user_id).unwrap_or_default();
-                UserView { user, identities }
-            })
+            .map(|(user, identities)| UserView { user, identities })
             .collect();
         Ok((views, next))
     }

@@ -6,6 +6,7 @@ pub mod identities;
 pub mod search;
 pub mod settings;
 pub mod users;
+pub mod views;
 
 use sea_orm::{ActiveModelTrait, EntityTrait, Iterable, ModelTrait};
 

@@ -198,7 +198,7 @@ pub struct UserQuery<'a> {
 pub async fn list_users<C: ConnectionTrait>(
     conn: &C,
     query: &UserQuery<'_>,
-) -> Result<Vec<end_user::Model>> {
+) -> Result<Vec<(end_user::Model, Vec<(String, String)>)>> {
     let backend = conn.get_database_backend();
     let mut select =
         end_user::Entity::find().filter(end_user::Column::WorkspaceId.eq(query.workspace_id));
@@ -216,11 +216,9 @@ pub async fn list_users<C: ConnectionTrait>(
     } else {
         Order::Asc
     };
-    Ok(select
+    let select = select
         .order_by(sort_column(query.order.key), direction.clone())
         .order_by(end_user::Column::UserId, direction)
-        .limit(query.limit)
-        .all(conn)
-        .await
-        .map_err(roster_db::DbError::from)?)
+        .limit(query.limit);
+    super::views::users_with_identities(conn, select).await
 }
