@@ -21,6 +21,8 @@ use crate::migration::Migrator;
 use crate::service::Directory;
 use roster_runtime::limits::OversizeIsResourceExhausted;
 
+const IMPORT_USERS_PATH: &str = "/roster.directory.v1.DirectoryService/ImportUsers";
+
 /// How often the database is pinged to keep the health status honest.
 const DATABASE_CHECK_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -67,7 +69,10 @@ impl Application {
         let max_message_bytes = server_settings.max_message_bytes;
         let server = GrpcServer::bind(server_settings, &[SERVICE_NAME])
             .await
-            .context("binding the directory's listen address")?;
+            .context("binding the directory's listen address")?
+            // A CSV upload lasts as long as the file takes to send; only the client's
+            // deadline bounds it.
+            .long_running(&[IMPORT_USERS_PATH]);
         let api = DirectoryApi::new(Directory::new(db.clone(), clock));
         let service = DirectoryServiceServer::new(api)
             .max_decoding_message_size(max_message_bytes)

@@ -13,7 +13,9 @@ use tonic::transport::server::TcpIncoming;
 use tower::ServiceBuilder;
 
 use crate::health::HealthHandle;
-use crate::layers::{GlobalConcurrencyLimitLayer, RequestContextLayer, catch_panic_layer};
+use crate::layers::{
+    GlobalConcurrencyLimitLayer, RequestContextLayer, ServerTimeoutLayer, catch_panic_layer,
+};
 use crate::settings::ServerSettings;
 
 /// A bound, not yet serving, gRPC server.
@@ -22,6 +24,7 @@ pub struct GrpcServer {
     local_addr: SocketAddr,
     settings: ServerSettings,
     health: HealthHandle,
+    long_running: Vec<&'static str>,
 }
 
 impl GrpcServer {
@@ -40,7 +43,16 @@ impl GrpcServer {
             local_addr,
             settings,
             health,
+            long_running: Vec::new(),
         })
+    }
+
+    /// Exempts these methods (full paths, `/package.Service/Method`) from the server's
+    /// `request_timeout`: uploads that stream a file run as long as the upload. The client's
+    /// own deadline still applies.
+    pub fn long_running(mut self, paths: &[&'static str]) -> Self {
+        self.long_running.extend_from_slice(paths);
+        self
     }
 
     /// The bound address (with the real port when bound to port 0).
@@ -75,6 +87,7 @@ impl GrpcServer {
             local_addr,
             settings,
             health,
+            long_running,
         } = self;
         let routes = with_health_and_reflection(routes, &health, file_descriptor_sets);
 
@@ -84,10 +97,15 @@ impl GrpcServer {
                 .layer(RequestContextLayer)
                 .layer(GlobalConcurrencyLimitLayer::new(settings.concurrency_limit))
                 .layer(catch_panic_layer())
+                .layer(ServerTimeoutLayer::new(
+                    settings.request_timeout,
+                    &long_running,
+                ))
                 .into_inner();
 
+            // No `Server::timeout`: its cap would cut long uploads short. tonic still honours
+            // each client's `grpc-timeout`; the server's cap is `ServerTimeoutLayer`.
             let mut builder = Server::builder()
-                .timeout(settings.request_timeout)
                 .max_concurrent_streams(Some(settings.max_concurrent_streams))
                 .http2_keepalive_interval(Some(settings.http2_keepalive_interval))
                 .tcp_nodelay(true);

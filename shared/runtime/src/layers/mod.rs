@@ -4,7 +4,9 @@
 pub mod concurrency;
 pub mod panic;
 pub mod request_context;
+pub mod server_timeout;
 
 pub use concurrency::GlobalConcurrencyLimitLayer;
 pub use panic::catch_panic_layer;
 pub use request_context::RequestContextLayer;
+pub use server_timeout::ServerTimeoutLayer;

@@ -41,3 +41,28 @@ async fn a_shorter_client_deadline_wins() {
     );
     app.dropped.recv().await.unwrap();
 }
+
+#[tokio::test]
+async fn long_running_methods_are_not_capped() {
+    let mut app = TestApp::spawn_with_long_running(
+        ServerSettings {
+            request_timeout: Duration::from_millis(50),
+            ..ServerSettings::for_tests()
+        },
+        &["Block"],
+    )
+    .await;
+    let channel = app.channel.clone();
+    let call =
+        tokio::spawn(
+            async move { crate::support::call(&channel, "Block", Request::new(())).await },
+        );
+    app.handler_entered().await;
+    // Outlive the 50 ms cap on purpose: an upload may take as long as it takes.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.probe.release_one();
+
+    let outcome = call.await.unwrap();
+
+    assert!(outcome.is_ok(), "{outcome:?}");
+}

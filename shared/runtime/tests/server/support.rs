@@ -179,8 +179,24 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn(settings: ServerSettings) -> TestApp {
+        Self::spawn_with_long_running(settings, &[]).await
+    }
+
+    /// `long_running` names methods of the test service (e.g. "Block") exempt from the
+    /// server's request timeout.
+    pub async fn spawn_with_long_running(
+        settings: ServerSettings,
+        long_running: &[&str],
+    ) -> TestApp {
         install_test_subscriber();
-        let server = GrpcServer::bind(settings, &[SERVICE]).await.unwrap();
+        let paths: Vec<&'static str> = long_running
+            .iter()
+            .map(|method| &*Box::leak(format!("/{SERVICE}/{method}").into_boxed_str()))
+            .collect();
+        let server = GrpcServer::bind(settings, &[SERVICE])
+            .await
+            .unwrap()
+            .long_running(&paths);
         let addr = server.local_addr();
         let health = server.health();
 
