@@ -18,6 +18,9 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 use crate::error::{DbError, Result};
 use crate::settings::DbSettings;
 
+/// Pooled connections idle longer than this are pinged before use.
+const STALE_AFTER_IDLE: Duration = Duration::from_secs(30);
+
 /// Which database engine a [`Db`] talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -77,6 +80,10 @@ impl Db {
             )
             .acquire_timeout(settings.acquire_timeout)
             .idle_timeout(settings.idle_timeout)
+            // sqlx pings a connection every time it leaves the pool by default: one extra
+            // round trip per query. Only connections idle long enough to have gone stale
+            // are checked; a dead one otherwise surfaces as Unavailable and is replaced.
+            .test_before_acquire_if_idle_for(STALE_AFTER_IDLE)
             .sqlx_logging(sqlx_logging_requested());
 
         let write_lock = match backend {

@@ -92,7 +92,8 @@ struct Results {
     get_user: Grid,
     create_user: Grid,
     searches: Vec<SearchOutcome>,
-    import: Option<ImportOutcome>,
+    /// The import's figures, or why it failed (the rest of the report still prints).
+    import: Option<Result<ImportOutcome, String>>,
 }
 
 /// Runs the whole bench; databases are dropped however it ends (Ctrl-C included).
@@ -157,7 +158,7 @@ async fn measure(
     let mut conn = database.connection().await?;
     databases.push(database);
 
-    let directory = Directory::start(server_runtime, settings, WORKSPACE).await?;
+    let directory = Directory::start(server_runtime, settings, WORKSPACE, None).await?;
     progress(format!(
         "(a) the directory is serving on {} (migrated)",
         directory.addr
@@ -269,7 +270,11 @@ async fn measure(
             rows: options.import_rows,
             max_time: options.import_max_time,
         };
-        Some(import::run(&spec, server_runtime, &options.admin_url, run_id, databases).await?)
+        Some(
+            import::run(&spec, server_runtime, &options.admin_url, run_id, databases)
+                .await
+                .map_err(|error| format!("{error:#}")),
+        )
     };
     Ok(Results {
         postgres_version,
@@ -469,6 +474,9 @@ fn error_summary(results: &Results) -> Vec<String> {
             }
         }
     }
+    if let Some(Err(error)) = &results.import {
+        errors.push(format!("import: {error}"));
+    }
     errors
 }
 
@@ -501,7 +509,7 @@ fn render(options: &Options, results: &Results) -> String {
     };
     for (name, grid) in [
         (
-            "GetUser (user by primary key + its identities)",
+            "GetUser (user + identities, one statement)",
             &results.get_user,
         ),
         (
@@ -565,7 +573,11 @@ fn render(options: &Options, results: &Results) -> String {
             ],
         );
     }
-    if let Some(import) = &results.import {
+    if let Some(Err(error)) = &results.import {
+        table.section("Import: ImportUsers vs COPY");
+        table.row(format!("FAILED: {error}"), Vec::new());
+    }
+    if let Some(Ok(import)) = &results.import {
         table.section(format!(
             "Import: {} of a {}-row CSV ({:.0} MiB), ImportUsers vs COPY",
             if import.cut_short {
@@ -727,7 +739,7 @@ fn checks(options: &Options, results: &Results) -> Vec<Check> {
             0.8,
         ));
     }
-    if let Some(import) = &results.import {
+    if let Some(Ok(import)) = &results.import {
         checks.push(Check::ratio(
             "import rows/s ImportUsers/COPY",
             Some(import.import_rate()),
@@ -753,7 +765,7 @@ fn notes(options: &Options, results: &Results) -> String {
         ),
         "(b) a tonic server for the same contract with no Roster layers, no auth and no validation; GetUser/CreateUser run the statements of (c) and answer the same messages.".to_owned(),
         format!(
-            "(c) the statements the store issues, from a plain sqlx pool of {} connections in the bench: GetUser = user by primary key + its identities; CreateUser = BEGIN, INSERT end_users, INSERT outbox_events, COMMIT. The service's CreateUser also reads workspace settings and checks e-mail uniqueness first (two more SELECTs in the transaction).",
+            "(c) the statements the store issues, from a plain sqlx pool of {} connections in the bench: GetUser = user by primary key with its identities folded in by a correlated subquery (store::views); CreateUser = BEGIN, INSERT end_users, INSERT outbox_events, COMMIT. The service's CreateUser also reads workspace settings and checks e-mail uniqueness first (two more SELECTs in the transaction).",
             options.pool_size
         ),
         format!(
@@ -773,12 +785,12 @@ fn notes(options: &Options, results: &Results) -> String {
             options.search_duration.as_secs_f64(),
             options.search_calls
         ),
-        "Import: the CSV (Fogbender columns + phone, 1000 customers) streams in 64 KiB chunks through ImportUsers to a second directory on a fresh database; COPY loads the same rows (and the customers) into another fresh, migrated database with the same indexes. Peak RSS = VmHWM of the whole bench process (service, client streaming, idle pools), reset through /proc/self/clear_refs just before the import: an upper bound for the service.".to_owned(),
+        "Import: the CSV (Fogbender columns + phone, 1000 customers) streams in 64 KiB chunks through ImportUsers to a second directory on a fresh database (its request timeout raised to --import-max-secs + 300 s: with the default 30 s the call is CANCELLED after 30 s); COPY loads the same rows (and the customers) into another fresh, migrated database with the same indexes. Peak RSS = VmHWM of the whole bench process (service, client streaming, idle pools), reset through /proc/self/clear_refs just before the import: an upper bound for the service.".to_owned(),
     ];
     for line in lines {
         out.push_str(&format!("- {line}\n"));
     }
-    if let Some(import) = &results.import {
+    if let Some(Ok(import)) = &results.import {
         out.push_str(&format!(
             "- Import detail: {} of {} rows processed{}, {} failed{}; RSS before {}.\n",
             import.processed,

@@ -127,7 +127,11 @@ pub async fn run(
     let database = BenchDatabase::create(admin_url, run_id, "import").await?;
     let settings = database.service_settings();
     databases.push(database);
-    let directory = Directory::start(server_runtime, settings, WORKSPACE).await?;
+    // The default request timeout (30 s) would cancel any longer import; give the stream its
+    // time limit plus room for the rows still buffered when it ends.
+    let request_timeout = spec.max_time + Duration::from_secs(300);
+    let directory =
+        Directory::start(server_runtime, settings, WORKSPACE, Some(request_timeout)).await?;
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", directory.addr))?
         .connect()
         .await?;
@@ -154,7 +158,9 @@ pub async fn run(
     let response = client
         .import_users(directory.request(ReceiverStream::new(messages_rx)))
         .await
-        .context("ImportUsers")?
+        .map_err(|status| {
+            anyhow::anyhow!("ImportUsers: {:?}: {}", status.code(), status.message())
+        })?
         .into_inner();
     let import_time = started.elapsed();
     let (_, peak_rss) = cpu::rss()?;

@@ -75,7 +75,7 @@ struct DirectoryArgs {
     #[arg(long)]
     import_rows: Option<u64>,
     /// End the import stream after this many seconds; the rate then covers the rows done.
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = 300)]
     import_max_secs: u64,
     /// Keep the bench's databases instead of dropping them.
     #[arg(long)]

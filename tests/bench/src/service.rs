@@ -25,12 +25,14 @@ pub struct Directory {
 
 impl Directory {
     /// Migrates the database, builds the application with a freshly generated Ed25519 key
-    /// and serves it on 127.0.0.1 (an OS-assigned port) on `runtime`. The token is an admin
-    /// token for `workspace_id`, valid for an hour.
+    /// and serves it on 127.0.0.1 (an OS-assigned port) on `runtime`, with the default server
+    /// settings except `request_timeout` when given. The token is an admin token for
+    /// `workspace_id`, valid for an hour.
     pub async fn start(
         runtime: &tokio::runtime::Handle,
         database: DbSettings,
         workspace_id: &str,
+        request_timeout: Option<Duration>,
     ) -> anyhow::Result<Self> {
         let (signer, keys, _) =
             roster_auth::generate_ed25519("bench-key").context("generating a signing key")?;
@@ -57,6 +59,9 @@ impl Directory {
 
         let mut server = ServerSettings::for_tests();
         server.shutdown_grace = Duration::from_secs(2);
+        if let Some(timeout) = request_timeout {
+            server.request_timeout = timeout;
+        }
         let (ready_tx, ready_rx) = oneshot::channel();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let served = runtime.spawn(async move {

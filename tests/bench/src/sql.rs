@@ -2,13 +2,12 @@
 //! baselines (b) and (c) and for EXPLAIN. Each statement mirrors what SeaORM generates in
 //! `services/directory/src/store` (same tables, columns, predicates and order), so the
 //! baselines do the same database work as the service minus its own layers.
-//!
-//! One deliberate difference: identities are fetched with `user_id = ANY($2)` where
-//! SeaORM writes `user_id IN ($2, …)`; PostgreSQL plans both as the same index scan.
+//! Users come with their identities folded into one column by a correlated subquery, as
+//! `store::views` reads them (one round trip per GetUser or ListUsers page).
 
 use roster_directory::domain::changes::user_changes;
 use roster_directory::domain::user_fields::refresh_derived;
-use roster_directory::entity::{end_user, end_user_identity};
+use roster_directory::entity::end_user;
 use roster_directory::service::UserView;
 use sea_orm::sqlx::postgres::{PgPool, PgRow};
 use sea_orm::sqlx::{self, PgConnection, Row as _};
@@ -21,15 +20,20 @@ macro_rules! user_columns {
     };
 }
 
-/// `store::users::get`: the user by primary key.
+/// `store::views`: a user's identities as `source 0x1f key` records joined by 0x1e.
+macro_rules! identities_column {
+    () => {
+        r#", (SELECT string_agg(i.source || chr(31) || i.identity_key, chr(30) ORDER BY i.source, i.identity_key) FROM end_user_identities i WHERE i.workspace_id = "end_users"."workspace_id" AND i.user_id = "end_users"."user_id") AS "identities""#
+    };
+}
+
+/// `store::users::get` through `store::views`: the user by primary key, with identities.
 const GET_USER: &str = concat!(
     "SELECT ",
     user_columns!(),
+    identities_column!(),
     r#" FROM "end_users" WHERE "end_users"."workspace_id" = $1 AND "end_users"."user_id" = $2 LIMIT $3"#
 );
-
-/// `store::identities::of_users`.
-const IDENTITIES: &str = r#"SELECT "end_user_identities"."workspace_id", "end_user_identities"."source", "end_user_identities"."identity_key", "end_user_identities"."user_id", "end_user_identities"."created_at" FROM "end_user_identities" WHERE "end_user_identities"."workspace_id" = $1 AND "end_user_identities"."user_id" = ANY($2) ORDER BY "end_user_identities"."created_at" ASC"#;
 
 /// `store::users::insert`: every column set.
 const INSERT_USER: &str = r#"INSERT INTO "end_users" ("workspace_id", "user_id", "external_id", "email", "email_key", "name", "avatar_url", "customer_id", "status", "restore_status", "title", "first_name", "last_name", "phone", "mobile", "fax", "street", "zip", "city", "country", "notes", "search_text", "created_at", "updated_at", "confirmed_at", "last_activity_at", "deleted_at", "conversation_count", "merged_into", "version") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)"#;
@@ -43,6 +47,7 @@ const INSERT_OUTBOX: &str = r#"INSERT INTO "outbox_events" ("workspace_id", "eve
 pub const SEARCH_FIRST_PAGE: &str = concat!(
     "SELECT ",
     user_columns!(),
+    identities_column!(),
     r#" FROM "end_users" WHERE "end_users"."workspace_id" = $1 AND "end_users"."status" NOT IN ($2, $3, $4) AND ("end_users"."search_text" LIKE $5 ESCAPE E'\\' AND "end_users"."email_key" LIKE $6 ESCAPE E'\\') ORDER BY "end_users"."created_at" ASC, "end_users"."user_id" ASC LIMIT $7"#
 );
 
@@ -50,6 +55,7 @@ pub const SEARCH_FIRST_PAGE: &str = concat!(
 pub const SEARCH_NEXT_PAGE: &str = concat!(
     "SELECT ",
     user_columns!(),
+    identities_column!(),
     r#" FROM "end_users" WHERE "end_users"."workspace_id" = $1 AND "end_users"."status" NOT IN ($2, $3, $4) AND ("end_users"."search_text" LIKE $5 ESCAPE E'\\' AND "end_users"."email_key" LIKE $6 ESCAPE E'\\') AND ("end_users"."created_at", "end_users"."user_id") > ($7, $8) ORDER BY "end_users"."created_at" ASC, "end_users"."user_id" ASC LIMIT $9"#
 );
 
@@ -91,33 +97,18 @@ pub fn decode_user(row: &PgRow) -> Result<end_user::Model, sqlx::Error> {
     })
 }
 
-async fn identities(
-    pool: &PgPool,
-    workspace_id: &str,
-    user_ids: &[Uuid],
-) -> Result<Vec<end_user_identity::Model>, sqlx::Error> {
-    if user_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let rows = sqlx::query(IDENTITIES)
-        .bind(workspace_id)
-        .bind(user_ids)
-        .fetch_all(pool)
-        .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(end_user_identity::Model {
-                workspace_id: row.try_get(0)?,
-                source: row.try_get(1)?,
-                identity_key: row.try_get(2)?,
-                user_id: row.try_get(3)?,
-                created_at: row.try_get(4)?,
-            })
-        })
-        .collect()
+/// The `identities` column (index 30) split into (source, key) pairs.
+fn decode_identities(row: &PgRow) -> Result<Vec<(String, String)>, sqlx::Error> {
+    let aggregated: Option<String> = row.try_get(30)?;
+    Ok(aggregated
+        .unwrap_or_default()
+        .split('\u{1e}')
+        .filter_map(|pair| pair.split_once('\u{1f}'))
+        .map(|(source, key)| (source.to_owned(), key.to_owned()))
+        .collect())
 }
 
-/// GetUser's two reads: the user, then its identities.
+/// GetUser's read: the user and its identities in one statement.
 pub async fn get_user(
     pool: &PgPool,
     workspace_id: &str,
@@ -132,9 +123,10 @@ pub async fn get_user(
     else {
         return Ok(None);
     };
-    let user = decode_user(&row)?;
-    let identities = identities(pool, workspace_id, &[user.user_id]).await?;
-    Ok(Some(UserView { user, identities }))
+    Ok(Some(UserView {
+        user: decode_user(&row)?,
+        identities: decode_identities(&row)?,
+    }))
 }
 
 /// A new active user as CreateUser builds it (derived e-mail key and search text).
@@ -254,7 +246,7 @@ pub fn like_pattern(term: &str) -> String {
 }
 
 /// One ListUsers page for `email:<term>` (page size `page_size`), with identities, as the
-/// service reads it. Returns the page and the cursor of the next one.
+/// service reads it (one statement). Returns the page and the cursor of the next one.
 pub async fn search_page(
     pool: &PgPool,
     workspace_id: &str,
@@ -280,21 +272,18 @@ pub async fn search_page(
     let rows = query.bind(page_size + 1).fetch_all(pool).await?;
     let mut users = rows
         .iter()
-        .map(decode_user)
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|row| Ok((decode_user(row)?, decode_identities(row)?)))
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
     let next = if users.len() as i64 > page_size {
         users.truncate(usize::try_from(page_size)?);
-        users.last().map(|last| PageCursor {
+        users.last().map(|(last, _)| PageCursor {
             created_at: last.created_at,
             user_id: last.user_id,
         })
     } else {
         None
     };
-    let ids: Vec<Uuid> = users.iter().map(|user| user.user_id).collect();
-    let found = identities(pool, workspace_id, &ids).await?;
-    std::hint::black_box(&found);
-    Ok((users, next))
+    Ok((users.into_iter().map(|(user, _)| user).collect(), next))
 }
 
 /// `EXPLAIN (ANALYZE, BUFFERS)` of the list query for `email:<term>`, with the same bound
