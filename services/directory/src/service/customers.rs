@@ -28,6 +28,27 @@ fn domains_json(domains: &[String]) -> String {
     serde_json::to_string(domains).unwrap_or_else(|_| "[]".to_owned())
 }
 
+/// The customer an import row or upsert names when it does not exist yet: named after the
+/// row's customer name, or its id when the row has none.
+pub(super) fn imported_customer(
+    workspace_id: &str,
+    customer_id: &str,
+    name: Option<&str>,
+    now: i64,
+) -> customer::Model {
+    customer::Model {
+        workspace_id: workspace_id.to_owned(),
+        customer_id: customer_id.to_owned(),
+        name: name.unwrap_or(customer_id).to_owned(),
+        status: CustomerStatus::Active.as_str().to_owned(),
+        domains: "[]".to_owned(),
+        notes: String::new(),
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    }
+}
+
 impl Directory {
     pub async fn create_customer(
         &self,
@@ -251,17 +272,7 @@ impl Directory {
         let now = self.now_us();
         match store::customers::get(conn, workspace_id, customer_id).await? {
             None => {
-                let created = customer::Model {
-                    workspace_id: workspace_id.to_owned(),
-                    customer_id: customer_id.to_owned(),
-                    name: name.unwrap_or(customer_id).to_owned(),
-                    status: CustomerStatus::Active.as_str().to_owned(),
-                    domains: "[]".to_owned(),
-                    notes: String::new(),
-                    created_at: now,
-                    updated_at: now,
-                    version: 1,
-                };
+                let created = imported_customer(workspace_id, customer_id, name, now);
                 store::customers::insert(conn, &created).await?;
                 events.push(self.event(
                     actor,

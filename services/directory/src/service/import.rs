@@ -1,11 +1,14 @@
 //! ImportUsers on the service side: rows arrive on a channel from the CSV parser thread and
-//! are written in batches, one transaction per batch, each row behind a savepoint so a bad
-//! row fails alone and leaves nothing behind.
+//! are written in batches, one transaction per batch. A batch is decided in memory against
+//! the users and customers it may touch, read up front in a few queries (`batch.rs`), and
+//! written with multi-row statements, so a row costs no round trip of its own; a bad row
+//! fails alone before anything of it is written.
 
-use roster_db::outbox;
-use sea_orm::TransactionTrait;
+mod batch;
+
 use tokio::sync::mpsc;
 
+use self::batch::Batch;
 use super::upsert::{UpsertInput, UpsertOutcome};
 use super::{Actor, Directory, MAX_ATTEMPTS, is_retryable};
 use crate::domain::UserField;
@@ -13,9 +16,10 @@ use crate::domain::user_fields::UserValues;
 use crate::error::{DirectoryError, Result};
 use crate::import::csv_rows::ImportRecord;
 
-/// Rows per transaction: large enough to amortise the commit, small enough that a batch
-/// retry is cheap and SQLite's writer lock is released often.
-const BATCH_ROWS: usize = 500;
+/// Rows per transaction: large enough to amortise the round trips and the commit, small
+/// enough that memory stays flat, a batch retry is cheap and SQLite's writer lock is
+/// released often.
+const BATCH_ROWS: usize = 1000;
 /// Failures listed in the response; the count covers all of them.
 pub const MAX_LISTED_FAILURES: usize = 1000;
 
@@ -138,6 +142,22 @@ fn row_input(record: ImportRecord) -> std::result::Result<UpsertInput, String> {
     })
 }
 
+/// A row checked on its own, once per batch however often the batch is retried.
+enum Prepared {
+    Row { line: u64, input: UpsertInput },
+    Failed { line: u64, reason: String },
+}
+
+fn prepare(row: ImportRow) -> Prepared {
+    match row {
+        ImportRow::Row { line, record } => match row_input(*record) {
+            Ok(input) => Prepared::Row { line, input },
+            Err(reason) => Prepared::Failed { line, reason },
+        },
+        ImportRow::Failed { line, reason } => Prepared::Failed { line, reason },
+    }
+}
+
 /// Errors that belong to one row (its data conflicts with stored state); anything else is
 /// the database's and fails the batch.
 fn is_row_error(error: &DirectoryError) -> bool {
@@ -161,6 +181,18 @@ fn describe(error: &DirectoryError) -> String {
     }
 }
 
+/// Waits for a full batch (or the end of the file): taking whatever the parser has ready
+/// would make batches of a few rows whenever the writer is faster than the parser, and a
+/// batch costs the same few round trips whatever its size. Returns false at the end.
+async fn next_batch(rows: &mut mpsc::Receiver<ImportRow>, batch: &mut Vec<ImportRow>) -> bool {
+    while batch.len() < BATCH_ROWS {
+        if rows.recv_many(batch, BATCH_ROWS - batch.len()).await == 0 {
+            break;
+        }
+    }
+    !batch.is_empty()
+}
+
 impl Directory {
     pub async fn import_rows(
         &self,
@@ -174,12 +206,12 @@ impl Directory {
         }
         let mut totals = ImportCounts::default();
         let mut batch = Vec::with_capacity(BATCH_ROWS);
-        while !totals.stopped && rows.recv_many(&mut batch, BATCH_ROWS).await > 0 {
+        while !totals.stopped && next_batch(rows, &mut batch).await {
+            let prepared: Vec<Prepared> = batch.drain(..).map(prepare).collect();
             let counts = self
-                .import_batch(actor, workspace_id, options, &batch)
+                .import_batch(actor, workspace_id, options, &prepared)
                 .await?;
             totals.add(counts);
-            batch.clear();
         }
         Ok(totals)
     }
@@ -198,12 +230,12 @@ impl Directory {
         let mut totals = ImportCounts::default();
         let mut batch = Vec::with_capacity(BATCH_ROWS);
         let outcome: Result<()> = async {
-            while !totals.stopped && rows.recv_many(&mut batch, BATCH_ROWS).await > 0 {
+            while !totals.stopped && next_batch(rows, &mut batch).await {
+                let prepared: Vec<Prepared> = batch.drain(..).map(prepare).collect();
                 let counts = self
-                    .import_batch_in(&txn, actor, workspace_id, options, &batch)
+                    .import_batch_in(&txn, actor, workspace_id, options, &prepared)
                     .await?;
                 totals.add(counts);
-                batch.clear();
             }
             Ok(())
         }
@@ -217,8 +249,9 @@ impl Directory {
         actor: &Actor,
         workspace_id: &str,
         options: ImportOptions,
-        batch: &[ImportRow],
+        batch: &[Prepared],
     ) -> Result<ImportCounts> {
+        // On retry everything is read again: a conflict means the view was stale.
         let mut attempt = 1;
         loop {
             let txn = self.db.begin_write().await?;
@@ -254,74 +287,53 @@ impl Directory {
         actor: &Actor,
         workspace_id: &str,
         options: ImportOptions,
-        batch: &[ImportRow],
+        rows: &[Prepared],
     ) -> Result<ImportCounts> {
         let conn = &**txn;
         let settings = self.settings_or_default(conn, workspace_id).await?;
+        let inputs = rows.iter().filter_map(|row| match row {
+            Prepared::Row { input, .. } => Some(input),
+            Prepared::Failed { .. } => None,
+        });
+        let mut batch = Batch::load(
+            conn,
+            self,
+            actor,
+            workspace_id,
+            settings.require_customer,
+            inputs,
+        )
+        .await?;
         let mut counts = ImportCounts::default();
-        let mut events = Vec::new();
-        for row in batch {
-            let (line, record) = match row {
-                ImportRow::Failed { line, reason } => {
-                    counts.fail(*line, reason.clone());
-                    if options.stop_on_error {
-                        counts.stopped = true;
-                        break;
+        for row in rows {
+            let failure = match row {
+                Prepared::Failed { line, reason } => (*line, reason.clone()),
+                Prepared::Row { line, input } => match batch.decide(input, self.now_us()) {
+                    Ok(decision) => {
+                        if batch.needs_flush(&decision) {
+                            batch.flush(conn).await?;
+                        }
+                        let (outcome, customer_created) = batch.record(decision);
+                        counts.customers_created += i64::from(customer_created);
+                        match outcome {
+                            UpsertOutcome::Created => counts.created += 1,
+                            UpsertOutcome::Updated => counts.updated += 1,
+                            UpsertOutcome::Undeleted => counts.undeleted += 1,
+                            UpsertOutcome::Unchanged => counts.unchanged += 1,
+                        }
+                        continue;
                     }
-                    continue;
-                }
-                ImportRow::Row { line, record } => (*line, (**record).clone()),
+                    Err(error) if is_row_error(&error) => (*line, describe(&error)),
+                    Err(error) => return Err(error),
+                },
             };
-            let input = match row_input(record) {
-                Ok(input) => input,
-                Err(reason) => {
-                    counts.fail(line, reason);
-                    if options.stop_on_error {
-                        counts.stopped = true;
-                        break;
-                    }
-                    continue;
-                }
-            };
-            let savepoint = conn.begin().await.map_err(roster_db::DbError::from)?;
-            let mut row_events = Vec::new();
-            match self
-                .upsert_in(
-                    &savepoint,
-                    actor,
-                    workspace_id,
-                    &settings,
-                    &input,
-                    &mut row_events,
-                )
-                .await
-            {
-                Ok((_, outcome, customer_created)) => {
-                    savepoint.commit().await.map_err(roster_db::DbError::from)?;
-                    events.append(&mut row_events);
-                    counts.customers_created += i64::from(customer_created);
-                    match outcome {
-                        UpsertOutcome::Created => counts.created += 1,
-                        UpsertOutcome::Updated => counts.updated += 1,
-                        UpsertOutcome::Undeleted => counts.undeleted += 1,
-                        UpsertOutcome::Unchanged => counts.unchanged += 1,
-                    }
-                }
-                Err(error) if is_row_error(&error) => {
-                    savepoint
-                        .rollback()
-                        .await
-                        .map_err(roster_db::DbError::from)?;
-                    counts.fail(line, describe(&error));
-                    if options.stop_on_error {
-                        counts.stopped = true;
-                        break;
-                    }
-                }
-                Err(error) => return Err(error),
+            counts.fail(failure.0, failure.1);
+            if options.stop_on_error {
+                counts.stopped = true;
+                break;
             }
         }
-        outbox::append(conn, &events).await?;
+        batch.finish(conn).await?;
         Ok(counts)
     }
 }

@@ -4,6 +4,7 @@
 mod customers;
 mod import;
 mod settings;
+mod settings_cache;
 mod upsert;
 mod users;
 
@@ -40,6 +41,7 @@ pub struct Actor {
 pub struct Directory {
     db: Db,
     clock: Arc<dyn Clock>,
+    settings_cache: Arc<settings_cache::SettingsCache>,
 }
 
 /// Optimistic-concurrency races and concurrent inserts of the same new user are retried a
@@ -93,7 +95,11 @@ pub(crate) use in_write_txn;
 
 impl Directory {
     pub fn new(db: Db, clock: Arc<dyn Clock>) -> Self {
-        Self { db, clock }
+        Self {
+            db,
+            clock,
+            settings_cache: Arc::default(),
+        }
     }
 
     pub fn db(&self) -> &Db {

@@ -73,6 +73,20 @@ impl Directory {
             .unwrap_or_else(|| default_settings(workspace_id)))
     }
 
+    /// Settings for rule checks on hot paths; see `settings_cache` for how fresh they are.
+    pub(super) async fn current_rules<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        workspace_id: &str,
+    ) -> Result<workspace_settings::Model> {
+        if let Some(settings) = self.settings_cache.get(workspace_id) {
+            return Ok(settings);
+        }
+        let settings = self.settings_or_default(conn, workspace_id).await?;
+        self.settings_cache.put(&settings);
+        Ok(settings)
+    }
+
     pub async fn get_settings(&self, workspace_id: &str) -> Result<workspace_settings::Model> {
         self.settings_or_default(self.db.conn(), workspace_id).await
     }
@@ -85,7 +99,7 @@ impl Directory {
         action: &str,
         change: impl Fn(&mut workspace_settings::Model, i64) -> Vec<FieldChange>,
     ) -> Result<workspace_settings::Model> {
-        in_write_txn!(self, retry_unique = false, |txn| {
+        let changed = in_write_txn!(self, retry_unique = false, |txn| {
             let conn = &*txn;
             let stored = store::settings::get(conn, workspace_id).await?;
             let before = stored
@@ -112,7 +126,9 @@ impl Directory {
             );
             outbox::append(conn, &[event]).await?;
             Ok(after)
-        })
+        });
+        self.settings_cache.forget(workspace_id);
+        changed
     }
 
     pub async fn update_settings(
@@ -251,7 +267,7 @@ impl Directory {
         user_id: Uuid,
     ) -> Result<ChatAccessDecision> {
         let conn = self.db.conn();
-        let settings = self.settings_or_default(conn, workspace_id).await?;
+        let settings = self.current_rules(conn, workspace_id).await?;
         let access = ChatAccess::parse(&settings.chat_access).unwrap_or(ChatAccess::Anyone);
         let user = store::users::require(conn, workspace_id, user_id).await?;
         let status = UserStatus::parse(&user.status).unwrap_or(UserStatus::Deactivated);

@@ -54,6 +54,13 @@ async fn resolve_merged<C: ConnectionTrait>(
     Ok(user)
 }
 
+/// An import row or upsert without a customer in a workspace that requires one.
+pub(super) fn customer_required() -> DirectoryError {
+    DirectoryError::FailedPrecondition(
+        "this workspace requires every end-user to belong to a customer; give a customer_id".into(),
+    )
+}
+
 impl Directory {
     /// Finds the user an import means: by identity, else external id, else e-mail.
     async fn match_user<C: ConnectionTrait>(
@@ -122,9 +129,7 @@ impl Directory {
             .is_none_or(|b| b.customer_id != after.customer_id);
         let customer_created = if after.customer_id.is_empty() {
             if settings.require_customer && after.status != UserStatus::Guest.as_str() {
-                return Err(DirectoryError::FailedPrecondition(
-                    "this workspace requires every end-user to belong to a customer; give a customer_id".into(),
-                ));
+                return Err(customer_required());
             }
             false
         } else if customer_changed || input.customer_name.is_some() {
@@ -189,7 +194,7 @@ impl Directory {
         // roll back and retry, and then find the winner's row.
         in_write_txn!(self, retry_unique = true, |txn| {
             let conn = &*txn;
-            let settings = self.settings_or_default(conn, workspace_id).await?;
+            let settings = self.current_rules(conn, workspace_id).await?;
             let mut events = Vec::new();
             let (user, outcome, customer_created) = self
                 .upsert_in(conn, actor, workspace_id, &settings, &input, &mut events)

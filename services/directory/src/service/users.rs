@@ -265,7 +265,7 @@ impl Directory {
         if user.customer_id.is_empty() {
             if user.status != UserStatus::Guest.as_str()
                 && self
-                    .settings_or_default(conn, &user.workspace_id)
+                    .current_rules(conn, &user.workspace_id)
                     .await?
                     .require_customer
             {
@@ -572,7 +572,7 @@ impl Directory {
     ) -> Result<UserView> {
         in_write_txn!(self, retry_unique = true, |txn| {
             let conn = &*txn;
-            let settings = self.settings_or_default(conn, workspace_id).await?;
+            let settings = self.current_rules(conn, workspace_id).await?;
             if ChatAccess::parse(&settings.chat_access) != Some(ChatAccess::Anyone) {
                 return Err(DirectoryError::FailedPrecondition(
                     "this workspace does not admit guests (chat access is not ANYONE)".into(),

@@ -35,22 +35,22 @@ pub async fn require<C: ConnectionTrait>(
 }
 
 /// The user holding a key, preferring the live one; otherwise the most recently deleted
-/// one, which an import may bring back. Merged and erased users are never matched.
-fn pick_match(candidates: Vec<end_user::Model>) -> Option<end_user::Model> {
-    let mut best: Option<end_user::Model> = None;
+/// one, which an import may bring back. Merged and erased users are never matched. Shared
+/// with the bulk import, which matches against users it holds in memory.
+pub(crate) fn pick_match<'a>(
+    candidates: impl IntoIterator<Item = &'a end_user::Model>,
+) -> Option<&'a end_user::Model> {
+    let mut best: Option<&end_user::Model> = None;
     for candidate in candidates {
         let rank = |user: &end_user::Model| match UserStatus::parse(&user.status) {
             Some(UserStatus::Deleted) => (0, user.deleted_at.unwrap_or(0)),
             Some(status) if !status.is_retired() => (1, 0),
             _ => (-1, 0),
         };
-        if rank(&candidate).0 < 0 {
+        if rank(candidate).0 < 0 {
             continue;
         }
-        if best
-            .as_ref()
-            .is_none_or(|current| rank(&candidate) > rank(current))
-        {
+        if best.is_none_or(|current| rank(candidate) > rank(current)) {
             best = Some(candidate);
         }
     }
@@ -68,7 +68,7 @@ pub async fn find_by_external_id<C: ConnectionTrait>(
         .all(conn)
         .await
         .map_err(roster_db::DbError::from)?;
-    Ok(pick_match(candidates))
+    Ok(pick_match(&candidates).cloned())
 }
 
 pub async fn find_by_email<C: ConnectionTrait>(
@@ -82,7 +82,7 @@ pub async fn find_by_email<C: ConnectionTrait>(
         .all(conn)
         .await
         .map_err(roster_db::DbError::from)?;
-    Ok(pick_match(candidates))
+    Ok(pick_match(&candidates).cloned())
 }
 
 /// The live user (other than `except`) that holds an external id or e-mail key.
@@ -106,6 +106,22 @@ pub async fn live_holder<C: ConnectionTrait>(
     Ok(query.one(conn).await.map_err(roster_db::DbError::from)?)
 }
 
+/// `user` would take the external id that live end-user `holder` has.
+pub(crate) fn external_id_taken(user: &end_user::Model, holder: Uuid) -> DirectoryError {
+    DirectoryError::AlreadyExists(format!(
+        "external id '{}' already belongs to end-user {holder}",
+        user.external_id
+    ))
+}
+
+/// `user` would take the e-mail that live end-user `holder` has.
+pub(crate) fn email_taken(user: &end_user::Model, holder: Uuid) -> DirectoryError {
+    DirectoryError::AlreadyExists(format!(
+        "e-mail '{}' already belongs to end-user {holder}",
+        user.email
+    ))
+}
+
 /// Fails with ALREADY_EXISTS when another live user holds the new user's external id or
 /// e-mail. The partial unique indexes enforce the same rule under concurrency; this check
 /// exists to say precisely which value collides and with whom.
@@ -125,10 +141,7 @@ pub async fn ensure_unique_keys<C: ConnectionTrait>(
     )
     .await?
     {
-        return Err(DirectoryError::AlreadyExists(format!(
-            "external id '{}' already belongs to end-user {}",
-            user.external_id, holder.user_id
-        )));
+        return Err(external_id_taken(user, holder.user_id));
     }
     if let Some(holder) = live_holder(
         conn,
@@ -139,10 +152,7 @@ pub async fn ensure_unique_keys<C: ConnectionTrait>(
     )
     .await?
     {
-        return Err(DirectoryError::AlreadyExists(format!(
-            "e-mail '{}' already belongs to end-user {}",
-            user.email, holder.user_id
-        )));
+        return Err(email_taken(user, holder.user_id));
     }
     Ok(())
 }

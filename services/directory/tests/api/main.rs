@@ -12,6 +12,7 @@ mod concurrency;
 mod customers;
 mod guests_settings;
 mod import;
+mod import_batches;
 mod lifecycle;
 mod merge_erase;
 mod search_paging;

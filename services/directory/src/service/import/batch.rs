@@ -1,0 +1,472 @@
+//! One batch of import rows, decided in memory and written set-based.
+//!
+//! `Batch::load` reads, in a few queries, every user a row of the batch may match or clash
+//! with and every customer the rows name. Each row is then matched, applied and checked
+//! against that view with the rules of `upsert_in` (which serves single upserts), and its
+//! effects go into the view at once, so a later row sees an earlier one exactly as it would
+//! see it in the database. A row that fails does so before anything of it is recorded, so no
+//! savepoints are needed. The changes are written by `flush`: multi-row INSERTs for new users
+//! and customers, one version-checked UPDATE per changed row (a concurrent writer makes the
+//! batch retry instead of being overwritten).
+//!
+//! Write order: a flush writes each touched user once, from its stored state to its current
+//! one, in any order. That is safe unless a key (external id or e-mail) was given up by one
+//! live user and taken by another since the last flush: then the taker's statement could run
+//! while the old holder still has the key and hit a unique index. `needs_flush` spots exactly
+//! that, and the caller flushes before recording the row, which restores row order there.
+
+use std::collections::{HashMap, HashSet};
+
+use roster_db::outbox::AuditEvent;
+use sea_orm::ConnectionTrait;
+use uuid::Uuid;
+
+use super::super::customers::imported_customer;
+use super::super::upsert::{UpsertInput, UpsertOutcome, customer_required};
+use super::super::users::{blank_user, undelete};
+use super::super::{Actor, Directory};
+use crate::domain::changes::{customer_changes, user_changes};
+use crate::domain::values::email_key;
+use crate::domain::{UserField, UserStatus};
+use crate::entity::{customer, end_user};
+use crate::error::{DirectoryError, Result};
+use crate::store;
+
+/// A key that only one live user of a workspace may hold.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Key {
+    ExternalId(String),
+    Email(String),
+}
+
+fn is_retired(user: &end_user::Model) -> bool {
+    UserStatus::parse(&user.status).is_some_and(UserStatus::is_retired)
+}
+
+/// The keys a user holds in the partial unique indexes (none while it is retired).
+fn live_keys(user: &end_user::Model) -> Vec<Key> {
+    let mut keys = Vec::new();
+    if !is_retired(user) {
+        if !user.external_id.is_empty() {
+            keys.push(Key::ExternalId(user.external_id.clone()));
+        }
+        if !user.email_key.is_empty() {
+            keys.push(Key::Email(user.email_key.clone()));
+        }
+    }
+    keys
+}
+
+enum CustomerChange {
+    None,
+    Create(customer::Model),
+    Rename {
+        before: customer::Model,
+        after: customer::Model,
+    },
+}
+
+/// What one row does, decided but not yet recorded.
+pub(super) struct Decision {
+    before: Option<end_user::Model>,
+    after: end_user::Model,
+    outcome: UpsertOutcome,
+    customer: CustomerChange,
+}
+
+/// Writes not yet sent, keyed by id: the stored state at the last flush (`None`: not in
+/// the database yet), in the order the rows first touched them.
+struct Pending<K, M> {
+    order: Vec<(K, Option<M>)>,
+    touched: HashSet<K>,
+}
+
+impl<K: Clone + Eq + std::hash::Hash, M> Pending<K, M> {
+    fn new() -> Self {
+        Self {
+            order: Vec::new(),
+            touched: HashSet::new(),
+        }
+    }
+
+    /// Notes that `key` changes; only its first change since the last flush says what the
+    /// database holds.
+    fn touch(&mut self, key: &K, stored: impl FnOnce() -> Option<M>) {
+        if self.touched.insert(key.clone()) {
+            self.order.push((key.clone(), stored()));
+        }
+    }
+
+    fn take(&mut self) -> Vec<(K, Option<M>)> {
+        self.touched.clear();
+        std::mem::take(&mut self.order)
+    }
+}
+
+pub(super) struct Batch<'a> {
+    directory: &'a Directory,
+    actor: &'a Actor,
+    workspace_id: &'a str,
+    require_customer: bool,
+    /// Every user the batch knows, as the rows so far left it.
+    users: HashMap<Uuid, end_user::Model>,
+    /// Users that held a key at some point; a lookup checks the current value, so entries
+    /// go stale harmlessly when a row changes a key.
+    by_external_id: HashMap<String, Vec<Uuid>>,
+    by_email_key: HashMap<String, Vec<Uuid>>,
+    /// The customers the rows name that exist (in the database or created by a row).
+    customers: HashMap<String, customer::Model>,
+    user_writes: Pending<Uuid, end_user::Model>,
+    customer_writes: Pending<String, customer::Model>,
+    /// Keys live users gave up since the last flush.
+    released: HashSet<Key>,
+    events: Vec<AuditEvent>,
+}
+
+impl<'a> Batch<'a> {
+    /// Reads what the rows may touch. Beyond the users holding a row's external id or
+    /// e-mail, a second read fetches the live holders of those users' other keys: a row that
+    /// gives only an e-mail keeps its match's external id, which another live user may hold
+    /// (an undeleted user whose id was reused, say).
+    pub(super) async fn load<C: ConnectionTrait>(
+        conn: &C,
+        directory: &'a Directory,
+        actor: &'a Actor,
+        workspace_id: &'a str,
+        require_customer: bool,
+        inputs: impl Iterator<Item = &UpsertInput>,
+    ) -> Result<Batch<'a>> {
+        let mut external_ids = HashSet::new();
+        let mut email_keys = HashSet::new();
+        let mut customer_ids = HashSet::new();
+        for input in inputs {
+            if let Some(id) = input.values.get(UserField::ExternalId) {
+                external_ids.insert(id.to_owned());
+            }
+            if let Some(email) = input.values.get(UserField::Email) {
+                email_keys.insert(email_key(email));
+            }
+            if let Some(id) = input.values.get(UserField::CustomerId) {
+                customer_ids.insert(id.to_owned());
+            }
+        }
+        let mut batch = Batch {
+            directory,
+            actor,
+            workspace_id,
+            require_customer,
+            users: HashMap::new(),
+            by_external_id: HashMap::new(),
+            by_email_key: HashMap::new(),
+            customers: HashMap::new(),
+            user_writes: Pending::new(),
+            customer_writes: Pending::new(),
+            released: HashSet::new(),
+            events: Vec::new(),
+        };
+        let ids: Vec<String> = external_ids.iter().cloned().collect();
+        let emails: Vec<String> = email_keys.iter().cloned().collect();
+        let found = store::bulk::users_by_keys(conn, workspace_id, &ids, &emails).await?;
+        let mut more_ids = Vec::new();
+        let mut more_emails = Vec::new();
+        for user in &found {
+            if !user.external_id.is_empty() && external_ids.insert(user.external_id.clone()) {
+                more_ids.push(user.external_id.clone());
+            }
+            if !user.email_key.is_empty() && email_keys.insert(user.email_key.clone()) {
+                more_emails.push(user.email_key.clone());
+            }
+        }
+        for user in found {
+            batch.know(user);
+        }
+        if !more_ids.is_empty() || !more_emails.is_empty() {
+            let found =
+                store::bulk::users_by_keys(conn, workspace_id, &more_ids, &more_emails).await?;
+            for user in found {
+                if !batch.users.contains_key(&user.user_id) {
+                    batch.know(user);
+                }
+            }
+        }
+        let customer_ids: Vec<String> = customer_ids.into_iter().collect();
+        for customer in store::bulk::customers_by_ids(conn, workspace_id, &customer_ids).await? {
+            batch
+                .customers
+                .insert(customer.customer_id.clone(), customer);
+        }
+        Ok(batch)
+    }
+
+    /// Puts a user into the view and indexes its current keys.
+    fn know(&mut self, user: end_user::Model) {
+        let id = user.user_id;
+        for (index, key) in [
+            (&mut self.by_external_id, &user.external_id),
+            (&mut self.by_email_key, &user.email_key),
+        ] {
+            if key.is_empty() {
+                continue;
+            }
+            let holders = index.entry(key.clone()).or_default();
+            if !holders.contains(&id) {
+                holders.push(id);
+            }
+        }
+        self.users.insert(id, user);
+    }
+
+    /// Users whose current external id (or e-mail key) is `key`.
+    fn holders<'s>(&'s self, key: &Key) -> impl Iterator<Item = &'s end_user::Model> + use<'s> {
+        let (index, value, is_email) = match key {
+            Key::ExternalId(value) => (&self.by_external_id, value, false),
+            Key::Email(value) => (&self.by_email_key, value, true),
+        };
+        let ids = index.get(value).map(Vec::as_slice).unwrap_or_default();
+        let value = value.clone();
+        ids.iter()
+            .filter_map(|id| self.users.get(id))
+            .filter(move |user| {
+                let current = if is_email {
+                    &user.email_key
+                } else {
+                    &user.external_id
+                };
+                *current == value
+            })
+    }
+
+    /// The user an import row means: by external id, else by e-mail (`match_user`).
+    fn match_user(&self, input: &UpsertInput) -> Option<&end_user::Model> {
+        if let Some(id) = input.values.get(UserField::ExternalId)
+            && let Some(user) =
+                store::users::pick_match(self.holders(&Key::ExternalId(id.to_owned())))
+        {
+            return Some(user);
+        }
+        let email = input.values.get(UserField::Email)?;
+        store::users::pick_match(self.holders(&Key::Email(email_key(email))))
+    }
+
+    /// Another live user holding `key` (`store::users::live_holder`).
+    fn live_holder(&self, key: &Key, except: Uuid) -> Option<Uuid> {
+        self.holders(key)
+            .find(|user| user.user_id != except && !is_retired(user))
+            .map(|user| user.user_id)
+    }
+
+    /// `store::users::ensure_unique_keys` against the view.
+    fn ensure_unique_keys(&self, user: &end_user::Model) -> Result<()> {
+        if is_retired(user) {
+            return Ok(());
+        }
+        if !user.external_id.is_empty()
+            && let Some(holder) =
+                self.live_holder(&Key::ExternalId(user.external_id.clone()), user.user_id)
+        {
+            return Err(store::users::external_id_taken(user, holder));
+        }
+        if !user.email_key.is_empty()
+            && let Some(holder) =
+                self.live_holder(&Key::Email(user.email_key.clone()), user.user_id)
+        {
+            return Err(store::users::email_taken(user, holder));
+        }
+        Ok(())
+    }
+
+    /// `ensure_customer` against the view.
+    fn customer_change(&self, customer_id: &str, name: Option<&str>, now: i64) -> CustomerChange {
+        match self.customers.get(customer_id) {
+            None => {
+                CustomerChange::Create(imported_customer(self.workspace_id, customer_id, name, now))
+            }
+            Some(existing) => match name {
+                Some(name) if name != existing.name => {
+                    let mut renamed = existing.clone();
+                    renamed.name = name.to_owned();
+                    renamed.version += 1;
+                    renamed.updated_at = now;
+                    CustomerChange::Rename {
+                        before: existing.clone(),
+                        after: renamed,
+                    }
+                }
+                _ => CustomerChange::None,
+            },
+        }
+    }
+
+    /// Decides one row exactly as `upsert_in` would against the same state. An error
+    /// belongs to the row (ALREADY_EXISTS, FAILED_PRECONDITION) and leaves the view as it was.
+    pub(super) fn decide(&self, input: &UpsertInput, now: i64) -> Result<Decision> {
+        let (before, mut after) = match self.match_user(input) {
+            Some(user) => (Some(user.clone()), user.clone()),
+            None => (
+                None,
+                blank_user(self.workspace_id, Uuid::now_v7(), UserStatus::Active, now),
+            ),
+        };
+        input.values.apply(&mut after);
+        let outcome = match &before {
+            None => {
+                after.confirmed_at = Some(now);
+                UpsertOutcome::Created
+            }
+            Some(_) if after.status == UserStatus::Deleted.as_str() => {
+                undelete(&mut after);
+                UpsertOutcome::Undeleted
+            }
+            Some(before) if *before != after => UpsertOutcome::Updated,
+            Some(_) => UpsertOutcome::Unchanged,
+        };
+        let customer_changed = before
+            .as_ref()
+            .is_none_or(|b| b.customer_id != after.customer_id);
+        let customer = if after.customer_id.is_empty() {
+            if self.require_customer && after.status != UserStatus::Guest.as_str() {
+                return Err(customer_required());
+            }
+            CustomerChange::None
+        } else if customer_changed || input.customer_name.is_some() {
+            self.customer_change(&after.customer_id, input.customer_name.as_deref(), now)
+        } else {
+            CustomerChange::None
+        };
+        match outcome {
+            UpsertOutcome::Created => self.ensure_unique_keys(&after)?,
+            UpsertOutcome::Updated | UpsertOutcome::Undeleted => {
+                after.version += 1;
+                after.updated_at = now;
+                self.ensure_unique_keys(&after)?;
+            }
+            UpsertOutcome::Unchanged => {}
+        }
+        Ok(Decision {
+            before,
+            after,
+            outcome,
+            customer,
+        })
+    }
+
+    /// Whether the row takes a key that another live user gave up since the last flush, so
+    /// the writes so far must reach the database first (see the module comment).
+    pub(super) fn needs_flush(&self, decision: &Decision) -> bool {
+        if decision.outcome == UpsertOutcome::Unchanged || self.released.is_empty() {
+            return false;
+        }
+        let held = decision.before.as_ref().map(live_keys).unwrap_or_default();
+        live_keys(&decision.after)
+            .iter()
+            .any(|key| !held.contains(key) && self.released.contains(key))
+    }
+
+    /// Records a decided row in the view, its writes and its audit events; returns its
+    /// outcome and whether it created a customer.
+    pub(super) fn record(&mut self, decision: Decision) -> (UpsertOutcome, bool) {
+        let Decision {
+            before,
+            after,
+            outcome,
+            customer,
+        } = decision;
+        let directory = self.directory;
+        let customer_created = match customer {
+            CustomerChange::None => false,
+            CustomerChange::Create(created) => {
+                self.events.push(directory.event(
+                    self.actor,
+                    self.workspace_id,
+                    "customer.created",
+                    ("customer", created.customer_id.clone()),
+                    customer_changes(None, Some(&created)),
+                ));
+                self.customer_writes.touch(&created.customer_id, || None);
+                self.customers.insert(created.customer_id.clone(), created);
+                true
+            }
+            CustomerChange::Rename { before, after } => {
+                self.events.push(directory.event(
+                    self.actor,
+                    self.workspace_id,
+                    "customer.updated",
+                    ("customer", after.customer_id.clone()),
+                    customer_changes(Some(&before), Some(&after)),
+                ));
+                self.customer_writes
+                    .touch(&after.customer_id, || Some(before));
+                self.customers.insert(after.customer_id.clone(), after);
+                false
+            }
+        };
+        let action = match outcome {
+            UpsertOutcome::Unchanged => return (outcome, customer_created),
+            UpsertOutcome::Created => "end_user.created",
+            UpsertOutcome::Updated => "end_user.updated",
+            UpsertOutcome::Undeleted => "end_user.undeleted",
+        };
+        self.events.push(directory.event(
+            self.actor,
+            self.workspace_id,
+            action,
+            ("end_user", after.user_id.to_string()),
+            user_changes(before.as_ref(), &after),
+        ));
+        if let Some(before) = &before {
+            let kept = live_keys(&after);
+            self.released.extend(
+                live_keys(before)
+                    .into_iter()
+                    .filter(|key| !kept.contains(key)),
+            );
+        }
+        self.user_writes.touch(&after.user_id, || before);
+        self.know(after);
+        (outcome, customer_created)
+    }
+
+    /// Writes what the rows recorded since the last flush.
+    pub(super) async fn flush<C: ConnectionTrait>(&mut self, conn: &C) -> Result<()> {
+        let mut new_customers = Vec::new();
+        for (customer_id, stored) in self.customer_writes.take() {
+            let current = self.customers.get(&customer_id).ok_or_else(|| {
+                DirectoryError::Internal(format!("import lost customer '{customer_id}'"))
+            })?;
+            match stored {
+                None => new_customers.push(current.clone()),
+                Some(stored) => {
+                    if !store::customers::update(conn, &stored, current).await? {
+                        return Err(DirectoryError::Database(roster_db::DbError::Conflict));
+                    }
+                }
+            }
+        }
+        store::bulk::insert_customers(conn, &new_customers).await?;
+        let mut new_users = Vec::new();
+        for (user_id, stored) in self.user_writes.take() {
+            let current = self
+                .users
+                .get(&user_id)
+                .ok_or_else(|| DirectoryError::Internal(format!("import lost user {user_id}")))?;
+            match stored {
+                None => new_users.push(current.clone()),
+                Some(stored) => {
+                    if !store::users::update(conn, &stored, current).await? {
+                        return Err(DirectoryError::Database(roster_db::DbError::Conflict));
+                    }
+                }
+            }
+        }
+        store::bulk::insert_users(conn, &new_users).await?;
+        self.released.clear();
+        Ok(())
+    }
+
+    /// Flushes and appends the batch's audit events in the same transaction.
+    pub(super) async fn finish<C: ConnectionTrait>(mut self, conn: &C) -> Result<()> {
+        self.flush(conn).await?;
+        roster_db::outbox::append(conn, &self.events).await?;
+        Ok(())
+    }
+}
