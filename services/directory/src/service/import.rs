@@ -15,6 +15,7 @@ use crate::domain::UserField;
 use crate::domain::user_fields::UserValues;
 use crate::error::{DirectoryError, Result};
 use crate::import::csv_rows::ImportRecord;
+use crate::store;
 
 /// Rows per transaction: large enough to amortise the round trips and the commit, small
 /// enough that memory stays flat, a batch retry is cheap and SQLite's writer lock is
@@ -290,6 +291,7 @@ impl Directory {
         rows: &[Prepared],
     ) -> Result<ImportCounts> {
         let conn = &**txn;
+        store::bulk::plan_for_actual_values(conn).await?;
         let settings = self.settings_or_default(conn, workspace_id).await?;
         let inputs = rows.iter().filter_map(|row| match row {
             Prepared::Row { input, .. } => Some(input),
