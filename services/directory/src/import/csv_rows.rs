@@ -1,13 +1,12 @@
 //! Turns an `ImportUsers` CSV upload into records, one row at a time.
 //!
-//! The upload arrives as gRPC chunks; [`ChunkReader`] lets a blocking thread read them as one
-//! stream and [`CsvRows`] parses that stream without ever holding more than one row (capped at
-//! [`MAX_ROW_BYTES`]) plus the parser's buffer. A bad header fails the whole import; a bad row
+//! The upload arrives as gRPC chunks that the API reads as one blocking stream; [`CsvRows`]
+//! parses that stream without ever holding more than one row (capped at [`MAX_ROW_BYTES`])
+//! plus the parser's buffer. A bad header fails the whole import; a bad row
 //! fails only itself, so one typo does not cost the caller the other rows.
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
-use std::sync::mpsc::Receiver;
 
 use csv::{ByteRecord, ReaderBuilder};
 
@@ -16,50 +15,6 @@ use csv::{ByteRecord, ReaderBuilder};
 pub const MAX_ROW_BYTES: u64 = 1024 * 1024;
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
-
-/// Blocking `std::io::Read` over chunks that arrive on a channel; EOF when the sender is
-/// dropped.
-///
-/// EOF cannot tell a finished upload from an abandoned one: the sending side must report a
-/// broken stream itself rather than rely on the parser noticing.
-pub struct ChunkReader {
-    rx: Receiver<Vec<u8>>,
-    chunk: Vec<u8>,
-    offset: usize,
-}
-
-impl ChunkReader {
-    pub fn new(rx: Receiver<Vec<u8>>) -> Self {
-        Self {
-            rx,
-            chunk: Vec::new(),
-            offset: 0,
-        }
-    }
-}
-
-impl Read for ChunkReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        // Loops because an empty chunk must not read as EOF.
-        while self.offset >= self.chunk.len() {
-            match self.rx.recv() {
-                Ok(chunk) => {
-                    self.chunk = chunk;
-                    self.offset = 0;
-                }
-                Err(_) => return Ok(0),
-            }
-        }
-        let available = &self.chunk[self.offset..];
-        let n = available.len().min(buf.len());
-        buf[..n].copy_from_slice(&available[..n]);
-        self.offset += n;
-        Ok(n)
-    }
-}
 
 /// One user as the file describes it: values trimmed, empty cells `None`. Whether the values
 /// make a valid user is for the caller to decide.
@@ -493,6 +448,53 @@ impl<R: Read> Read for Source<R> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
+    use std::sync::mpsc::Receiver;
+
+    // Chunks arriving on a channel, read as one stream: how the upload reaches the parser.
+    /// Blocking `std::io::Read` over chunks that arrive on a channel; EOF when the sender is
+    /// dropped.
+    ///
+    /// EOF cannot tell a finished upload from an abandoned one: the sending side must report a
+    /// broken stream itself rather than rely on the parser noticing.
+    struct ChunkReader {
+        rx: Receiver<Vec<u8>>,
+        chunk: Vec<u8>,
+        offset: usize,
+    }
+
+    impl ChunkReader {
+        fn new(rx: Receiver<Vec<u8>>) -> Self {
+            Self {
+                rx,
+                chunk: Vec::new(),
+                offset: 0,
+            }
+        }
+    }
+
+    impl Read for ChunkReader {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if buf.is_empty() {
+                return Ok(0);
+            }
+            // Loops because an empty chunk must not read as EOF.
+            while self.offset >= self.chunk.len() {
+                match self.rx.recv() {
+                    Ok(chunk) => {
+                        self.chunk = chunk;
+                        self.offset = 0;
+                    }
+                    Err(_) => return Ok(0),
+                }
+            }
+            let available = &self.chunk[self.offset..];
+            let n = available.len().min(buf.len());
+            buf[..n].copy_from_slice(&available[..n]);
+            self.offset += n;
+            Ok(n)
+        }
+    }
+
     use super::*;
     use std::sync::mpsc;
     use std::thread;
