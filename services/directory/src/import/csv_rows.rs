@@ -450,8 +450,8 @@ impl<R: Read> Read for Source<R> {
 mod tests {
     use std::sync::mpsc::Receiver;
 
-    // Chunks arriving on a channel, read as one stream: how the upload reaches the parser.
-    /// Blocking `std::io::Read` over chunks that arrive on a channel; EOF when the sender is
+    /// Blocking `std::io::Read` over chunks that arrive on a channel (as an upload does); EOF
+    /// when the sender is
     /// dropped.
     ///
     /// EOF cannot tell a finished upload from an abandoned one: the sending side must report a
