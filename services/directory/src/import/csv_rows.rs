@@ -451,8 +451,7 @@ mod tests {
     use std::sync::mpsc::Receiver;
 
     /// Blocking `std::io::Read` over chunks that arrive on a channel (as an upload does); EOF
-    /// when the sender is
-    /// dropped.
+    /// when the sender is dropped.
     ///
     /// EOF cannot tell a finished upload from an abandoned one: the sending side must report a
     /// broken stream itself rather than rely on the parser noticing.
