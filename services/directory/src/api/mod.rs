@@ -98,15 +98,9 @@ fn upsert_response(result: UpsertResult) -> pb::UpsertUserResponse {
     }
 }
 
-fn customer_fields(
-    name: &str,
-    domains: &[String],
-    notes: &str,
-) -> std::result::Result<(String, Vec<String>, String), Vec<FieldViolation>> {
+/// Checked, lower-cased, de-duplicated customer domains.
+fn customer_domains(domains: &[String]) -> std::result::Result<Vec<String>, Vec<FieldViolation>> {
     let mut violations = Vec::new();
-    let name = values::required_text("customer.name", name, values::MAX_NAME_CHARS)
-        .map_err(|v| violations.push(v))
-        .unwrap_or_default();
     let mut checked = Vec::new();
     for (index, domain) in domains.iter().enumerate() {
         match values::customer_domain(&format!("customer.domains[{index}]"), domain) {
@@ -121,11 +115,30 @@ fn customer_fields(
             "at most 100 domains",
         ));
     }
+    if violations.is_empty() {
+        Ok(checked)
+    } else {
+        Err(violations)
+    }
+}
+
+fn customer_fields(
+    name: &str,
+    domains: &[String],
+    notes: &str,
+) -> std::result::Result<(String, Vec<String>, String), Vec<FieldViolation>> {
+    let mut violations = Vec::new();
+    let name = values::required_text("customer.name", name, values::MAX_NAME_CHARS)
+        .map_err(|v| violations.push(v))
+        .unwrap_or_default();
+    let domains = customer_domains(domains)
+        .map_err(|mut v| violations.append(&mut v))
+        .unwrap_or_default();
     let notes = values::text("customer.notes", notes, values::MAX_NOTES_CHARS, true)
         .map_err(|v| violations.push(v))
         .unwrap_or_default();
     if violations.is_empty() {
-        Ok((name, checked, notes))
+        Ok((name, domains, notes))
     } else {
         Err(violations)
     }
@@ -243,8 +256,8 @@ impl DirectoryService for DirectoryApi {
                         Ok(name) => patch.name = Some(name),
                         Err(v) => violations.push(v),
                     },
-                    "domains" => match customer_fields("-", &customer.domains, "") {
-                        Ok((_, domains, _)) => patch.domains = Some(domains),
+                    "domains" => match customer_domains(&customer.domains) {
+                        Ok(domains) => patch.domains = Some(domains),
                         Err(mut v) => violations.append(&mut v),
                     },
                     "notes" => match values::text("customer.notes", &customer.notes, values::MAX_NOTES_CHARS, true) {
