@@ -15,6 +15,7 @@ use sea_orm_migration::MigratorTrait;
 use secrecy::ExposeSecret;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
+use crate::bulk::PgTxn;
 use crate::error::{DbError, Result};
 use crate::settings::DbSettings;
 
@@ -209,6 +210,19 @@ impl Db {
             Backend::Postgres => self.conn.begin().await?,
         };
         Ok(WriteTxn { txn, _guard: guard })
+    }
+
+    /// Begins a PostgreSQL transaction on a raw sqlx connection from the pool, for bulk
+    /// paths that write set-based ([`crate::bulk`]); `None` on SQLite, where such paths use
+    /// [`Db::begin_write`]. Like `begin_write` it is READ COMMITTED, and the connection's
+    /// `statement_timeout` applies.
+    pub async fn begin_postgres(&self) -> Result<Option<PgTxn>> {
+        match self.backend {
+            Backend::Sqlite => Ok(None),
+            Backend::Postgres => Ok(Some(
+                self.conn.get_postgres_connection_pool().begin().await?,
+            )),
+        }
     }
 
     /// Closes the pool (for every clone), waiting for connections in use to come back.

@@ -86,6 +86,13 @@ impl From<DbErr> for DbError {
     }
 }
 
+/// Raw sqlx errors, from bulk paths that talk to sqlx directly ([`crate::bulk`]).
+impl From<sqlx::Error> for DbError {
+    fn from(err: sqlx::Error) -> Self {
+        from_sqlx(&err)
+    }
+}
+
 /// Classifies a raw sqlx error (also used where this crate talks to sqlx directly).
 pub(crate) fn from_sqlx(err: &sqlx::Error) -> DbError {
     match err {

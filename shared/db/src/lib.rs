@@ -11,6 +11,8 @@
 //!   codes themselves; this crate knows nothing of tonic.
 //! - [`outbox`]: audit events written in the caller's transaction ([`outbox::append`]) for
 //!   a relay to deliver, and the [`CreateOutboxTable`] migration every service lists.
+//! - [`bulk`]: set-based writes of many SeaORM models in one statement on PostgreSQL, on a
+//!   raw transaction from [`Db::begin_postgres`].
 //! - [`testing`]: a fresh SQLite file or PostgreSQL database per test.
 //!
 //! ```ignore
@@ -22,6 +24,7 @@
 //! txn.commit().await?;
 //! ```
 
+pub mod bulk;
 pub mod db;
 pub mod error;
 pub mod outbox;

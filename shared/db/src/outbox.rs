@@ -21,6 +21,7 @@ use sea_orm::{
 use sea_orm_migration::{MigrationName, MigrationTrait, SchemaManager};
 use serde::{Deserialize, Serialize};
 
+use crate::bulk::{self, Cell, Columns};
 use crate::error::{DbError, Result};
 
 /// One audit event as the audit service will ingest it.
@@ -115,6 +116,46 @@ pub async fn append<C: ConnectionTrait>(conn: &C, events: &[AuditEvent]) -> Resu
             .exec_without_returning(conn)
             .await?;
     }
+    Ok(())
+}
+
+/// The rows [`bulk_append`] writes for `events`; built apart from the write so a bulk path
+/// can prepare them while the database is busy with something else.
+pub fn bulk_rows(events: Vec<AuditEvent>) -> Result<Columns> {
+    let mut rows = Columns::new();
+    for event in events {
+        let changes = serde_json::to_string(&event.changes).map_err(|e| {
+            DbError::Other(format!("encoding changes of event {}: {e}", event.event_id))
+        })?;
+        rows.push_row([
+            ("workspace_id", Cell::Text(Some(event.workspace_id))),
+            ("event_id", Cell::Uuid(Some(event.event_id))),
+            ("occurred_at", Cell::BigInt(Some(event.occurred_at_us))),
+            ("actor_kind", Cell::Text(Some(event.actor_kind))),
+            ("actor_id", Cell::Text(Some(event.actor_id))),
+            ("action", Cell::Text(Some(event.action))),
+            ("target_type", Cell::Text(Some(event.target_type))),
+            ("target_id", Cell::Text(Some(event.target_id))),
+            ("changes", Cell::Json(Some(changes))),
+            ("request_id", Cell::Text(Some(event.request_id))),
+            ("trace_id", Cell::Text(event.trace_id)),
+            ("peer_ip", Cell::Text(event.peer_ip)),
+            ("user_agent", Cell::Text(event.user_agent)),
+            ("outcome", Cell::Text(Some(event.outcome))),
+        ])?;
+    }
+    Ok(rows)
+}
+
+/// [`append`] for bulk paths on PostgreSQL: the events of [`bulk_rows`] go in with one
+/// statement on the bulk transaction's connection ([`crate::Db::begin_postgres`]), so they
+/// still commit or roll back with the change. `seq`, `delivered_at` and `attempts` take
+/// their defaults.
+pub async fn bulk_append(
+    conn: &mut sea_orm::sqlx::postgres::PgConnection,
+    rows: Columns,
+) -> Result<()> {
+    bulk::insert(conn, "outbox_events", rows).await?;
     Ok(())
 }
 

@@ -1,21 +1,22 @@
 //! ImportUsers on the service side: rows arrive on a channel from the CSV parser thread and
 //! are written in batches, one transaction per batch. A batch is decided in memory against
 //! the users and customers it may touch, read up front in a few queries (`batch.rs`), and
-//! written with multi-row statements, so a row costs no round trip of its own; a bad row
-//! fails alone before anything of it is written.
+//! written set-based (`store::bulk`: COPY on PostgreSQL), so a row costs no round trip of
+//! its own; a bad row fails alone before anything of it is written.
 
 mod batch;
+mod pipeline;
 
 use tokio::sync::mpsc;
 
-use self::batch::Batch;
+use self::batch::{Batch, Keys, changed_keys};
 use super::upsert::{UpsertInput, UpsertOutcome};
 use super::{Actor, Directory, MAX_ATTEMPTS, is_retryable};
 use crate::domain::UserField;
 use crate::domain::user_fields::UserValues;
 use crate::error::{DirectoryError, Result};
 use crate::import::csv_rows::ImportRecord;
-use crate::store;
+use crate::store::bulk::{BulkTxn, Encoded};
 
 /// Rows per transaction: large enough to amortise the round trips and the commit, small
 /// enough that memory stays flat, a batch retry is cheap and SQLite's writer lock is
@@ -143,6 +144,15 @@ fn row_input(record: ImportRecord) -> std::result::Result<UpsertInput, String> {
     })
 }
 
+/// A batch decided but not yet written.
+struct Decided {
+    writes: Encoded,
+    /// What the view was read for, and what the writes change.
+    reads: Keys,
+    changes: Keys,
+    counts: ImportCounts,
+}
+
 /// A row checked on its own, once per batch however often the batch is retried.
 enum Prepared {
     Row { line: u64, input: UpsertInput },
@@ -205,6 +215,11 @@ impl Directory {
         if options.dry_run {
             return self.dry_run_rows(actor, workspace_id, options, rows).await;
         }
+        if BulkTxn::concurrent_writers(&self.db) {
+            return self
+                .import_pipelined(actor, workspace_id, options, rows)
+                .await;
+        }
         let mut totals = ImportCounts::default();
         let mut batch = Vec::with_capacity(BATCH_ROWS);
         while !totals.stopped && next_batch(rows, &mut batch).await {
@@ -227,14 +242,22 @@ impl Directory {
         options: ImportOptions,
         rows: &mut mpsc::Receiver<ImportRow>,
     ) -> Result<ImportCounts> {
-        let txn = self.db.begin_write().await?;
+        let require_customer = self.require_customer(workspace_id).await?;
+        let mut txn = BulkTxn::begin(&self.db).await?;
         let mut totals = ImportCounts::default();
         let mut batch = Vec::with_capacity(BATCH_ROWS);
         let outcome: Result<()> = async {
             while !totals.stopped && next_batch(rows, &mut batch).await {
                 let prepared: Vec<Prepared> = batch.drain(..).map(prepare).collect();
                 let counts = self
-                    .import_batch_in(&txn, actor, workspace_id, options, &prepared)
+                    .import_batch_in(
+                        &mut txn,
+                        actor,
+                        workspace_id,
+                        require_customer,
+                        options,
+                        &prepared,
+                    )
                     .await?;
                 totals.add(counts);
             }
@@ -243,6 +266,15 @@ impl Directory {
         .await;
         txn.rollback().await?;
         outcome.map(|()| totals)
+    }
+
+    /// The workspace's rule, read before a batch's transaction begins (from the short-lived
+    /// rules cache): an import applies the rule as it stood when each batch started.
+    async fn require_customer(&self, workspace_id: &str) -> Result<bool> {
+        Ok(self
+            .current_rules(self.db.conn(), workspace_id)
+            .await?
+            .require_customer)
     }
 
     async fn import_batch(
@@ -255,17 +287,21 @@ impl Directory {
         // On retry everything is read again: a conflict means the view was stale.
         let mut attempt = 1;
         loop {
-            let txn = self.db.begin_write().await?;
+            let require_customer = self.require_customer(workspace_id).await?;
+            let mut txn = BulkTxn::begin(&self.db).await?;
             let result = self
-                .import_batch_in(&txn, actor, workspace_id, options, batch)
+                .import_batch_in(
+                    &mut txn,
+                    actor,
+                    workspace_id,
+                    require_customer,
+                    options,
+                    batch,
+                )
                 .await;
             match result {
                 Ok(counts) => {
-                    if options.dry_run {
-                        txn.rollback().await?;
-                    } else {
-                        txn.commit().await?;
-                    }
+                    txn.commit().await?;
                     return Ok(counts);
                 }
                 Err(error) => {
@@ -284,28 +320,51 @@ impl Directory {
 
     async fn import_batch_in(
         &self,
-        txn: &roster_db::WriteTxn,
+        txn: &mut BulkTxn,
         actor: &Actor,
         workspace_id: &str,
+        require_customer: bool,
         options: ImportOptions,
         rows: &[Prepared],
     ) -> Result<ImportCounts> {
-        let conn = &**txn;
-        store::bulk::plan_for_actual_values(conn).await?;
-        let settings = self.settings_or_default(conn, workspace_id).await?;
+        let decided = self
+            .decide_batch(
+                txn,
+                actor,
+                workspace_id,
+                require_customer,
+                options,
+                rows,
+                true,
+            )
+            .await?
+            .ok_or_else(|| {
+                DirectoryError::Internal("a batch allowed to flush asked to be re-run".to_owned())
+            })?;
+        txn.write(decided.writes).await?;
+        Ok(decided.counts)
+    }
+
+    /// Decides every row of a batch against the view read in `txn`. A row that takes a key
+    /// another row gave up needs the writes so far in the database first; when `may_flush`
+    /// is false the batch then stops and returns `None`, to be run again with it allowed.
+    #[allow(clippy::too_many_arguments)]
+    async fn decide_batch(
+        &self,
+        txn: &mut BulkTxn,
+        actor: &Actor,
+        workspace_id: &str,
+        require_customer: bool,
+        options: ImportOptions,
+        rows: &[Prepared],
+        may_flush: bool,
+    ) -> Result<Option<Decided>> {
         let inputs = rows.iter().filter_map(|row| match row {
             Prepared::Row { input, .. } => Some(input),
             Prepared::Failed { .. } => None,
         });
-        let mut batch = Batch::load(
-            conn,
-            self,
-            actor,
-            workspace_id,
-            settings.require_customer,
-            inputs,
-        )
-        .await?;
+        let mut batch =
+            Batch::load(txn, self, actor, workspace_id, require_customer, inputs).await?;
         let mut counts = ImportCounts::default();
         for row in rows {
             let failure = match row {
@@ -313,7 +372,10 @@ impl Directory {
                 Prepared::Row { line, input } => match batch.decide(input, self.now_us()) {
                     Ok(decision) => {
                         if batch.needs_flush(&decision) {
-                            batch.flush(conn).await?;
+                            if !may_flush {
+                                return Ok(None);
+                            }
+                            batch.flush(txn).await?;
                         }
                         let (outcome, customer_created) = batch.record(decision);
                         counts.customers_created += i64::from(customer_created);
@@ -335,7 +397,14 @@ impl Directory {
                 break;
             }
         }
-        batch.finish(conn).await?;
-        Ok(counts)
+        let reads = std::mem::take(batch.reads_mut());
+        let changes = batch.into_changes()?;
+        let changed = changed_keys(&changes);
+        Ok(Some(Decided {
+            writes: txn.encode(changes)?,
+            reads,
+            changes: changed,
+            counts,
+        }))
     }
 }

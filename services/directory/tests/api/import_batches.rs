@@ -11,6 +11,8 @@ on_both_databases!(
     keys_handed_between_users_in_one_file,
     an_undelete_that_would_reuse_a_taken_id_fails_alone,
     files_larger_than_a_batch,
+    a_batch_sees_users_the_batch_before_created,
+    a_key_handed_over_across_batches,
     stop_mode_keeps_the_rows_before_the_clash,
 );
 
@@ -216,6 +218,71 @@ async fn files_larger_than_a_batch(app: TestApp) {
         (dry.created, dry.updated, dry.unchanged),
         (0, 2, 2600),
         "{dry:?}"
+    );
+}
+
+/// On PostgreSQL the second batch is read while the first is still being written; rows of
+/// the second that touch users of the first must still see them.
+async fn a_batch_sees_users_the_batch_before_created(app: TestApp) {
+    let mut csv = String::from("user_email,user_id,user_name\n");
+    for i in 0..1000 {
+        csv.push_str(&format!("user{i}@example.com,u{i},User {i}\n"));
+    }
+    // The second batch: one row matches by external id, one by e-mail alone.
+    csv.push_str("user5@example.com,u5,User Five\n");
+    csv.push_str("USER7@example.com,,User Seven\n");
+    csv.push_str("new@example.com,n1,New\n");
+    let result = app
+        .import_csv(csv.as_bytes(), 8192, false, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            result.created,
+            result.updated,
+            result.unchanged,
+            result.failed
+        ),
+        (1001, 2, 0, 0),
+        "{result:?}"
+    );
+    assert_eq!(
+        app.lookup_external_id("u5").await.unwrap().name,
+        "User Five"
+    );
+    assert_eq!(
+        app.lookup_external_id("u7").await.unwrap().name,
+        "User Seven"
+    );
+}
+
+/// A user gives up an e-mail in one batch and another user takes it in the next: the taker
+/// must not find the key still held.
+async fn a_key_handed_over_across_batches(app: TestApp) {
+    app.create_user("old", "shared@example.com", "Old Holder")
+        .await;
+    let mut csv = String::from("user_id,user_email\n");
+    csv.push_str("old,moved@example.com\n");
+    for i in 0..999 {
+        csv.push_str(&format!("f{i},filler{i}@example.com\n"));
+    }
+    csv.push_str("new,shared@example.com\n");
+    let result = app
+        .import_csv(csv.as_bytes(), 8192, false, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        (result.created, result.updated, result.failed),
+        (1000, 1, 0),
+        "{result:?}"
+    );
+    assert_eq!(
+        app.lookup_external_id("new").await.unwrap().email,
+        "shared@example.com"
+    );
+    assert_eq!(
+        app.lookup_external_id("old").await.unwrap().email,
+        "moved@example.com"
     );
 }
 

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod bulk;
 mod connect;
 mod errors;
 mod outbox;

@@ -77,6 +77,15 @@ impl MigrationTrait for CreateParentsAndChildren {
                 CONSTRAINT children_parent_fkey FOREIGN KEY (workspace_id, parent_id)
                     REFERENCES parents (workspace_id, id)
             )",
+            "CREATE TABLE notes (
+                workspace_id TEXT NOT NULL,
+                id TEXT NOT NULL,
+                body TEXT NOT NULL,
+                tag TEXT NULL,
+                stars BIGINT NULL,
+                version BIGINT NOT NULL,
+                CONSTRAINT notes_pkey PRIMARY KEY (workspace_id, id)
+            )",
         ] {
             conn.execute_unprepared(sql).await?;
         }
@@ -163,4 +172,27 @@ pub async fn count(conn: &impl ConnectionTrait, sql: &str) -> i64 {
         .unwrap()
         .unwrap();
     row.try_get_by_index::<i64>(0).unwrap()
+}
+
+/// The `notes` table, for the set-based writes of `roster_db::bulk`.
+pub mod note {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "notes")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub workspace_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub body: String,
+        pub tag: Option<String>,
+        pub stars: Option<i64>,
+        pub version: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
 }

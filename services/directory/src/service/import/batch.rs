@@ -5,9 +5,9 @@
 //! against that view with the rules of `upsert_in` (which serves single upserts), and its
 //! effects go into the view at once, so a later row sees an earlier one exactly as it would
 //! see it in the database. A row that fails does so before anything of it is recorded, so no
-//! savepoints are needed. The changes are written by `flush`: multi-row INSERTs for new users
-//! and customers, one version-checked UPDATE per changed row (a concurrent writer makes the
-//! batch retry instead of being overwritten).
+//! savepoints are needed. The changes are written by `flush` through the batch's
+//! [`BulkTxn`]: COPY on PostgreSQL, multi-row statements on SQLite; every update is
+//! version-checked, so a concurrent writer makes the batch retry instead of being overwritten.
 //!
 //! Write order: a flush writes each touched user once, from its stored state to its current
 //! one, in any order. That is safe unless a key (external id or e-mail) was given up by one
@@ -18,7 +18,6 @@
 use std::collections::{HashMap, HashSet};
 
 use roster_db::outbox::AuditEvent;
-use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
 use super::super::customers::imported_customer;
@@ -31,6 +30,7 @@ use crate::domain::{UserField, UserStatus};
 use crate::entity::{customer, end_user};
 use crate::error::{DirectoryError, Result};
 use crate::store;
+use crate::store::bulk::{BulkTxn, Changes};
 
 /// A key that only one live user of a workspace may hold.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -121,6 +121,60 @@ pub(super) struct Batch<'a> {
     /// Keys live users gave up since the last flush.
     released: HashSet<Key>,
     events: Vec<AuditEvent>,
+    /// Everything the view was read for: another batch writing none of it cannot have
+    /// changed what this one decides.
+    reads: Keys,
+}
+
+/// Users and customers a batch read or wrote, by every key they are found by.
+#[derive(Debug, Default)]
+pub(super) struct Keys {
+    user_ids: HashSet<Uuid>,
+    external_ids: HashSet<String>,
+    email_keys: HashSet<String>,
+    customer_ids: HashSet<String>,
+}
+
+impl Keys {
+    fn add_user(&mut self, user: &end_user::Model) {
+        self.user_ids.insert(user.user_id);
+        if !user.external_id.is_empty() {
+            self.external_ids.insert(user.external_id.clone());
+        }
+        if !user.email_key.is_empty() {
+            self.email_keys.insert(user.email_key.clone());
+        }
+    }
+
+    pub(super) fn overlaps(&self, other: &Keys) -> bool {
+        fn any<T: Eq + std::hash::Hash>(a: &HashSet<T>, b: &HashSet<T>) -> bool {
+            let (small, large) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+            small.iter().any(|item| large.contains(item))
+        }
+        any(&self.user_ids, &other.user_ids)
+            || any(&self.external_ids, &other.external_ids)
+            || any(&self.email_keys, &other.email_keys)
+            || any(&self.customer_ids, &other.customer_ids)
+    }
+}
+
+/// The keys a batch's changes touch, before and after.
+pub(super) fn changed_keys(changes: &Changes) -> Keys {
+    let mut keys = Keys::default();
+    for customer in &changes.new_customers {
+        keys.customer_ids.insert(customer.customer_id.clone());
+    }
+    for (_, customer) in &changes.changed_customers {
+        keys.customer_ids.insert(customer.customer_id.clone());
+    }
+    for user in &changes.new_users {
+        keys.add_user(user);
+    }
+    for (stored, current) in &changes.changed_users {
+        keys.add_user(stored);
+        keys.add_user(current);
+    }
+    keys
 }
 
 impl<'a> Batch<'a> {
@@ -128,8 +182,8 @@ impl<'a> Batch<'a> {
     /// e-mail, a second read fetches the live holders of those users' other keys: a row that
     /// gives only an e-mail keeps its match's external id, which another live user may hold
     /// (an undeleted user whose id was reused, say).
-    pub(super) async fn load<C: ConnectionTrait>(
-        conn: &C,
+    pub(super) async fn load(
+        txn: &mut BulkTxn,
         directory: &'a Directory,
         actor: &'a Actor,
         workspace_id: &'a str,
@@ -163,10 +217,11 @@ impl<'a> Batch<'a> {
             customer_writes: Pending::new(),
             released: HashSet::new(),
             events: Vec::new(),
+            reads: Keys::default(),
         };
         let ids: Vec<String> = external_ids.iter().cloned().collect();
         let emails: Vec<String> = email_keys.iter().cloned().collect();
-        let found = store::bulk::users_by_keys(conn, workspace_id, &ids, &emails).await?;
+        let found = txn.users_by_keys(workspace_id, &ids, &emails).await?;
         let mut more_ids = Vec::new();
         let mut more_emails = Vec::new();
         for user in &found {
@@ -181,8 +236,9 @@ impl<'a> Batch<'a> {
             batch.know(user);
         }
         if !more_ids.is_empty() || !more_emails.is_empty() {
-            let found =
-                store::bulk::users_by_keys(conn, workspace_id, &more_ids, &more_emails).await?;
+            let found = txn
+                .users_by_keys(workspace_id, &more_ids, &more_emails)
+                .await?;
             for user in found {
                 if !batch.users.contains_key(&user.user_id) {
                     batch.know(user);
@@ -190,11 +246,17 @@ impl<'a> Batch<'a> {
             }
         }
         let customer_ids: Vec<String> = customer_ids.into_iter().collect();
-        for customer in store::bulk::customers_by_ids(conn, workspace_id, &customer_ids).await? {
+        for customer in txn.customers_by_ids(workspace_id, &customer_ids).await? {
             batch
                 .customers
                 .insert(customer.customer_id.clone(), customer);
         }
+        batch.reads = Keys {
+            user_ids: batch.users.keys().copied().collect(),
+            external_ids,
+            email_keys,
+            customer_ids: customer_ids.into_iter().collect(),
+        };
         Ok(batch)
     }
 
@@ -427,46 +489,71 @@ impl<'a> Batch<'a> {
     }
 
     /// Writes what the rows recorded since the last flush.
-    pub(super) async fn flush<C: ConnectionTrait>(&mut self, conn: &C) -> Result<()> {
-        let mut new_customers = Vec::new();
-        for (customer_id, stored) in self.customer_writes.take() {
-            let current = self.customers.get(&customer_id).ok_or_else(|| {
-                DirectoryError::Internal(format!("import lost customer '{customer_id}'"))
-            })?;
-            match stored {
-                None => new_customers.push(current.clone()),
-                Some(stored) => {
-                    if !store::customers::update(conn, &stored, current).await? {
-                        return Err(DirectoryError::Database(roster_db::DbError::Conflict));
-                    }
-                }
-            }
-        }
-        store::bulk::insert_customers(conn, &new_customers).await?;
-        let mut new_users = Vec::new();
-        for (user_id, stored) in self.user_writes.take() {
-            let current = self
-                .users
-                .get(&user_id)
-                .ok_or_else(|| DirectoryError::Internal(format!("import lost user {user_id}")))?;
-            match stored {
-                None => new_users.push(current.clone()),
-                Some(stored) => {
-                    if !store::users::update(conn, &stored, current).await? {
-                        return Err(DirectoryError::Database(roster_db::DbError::Conflict));
-                    }
-                }
-            }
-        }
-        store::bulk::insert_users(conn, &new_users).await?;
+    pub(super) async fn flush(&mut self, txn: &mut BulkTxn) -> Result<()> {
+        let changes = self.take_changes(false)?;
         self.released.clear();
-        Ok(())
+        let encoded = txn.encode(changes)?;
+        txn.write(encoded).await
     }
 
-    /// Flushes and appends the batch's audit events in the same transaction.
-    pub(super) async fn finish<C: ConnectionTrait>(mut self, conn: &C) -> Result<()> {
-        self.flush(conn).await?;
-        roster_db::outbox::append(conn, &self.events).await?;
-        Ok(())
+    /// What the batch read its view for.
+    pub(super) fn reads_mut(&mut self) -> &mut Keys {
+        &mut self.reads
     }
+
+    /// Everything not yet written, audit events included.
+    pub(super) fn into_changes(mut self) -> Result<Changes> {
+        let mut changes = self.take_changes(true)?;
+        changes.events = std::mem::take(&mut self.events);
+        Ok(changes)
+    }
+
+    /// The writes recorded since the last flush; `last` hands the view's rows over instead of
+    /// copying them, since nothing will read the view again.
+    fn take_changes(&mut self, last: bool) -> Result<Changes> {
+        let (new_customers, changed_customers) = split_writes(
+            self.customer_writes.take(),
+            &mut self.customers,
+            last,
+            "customer",
+        )?;
+        let (new_users, changed_users) =
+            split_writes(self.user_writes.take(), &mut self.users, last, "user")?;
+        Ok(Changes {
+            new_customers,
+            changed_customers,
+            new_users,
+            changed_users,
+            events: Vec::new(),
+        })
+    }
+}
+
+/// Pending writes as rows to insert and `(stored, current)` pairs to update.
+#[allow(clippy::type_complexity)]
+fn split_writes<K, M>(
+    pending: Vec<(K, Option<M>)>,
+    current: &mut HashMap<K, M>,
+    take: bool,
+    what: &str,
+) -> Result<(Vec<M>, Vec<(M, M)>)>
+where
+    K: Eq + std::hash::Hash + std::fmt::Display,
+    M: Clone,
+{
+    let mut inserts = Vec::new();
+    let mut updates = Vec::new();
+    for (key, stored) in pending {
+        let now = if take {
+            current.remove(&key)
+        } else {
+            current.get(&key).cloned()
+        }
+        .ok_or_else(|| DirectoryError::Internal(format!("import lost {what} '{key}'")))?;
+        match stored {
+            None => inserts.push(now),
+            Some(stored) => updates.push((stored, now)),
+        }
+    }
+    Ok((inserts, updates))
 }

@@ -1,0 +1,157 @@
+//! Set-based writes on PostgreSQL (`roster_db::bulk`), and the outbox's bulk append.
+
+use roster_db::bulk::{self, Columns};
+use roster_db::outbox;
+use roster_db::testing::TestBackend;
+use sea_orm::{EntityTrait, QueryOrder};
+
+use crate::support::{event, note, on_both_backends, setup};
+
+fn note(id: &str, body: &str, tag: Option<&str>, version: i64) -> note::Model {
+    note::Model {
+        workspace_id: "ws-1".to_owned(),
+        id: id.to_owned(),
+        body: body.to_owned(),
+        tag: tag.map(str::to_owned),
+        stars: None,
+        version,
+    }
+}
+
+async fn begin_postgres_is_for_postgres_only(backend: &TestBackend) {
+    let fx = setup(backend).await;
+    let txn = fx.db.begin_postgres().await.unwrap();
+    assert_eq!(txn.is_some(), matches!(backend, TestBackend::Postgres(_)));
+    if let Some(txn) = txn {
+        txn.rollback().await.unwrap();
+    }
+    fx.teardown().await;
+}
+on_both_backends!(begin_postgres_is_for_postgres_only);
+
+async fn models_round_trip_with_nulls_and_awkward_text(backend: &TestBackend) {
+    let fx = setup(backend).await;
+    let Some(mut txn) = fx.db.begin_postgres().await.unwrap() else {
+        return fx.teardown().await;
+    };
+    let written = vec![
+        note(
+            "a",
+            "tab\there, newline\nthere, back\\slash, quote \" and 'x'",
+            None,
+            1,
+        ),
+        note("b", "", Some("ünïcødé ✓"), 1),
+    ];
+    let mut rows = Columns::new();
+    for model in written.clone() {
+        rows.push_model::<note::Entity>(model).unwrap();
+    }
+    assert_eq!(
+        bulk::insert_models::<note::Entity>(&mut txn, rows)
+            .await
+            .unwrap(),
+        2
+    );
+
+    let ids = vec!["a".to_owned(), "b".to_owned(), "missing".to_owned()];
+    let mut found = bulk::select_any::<note::Entity>(&mut txn, "ws-1", note::Column::Id, &ids)
+        .await
+        .unwrap();
+    found.sort_by(|x, y| x.id.cmp(&y.id));
+    assert_eq!(found, written);
+    let other_workspace =
+        bulk::select_any::<note::Entity>(&mut txn, "ws-2", note::Column::Id, &ids)
+            .await
+            .unwrap();
+    assert!(
+        other_workspace.is_empty(),
+        "lookups stay in their workspace"
+    );
+    txn.commit().await.unwrap();
+    fx.teardown().await;
+}
+on_both_backends!(models_round_trip_with_nulls_and_awkward_text);
+
+async fn updates_apply_only_where_the_version_still_matches(backend: &TestBackend) {
+    let fx = setup(backend).await;
+    let Some(mut txn) = fx.db.begin_postgres().await.unwrap() else {
+        return fx.teardown().await;
+    };
+    let mut rows = Columns::new();
+    for model in [note("a", "one", None, 1), note("b", "two", None, 1)] {
+        rows.push_model::<note::Entity>(model).unwrap();
+    }
+    bulk::insert_models::<note::Entity>(&mut txn, rows)
+        .await
+        .unwrap();
+
+    let mut changed_a = note("a", "one, edited", Some("t"), 2);
+    changed_a.stars = Some(5);
+    // "b" was read at version 7, which it never had: someone else's write came first.
+    let changed_b = note("b", "two, edited", None, 8);
+    let rows =
+        bulk::versioned_rows::<note::Entity>([(1, changed_a.clone()), (7, changed_b)]).unwrap();
+    let updated = bulk::update_models::<note::Entity>(&mut txn, note::Column::Version, rows)
+        .await
+        .unwrap();
+    txn.commit().await.unwrap();
+
+    assert_eq!(updated, 1, "only the row still at its read version");
+    let stored = note::Entity::find()
+        .order_by_asc(note::Column::Id)
+        .all(fx.db.conn())
+        .await
+        .unwrap();
+    assert_eq!(stored, vec![changed_a, note("b", "two", None, 1)]);
+    fx.teardown().await;
+}
+on_both_backends!(updates_apply_only_where_the_version_still_matches);
+
+async fn bulk_append_matches_append_field_for_field(backend: &TestBackend) {
+    let fx = setup(backend).await;
+    let Some(mut txn) = fx.db.begin_postgres().await.unwrap() else {
+        return fx.teardown().await;
+    };
+    let mut events = vec![event("ws-1", "u-1"), event("ws-1", "u-2")];
+    events[1].trace_id = None;
+    events[1].changes[0].after = Some(serde_json::json!("tab\tand \"quotes\""));
+    let rows = outbox::bulk_rows(events.clone()).unwrap();
+    outbox::bulk_append(&mut txn, rows).await.unwrap();
+    txn.commit().await.unwrap();
+
+    let pending = outbox::pending(fx.db.conn(), 10).await.unwrap();
+    assert_eq!(
+        serde_json::to_value(&pending).unwrap(),
+        serde_json::to_value(&events).unwrap()
+    );
+    fx.teardown().await;
+}
+on_both_backends!(bulk_append_matches_append_field_for_field);
+
+async fn a_rolled_back_bulk_write_leaves_nothing(backend: &TestBackend) {
+    let fx = setup(backend).await;
+    let Some(mut txn) = fx.db.begin_postgres().await.unwrap() else {
+        return fx.teardown().await;
+    };
+    let mut rows = Columns::new();
+    rows.push_model::<note::Entity>(note("a", "one", None, 1))
+        .unwrap();
+    bulk::insert_models::<note::Entity>(&mut txn, rows)
+        .await
+        .unwrap();
+    let events = outbox::bulk_rows(vec![event("ws-1", "u-1")]).unwrap();
+    outbox::bulk_append(&mut txn, events).await.unwrap();
+    drop(txn);
+
+    assert!(
+        note::Entity::find()
+            .all(fx.db.conn())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(outbox::pending(fx.db.conn(), 10).await.unwrap().is_empty());
+    fx.teardown().await;
+}
+on_both_backends!(a_rolled_back_bulk_write_leaves_nothing);
