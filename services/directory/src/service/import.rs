@@ -144,6 +144,15 @@ fn row_input(record: ImportRecord) -> std::result::Result<UpsertInput, String> {
     })
 }
 
+/// What every row of a batch is decided with.
+#[derive(Clone, Copy)]
+struct Scope<'a> {
+    actor: &'a Actor,
+    workspace_id: &'a str,
+    require_customer: bool,
+    options: ImportOptions,
+}
+
 /// A batch decided but not yet written.
 struct Decided {
     writes: Encoded,
@@ -242,23 +251,14 @@ impl Directory {
         options: ImportOptions,
         rows: &mut mpsc::Receiver<ImportRow>,
     ) -> Result<ImportCounts> {
-        let require_customer = self.require_customer(workspace_id).await?;
+        let scope = self.scope(actor, workspace_id, options).await?;
         let mut txn = BulkTxn::begin(&self.db).await?;
         let mut totals = ImportCounts::default();
         let mut batch = Vec::with_capacity(BATCH_ROWS);
         let outcome: Result<()> = async {
             while !totals.stopped && next_batch(rows, &mut batch).await {
                 let prepared: Vec<Prepared> = batch.drain(..).map(prepare).collect();
-                let counts = self
-                    .import_batch_in(
-                        &mut txn,
-                        actor,
-                        workspace_id,
-                        require_customer,
-                        options,
-                        &prepared,
-                    )
-                    .await?;
+                let counts = self.import_batch_in(&mut txn, scope, &prepared).await?;
                 totals.add(counts);
             }
             Ok(())
@@ -268,13 +268,25 @@ impl Directory {
         outcome.map(|()| totals)
     }
 
-    /// The workspace's rule, read before a batch's transaction begins (from the short-lived
-    /// rules cache): an import applies the rule as it stood when each batch started.
-    async fn require_customer(&self, workspace_id: &str) -> Result<bool> {
-        Ok(self
+    /// What a batch is decided with. The workspace's rule is read before the batch's
+    /// transaction begins (from the short-lived rules cache): an import applies the rule as
+    /// it stood when each batch started.
+    async fn scope<'a>(
+        &self,
+        actor: &'a Actor,
+        workspace_id: &'a str,
+        options: ImportOptions,
+    ) -> Result<Scope<'a>> {
+        let require_customer = self
             .current_rules(self.db.conn(), workspace_id)
             .await?
-            .require_customer)
+            .require_customer;
+        Ok(Scope {
+            actor,
+            workspace_id,
+            require_customer,
+            options,
+        })
     }
 
     async fn import_batch(
@@ -287,18 +299,9 @@ impl Directory {
         // On retry everything is read again: a conflict means the view was stale.
         let mut attempt = 1;
         loop {
-            let require_customer = self.require_customer(workspace_id).await?;
+            let scope = self.scope(actor, workspace_id, options).await?;
             let mut txn = BulkTxn::begin(&self.db).await?;
-            let result = self
-                .import_batch_in(
-                    &mut txn,
-                    actor,
-                    workspace_id,
-                    require_customer,
-                    options,
-                    batch,
-                )
-                .await;
+            let result = self.import_batch_in(&mut txn, scope, batch).await;
             match result {
                 Ok(counts) => {
                     txn.commit().await?;
@@ -321,22 +324,11 @@ impl Directory {
     async fn import_batch_in(
         &self,
         txn: &mut BulkTxn,
-        actor: &Actor,
-        workspace_id: &str,
-        require_customer: bool,
-        options: ImportOptions,
+        scope: Scope<'_>,
         rows: &[Prepared],
     ) -> Result<ImportCounts> {
         let decided = self
-            .decide_batch(
-                txn,
-                actor,
-                workspace_id,
-                require_customer,
-                options,
-                rows,
-                true,
-            )
+            .decide_batch(txn, scope, rows, true)
             .await?
             .ok_or_else(|| {
                 DirectoryError::Internal("a batch allowed to flush asked to be re-run".to_owned())
@@ -348,17 +340,19 @@ impl Directory {
     /// Decides every row of a batch against the view read in `txn`. A row that takes a key
     /// another row gave up needs the writes so far in the database first; when `may_flush`
     /// is false the batch then stops and returns `None`, to be run again with it allowed.
-    #[allow(clippy::too_many_arguments)]
     async fn decide_batch(
         &self,
         txn: &mut BulkTxn,
-        actor: &Actor,
-        workspace_id: &str,
-        require_customer: bool,
-        options: ImportOptions,
+        scope: Scope<'_>,
         rows: &[Prepared],
         may_flush: bool,
     ) -> Result<Option<Decided>> {
+        let Scope {
+            actor,
+            workspace_id,
+            require_customer,
+            options,
+        } = scope;
         let inputs = rows.iter().filter_map(|row| match row {
             Prepared::Row { input, .. } => Some(input),
             Prepared::Failed { .. } => None,

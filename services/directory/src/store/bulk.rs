@@ -8,6 +8,7 @@
 //! Either way a batch costs a handful of statements, not one per row.
 
 use std::collections::HashSet;
+use std::str::FromStr as _;
 
 use roster_db::bulk::{self, PgTxn};
 use roster_db::outbox::AuditEvent;
@@ -15,7 +16,7 @@ use roster_db::{Db, DbError, WriteTxn};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, Iterable, QueryFilter};
 
 use crate::entity::{customer, end_user};
-use crate::error::Result;
+use crate::error::{DirectoryError, Result};
 
 /// SQLite's default limit of bound parameters per statement (PostgreSQL allows 65 535).
 const MAX_BIND_PARAMS: usize = 32_766;
@@ -31,18 +32,10 @@ pub enum BulkTxn {
 
 impl BulkTxn {
     pub async fn begin(db: &Db) -> Result<BulkTxn> {
-        let Some(mut txn) = db.begin_postgres().await? else {
-            return Ok(BulkTxn::Orm(db.begin_write().await?));
-        };
-        // The lookups bind one array per key column. A generic plan, cached while the table
-        // was small, may stay a scan as the table grows; a plan made for the actual values
-        // stays an index lookup (without this, a million-row import slowed from thousands to
-        // hundreds of rows a second).
-        sea_orm::sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan")
-            .execute(&mut *txn)
-            .await
-            .map_err(DbError::from)?;
-        Ok(BulkTxn::Postgres(txn))
+        Ok(match db.begin_postgres().await? {
+            Some(txn) => BulkTxn::Postgres(txn),
+            None => BulkTxn::Orm(db.begin_write().await?),
+        })
     }
 
     /// Whether two batches' transactions can be open at once (PostgreSQL), so the next
@@ -86,25 +79,9 @@ impl BulkTxn {
             (end_user::Column::ExternalId, external_ids),
             (end_user::Column::EmailKey, email_keys),
         ] {
-            let found = match self {
-                BulkTxn::Postgres(txn) => {
-                    bulk::select_any::<end_user::Entity>(txn, workspace_id, column, keys).await?
-                }
-                BulkTxn::Orm(txn) => {
-                    let mut found = Vec::new();
-                    for chunk in keys.chunks(KEYS_PER_QUERY) {
-                        found.extend(
-                            end_user::Entity::find()
-                                .filter(end_user::Column::WorkspaceId.eq(workspace_id))
-                                .filter(column.is_in(chunk.iter().cloned()))
-                                .all(&**txn)
-                                .await
-                                .map_err(DbError::from)?,
-                        );
-                    }
-                    found
-                }
-            };
+            let found = self
+                .select_any::<end_user::Entity>(workspace_id, column, keys)
+                .await?;
             // A user can hold an id of one list and an e-mail of another.
             users.extend(found.into_iter().filter(|user| seen.insert(user.user_id)));
         }
@@ -117,27 +94,45 @@ impl BulkTxn {
         workspace_id: &str,
         customer_ids: &[String],
     ) -> Result<Vec<customer::Model>> {
-        let column = customer::Column::CustomerId;
+        self.select_any::<customer::Entity>(
+            workspace_id,
+            customer::Column::CustomerId,
+            customer_ids,
+        )
+        .await
+    }
+
+    /// Rows of the workspace whose `column` is one of `values`: one statement binding an
+    /// array on PostgreSQL, IN lists below SQLite's parameter limit there.
+    async fn select_any<E: EntityTrait>(
+        &mut self,
+        workspace_id: &str,
+        column: E::Column,
+        values: &[String],
+    ) -> Result<Vec<E::Model>> {
         match self {
             BulkTxn::Postgres(txn) => {
-                Ok(
-                    bulk::select_any::<customer::Entity>(txn, workspace_id, column, customer_ids)
-                        .await?,
-                )
+                Ok(bulk::select_any::<E>(txn, workspace_id, column, values).await?)
             }
             BulkTxn::Orm(txn) => {
-                let mut customers = Vec::new();
-                for chunk in customer_ids.chunks(KEYS_PER_QUERY) {
-                    customers.extend(
-                        customer::Entity::find()
-                            .filter(customer::Column::WorkspaceId.eq(workspace_id))
+                let workspace = E::Column::from_str("workspace_id").map_err(|_| {
+                    DirectoryError::Internal(format!(
+                        "{} has no workspace_id column",
+                        E::default().table_name()
+                    ))
+                })?;
+                let mut found = Vec::new();
+                for chunk in values.chunks(KEYS_PER_QUERY) {
+                    found.extend(
+                        E::find()
+                            .filter(workspace.eq(workspace_id))
                             .filter(column.is_in(chunk.iter().cloned()))
                             .all(&**txn)
                             .await
                             .map_err(DbError::from)?,
                     );
                 }
-                Ok(customers)
+                Ok(found)
             }
         }
     }
@@ -240,7 +235,7 @@ impl BulkTxn {
                 roster_db::outbox::append(&**txn, &events).await?;
             }
             _ => {
-                return Err(crate::error::DirectoryError::Internal(
+                return Err(DirectoryError::Internal(
                     "changes encoded for another database engine".to_owned(),
                 ));
             }

@@ -111,19 +111,9 @@ impl Directory {
         options: ImportOptions,
         rows: &[Prepared],
     ) -> Result<Option<(BulkTxn, Decided)>> {
-        let require_customer = self.require_customer(workspace_id).await?;
+        let scope = self.scope(actor, workspace_id, options).await?;
         let mut txn = BulkTxn::begin(&self.db).await?;
-        let decided = self
-            .decide_batch(
-                &mut txn,
-                actor,
-                workspace_id,
-                require_customer,
-                options,
-                rows,
-                false,
-            )
-            .await;
+        let decided = self.decide_batch(&mut txn, scope, rows, false).await;
         match decided {
             Ok(Some(decided)) => Ok(Some((txn, decided))),
             other => {
