@@ -142,7 +142,17 @@ impl Directory {
         };
         match &before {
             None => {
-                store::users::ensure_unique_keys(conn, &after).await?;
+                // Matching found nobody holding these keys. A holder now committed in the
+                // meantime (READ COMMITTED gives each statement a fresh snapshot): another
+                // upsert of the same person won, and running again matches its user.
+                store::users::ensure_unique_keys(conn, &after)
+                    .await
+                    .map_err(|error| match error {
+                        DirectoryError::AlreadyExists(_) => {
+                            DirectoryError::Database(roster_db::DbError::Conflict)
+                        }
+                        other => other,
+                    })?;
                 store::users::insert(conn, &after).await?;
                 events.push(self.event(
                     actor,
