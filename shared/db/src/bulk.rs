@@ -43,12 +43,6 @@ pub enum Cell {
     Uuid(Option<uuid::Uuid>),
 }
 
-impl Cell {
-    pub fn text(value: &str) -> Cell {
-        Cell::Text(Some(value.to_owned()))
-    }
-}
-
 impl TryFrom<Value> for Cell {
     type Error = DbError;
 
@@ -360,7 +354,10 @@ mod tests {
     use super::*;
 
     fn row(id: &str, n: Option<i64>) -> Vec<(&'static str, Cell)> {
-        vec![("id", Cell::text(id)), ("n", Cell::BigInt(n))]
+        vec![
+            ("id", Cell::Text(Some(id.to_owned()))),
+            ("n", Cell::BigInt(n)),
+        ]
     }
 
     #[test]

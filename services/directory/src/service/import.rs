@@ -1,8 +1,8 @@
 //! ImportUsers on the service side: rows arrive on a channel from the CSV parser thread and
 //! are written in batches, one transaction per batch. A batch is decided in memory against
 //! the users and customers it may touch, read up front in a few queries (`batch.rs`), and
-//! written set-based (`store::bulk`: COPY on PostgreSQL), so a row costs no round trip of
-//! its own; a bad row fails alone before anything of it is written.
+//! written set-based (`store::bulk`: one statement per kind of write on PostgreSQL), so a
+//! row costs no round trip of its own; a bad row fails alone before anything of it is written.
 
 mod batch;
 mod pipeline;
@@ -391,8 +391,7 @@ impl Directory {
                 break;
             }
         }
-        let reads = std::mem::take(batch.reads_mut());
-        let changes = batch.into_changes()?;
+        let (changes, reads) = batch.into_changes()?;
         let changed = changed_keys(&changes);
         Ok(Some(Decided {
             writes: txn.encode(changes)?,

@@ -8,7 +8,6 @@
 //! Either way a batch costs a handful of statements, not one per row.
 
 use std::collections::HashSet;
-use std::str::FromStr as _;
 
 use roster_db::bulk::{self, PgTxn};
 use roster_db::outbox::AuditEvent;
@@ -80,7 +79,11 @@ impl BulkTxn {
             (end_user::Column::EmailKey, email_keys),
         ] {
             let found = self
-                .select_any::<end_user::Entity>(workspace_id, column, keys)
+                .select_any::<end_user::Entity>(
+                    (end_user::Column::WorkspaceId, workspace_id),
+                    column,
+                    keys,
+                )
                 .await?;
             // A user can hold an id of one list and an e-mail of another.
             users.extend(found.into_iter().filter(|user| seen.insert(user.user_id)));
@@ -95,7 +98,7 @@ impl BulkTxn {
         customer_ids: &[String],
     ) -> Result<Vec<customer::Model>> {
         self.select_any::<customer::Entity>(
-            workspace_id,
+            (customer::Column::WorkspaceId, workspace_id),
             customer::Column::CustomerId,
             customer_ids,
         )
@@ -106,7 +109,7 @@ impl BulkTxn {
     /// array on PostgreSQL, IN lists below SQLite's parameter limit there.
     async fn select_any<E: EntityTrait>(
         &mut self,
-        workspace_id: &str,
+        (workspace, workspace_id): (E::Column, &str),
         column: E::Column,
         values: &[String],
     ) -> Result<Vec<E::Model>> {
@@ -115,12 +118,6 @@ impl BulkTxn {
                 Ok(bulk::select_any::<E>(txn, workspace_id, column, values).await?)
             }
             BulkTxn::Orm(txn) => {
-                let workspace = E::Column::from_str("workspace_id").map_err(|_| {
-                    DirectoryError::Internal(format!(
-                        "{} has no workspace_id column",
-                        E::default().table_name()
-                    ))
-                })?;
                 let mut found = Vec::new();
                 for chunk in values.chunks(KEYS_PER_QUERY) {
                     found.extend(

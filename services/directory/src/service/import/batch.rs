@@ -6,7 +6,7 @@
 //! effects go into the view at once, so a later row sees an earlier one exactly as it would
 //! see it in the database. A row that fails does so before anything of it is recorded, so no
 //! savepoints are needed. The changes are written by `flush` through the batch's
-//! [`BulkTxn`]: COPY on PostgreSQL, multi-row statements on SQLite; every update is
+//! [`BulkTxn`]: set-based statements on PostgreSQL, multi-row ones on SQLite; every update is
 //! version-checked, so a concurrent writer makes the batch retry instead of being overwritten.
 //!
 //! Write order: a flush writes each touched user once, from its stored state to its current
@@ -496,16 +496,11 @@ impl<'a> Batch<'a> {
         txn.write(encoded).await
     }
 
-    /// What the batch read its view for.
-    pub(super) fn reads_mut(&mut self) -> &mut Keys {
-        &mut self.reads
-    }
-
-    /// Everything not yet written, audit events included.
-    pub(super) fn into_changes(mut self) -> Result<Changes> {
+    /// Everything not yet written, audit events included, and what the view was read for.
+    pub(super) fn into_changes(mut self) -> Result<(Changes, Keys)> {
         let mut changes = self.take_changes(true)?;
         changes.events = std::mem::take(&mut self.events);
-        Ok(changes)
+        Ok((changes, self.reads))
     }
 
     /// The writes recorded since the last flush; `last` hands the view's rows over instead of
