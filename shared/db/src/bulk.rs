@@ -1,13 +1,11 @@
-//! Set-based writes on PostgreSQL: many rows in one statement that binds one array per
-//! column and reads them back with `unnest`.
+//! Set-based writes on PostgreSQL: many rows per statement, held column by column.
 //!
-//! PostgreSQL spends as long on `INSERT … SELECT FROM unnest($1, $2, …)` as on COPY of the
-//! same rows (index maintenance dominates both), and the statement is one message, prepared
-//! once per connection. COPY would be the textbook choice, but sqlx 0.9 leaves Nagle's
-//! algorithm on, and COPY's data and its end marker are separate writes, so every COPY
-//! waited out a 40 ms delayed ACK: a batch import spent more time stalled than working.
-//! Multi-row `VALUES` lists, the portable alternative, bind a parameter per value and must
-//! be parsed and planned anew for each batch size.
+//! New rows go in with one `COPY … FROM STDIN` per batch, the cheapest way into a table
+//! with indexes: the server skips the executor and fills pages many rows at a time, so an
+//! import pays little beyond index maintenance. Changed rows bind one array per column and
+//! are merged with one `UPDATE … FROM unnest($1, $2, …)`, prepared once per connection.
+//! (COPY needs `TCP_NODELAY`: its data and its end marker are separate writes, and with
+//! Nagle's algorithm on every COPY waited out a 40 ms delayed ACK; see `vendor/README.md`.)
 //!
 //! SeaORM does not expose a transaction's connection, so a bulk path runs its whole
 //! transaction on a raw sqlx connection from [`Db::begin_postgres`](crate::Db::begin_postgres).
@@ -60,6 +58,37 @@ impl TryFrom<Value> for Cell {
                 )));
             }
         })
+    }
+}
+
+impl Cell {
+    /// Appends the value in COPY's text format.
+    fn push_copy_text(&self, out: &mut String) {
+        match self {
+            Cell::Text(Some(text)) | Cell::Json(Some(text)) => push_copy_escaped(text, out),
+            Cell::BigInt(Some(n)) => push_display(n, out),
+            Cell::Int(Some(n)) => push_display(n, out),
+            Cell::Bool(Some(b)) => out.push(if *b { 't' } else { 'f' }),
+            Cell::Uuid(Some(id)) => {
+                let mut buffer = uuid::Uuid::encode_buffer();
+                out.push_str(id.hyphenated().encode_lower(&mut buffer));
+            }
+            Cell::Text(None)
+            | Cell::Json(None)
+            | Cell::BigInt(None)
+            | Cell::Int(None)
+            | Cell::Bool(None)
+            | Cell::Uuid(None) => out.push_str(COPY_NULL),
+        }
+    }
+
+    /// Bytes the value takes in COPY's text format, escapes aside.
+    fn copy_len(&self) -> usize {
+        match self {
+            Cell::Text(Some(text)) | Cell::Json(Some(text)) => text.len(),
+            Cell::Uuid(Some(_)) => 36,
+            _ => 20,
+        }
     }
 }
 
@@ -126,7 +155,125 @@ impl Array {
     }
 }
 
-/// Rows to write, held column by column.
+/// How COPY's text format spells NULL.
+const COPY_NULL: &str = "\\N";
+
+fn push_display(value: impl std::fmt::Display, out: &mut String) {
+    use std::fmt::Write as _;
+    // Writing into a String cannot fail.
+    let _ = write!(out, "{value}");
+}
+
+/// COPY's text format gives backslash, tab, newline and carriage return a meaning, so those
+/// are escaped; everything else, multi-byte UTF-8 included, goes through as it is. Text
+/// rarely holds any of the four, so it is copied in runs between them.
+fn push_copy_escaped(text: &str, out: &mut String) {
+    let mut run = 0;
+    for (at, byte) in text.bytes().enumerate() {
+        let escaped = match byte {
+            b'\\' => "\\\\",
+            b'\t' => "\\t",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            _ => continue,
+        };
+        // The four are ASCII, so `at` is a character boundary.
+        out.push_str(&text[run..at]);
+        out.push_str(escaped);
+        run = at + 1;
+    }
+    out.push_str(&text[run..]);
+}
+
+/// Rows to insert with [`insert`], already in COPY's text format: tab-separated, one line
+/// per row, so a batch is one buffer rather than a value per cell.
+#[derive(Debug, Default)]
+pub struct CopyRows {
+    columns: Vec<&'static str>,
+    text: String,
+    rows: usize,
+}
+
+impl CopyRows {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Adds one row: `(column, value)` in the same column order for every row.
+    pub fn push_row(&mut self, row: impl IntoIterator<Item = (&'static str, Cell)>) -> Result<()> {
+        let start = self.text.len();
+        let outcome = self.push_cells(row);
+        if outcome.is_err() {
+            // Leave no partial line behind.
+            self.text.truncate(start);
+        }
+        outcome
+    }
+
+    fn push_cells(&mut self, row: impl IntoIterator<Item = (&'static str, Cell)>) -> Result<()> {
+        let mut index = 0;
+        for (name, value) in row {
+            if self.rows == 0 {
+                self.columns.push(name);
+            } else if self.columns.get(index) != Some(&name) {
+                return Err(DbError::Other(format!(
+                    "bulk writes: column {name} where {} was expected",
+                    self.columns
+                        .get(index)
+                        .copied()
+                        .unwrap_or("the end of the row")
+                )));
+            }
+            if index > 0 {
+                self.text.push('\t');
+            }
+            self.text.reserve(value.copy_len() + 1);
+            value.push_copy_text(&mut self.text);
+            index += 1;
+        }
+        if index != self.columns.len() {
+            return Err(DbError::Other(format!(
+                "bulk writes: a row of {index} columns among rows of {}",
+                self.columns.len()
+            )));
+        }
+        self.text.push('\n');
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// Every column of `model`, in the entity's column order.
+    pub fn push_model<E>(&mut self, model: E::Model) -> Result<()>
+    where
+        E: EntityTrait,
+        E::Model: IntoActiveModel<E::ActiveModel>,
+    {
+        self.push_row(model_cells::<E>(model)?)
+    }
+}
+
+/// Every column of `model` as a cell, in the entity's column order, moved rather than copied.
+fn model_cells<E>(model: E::Model) -> Result<Vec<(&'static str, Cell)>>
+where
+    E: EntityTrait,
+    E::Model: IntoActiveModel<E::ActiveModel>,
+{
+    let mut active = model.into_active_model();
+    let mut cells = Vec::with_capacity(E::Column::iter().len() + 1);
+    for column in E::Column::iter() {
+        let value = active.take(column).into_value().ok_or_else(|| {
+            DbError::Other(format!("bulk writes: {} has no value", column.as_str()))
+        })?;
+        cells.push((column.as_str(), Cell::try_from(value)?));
+    }
+    Ok(cells)
+}
+
+/// Rows to merge with [`update_models`], held column by column, each bound as one array.
 #[derive(Debug, Default)]
 pub struct Columns {
     columns: Vec<(&'static str, Array)>,
@@ -173,34 +320,14 @@ impl Columns {
         Ok(())
     }
 
-    /// Every column of `model`, in the entity's column order, moved rather than copied.
-    pub fn push_model<E>(&mut self, model: E::Model) -> Result<()>
+    /// [`Columns::push_row`] of every column of `model` plus one trailing column.
+    fn push_model_and<E>(&mut self, model: E::Model, extra: (&'static str, Cell)) -> Result<()>
     where
         E: EntityTrait,
         E::Model: IntoActiveModel<E::ActiveModel>,
     {
-        self.push_model_and::<E>(model, None)
-    }
-
-    /// [`Columns::push_model`] plus one trailing column.
-    fn push_model_and<E>(
-        &mut self,
-        model: E::Model,
-        extra: Option<(&'static str, Cell)>,
-    ) -> Result<()>
-    where
-        E: EntityTrait,
-        E::Model: IntoActiveModel<E::ActiveModel>,
-    {
-        let mut active = model.into_active_model();
-        let mut cells = Vec::with_capacity(E::Column::iter().len() + 1);
-        for column in E::Column::iter() {
-            let value = active.take(column).into_value().ok_or_else(|| {
-                DbError::Other(format!("bulk writes: {} has no value", column.as_str()))
-            })?;
-            cells.push((column.as_str(), Cell::try_from(value)?));
-        }
-        cells.extend(extra);
+        let mut cells = model_cells::<E>(model)?;
+        cells.push(extra);
         self.push_row(cells)
     }
 
@@ -229,24 +356,24 @@ impl Columns {
     }
 }
 
-/// `INSERT INTO table (columns) SELECT … FROM unnest(…)`; returns the rows inserted.
+/// `COPY table (columns) FROM STDIN` of every row; returns the rows inserted. A unique or
+/// other constraint violation fails the whole COPY, as it would a multi-row INSERT.
 ///
 /// `table` and the column names come from code (entity definitions), never from requests;
-/// every value is bound.
-pub async fn insert(conn: &mut PgConnection, table: &str, rows: Columns) -> Result<u64> {
+/// values travel as COPY data, never as SQL.
+pub async fn insert(conn: &mut PgConnection, table: &str, rows: CopyRows) -> Result<u64> {
     if rows.rows == 0 {
         return Ok(0);
     }
-    let names = rows.names().join(", ");
-    let sql = format!(
-        "INSERT INTO {table} ({names}) SELECT {names} FROM {}",
-        rows.unnest("r")
-    );
-    Ok(rows.bind(&sql).execute(conn).await?.rows_affected())
+    let statement = format!("COPY {table} ({}) FROM STDIN", rows.columns.join(", "));
+    let mut copy = conn.copy_in_raw(&statement).await?;
+    // On error the COPY is abandoned with the connection's transaction, which fails.
+    copy.send(rows.text.into_bytes()).await?;
+    Ok(copy.finish().await?)
 }
 
 /// Inserts `models` (every column of the entity).
-pub async fn insert_models<E>(conn: &mut PgConnection, rows: Columns) -> Result<u64>
+pub async fn insert_models<E>(conn: &mut PgConnection, rows: CopyRows) -> Result<u64>
 where
     E: EntityTrait,
 {
@@ -263,7 +390,7 @@ where
     for (stored_version, model) in changes {
         rows.push_model_and::<E>(
             model,
-            Some(("stored_version", Cell::BigInt(Some(stored_version)))),
+            ("stored_version", Cell::BigInt(Some(stored_version))),
         )?;
     }
     Ok(rows)
@@ -308,6 +435,15 @@ pub async fn update_models<E: EntityTrait>(
     Ok(rows.bind(&sql).execute(conn).await?.rows_affected())
 }
 
+/// Whether a read locks the rows it finds until its transaction ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Locking {
+    /// Plain reads: writes are checked against the versions read instead.
+    None,
+    /// `FOR UPDATE`: no other writer can change the rows before this transaction ends.
+    ForUpdate,
+}
+
 /// Rows of `E` in the workspace whose `column` is one of `values`: one statement binding one
 /// array, however many values.
 ///
@@ -317,22 +453,32 @@ pub async fn update_models<E: EntityTrait>(
 /// is estimated to match most of the table and becomes a sequential scan per batch (an
 /// import of a million rows slowed to a few thousand rows a second). A probe per value uses
 /// the index whatever the statistics say.
+///
+/// With [`Locking::ForUpdate`] the values are probed in sorted order (the lateral join walks
+/// the array in order), so two transactions locking overlapping sets take the locks in the
+/// same order.
 pub async fn select_any<E: EntityTrait>(
     conn: &mut PgConnection,
     workspace_id: &str,
     column: E::Column,
     values: &[String],
+    locking: Locking,
 ) -> Result<Vec<E::Model>> {
     use sea_orm::{FromQueryResult, QueryResult};
     if values.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = select_any_statement::<E>(column);
-    let rows = sqlx::query(AssertSqlSafe(sql))
-        .bind(workspace_id)
-        .bind(values)
-        .fetch_all(conn)
-        .await?;
+    let sql = select_any_statement::<E>(column, locking);
+    let query = sqlx::query(AssertSqlSafe(sql)).bind(workspace_id);
+    let query = match locking {
+        Locking::None => query.bind(values),
+        Locking::ForUpdate => {
+            let mut sorted = values.to_vec();
+            sorted.sort_unstable();
+            query.bind(sorted)
+        }
+    };
+    let rows = query.fetch_all(conn).await?;
     rows.into_iter()
         .map(|row| Ok(E::Model::from_query_result(&QueryResult::from(row), "")?))
         .collect()
@@ -340,12 +486,16 @@ pub async fn select_any<E: EntityTrait>(
 
 /// The statement [`select_any`] runs, with the workspace as `$1` and the values as `$2`
 /// (for plan checks).
-pub fn select_any_statement<E: EntityTrait>(column: E::Column) -> String {
+pub fn select_any_statement<E: EntityTrait>(column: E::Column, locking: Locking) -> String {
     format!(
         "SELECT t.* FROM unnest($2::text[]) AS k (value) CROSS JOIN LATERAL \
-         (SELECT * FROM {} WHERE workspace_id = $1 AND {} = k.value OFFSET 0) AS t",
+         (SELECT * FROM {} WHERE workspace_id = $1 AND {} = k.value OFFSET 0{}) AS t",
         E::default().table_name(),
-        column.as_str()
+        column.as_str(),
+        match locking {
+            Locking::None => "",
+            Locking::ForUpdate => " FOR UPDATE",
+        }
     )
 }
 
@@ -400,6 +550,47 @@ mod tests {
         );
         rows.push_row(doc.map(|doc| ("doc", doc))).ok();
         assert_eq!(rows.unnest("r"), "unnest($1::text[]::jsonb[]) AS r (doc)");
+    }
+
+    #[test]
+    fn copy_text_escapes_what_the_format_reserves_and_spells_null() {
+        let mut rows = CopyRows::new();
+        let id = uuid::Uuid::nil();
+        rows.push_row([
+            ("t", Cell::Text(Some("a\tb\\c\nd\re ✓ \\N".to_owned()))),
+            ("n", Cell::BigInt(None)),
+            ("j", Cell::Json(Some(r#"{"a":"x\ty"}"#.to_owned()))),
+            ("b", Cell::Bool(Some(true))),
+            ("u", Cell::Uuid(Some(id))),
+        ])
+        .ok();
+        rows.push_row([
+            ("t", Cell::Text(None)),
+            ("n", Cell::BigInt(Some(-7))),
+            ("j", Cell::Json(None)),
+            ("b", Cell::Bool(Some(false))),
+            ("u", Cell::Uuid(None)),
+        ])
+        .ok();
+        assert_eq!(rows.rows(), 2);
+        assert_eq!(
+            rows.text,
+            "a\\tb\\\\c\\nd\\re ✓ \\\\N\t\\N\t{\"a\":\"x\\\\ty\"}\tt\t00000000-0000-0000-0000-000000000000\n\
+             \\N\t-7\t\\N\tf\t\\N\n"
+        );
+    }
+
+    #[test]
+    fn copy_rows_must_agree_on_their_columns_and_keep_no_partial_line() {
+        let mut rows = CopyRows::new();
+        assert!(rows.push_row(row("a", Some(1))).is_ok());
+        assert!(rows.push_row(vec![("id", Cell::Text(None))]).is_err());
+        assert!(
+            rows.push_row(vec![("n", Cell::BigInt(None)), ("id", Cell::Text(None))])
+                .is_err()
+        );
+        assert_eq!((rows.rows(), rows.text.as_str()), (1, "a\t1\n"));
+        assert_eq!(rows.columns, ["id", "n"]);
     }
 
     #[test]

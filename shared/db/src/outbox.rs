@@ -21,7 +21,7 @@ use sea_orm::{
 use sea_orm_migration::{MigrationName, MigrationTrait, SchemaManager};
 use serde::{Deserialize, Serialize};
 
-use crate::bulk::{self, Cell, Columns};
+use crate::bulk::{self, Cell, CopyRows};
 use crate::error::{DbError, Result};
 
 /// One audit event as the audit service will ingest it.
@@ -121,8 +121,8 @@ pub async fn append<C: ConnectionTrait>(conn: &C, events: &[AuditEvent]) -> Resu
 
 /// The rows [`bulk_append`] writes for `events`; built apart from the write so a bulk path
 /// can prepare them while the database is busy with something else.
-pub fn bulk_rows(events: Vec<AuditEvent>) -> Result<Columns> {
-    let mut rows = Columns::new();
+pub fn bulk_rows(events: Vec<AuditEvent>) -> Result<CopyRows> {
+    let mut rows = CopyRows::new();
     for event in events {
         let changes = serde_json::to_string(&event.changes).map_err(|e| {
             DbError::Other(format!("encoding changes of event {}: {e}", event.event_id))
@@ -153,7 +153,7 @@ pub fn bulk_rows(events: Vec<AuditEvent>) -> Result<Columns> {
 /// their defaults.
 pub async fn bulk_append(
     conn: &mut sea_orm::sqlx::postgres::PgConnection,
-    rows: Columns,
+    rows: CopyRows,
 ) -> Result<()> {
     bulk::insert(conn, "outbox_events", rows).await?;
     Ok(())

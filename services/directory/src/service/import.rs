@@ -17,6 +17,7 @@ use crate::domain::user_fields::UserValues;
 use crate::error::{DirectoryError, Result};
 use crate::import::csv_rows::ImportRecord;
 use crate::store::bulk::{BulkTxn, Encoded};
+use roster_db::bulk::Locking;
 
 /// Rows per transaction: large enough to amortise the round trips and the commit, small
 /// enough that memory stays flat, a batch retry is cheap and SQLite's writer lock is
@@ -234,7 +235,7 @@ impl Directory {
         while !totals.stopped && next_batch(rows, &mut batch).await {
             let prepared: Vec<Prepared> = batch.drain(..).map(prepare).collect();
             let counts = self
-                .import_batch(actor, workspace_id, options, &prepared)
+                .import_batch(actor, workspace_id, options, &prepared, Locking::None)
                 .await?;
             totals.add(counts);
         }
@@ -252,7 +253,7 @@ impl Directory {
         rows: &mut mpsc::Receiver<ImportRow>,
     ) -> Result<ImportCounts> {
         let scope = self.scope(actor, workspace_id, options).await?;
-        let mut txn = BulkTxn::begin(&self.db).await?;
+        let mut txn = BulkTxn::begin(&self.db, Locking::None).await?;
         let mut totals = ImportCounts::default();
         let mut batch = Vec::with_capacity(BATCH_ROWS);
         let outcome: Result<()> = async {
@@ -295,12 +296,14 @@ impl Directory {
         workspace_id: &str,
         options: ImportOptions,
         batch: &[Prepared],
+        mut locking: Locking,
     ) -> Result<ImportCounts> {
-        // On retry everything is read again: a conflict means the view was stale.
+        // On retry everything is read again, since a conflict means the view was stale, and
+        // locked, so the same race is not lost again.
         let mut attempt = 1;
         loop {
             let scope = self.scope(actor, workspace_id, options).await?;
-            let mut txn = BulkTxn::begin(&self.db).await?;
+            let mut txn = BulkTxn::begin(&self.db, locking).await?;
             let result = self.import_batch_in(&mut txn, scope, batch).await;
             match result {
                 Ok(counts) => {
@@ -313,6 +316,7 @@ impl Directory {
                     }
                     if attempt < MAX_ATTEMPTS && is_retryable(&error, true) {
                         attempt += 1;
+                        locking = Locking::ForUpdate;
                         continue;
                     }
                     return Err(error);

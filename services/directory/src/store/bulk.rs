@@ -1,15 +1,14 @@
 //! The transaction of one import batch, with set-based reads and writes on either engine.
 //!
-//! PostgreSQL gets one statement per kind of write, binding a column of values per
-//! parameter (`roster_db::bulk`): new rows are inserted from `unnest`, changed rows are
-//! merged with one version-checked `UPDATE … FROM unnest`, audit events go into the outbox
-//! the same way, all on one raw connection ([`roster_db::Db::begin_postgres`]). SQLite, which
+//! PostgreSQL gets one statement per kind of write (`roster_db::bulk`): new rows and audit
+//! events go in with COPY, changed rows are merged with one version-checked `UPDATE … FROM
+//! unnest`, all on one raw connection ([`roster_db::Db::begin_postgres`]). SQLite, which
 //! runs in-process, gets multi-row INSERTs and one UPDATE per changed row through SeaORM.
 //! Either way a batch costs a handful of statements, not one per row.
 
 use std::collections::HashSet;
 
-use roster_db::bulk::{self, PgTxn};
+use roster_db::bulk::{self, Locking, PgTxn};
 use roster_db::outbox::AuditEvent;
 use roster_db::{Db, DbError, WriteTxn};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, Iterable, QueryFilter};
@@ -23,16 +22,22 @@ const MAX_BIND_PARAMS: usize = 32_766;
 const KEYS_PER_QUERY: usize = 10_000;
 
 pub enum BulkTxn {
-    /// PostgreSQL: set-based statements on a raw sqlx transaction.
-    Postgres(PgTxn),
+    /// PostgreSQL: set-based statements on a raw sqlx transaction, whose reads lock the
+    /// rows they find or not.
+    Postgres(PgTxn, Locking),
     /// SQLite: SeaORM statements in the serialised write transaction.
     Orm(WriteTxn),
 }
 
 impl BulkTxn {
-    pub async fn begin(db: &Db) -> Result<BulkTxn> {
+    /// A batch's transaction. With [`Locking::None`] what it reads is checked at write time,
+    /// by versions and unique indexes. [`Locking::ForUpdate`] is for a batch that already lost
+    /// a race: under steady traffic on its users, a batch of a thousand rows would otherwise
+    /// keep finding one of them changed. (SQLite's write transaction excludes every other
+    /// writer anyway.)
+    pub async fn begin(db: &Db, locking: Locking) -> Result<BulkTxn> {
         Ok(match db.begin_postgres().await? {
-            Some(txn) => BulkTxn::Postgres(txn),
+            Some(txn) => BulkTxn::Postgres(txn, locking),
             None => BulkTxn::Orm(db.begin_write().await?),
         })
     }
@@ -46,7 +51,7 @@ impl BulkTxn {
 
     pub async fn commit(self) -> Result<()> {
         match self {
-            BulkTxn::Postgres(txn) => txn.commit().await.map_err(DbError::from)?,
+            BulkTxn::Postgres(txn, _) => txn.commit().await.map_err(DbError::from)?,
             BulkTxn::Orm(txn) => txn.commit().await?,
         }
         Ok(())
@@ -54,7 +59,7 @@ impl BulkTxn {
 
     pub async fn rollback(self) -> Result<()> {
         match self {
-            BulkTxn::Postgres(txn) => txn.rollback().await.map_err(DbError::from)?,
+            BulkTxn::Postgres(txn, _) => txn.rollback().await.map_err(DbError::from)?,
             BulkTxn::Orm(txn) => txn.rollback().await?,
         }
         Ok(())
@@ -114,8 +119,8 @@ impl BulkTxn {
         values: &[String],
     ) -> Result<Vec<E::Model>> {
         match self {
-            BulkTxn::Postgres(txn) => {
-                Ok(bulk::select_any::<E>(txn, workspace_id, column, values).await?)
+            BulkTxn::Postgres(txn, locking) => {
+                Ok(bulk::select_any::<E>(txn, workspace_id, column, values, *locking).await?)
             }
             BulkTxn::Orm(txn) => {
                 let mut found = Vec::new();
@@ -134,13 +139,13 @@ impl BulkTxn {
         }
     }
 
-    /// Encodes a batch's changes for this engine. On PostgreSQL that builds the column
-    /// arrays, which is most of the service's share of the work, so a caller can do it
-    /// before the write it has to wait for.
+    /// Encodes a batch's changes for this engine. On PostgreSQL that renders new rows as
+    /// COPY data and changed ones as column arrays, which is most of the service's share of
+    /// the work, so a caller can do it before the write it has to wait for.
     pub fn encode(&self, changes: Changes) -> Result<Encoded> {
         Ok(match self {
             BulkTxn::Orm(_) => Encoded::Orm(changes),
-            BulkTxn::Postgres(_) => {
+            BulkTxn::Postgres(..) => {
                 let Changes {
                     new_customers,
                     changed_customers,
@@ -148,11 +153,11 @@ impl BulkTxn {
                     changed_users,
                     events,
                 } = changes;
-                let mut customers = bulk::Columns::new();
+                let mut customers = bulk::CopyRows::new();
                 for customer in new_customers {
                     customers.push_model::<customer::Entity>(customer)?;
                 }
-                let mut users = bulk::Columns::new();
+                let mut users = bulk::CopyRows::new();
                 for user in new_users {
                     users.push_model::<end_user::Entity>(user)?;
                 }
@@ -182,7 +187,7 @@ impl BulkTxn {
     pub async fn write(&mut self, encoded: Encoded) -> Result<()> {
         match (self, encoded) {
             (
-                BulkTxn::Postgres(txn),
+                BulkTxn::Postgres(txn, _),
                 Encoded::Postgres {
                     changed_customers,
                     new_customers,
@@ -256,10 +261,10 @@ pub struct Changes {
 pub enum Encoded {
     Postgres {
         changed_customers: bulk::Columns,
-        new_customers: bulk::Columns,
+        new_customers: bulk::CopyRows,
         changed_users: bulk::Columns,
-        new_users: bulk::Columns,
-        events: bulk::Columns,
+        new_users: bulk::CopyRows,
+        events: bulk::CopyRows,
     },
     Orm(Changes),
 }

@@ -14,6 +14,7 @@ on_both_databases!(
     a_batch_sees_users_the_batch_before_created,
     a_key_handed_over_across_batches,
     stop_mode_keeps_the_rows_before_the_clash,
+    an_import_racing_other_writers_loses_no_write,
 );
 
 async fn customer_name(app: &TestApp, customer_id: &str) -> String {
@@ -303,4 +304,70 @@ c,c@example.com\n";
     );
     app.lookup_external_id("a").await.unwrap();
     assert!(app.lookup_external_id("c").await.is_err());
+}
+
+/// Batches in flight together, retried after losing a race with another writer, must still
+/// land every row once and overwrite nothing the other writer did.
+async fn an_import_racing_other_writers_loses_no_write(app: TestApp) {
+    const USERS: usize = 3000;
+    let file = |name: &str| {
+        let mut csv = String::from("user_id,user_email,user_name\n");
+        for i in 0..USERS {
+            csv.push_str(&format!("u{i},user{i}@example.com,{name} {i}\n"));
+        }
+        csv
+    };
+    let seeded = app
+        .import_csv(file("User").as_bytes(), 8192, false, false)
+        .await
+        .unwrap();
+    assert_eq!(seeded.created, USERS as i64, "{seeded:?}");
+    let user_ids: Vec<String> = app
+        .list_all("", "", false)
+        .await
+        .into_iter()
+        .map(|user| user.user_id)
+        .collect();
+    assert_eq!(user_ids.len(), USERS);
+
+    let activity = {
+        let token = app.admin_token();
+        let requests: Vec<_> = user_ids
+            .iter()
+            .map(|user_id| {
+                app.with_token(
+                    &token,
+                    pb::RecordActivityRequest {
+                        workspace_id: WS.into(),
+                        user_id: user_id.clone(),
+                        occurred_at: None,
+                        conversations_started: 1,
+                    },
+                )
+            })
+            .collect();
+        let mut client = app.client();
+        tokio::spawn(async move {
+            for request in requests {
+                client.record_activity(request).await?;
+            }
+            Ok::<_, tonic::Status>(())
+        })
+    };
+    let renamed = app
+        .import_csv(file("Renamed").as_bytes(), 8192, false, false)
+        .await
+        .unwrap();
+    activity.await.unwrap().expect("every activity is recorded");
+
+    assert_eq!(
+        (renamed.updated, renamed.created, renamed.failed),
+        (USERS as i64, 0, 0),
+        "{renamed:?}"
+    );
+    for user in app.list_all("", "", false).await {
+        let index = user.external_id.trim_start_matches('u');
+        assert_eq!(user.name, format!("Renamed {index}"), "{user:?}");
+        assert_eq!(user.conversation_count, 1, "{user:?}");
+    }
 }

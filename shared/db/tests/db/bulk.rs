@@ -1,6 +1,6 @@
 //! Set-based writes on PostgreSQL (`roster_db::bulk`), and the outbox's bulk append.
 
-use roster_db::bulk::{self, Columns};
+use roster_db::bulk::{self, CopyRows, Locking};
 use roster_db::outbox;
 use roster_db::testing::TestBackend;
 use sea_orm::{EntityTrait, QueryOrder};
@@ -43,7 +43,7 @@ async fn models_round_trip_with_nulls_and_awkward_text(backend: &TestBackend) {
         ),
         note("b", "", Some("ünïcødé ✓"), 1),
     ];
-    let mut rows = Columns::new();
+    let mut rows = CopyRows::new();
     for model in written.clone() {
         rows.push_model::<note::Entity>(model).unwrap();
     }
@@ -55,15 +55,21 @@ async fn models_round_trip_with_nulls_and_awkward_text(backend: &TestBackend) {
     );
 
     let ids = vec!["a".to_owned(), "b".to_owned(), "missing".to_owned()];
-    let mut found = bulk::select_any::<note::Entity>(&mut txn, "ws-1", note::Column::Id, &ids)
-        .await
-        .unwrap();
-    found.sort_by(|x, y| x.id.cmp(&y.id));
-    assert_eq!(found, written);
-    let other_workspace =
-        bulk::select_any::<note::Entity>(&mut txn, "ws-2", note::Column::Id, &ids)
+    let mut found =
+        bulk::select_any::<note::Entity>(&mut txn, "ws-1", note::Column::Id, &ids, Locking::None)
             .await
             .unwrap();
+    found.sort_by(|x, y| x.id.cmp(&y.id));
+    assert_eq!(found, written);
+    let other_workspace = bulk::select_any::<note::Entity>(
+        &mut txn,
+        "ws-2",
+        note::Column::Id,
+        &ids,
+        Locking::ForUpdate,
+    )
+    .await
+    .unwrap();
     assert!(
         other_workspace.is_empty(),
         "lookups stay in their workspace"
@@ -78,7 +84,7 @@ async fn updates_apply_only_where_the_version_still_matches(backend: &TestBacken
     let Some(mut txn) = fx.db.begin_postgres().await.unwrap() else {
         return fx.teardown().await;
     };
-    let mut rows = Columns::new();
+    let mut rows = CopyRows::new();
     for model in [note("a", "one", None, 1), note("b", "two", None, 1)] {
         rows.push_model::<note::Entity>(model).unwrap();
     }
@@ -134,7 +140,7 @@ async fn a_rolled_back_bulk_write_leaves_nothing(backend: &TestBackend) {
     let Some(mut txn) = fx.db.begin_postgres().await.unwrap() else {
         return fx.teardown().await;
     };
-    let mut rows = Columns::new();
+    let mut rows = CopyRows::new();
     rows.push_model::<note::Entity>(note("a", "one", None, 1))
         .unwrap();
     bulk::insert_models::<note::Entity>(&mut txn, rows)
@@ -163,7 +169,7 @@ async fn lookups_use_the_index_without_statistics(backend: &TestBackend) {
     let Some(mut txn) = fx.db.begin_postgres().await.unwrap() else {
         return fx.teardown().await;
     };
-    let mut rows = Columns::new();
+    let mut rows = CopyRows::new();
     for i in 0..20_000 {
         rows.push_model::<note::Entity>(note(&format!("n{i}"), "body", None, 1))
             .unwrap();
@@ -176,7 +182,7 @@ async fn lookups_use_the_index_without_statistics(backend: &TestBackend) {
     let values: Vec<String> = (0..1000).map(|i| format!("n{}", i * 7)).collect();
     let sql = format!(
         "EXPLAIN {}",
-        bulk::select_any_statement::<note::Entity>(note::Column::Id)
+        bulk::select_any_statement::<note::Entity>(note::Column::Id, Locking::None)
     );
     let pool = fx.db.conn().get_postgres_connection_pool();
     let plan: Vec<String> = sea_orm::sqlx::query_scalar(sea_orm::sqlx::AssertSqlSafe(sql))
@@ -197,3 +203,64 @@ async fn lookups_use_the_index_without_statistics(backend: &TestBackend) {
     fx.teardown().await;
 }
 on_both_backends!(lookups_use_the_index_without_statistics);
+
+/// A locking read keeps other writers off the rows it found until its transaction ends, and
+/// leaves the rows it did not find alone.
+async fn locking_reads_hold_the_rows_they_found(backend: &TestBackend) {
+    let fx = setup(backend).await;
+    let Some(mut txn) = fx.db.begin_postgres().await.unwrap() else {
+        return fx.teardown().await;
+    };
+    let mut rows = CopyRows::new();
+    for model in [note("a", "one", None, 1), note("b", "two", None, 1)] {
+        rows.push_model::<note::Entity>(model).unwrap();
+    }
+    bulk::insert_models::<note::Entity>(&mut txn, rows)
+        .await
+        .unwrap();
+    txn.commit().await.unwrap();
+
+    let mut locker = fx.db.begin_postgres().await.unwrap().unwrap();
+    let ids = vec!["a".to_owned(), "missing".to_owned()];
+    let found = bulk::select_any::<note::Entity>(
+        &mut locker,
+        "ws-1",
+        note::Column::Id,
+        &ids,
+        Locking::ForUpdate,
+    )
+    .await
+    .unwrap();
+    assert_eq!(found.len(), 1);
+
+    let pool = fx.db.conn().get_postgres_connection_pool();
+    let try_update = |id: &'static str| async move {
+        let mut other = pool.begin().await.unwrap();
+        sea_orm::sqlx::query("SET LOCAL lock_timeout = '200ms'")
+            .execute(&mut *other)
+            .await
+            .unwrap();
+        let updated = sea_orm::sqlx::query("UPDATE notes SET body = 'other' WHERE id = $1")
+            .bind(id)
+            .execute(&mut *other)
+            .await;
+        other.rollback().await.ok();
+        updated
+    };
+    let blocked = try_update("a").await.expect_err("the locked row is held");
+    assert_eq!(
+        blocked
+            .as_database_error()
+            .and_then(|e| e.code())
+            .as_deref(),
+        Some("55P03"),
+        "{blocked}"
+    );
+    try_update("b").await.expect("an unlocked row is free");
+    locker.rollback().await.unwrap();
+    try_update("a")
+        .await
+        .expect("the lock ends with its transaction");
+    fx.teardown().await;
+}
+on_both_backends!(locking_reads_hold_the_rows_they_found);

@@ -1,20 +1,27 @@
-//! ImportUsers on PostgreSQL, two batches at a time: while one batch is written and
-//! committed by its own task, the next is read and decided on its own transaction. Deciding
-//! is the service's CPU and writing is the database's, so on two cores they overlap instead
-//! of taking turns.
+//! ImportUsers on PostgreSQL, several batches at a time. While up to [`WRITERS`] batches
+//! are being written, each on its own transaction and task, the next one is read and
+//! decided on another. Deciding is the service's CPU, writing is the database's, and a
+//! commit mostly waits for the WAL to reach the disk; overlapped, the three keep both cores
+//! busy instead of taking turns.
 //!
-//! The next batch read the database before the previous one committed, so its view may be
-//! stale. It is stale exactly where the previous batch wrote something it read (the same
-//! user, external id, e-mail or customer); then it is rolled back and run again on fresh
-//! reads, after the previous batch committed. That keeps the file's order: a later row
-//! always sees what an earlier row did. Writers outside the import are caught as always, by
-//! version checks and unique indexes, and make the batch retry.
+//! Batches commit strictly in file order: each writer, once its rows are written, waits
+//! for the batch before it to commit, and rolls back untouched if that one did not. So a
+//! failure never leaves a later batch committed over an earlier one that is missing.
+//!
+//! A batch is decided before the batches still in flight have committed, so its view may
+//! be stale. It is stale exactly where one of them writes something it read (the same user,
+//! external id, e-mail or customer); then it is rolled back and, once everything in flight
+//! has landed, run again on fresh reads. That keeps the file's order: a later row always
+//! sees what an earlier row did. It also means batches in flight together never touch the
+//! same rows or keys, so they never wait on each other's locks. Writers outside the import
+//! are caught as always, by version checks and unique indexes, and make the batch retry.
 //!
 //! A batch that must flush halfway (a key handed from one user to another within it) is not
-//! overlapped: it waits for the previous batch and runs on its own, so no two transactions of
-//! the import ever wait on each other's locks.
+//! overlapped either: it waits for everything in flight and runs on its own.
 
-use tokio::sync::mpsc;
+use std::collections::VecDeque;
+
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::batch::Keys;
@@ -24,23 +31,41 @@ use super::{
 use crate::error::{DirectoryError, Result};
 use crate::service::{Actor, Directory, is_retryable};
 use crate::store::bulk::BulkTxn;
+use roster_db::bulk::Locking;
+
+/// Batches written at once. Two keep a database on two cores busy; more would only queue
+/// for the same cores and hold more of the pool.
+const WRITERS: usize = 2;
 
 /// A batch being written and committed by its own task.
 struct InFlight {
-    task: JoinHandle<Result<()>>,
-    /// What its writes change, to tell whether the next batch's view is still good.
+    task: JoinHandle<Result<Landing>>,
+    /// What its writes change, to tell whether a later batch's view is still good.
     keys: Keys,
     counts: ImportCounts,
-    /// Kept to run the batch again if its commit lost a race.
+    /// Kept to run the batch again if it did not commit.
     rows: Vec<Prepared>,
 }
 
-/// How the batch before the one being decided ended.
-enum Previous {
-    /// Nothing was in flight, or it committed without touching the given keys.
-    Committed(Option<Keys>),
-    /// It had to be run again, so what it wrote is not known: the next batch starts over.
-    Rerun,
+/// How a batch's writer ended, short of an error.
+#[derive(Debug, PartialEq)]
+enum Landing {
+    Committed,
+    /// The batch before it did not commit, so it rolled back without committing.
+    Abandoned,
+}
+
+/// The import's state between batches.
+struct Pipeline<'a> {
+    directory: &'a Directory,
+    actor: &'a Actor,
+    workspace_id: &'a str,
+    options: ImportOptions,
+    /// Oldest first.
+    in_flight: VecDeque<InFlight>,
+    /// Fires when the newest batch in flight commits (`true`) or gives up (`false`).
+    newest_committed: Option<oneshot::Receiver<bool>>,
+    totals: ImportCounts,
 }
 
 impl Directory {
@@ -51,69 +76,95 @@ impl Directory {
         options: ImportOptions,
         rows: &mut mpsc::Receiver<ImportRow>,
     ) -> Result<ImportCounts> {
-        let mut totals = ImportCounts::default();
-        let mut in_flight: Option<InFlight> = None;
+        let mut pipeline = Pipeline {
+            directory: self,
+            actor,
+            workspace_id,
+            options,
+            in_flight: VecDeque::with_capacity(WRITERS),
+            newest_committed: None,
+            totals: ImportCounts::default(),
+        };
         let mut batch = Vec::with_capacity(BATCH_ROWS);
         let mut stopped = false;
         while !stopped && next_batch(rows, &mut batch).await {
             let prepared: Vec<Prepared> = batch.drain(..).map(prepare).collect();
-            let planned = self
-                .plan_batch(actor, workspace_id, options, &prepared)
-                .await;
-            let previous = match in_flight.take() {
-                Some(flight) => {
-                    self.land(flight, actor, workspace_id, options, &mut totals)
-                        .await?
-                }
-                None => Previous::Committed(None),
-            };
-            let planned = match planned {
-                Ok(planned) => planned,
-                Err(error) if is_retryable(&error, true) => None,
-                Err(error) => return Err(error),
-            };
-            match (planned, previous) {
-                (Some((txn, decided)), Previous::Committed(written))
-                    if written
-                        .as_ref()
-                        .is_none_or(|keys| !keys.overlaps(&decided.reads)) =>
-                {
-                    stopped = decided.counts.stopped;
-                    in_flight = Some(start(txn, decided, prepared));
-                }
-                (planned, _) => {
-                    if let Some((txn, _)) = planned
-                        && let Err(error) = txn.rollback().await
-                    {
-                        tracing::warn!(%error, "rollback of a stale import batch failed");
-                    }
-                    let counts = self
-                        .import_batch(actor, workspace_id, options, &prepared)
-                        .await?;
-                    stopped = counts.stopped;
-                    totals.add(counts);
-                }
+            stopped = pipeline.push(prepared).await?;
+        }
+        pipeline.drain().await?;
+        Ok(pipeline.totals)
+    }
+}
+
+impl Pipeline<'_> {
+    /// Decides a batch and sets it writing, or runs it on its own where it cannot overlap.
+    /// Returns whether the import stops after it.
+    async fn push(&mut self, rows: Vec<Prepared>) -> Result<bool> {
+        let planned = self.plan(&rows).await;
+        let planned = match planned {
+            Ok(planned) => planned,
+            Err(error) if is_retryable(&error, true) => None,
+            Err(error) => return Err(error),
+        };
+        // Everything now in flight was in flight while the batch read its view.
+        let (txn, decided) = match planned {
+            Some((txn, decided))
+                if self
+                    .in_flight
+                    .iter()
+                    .all(|flight| !flight.keys.overlaps(&decided.reads)) =>
+            {
+                (txn, decided)
+            }
+            stale => {
+                return self
+                    .run_after_the_rest(stale.map(|(txn, _)| txn), &rows)
+                    .await;
+            }
+        };
+        while self.in_flight.len() >= WRITERS {
+            if !self.land_oldest().await? {
+                // Something before this batch did not commit and was run again, so its
+                // view may miss what that run wrote.
+                return self.run_after_the_rest(Some(txn), &rows).await;
             }
         }
-        if let Some(flight) = in_flight {
-            self.land(flight, actor, workspace_id, options, &mut totals)
-                .await?;
+        let stopped = decided.counts.stopped;
+        self.start(txn, decided, rows);
+        Ok(stopped)
+    }
+
+    /// Drops a stale plan, lands everything in flight, then runs the batch on its own on
+    /// fresh reads. Returns whether the import stops after it.
+    async fn run_after_the_rest(
+        &mut self,
+        stale: Option<BulkTxn>,
+        rows: &[Prepared],
+    ) -> Result<bool> {
+        if let Some(txn) = stale
+            && let Err(error) = txn.rollback().await
+        {
+            tracing::warn!(%error, "rollback of a stale import batch failed");
         }
-        Ok(totals)
+        self.drain().await?;
+        let counts = self.run_alone(rows, Locking::None).await?;
+        let stopped = counts.stopped;
+        self.totals.add(counts);
+        Ok(stopped)
     }
 
     /// Reads and decides a batch on a transaction of its own, without writing: `None` if it
     /// needs to flush halfway and so must run on its own.
-    async fn plan_batch(
-        &self,
-        actor: &Actor,
-        workspace_id: &str,
-        options: ImportOptions,
-        rows: &[Prepared],
-    ) -> Result<Option<(BulkTxn, Decided)>> {
-        let scope = self.scope(actor, workspace_id, options).await?;
-        let mut txn = BulkTxn::begin(&self.db).await?;
-        let decided = self.decide_batch(&mut txn, scope, rows, false).await;
+    async fn plan(&self, rows: &[Prepared]) -> Result<Option<(BulkTxn, Decided)>> {
+        let scope = self
+            .directory
+            .scope(self.actor, self.workspace_id, self.options)
+            .await?;
+        let mut txn = BulkTxn::begin(&self.directory.db, Locking::None).await?;
+        let decided = self
+            .directory
+            .decide_batch(&mut txn, scope, rows, false)
+            .await;
         match decided {
             Ok(Some(decided)) => Ok(Some((txn, decided))),
             other => {
@@ -125,64 +176,119 @@ impl Directory {
         }
     }
 
-    /// Waits for a batch in flight; if its commit lost a race, runs it again on its own.
-    async fn land(
-        &self,
-        flight: InFlight,
-        actor: &Actor,
-        workspace_id: &str,
-        options: ImportOptions,
-        totals: &mut ImportCounts,
-    ) -> Result<Previous> {
-        let InFlight {
+    /// Runs a batch on its own transaction, after everything before it committed. A batch
+    /// that lost a race reads with locks, so it cannot lose it again.
+    async fn run_alone(&self, rows: &[Prepared], locking: Locking) -> Result<ImportCounts> {
+        self.directory
+            .import_batch(self.actor, self.workspace_id, self.options, rows, locking)
+            .await
+    }
+
+    /// Sets a decided batch writing on its own task, committing after the batch before it.
+    fn start(&mut self, mut txn: BulkTxn, decided: Decided, rows: Vec<Prepared>) {
+        let Decided {
+            writes,
+            reads: _,
+            changes: keys,
+            counts,
+        } = decided;
+        let after = self.newest_committed.take();
+        let (committed, newest_committed) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            let written = txn.write(writes).await;
+            // A dropped sender means the batch before ended without saying: not committed.
+            let go_ahead = match after {
+                Some(previous) => previous.await.unwrap_or(false),
+                None => true,
+            };
+            let landing = match written {
+                Ok(()) if go_ahead => txn.commit().await.map(|()| Landing::Committed),
+                written => {
+                    if let Err(error) = txn.rollback().await {
+                        tracing::warn!(%error, "rollback of an import batch failed");
+                    }
+                    written.map(|()| Landing::Abandoned)
+                }
+            };
+            // The next batch may be gone already, after a failure of its own.
+            let _ = committed.send(matches!(landing, Ok(Landing::Committed)));
+            landing
+        });
+        self.newest_committed = Some(newest_committed);
+        self.in_flight.push_back(InFlight {
             task,
             keys,
             counts,
             rows,
+        });
+    }
+
+    /// Waits for the oldest batch in flight. Returns whether it committed; if it did not, it
+    /// has been run again on its own and every later batch in flight gives up, since each
+    /// commits only after the one before it.
+    async fn land_oldest(&mut self) -> Result<bool> {
+        let Some(flight) = self.in_flight.pop_front() else {
+            return Ok(true);
+        };
+        if self.in_flight.is_empty() {
+            self.newest_committed = None;
+        }
+        let InFlight {
+            task,
+            keys: _,
+            counts,
+            rows,
         } = flight;
-        let outcome = task
+        let landing = task
             .await
             .map_err(|error| DirectoryError::Internal(format!("import batch writer: {error}")))?;
-        match outcome {
-            Ok(()) => {
-                totals.add(counts);
-                Ok(Previous::Committed(Some(keys)))
+        match landing {
+            Ok(Landing::Committed) => {
+                self.totals.add(counts);
+                Ok(true)
+            }
+            Ok(Landing::Abandoned) => {
+                self.rerun(&rows, Locking::None).await?;
+                Ok(false)
             }
             Err(error) if is_retryable(&error, true) => {
-                let counts = self
-                    .import_batch(actor, workspace_id, options, &rows)
-                    .await?;
-                totals.add(counts);
-                Ok(Previous::Rerun)
+                self.rerun(&rows, Locking::ForUpdate).await?;
+                Ok(false)
             }
             Err(error) => Err(error),
         }
     }
-}
 
-/// Writes and commits a decided batch on its own task.
-fn start(mut txn: BulkTxn, decided: Decided, rows: Vec<Prepared>) -> InFlight {
-    let Decided {
-        writes,
-        reads: _,
-        changes: keys,
-        counts,
-    } = decided;
-    let task = tokio::spawn(async move {
-        match txn.write(writes).await {
-            Ok(()) => txn.commit().await,
-            Err(error) => {
-                if let Err(rollback) = txn.rollback().await {
-                    tracing::warn!(error = %rollback, "rollback of an import batch failed");
+    /// Runs a batch that did not commit again, on its own and on fresh reads. The batches
+    /// after it in flight roll back, and are run again in turn as they land.
+    async fn rerun(&mut self, rows: &[Prepared], locking: Locking) -> Result<()> {
+        let pending = std::mem::take(&mut self.in_flight);
+        self.newest_committed = None;
+        let counts = self.run_alone(rows, locking).await?;
+        self.totals.add(counts);
+        for flight in pending {
+            // Each of these waits for the batch before it, so none should have committed.
+            let landing = flight.task.await.map_err(|error| {
+                DirectoryError::Internal(format!("import batch writer: {error}"))
+            })?;
+            let counts = match landing {
+                Ok(Landing::Committed) => flight.counts,
+                Ok(Landing::Abandoned) => self.run_alone(&flight.rows, Locking::None).await?,
+                Err(error) if is_retryable(&error, true) => {
+                    self.run_alone(&flight.rows, Locking::ForUpdate).await?
                 }
-                Err(error)
-            }
+                Err(error) => return Err(error),
+            };
+            self.totals.add(counts);
         }
-    });
-    InFlight {
-        task,
-        keys,
-        counts,
-        rows,
+        Ok(())
+    }
+
+    /// Lands everything in flight, oldest first.
+    async fn drain(&mut self) -> Result<()> {
+        while !self.in_flight.is_empty() {
+            self.land_oldest().await?;
+        }
+        Ok(())
     }
 }
