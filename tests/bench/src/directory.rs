@@ -88,6 +88,8 @@ impl Grid {
 
 struct Results {
     postgres_version: String,
+    /// Whether the connections to PostgreSQL use TLS (the URL's `sslmode`).
+    tls: bool,
     loaded: dataset::Loaded,
     get_user: Grid,
     create_user: Grid,
@@ -167,6 +169,12 @@ async fn measure(
     let postgres_version: String = sea_orm::sqlx::query_scalar("SHOW server_version")
         .fetch_one(&mut conn)
         .await?;
+    // Every connection of the run is opened from the same URL, so this one tells for all.
+    let tls: bool = sea_orm::sqlx::query_scalar(
+        "SELECT coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)",
+    )
+    .fetch_one(&mut conn)
+    .await?;
     progress(format!("loading {} users with COPY…", options.users));
     let loaded = dataset::load_users(&mut conn, options.users).await?;
     progress(format!(
@@ -278,6 +286,7 @@ async fn measure(
     };
     Ok(Results {
         postgres_version,
+        tls,
         loaded,
         get_user,
         create_user,
@@ -483,8 +492,13 @@ fn error_summary(results: &Results) -> Vec<String> {
 fn render(options: &Options, results: &Results) -> String {
     let mut out = String::new();
     out.push_str(&format!(
-        "\nRoster directory benchmark: PostgreSQL {} on 127.0.0.1, {} CPUs shared by client, servers and PostgreSQL\n",
+        "\nRoster directory benchmark: PostgreSQL {} on 127.0.0.1 ({}), {} CPUs shared by client, servers and PostgreSQL\n",
         results.postgres_version,
+        if results.tls {
+            "connections over TLS"
+        } else {
+            "connections without TLS"
+        },
         std::thread::available_parallelism().map_or(0, usize::from),
     ));
     out.push_str(&format!(
