@@ -8,5 +8,6 @@ mod bulk;
 mod connect;
 mod errors;
 mod outbox;
+mod pool_release;
 mod test_databases;
 mod write_lock;
