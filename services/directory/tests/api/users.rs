@@ -6,6 +6,7 @@ use crate::on_both_databases;
 
 on_both_databases!(
     create_then_get_user,
+    every_field_reads_back_as_written,
     fogbender_csv_imports_and_kirk_is_found,
     reimport_changes_nothing
 );
@@ -67,4 +68,59 @@ async fn reimport_changes_nothing(app: TestApp) {
         (0, 0, 10, 0),
         "{again:?}"
     );
+}
+
+/// Every field, set to a value no other field has, reads back in its own place through
+/// GetUser and ListUsers alike, live and deleted.
+async fn every_field_reads_back_as_written(app: TestApp) {
+    app.create_customer("c-1", "Customer One").await;
+    let written = pb::User {
+        external_id: "x-1".into(),
+        email: "Every.Field@example.com".into(),
+        name: "Every Field".into(),
+        avatar_url: "https://example.com/avatar.png".into(),
+        customer_id: "c-1".into(),
+        title: "Dr".into(),
+        first_name: "Every".into(),
+        last_name: "Field".into(),
+        phone: "+1 555 0101".into(),
+        mobile: "+1 555 0102".into(),
+        fax: "+1 555 0103".into(),
+        street: "1 Main Street".into(),
+        zip: "12345".into(),
+        city: "Springfield".into(),
+        country: "US".into(),
+        notes: "tab\there, newline\nthere".into(),
+        ..Default::default()
+    };
+    let created = app.try_create_user(written.clone()).await.unwrap();
+    app.record_activity(&created.user_id, None, 3)
+        .await
+        .unwrap();
+
+    let fetched = app.get_user(&created.user_id).await.unwrap();
+    let expected = pb::User {
+        user_id: created.user_id.clone(),
+        workspace_id: WS.into(),
+        status: created.status,
+        identities: created.identities.clone(),
+        created_at: created.created_at,
+        confirmed_at: created.confirmed_at,
+        updated_at: fetched.updated_at,
+        last_activity_at: fetched.last_activity_at,
+        conversation_count: 3,
+        etag: fetched.etag.clone(),
+        ..written
+    };
+    assert_eq!(fetched, expected);
+    assert!(fetched.last_activity_at.is_some());
+    let listed = app.list("external_id:x-1").await;
+    assert_eq!(listed, vec![fetched.clone()]);
+
+    let deleted = app.delete_user(&created.user_id).await.unwrap();
+    let fetched = app.get_user(&created.user_id).await.unwrap();
+    assert_eq!(fetched, deleted);
+    assert!(fetched.deleted_at.is_some());
+    let (listed, _) = app.list_page("external_id:x-1", "", 10, "", true).await;
+    assert_eq!(listed, vec![fetched]);
 }
