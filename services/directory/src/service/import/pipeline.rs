@@ -48,7 +48,7 @@ struct InFlight {
 }
 
 /// How a batch's writer ended, short of an error.
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 enum Landing {
     Committed,
     /// The batch before it did not commit, so it rolled back without committing.
@@ -223,65 +223,47 @@ impl Pipeline<'_> {
         });
     }
 
-    /// Waits for the oldest batch in flight. Returns whether it committed; if it did not, it
-    /// has been run again on its own and every later batch in flight gives up, since each
-    /// commits only after the one before it.
+    /// Waits for the oldest batch in flight and counts it. Returns whether it committed as
+    /// written; if it did not, every later batch in flight gives up too, since each commits
+    /// only after the one before it, and all of them are run again on their own, in order.
     async fn land_oldest(&mut self) -> Result<bool> {
         let Some(flight) = self.in_flight.pop_front() else {
             return Ok(true);
         };
+        let (counts, committed) = self.settle(flight).await?;
+        self.totals.add(counts);
+        if !committed {
+            for flight in std::mem::take(&mut self.in_flight) {
+                let (counts, _) = self.settle(flight).await?;
+                self.totals.add(counts);
+            }
+        }
         if self.in_flight.is_empty() {
+            // The batch the next one would wait for has landed.
             self.newest_committed = None;
         }
-        let InFlight {
-            task,
-            keys: _,
-            counts,
-            rows,
-        } = flight;
-        let landing = task
+        Ok(committed)
+    }
+
+    /// Waits for a batch's writer. A batch that did not commit is run again on its own, on
+    /// fresh reads, and with locks if it lost a race. Returns its counts and whether it
+    /// committed as written.
+    async fn settle(&self, flight: InFlight) -> Result<(ImportCounts, bool)> {
+        let landing = flight
+            .task
             .await
             .map_err(|error| DirectoryError::Internal(format!("import batch writer: {error}")))?;
         match landing {
-            Ok(Landing::Committed) => {
-                self.totals.add(counts);
-                Ok(true)
-            }
+            Ok(Landing::Committed) => Ok((flight.counts, true)),
             Ok(Landing::Abandoned) => {
-                self.rerun(&rows, Locking::None).await?;
-                Ok(false)
+                Ok((self.run_alone(&flight.rows, Locking::None).await?, false))
             }
-            Err(error) if is_retryable(&error, true) => {
-                self.rerun(&rows, Locking::ForUpdate).await?;
-                Ok(false)
-            }
+            Err(error) if is_retryable(&error, true) => Ok((
+                self.run_alone(&flight.rows, Locking::ForUpdate).await?,
+                false,
+            )),
             Err(error) => Err(error),
         }
-    }
-
-    /// Runs a batch that did not commit again, on its own and on fresh reads. The batches
-    /// after it in flight roll back, and are run again in turn as they land.
-    async fn rerun(&mut self, rows: &[Prepared], locking: Locking) -> Result<()> {
-        let pending = std::mem::take(&mut self.in_flight);
-        self.newest_committed = None;
-        let counts = self.run_alone(rows, locking).await?;
-        self.totals.add(counts);
-        for flight in pending {
-            // Each of these waits for the batch before it, so none should have committed.
-            let landing = flight.task.await.map_err(|error| {
-                DirectoryError::Internal(format!("import batch writer: {error}"))
-            })?;
-            let counts = match landing {
-                Ok(Landing::Committed) => flight.counts,
-                Ok(Landing::Abandoned) => self.run_alone(&flight.rows, Locking::None).await?,
-                Err(error) if is_retryable(&error, true) => {
-                    self.run_alone(&flight.rows, Locking::ForUpdate).await?
-                }
-                Err(error) => return Err(error),
-            };
-            self.totals.add(counts);
-        }
-        Ok(())
     }
 
     /// Lands everything in flight, oldest first.
