@@ -18,6 +18,17 @@ fn note(id: &str, body: &str, tag: Option<&str>, version: i64) -> note::Model {
     }
 }
 
+/// Inserts `notes` with one COPY; returns the rows inserted.
+async fn insert_notes(txn: &mut bulk::PgTxn, notes: impl IntoIterator<Item = note::Model>) -> u64 {
+    let mut rows = CopyRows::new();
+    for model in notes {
+        rows.push_model::<note::Entity>(model).unwrap();
+    }
+    bulk::insert_models::<note::Entity>(txn, rows)
+        .await
+        .unwrap()
+}
+
 async fn begin_postgres_is_for_postgres_only(backend: &TestBackend) {
     let fx = setup(backend).await;
     let txn = fx.db.begin_postgres().await.unwrap();
@@ -43,16 +54,7 @@ async fn models_round_trip_with_nulls_and_awkward_text(backend: &TestBackend) {
         ),
         note("b", "", Some("ünïcødé ✓"), 1),
     ];
-    let mut rows = CopyRows::new();
-    for model in written.clone() {
-        rows.push_model::<note::Entity>(model).unwrap();
-    }
-    assert_eq!(
-        bulk::insert_models::<note::Entity>(&mut txn, rows)
-            .await
-            .unwrap(),
-        2
-    );
+    assert_eq!(insert_notes(&mut txn, written.clone()).await, 2);
 
     let ids = vec!["a".to_owned(), "b".to_owned(), "missing".to_owned()];
     let mut found =
@@ -84,13 +86,11 @@ async fn updates_apply_only_where_the_version_still_matches(backend: &TestBacken
     let Some(mut txn) = fx.db.begin_postgres().await.unwrap() else {
         return fx.teardown().await;
     };
-    let mut rows = CopyRows::new();
-    for model in [note("a", "one", None, 1), note("b", "two", None, 1)] {
-        rows.push_model::<note::Entity>(model).unwrap();
-    }
-    bulk::insert_models::<note::Entity>(&mut txn, rows)
-        .await
-        .unwrap();
+    insert_notes(
+        &mut txn,
+        [note("a", "one", None, 1), note("b", "two", None, 1)],
+    )
+    .await;
 
     let mut changed_a = note("a", "one, edited", Some("t"), 2);
     changed_a.stars = Some(5);
@@ -140,12 +140,7 @@ async fn a_rolled_back_bulk_write_leaves_nothing(backend: &TestBackend) {
     let Some(mut txn) = fx.db.begin_postgres().await.unwrap() else {
         return fx.teardown().await;
     };
-    let mut rows = CopyRows::new();
-    rows.push_model::<note::Entity>(note("a", "one", None, 1))
-        .unwrap();
-    bulk::insert_models::<note::Entity>(&mut txn, rows)
-        .await
-        .unwrap();
+    insert_notes(&mut txn, [note("a", "one", None, 1)]).await;
     let events = outbox::bulk_rows(vec![event("ws-1", "u-1")]).unwrap();
     outbox::bulk_append(&mut txn, events).await.unwrap();
     drop(txn);
@@ -169,14 +164,11 @@ async fn lookups_use_the_index_without_statistics(backend: &TestBackend) {
     let Some(mut txn) = fx.db.begin_postgres().await.unwrap() else {
         return fx.teardown().await;
     };
-    let mut rows = CopyRows::new();
-    for i in 0..20_000 {
-        rows.push_model::<note::Entity>(note(&format!("n{i}"), "body", None, 1))
-            .unwrap();
-    }
-    bulk::insert_models::<note::Entity>(&mut txn, rows)
-        .await
-        .unwrap();
+    insert_notes(
+        &mut txn,
+        (0..20_000).map(|i| note(&format!("n{i}"), "body", None, 1)),
+    )
+    .await;
     txn.commit().await.unwrap();
 
     let values: Vec<String> = (0..1000).map(|i| format!("n{}", i * 7)).collect();
@@ -211,13 +203,11 @@ async fn locking_reads_hold_the_rows_they_found(backend: &TestBackend) {
     let Some(mut txn) = fx.db.begin_postgres().await.unwrap() else {
         return fx.teardown().await;
     };
-    let mut rows = CopyRows::new();
-    for model in [note("a", "one", None, 1), note("b", "two", None, 1)] {
-        rows.push_model::<note::Entity>(model).unwrap();
-    }
-    bulk::insert_models::<note::Entity>(&mut txn, rows)
-        .await
-        .unwrap();
+    insert_notes(
+        &mut txn,
+        [note("a", "one", None, 1), note("b", "two", None, 1)],
+    )
+    .await;
     txn.commit().await.unwrap();
 
     let mut locker = fx.db.begin_postgres().await.unwrap().unwrap();
