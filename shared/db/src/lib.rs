@@ -5,7 +5,8 @@
 //! - [`Db`]: a SeaORM pool over SQLite (embedded default) or PostgreSQL (production), with
 //!   [`Db::migrate`] and [`Db::begin_write`]. Every write that must be atomic goes through
 //!   `begin_write`, which on SQLite serialises writers so they never fail with
-//!   `SQLITE_BUSY`.
+//!   `SQLITE_BUSY`, or, when it only inserts (a create and its audit event), through
+//!   [`Db::insert_atomically`], one statement and one round trip on PostgreSQL.
 //! - [`DbError`]: the only classification of database errors (unique/foreign-key
 //!   violations, retryable conflicts, unavailability). Services convert it to gRPC status
 //!   codes themselves; this crate knows nothing of tonic.
@@ -31,7 +32,7 @@ pub mod outbox;
 pub mod settings;
 pub mod testing;
 
-pub use db::{Backend, Db, WriteTxn};
+pub use db::{Backend, Db, WriteTxn, postgres_atomic_insert};
 pub use error::{DbError, Result};
 pub use outbox::{AuditEvent, CreateOutboxTable, FieldChange};
 pub use settings::DbSettings;

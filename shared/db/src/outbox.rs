@@ -119,6 +119,23 @@ pub async fn append<C: ConnectionTrait>(conn: &C, events: &[AuditEvent]) -> Resu
     Ok(())
 }
 
+/// The INSERT that appends `events` (at most 500, one multi-row statement), for a write
+/// that commits it together with other inserts through [`crate::Db::insert_atomically`].
+pub fn insert_statement(events: &[AuditEvent]) -> Result<sea_orm::sea_query::InsertStatement> {
+    use sea_orm::QueryTrait as _;
+    if events.is_empty() || events.len() > ROWS_PER_INSERT {
+        return Err(DbError::Other(format!(
+            "an outbox insert takes 1 to {ROWS_PER_INSERT} events, not {}",
+            events.len()
+        )));
+    }
+    let rows = events
+        .iter()
+        .map(to_active_model)
+        .collect::<Result<Vec<_>>>()?;
+    Ok(entity::Entity::insert_many(rows).into_query())
+}
+
 /// The rows [`bulk_append`] writes for `events`; built apart from the write so a bulk path
 /// can prepare them while the database is busy with something else.
 pub fn bulk_rows(events: Vec<AuditEvent>) -> Result<CopyRows> {

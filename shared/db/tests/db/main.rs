@@ -4,6 +4,7 @@
 
 mod support;
 
+mod atomic_inserts;
 mod bulk;
 mod connect;
 mod errors;
