@@ -1,4 +1,4 @@
-use roster_db::outbox;
+use roster_db::{DbError, outbox};
 
 use super::{Actor, Directory, check_etag, in_write_txn};
 use crate::domain::CustomerStatus;
@@ -56,40 +56,45 @@ impl Directory {
         workspace_id: &str,
         new: NewCustomer,
     ) -> Result<customer::Model> {
-        in_write_txn!(self, retry_unique = false, |txn| {
-            let conn = &*txn;
-            if store::customers::get(conn, workspace_id, &new.customer_id)
-                .await?
-                .is_some()
-            {
-                return Err(DirectoryError::AlreadyExists(format!(
+        let now = self.now_us();
+        let created = customer::Model {
+            workspace_id: workspace_id.to_owned(),
+            customer_id: new.customer_id.clone(),
+            name: new.name.clone(),
+            status: CustomerStatus::Active.as_str().to_owned(),
+            domains: domains_json(&new.domains),
+            notes: new.notes.clone(),
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        // The primary key decides whether the customer exists; no read first.
+        let written = self
+            .insert_atomically(false, || {
+                let event = self.event(
+                    actor,
+                    workspace_id,
+                    "customer.created",
+                    ("customer", created.customer_id.clone()),
+                    customer_changes(None, Some(&created)),
+                );
+                let inserts = vec![
+                    store::customers::insert_statement(&created),
+                    outbox::insert_statement(&[event])?,
+                ];
+                Ok(((), inserts))
+            })
+            .await;
+        match written {
+            Ok(()) => Ok(created),
+            Err(DirectoryError::Database(DbError::UniqueViolation { .. })) => {
+                Err(DirectoryError::AlreadyExists(format!(
                     "customer '{}' already exists in this workspace",
                     new.customer_id
-                )));
+                )))
             }
-            let now = self.now_us();
-            let created = customer::Model {
-                workspace_id: workspace_id.to_owned(),
-                customer_id: new.customer_id.clone(),
-                name: new.name.clone(),
-                status: CustomerStatus::Active.as_str().to_owned(),
-                domains: domains_json(&new.domains),
-                notes: new.notes.clone(),
-                created_at: now,
-                updated_at: now,
-                version: 1,
-            };
-            store::customers::insert(conn, &created).await?;
-            let event = self.event(
-                actor,
-                workspace_id,
-                "customer.created",
-                ("customer", created.customer_id.clone()),
-                customer_changes(None, Some(&created)),
-            );
-            outbox::append(conn, &[event]).await?;
-            Ok(created)
-        })
+            Err(other) => Err(other),
+        }
     }
 
     pub async fn get_customer(

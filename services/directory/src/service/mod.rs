@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use roster_db::outbox::{AuditEvent, FieldChange};
 use roster_db::{Db, DbError};
+use sea_orm::sea_query::InsertStatement;
 use uuid::Uuid;
 
 use crate::domain::Clock;
@@ -56,6 +57,17 @@ fn is_retryable(error: &DirectoryError, retry_unique: bool) -> bool {
     }
 }
 
+/// The error a caller sees once retries are spent: a conflict that kept recurring is
+/// ABORTED, anything else is itself.
+fn gave_up(error: DirectoryError) -> DirectoryError {
+    match error {
+        DirectoryError::Database(DbError::Conflict) => DirectoryError::Aborted(
+            "concurrent changes kept conflicting with this one; retry".into(),
+        ),
+        other => other,
+    }
+}
+
 /// Runs `$body` in a write transaction, commits on success, rolls back on error, and
 /// retries transient conflicts. A macro rather than a closure-taking function because the
 /// body borrows the transaction across awaits.
@@ -78,14 +90,7 @@ macro_rules! in_write_txn {
                         attempt += 1;
                         continue;
                     }
-                    break Err(match error {
-                        $crate::error::DirectoryError::Database(roster_db::DbError::Conflict) => {
-                            $crate::error::DirectoryError::Aborted(
-                                "concurrent changes kept conflicting with this one; retry".into(),
-                            )
-                        }
-                        other => other,
-                    });
+                    break Err($crate::service::gave_up(error));
                 }
             }
         }
@@ -108,6 +113,32 @@ impl Directory {
 
     fn now_us(&self) -> i64 {
         self.clock.now_us()
+    }
+
+    /// The writes of a create, which reads nothing it writes, through
+    /// [`Db::insert_atomically`] (one round trip on PostgreSQL). `attempt` builds the new
+    /// rows with their audit events and is called again, for fresh ids and random values,
+    /// when the write lost a transient conflict or, with `retry_unique`, hit a unique index.
+    async fn insert_atomically<T>(
+        &self,
+        retry_unique: bool,
+        mut attempt: impl FnMut() -> Result<(T, Vec<InsertStatement>)>,
+    ) -> Result<T> {
+        let mut attempts = 1u32;
+        loop {
+            let (created, inserts) = attempt()?;
+            match self.db.insert_atomically(inserts).await {
+                Ok(()) => return Ok(created),
+                Err(error) => {
+                    let error = DirectoryError::from(error);
+                    if attempts < MAX_ATTEMPTS && is_retryable(&error, retry_unique) {
+                        attempts += 1;
+                        continue;
+                    }
+                    return Err(gave_up(error));
+                }
+            }
+        }
     }
 
     fn event(

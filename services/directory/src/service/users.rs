@@ -187,48 +187,49 @@ impl Directory {
         if status == UserStatus::Active {
             user.confirmed_at = Some(now);
         }
-        let created = in_write_txn!(self, retry_unique = false, |txn| {
-            let conn = &*txn;
-            if let Some(request_id) = &request_id
-                && let Some(user_id) =
-                    store::users::find_create_request(conn, workspace_id, request_id).await?
-            {
-                let user = store::users::require(conn, workspace_id, user_id).await?;
-                return self.view(conn, user).await;
-            }
-            self.check_customer_rule(conn, &user).await?;
-            // No read-before-write for duplicates: the partial unique indexes decide, and a
-            // violation is explained below, after the transaction is gone.
-            store::users::insert(conn, &user).await?;
-            if let Some(request_id) = &request_id {
-                store::users::record_create_request(
-                    conn,
+        let conn = self.db.conn();
+        if let Some(request_id) = &request_id
+            && let Some(user_id) =
+                store::users::find_create_request(conn, workspace_id, request_id).await?
+        {
+            return self.get_user(workspace_id, user_id).await;
+        }
+        self.check_customer_rule(conn, &user).await?;
+        // No read-before-write for duplicates: the partial unique indexes decide, and a
+        // violation is explained afterwards. The request id is recorded with the user, so a
+        // retry racing the first attempt meets it at the create_requests key.
+        let written = self
+            .insert_atomically(false, || {
+                let event = self.event(
+                    actor,
                     workspace_id,
-                    request_id,
-                    user.user_id,
-                    now,
-                )
-                .await?;
-            }
-            let event = self.event(
-                actor,
-                workspace_id,
-                "end_user.created",
-                ("end_user", user.user_id.to_string()),
-                user_changes(None, &user),
-            );
-            outbox::append(conn, &[event]).await?;
-            Ok(UserView {
-                user: user.clone(),
-                identities: Vec::new(),
+                    "end_user.created",
+                    ("end_user", user.user_id.to_string()),
+                    user_changes(None, &user),
+                );
+                let mut inserts = vec![store::users::insert_statement(&user)];
+                if let Some(request_id) = &request_id {
+                    inserts.push(store::users::create_request_statement(
+                        workspace_id,
+                        request_id,
+                        user.user_id,
+                        now,
+                    ));
+                }
+                inserts.push(outbox::insert_statement(&[event])?);
+                Ok(((), inserts))
             })
-        });
-        match created {
+            .await;
+        match written {
+            Ok(()) => Ok(UserView {
+                user,
+                identities: Vec::new(),
+            }),
             Err(DirectoryError::Database(roster_db::DbError::UniqueViolation { constraint })) => {
                 self.resolve_duplicate(&user, &constraint, request_id.as_deref())
                     .await
             }
-            other => other,
+            Err(other) => Err(other),
         }
     }
 
@@ -570,35 +571,39 @@ impl Directory {
         workspace_id: &str,
         name: String,
     ) -> Result<UserView> {
-        in_write_txn!(self, retry_unique = true, |txn| {
-            let conn = &*txn;
-            let settings = self.current_rules(conn, workspace_id).await?;
-            if ChatAccess::parse(&settings.chat_access) != Some(ChatAccess::Anyone) {
-                return Err(DirectoryError::FailedPrecondition(
-                    "this workspace does not admit guests (chat access is not ANYONE)".into(),
-                ));
-            }
-            let now = self.now_us();
-            let mut user = blank_user(workspace_id, Uuid::now_v7(), UserStatus::Guest, now);
-            // Nine random digits, as the chatbot shows guests; a collision hits the unique
-            // index and the transaction is retried with new digits.
-            let digits: u32 = rand::rng().random_range(100_000_000..1_000_000_000);
-            user.external_id = format!("g-{digits}");
-            user.name = name.clone();
-            refresh_derived(&mut user);
-            store::users::insert(conn, &user).await?;
-            let event = self.event(
-                actor,
-                workspace_id,
-                "end_user.guest_created",
-                ("end_user", user.user_id.to_string()),
-                user_changes(None, &user),
-            );
-            outbox::append(conn, &[event]).await?;
-            Ok(UserView {
-                user,
-                identities: Vec::new(),
+        let settings = self.current_rules(self.db.conn(), workspace_id).await?;
+        if ChatAccess::parse(&settings.chat_access) != Some(ChatAccess::Anyone) {
+            return Err(DirectoryError::FailedPrecondition(
+                "this workspace does not admit guests (chat access is not ANYONE)".into(),
+            ));
+        }
+        let user = self
+            .insert_atomically(true, || {
+                let now = self.now_us();
+                let mut user = blank_user(workspace_id, Uuid::now_v7(), UserStatus::Guest, now);
+                // Nine random digits, as the chatbot shows guests; a collision hits the
+                // unique index and the write is retried with new digits.
+                let digits: u32 = rand::rng().random_range(100_000_000..1_000_000_000);
+                user.external_id = format!("g-{digits}");
+                user.name = name.clone();
+                refresh_derived(&mut user);
+                let event = self.event(
+                    actor,
+                    workspace_id,
+                    "end_user.guest_created",
+                    ("end_user", user.user_id.to_string()),
+                    user_changes(None, &user),
+                );
+                let inserts = vec![
+                    store::users::insert_statement(&user),
+                    outbox::insert_statement(&[event])?,
+                ];
+                Ok((user, inserts))
             })
+            .await?;
+        Ok(UserView {
+            user,
+            identities: Vec::new(),
         })
     }
 

@@ -1,7 +1,7 @@
-use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, InsertStatement, LikeExpr};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder, QuerySelect,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
 
 use super::search::like_pattern;
@@ -20,6 +20,11 @@ pub async fn get<C: ConnectionTrait>(
             .await
             .map_err(roster_db::DbError::from)?,
     )
+}
+
+/// The INSERT of a new customer, for [`roster_db::Db::insert_atomically`].
+pub fn insert_statement(customer: &customer::Model) -> InsertStatement {
+    customer::Entity::insert(customer.clone().into_active_model().reset_all()).into_query()
 }
 
 pub async fn insert<C: ConnectionTrait>(conn: &C, customer: &customer::Model) -> Result<()> {

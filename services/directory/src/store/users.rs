@@ -1,7 +1,7 @@
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Expr, ExprTrait, InsertStatement};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
-    QueryFilter,
+    QueryFilter, QueryTrait,
 };
 use uuid::Uuid;
 
@@ -157,6 +157,11 @@ pub async fn ensure_unique_keys<C: ConnectionTrait>(
     Ok(())
 }
 
+/// The INSERT of a new user, for [`roster_db::Db::insert_atomically`].
+pub fn insert_statement(user: &end_user::Model) -> InsertStatement {
+    end_user::Entity::insert(user.clone().into_active_model().reset_all()).into_query()
+}
+
 pub async fn insert<C: ConnectionTrait>(conn: &C, user: &end_user::Model) -> Result<()> {
     end_user::Entity::insert(user.clone().into_active_model().reset_all())
         .exec_without_returning(conn)
@@ -215,24 +220,21 @@ pub async fn find_create_request<C: ConnectionTrait>(
     Ok(found.map(|row| row.user_id))
 }
 
-pub async fn record_create_request<C: ConnectionTrait>(
-    conn: &C,
+/// The INSERT that remembers which user a CreateUser `request_id` created, written with
+/// the user so a retry of the same request finds it.
+pub fn create_request_statement(
     workspace_id: &str,
     request_id: &str,
     user_id: Uuid,
     now_us: i64,
-) -> Result<()> {
+) -> InsertStatement {
     let row = create_request::Model {
         workspace_id: workspace_id.to_owned(),
         request_id: request_id.to_owned(),
         user_id,
         created_at: now_us,
     };
-    create_request::Entity::insert(row.into_active_model().reset_all())
-        .exec_without_returning(conn)
-        .await
-        .map_err(roster_db::DbError::from)?;
-    Ok(())
+    create_request::Entity::insert(row.into_active_model().reset_all()).into_query()
 }
 
 /// Bumps counters without a read-modify-write, so concurrent activity never loses counts.
