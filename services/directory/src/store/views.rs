@@ -72,84 +72,105 @@ async fn query_with_identities<C: ConnectionTrait>(
         .map_err(roster_db::DbError::from)?;
     let positional = rows.first().is_some_and(columns_in_entity_order);
     rows.iter()
-        .map(|row| {
-            let user = match row.try_as_pg_row() {
+        .enumerate()
+        .map(|(at, row)| {
+            let (user, identities) = match row.try_as_pg_row() {
+                // Every row of a result has the first row's column types, so checking them
+                // once is checking them for all.
                 Some(pg) if positional => {
-                    user_at_positions(pg).map_err(roster_db::DbError::from)?
+                    user_at_positions(pg, at == 0).map_err(roster_db::DbError::from)?
                 }
-                _ => {
-                    end_user::Model::from_query_result(row, "").map_err(roster_db::DbError::from)?
-                }
+                _ => (
+                    end_user::Model::from_query_result(row, "")
+                        .map_err(roster_db::DbError::from)?,
+                    row.try_get("", IDENTITIES)
+                        .map_err(roster_db::DbError::from)?,
+                ),
             };
-            let identities: Option<String> = row
-                .try_get("", IDENTITIES)
-                .map_err(roster_db::DbError::from)?;
             Ok((user, split(identities)))
         })
         .collect()
 }
 
-/// Whether a PostgreSQL result starts with every `end_users` column in the entity's order,
-/// as a SeaORM select of the entity lists them, so rows can be read by position.
+/// Whether a PostgreSQL result has every `end_users` column in the entity's order, as a
+/// SeaORM select of the entity lists them, then the identities column, so rows can be read
+/// by position.
 fn columns_in_entity_order(row: &sea_orm::QueryResult) -> bool {
     use sea_orm::sqlx::{Column as _, Row as _};
     use sea_orm::{IdenStatic as _, Iterable as _};
     let Some(pg) = row.try_as_pg_row() else {
         return false;
     };
-    let columns = pg.columns();
-    end_user::Column::iter().enumerate().all(|(at, column)| {
-        columns
-            .get(at)
-            .is_some_and(|found| found.name() == column.as_str())
-    })
+    let names = pg.columns().iter().map(|column| column.name());
+    let expected = end_user::Column::iter()
+        .map(|column| column.as_str())
+        .chain([IDENTITIES]);
+    names.eq(expected)
 }
 
-/// An `end_users` row read by position. SeaORM reads every column by name, a hash lookup
-/// and, for each NULL, a formatted error; on a page of 30 users that was most of the
-/// service's CPU per ListUsers call. Only for results [`columns_in_entity_order`] accepts.
+/// An `end_users` row and its identities column read by position. SeaORM reads every
+/// column by name, a hash lookup and, for each NULL, a formatted error; on a page of 30
+/// users that was most of the service's CPU per ListUsers call. Only for results
+/// [`columns_in_entity_order`] accepts.
+///
+/// With `check_types` false the column types are taken as checked already (on an earlier
+/// row of the same result): sqlx's per-value check clones and compares type descriptors,
+/// some 30% of the instructions of reading a row (callgrind). A value that still did not
+/// fit would fail to decode, as with the check, only with a vaguer message.
 fn user_at_positions(
     row: &sea_orm::sqlx::postgres::PgRow,
-) -> std::result::Result<end_user::Model, sea_orm::sqlx::Error> {
+    check_types: bool,
+) -> std::result::Result<(end_user::Model, Option<String>), sea_orm::sqlx::Error> {
     use sea_orm::sqlx::Row as _;
     let mut position = 0;
     let mut next = || {
         position += 1;
         position - 1
     };
+    macro_rules! next_value {
+        () => {{
+            let at = next();
+            if check_types {
+                row.try_get(at)?
+            } else {
+                row.try_get_unchecked(at)?
+            }
+        }};
+    }
     // Fields in the entity's column order; a struct literal evaluates them in source order.
-    Ok(end_user::Model {
-        workspace_id: row.try_get(next())?,
-        user_id: row.try_get(next())?,
-        external_id: row.try_get(next())?,
-        email: row.try_get(next())?,
-        email_key: row.try_get(next())?,
-        name: row.try_get(next())?,
-        avatar_url: row.try_get(next())?,
-        customer_id: row.try_get(next())?,
-        status: row.try_get(next())?,
-        restore_status: row.try_get(next())?,
-        title: row.try_get(next())?,
-        first_name: row.try_get(next())?,
-        last_name: row.try_get(next())?,
-        phone: row.try_get(next())?,
-        mobile: row.try_get(next())?,
-        fax: row.try_get(next())?,
-        street: row.try_get(next())?,
-        zip: row.try_get(next())?,
-        city: row.try_get(next())?,
-        country: row.try_get(next())?,
-        notes: row.try_get(next())?,
-        search_text: row.try_get(next())?,
-        created_at: row.try_get(next())?,
-        updated_at: row.try_get(next())?,
-        confirmed_at: row.try_get(next())?,
-        last_activity_at: row.try_get(next())?,
-        deleted_at: row.try_get(next())?,
-        conversation_count: row.try_get(next())?,
-        merged_into: row.try_get(next())?,
-        version: row.try_get(next())?,
-    })
+    let user = end_user::Model {
+        workspace_id: next_value!(),
+        user_id: next_value!(),
+        external_id: next_value!(),
+        email: next_value!(),
+        email_key: next_value!(),
+        name: next_value!(),
+        avatar_url: next_value!(),
+        customer_id: next_value!(),
+        status: next_value!(),
+        restore_status: next_value!(),
+        title: next_value!(),
+        first_name: next_value!(),
+        last_name: next_value!(),
+        phone: next_value!(),
+        mobile: next_value!(),
+        fax: next_value!(),
+        street: next_value!(),
+        zip: next_value!(),
+        city: next_value!(),
+        country: next_value!(),
+        notes: next_value!(),
+        search_text: next_value!(),
+        created_at: next_value!(),
+        updated_at: next_value!(),
+        confirmed_at: next_value!(),
+        last_activity_at: next_value!(),
+        deleted_at: next_value!(),
+        conversation_count: next_value!(),
+        merged_into: next_value!(),
+        version: next_value!(),
+    };
+    Ok((user, next_value!()))
 }
 
 fn by_id(workspace_id: &str, user_id: Uuid) -> Select<end_user::Entity> {

@@ -7,6 +7,7 @@ use crate::on_both_databases;
 on_both_databases!(
     create_then_get_user,
     every_field_reads_back_as_written,
+    every_row_of_a_page_reads_as_get_user_does,
     fogbender_csv_imports_and_kirk_is_found,
     reimport_changes_nothing
 );
@@ -72,6 +73,61 @@ async fn reimport_changes_nothing(app: TestApp) {
 
 /// Every field, set to a value no other field has, reads back in its own place through
 /// GetUser and ListUsers alike, live and deleted.
+/// A page reads its later rows as it reads its first: with identities or none, with NULL
+/// times or set ones, each listed user equals what GetUser returns.
+async fn every_row_of_a_page_reads_as_get_user_does(app: TestApp) {
+    app.create_customer("c-1", "Customer One").await;
+    let plain = app.create_user("p-1", "plain@example.com", "Plain").await;
+    let slack = app
+        .upsert(
+            Some((pb::IdentitySource::Slack, "U-SLACK-1")),
+            pb::User {
+                external_id: "s-1".into(),
+                email: "slack@example.com".into(),
+                name: "From Slack".into(),
+                avatar_url: "https://example.com/s.png".into(),
+                customer_id: "c-1".into(),
+                phone: "+1 555 0199".into(),
+                ..Default::default()
+            },
+            "",
+        )
+        .await
+        .unwrap()
+        .user
+        .unwrap();
+    app.upsert(
+        Some((pb::IdentitySource::Msteams, "T-TEAMS-1")),
+        pb::User {
+            email: "slack@example.com".into(),
+            ..Default::default()
+        },
+        "",
+    )
+    .await
+    .unwrap();
+    let guest = app.create_guest("Visitor").await.unwrap();
+    let active = app.create_user("a-1", "active@example.com", "Active").await;
+    app.record_activity(&active.user_id, None, 2).await.unwrap();
+
+    let (listed, _) = app.list_page("", "created_at", 10, "", false).await;
+
+    let ids = [&plain, &slack, &guest, &active].map(|user| user.user_id.clone());
+    assert_eq!(
+        listed
+            .iter()
+            .map(|user| user.user_id.clone())
+            .collect::<Vec<_>>(),
+        ids
+    );
+    for listed in &listed {
+        assert_eq!(listed, &app.get_user(&listed.user_id).await.unwrap());
+    }
+    assert_eq!(listed[1].identities.len(), 2, "{:?}", listed[1].identities);
+    assert!(listed[2].identities.is_empty());
+    assert_eq!(listed[3].conversation_count, 2);
+}
+
 async fn every_field_reads_back_as_written(app: TestApp) {
     app.create_customer("c-1", "Customer One").await;
     let written = pb::User {
