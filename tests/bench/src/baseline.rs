@@ -1,7 +1,8 @@
 //! (b): a bare tonic server for the directory's contract with none of Roster's layers (no
 //! auth, request context, concurrency limit, panic catcher, timeouts or validation). Its
-//! GetUser and CreateUser run the same SQL as the service through a plain sqlx pool
-//! ([`crate::sql`]) and answer the same messages; every other RPC is UNIMPLEMENTED.
+//! GetUser, CreateUser and ListUsers (`email:<term>` only) run the same SQL as the service
+//! through a plain sqlx pool ([`crate::sql`]) and answer the same messages; every other RPC
+//! is UNIMPLEMENTED.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -83,13 +84,49 @@ impl DirectoryService for BareDirectory {
         let user = user.ok_or_else(|| Status::invalid_argument("user is required"))?;
         let now_us = roster_directory::domain::SystemClock.now_us();
         let user = sql::new_user(&workspace_id, &user.email, &user.name, now_us);
-        sql::create_user(&self.pool, &user)
+        sql::create_user_in_one_statement(&self.pool, &user)
             .await
             .map_err(internal)?;
         Ok(Response::new(convert::user(UserView {
             user,
             identities: Vec::new(),
         })))
+    }
+
+    async fn list_users(
+        &self,
+        request: Request<pb::ListUsersRequest>,
+    ) -> Result<Response<pb::ListUsersResponse>, Status> {
+        let pb::ListUsersRequest {
+            workspace_id,
+            page_size,
+            page_token,
+            filter,
+            ..
+        } = request.into_inner();
+        let term = filter
+            .strip_prefix("email:")
+            .ok_or_else(|| Status::unimplemented("the baseline searches `email:<term>` only"))?;
+        let after = match page_token.as_str() {
+            "" => None,
+            token => Some(
+                sql::PageCursor::from_token(token)
+                    .ok_or_else(|| Status::invalid_argument("not a baseline page token"))?,
+            ),
+        };
+        let (users, next) = sql::search_page(
+            &self.pool,
+            &workspace_id,
+            term,
+            i64::from(page_size.clamp(1, 1000)),
+            after,
+        )
+        .await
+        .map_err(internal)?;
+        Ok(Response::new(pb::ListUsersResponse {
+            users: users.into_iter().map(convert::user).collect(),
+            next_page_token: next.map(sql::PageCursor::token).unwrap_or_default(),
+        }))
     }
 
     async fn import_users(
@@ -107,7 +144,6 @@ impl DirectoryService for BareDirectory {
         set_customer_status(pb::SetCustomerStatusRequest) -> pb::Customer;
         delete_customer(pb::DeleteCustomerRequest) -> ();
         lookup_user(pb::LookupUserRequest) -> pb::User;
-        list_users(pb::ListUsersRequest) -> pb::ListUsersResponse;
         update_user(pb::UpdateUserRequest) -> pb::User;
         deactivate_user(pb::DeactivateUserRequest) -> pb::User;
         reactivate_user(pb::ReactivateUserRequest) -> pb::User;

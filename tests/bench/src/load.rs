@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use tokio::sync::Notify;
 
 use crate::cpu::{self, CpuTime};
+use crate::directory::CLIENT_THREADS;
 
 /// The longest a single call may take before it counts as an error.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -71,6 +72,9 @@ pub struct LoadResult {
     pub latencies: Latencies,
     /// CPU time of the server runtime's threads during the window, when asked for.
     pub server_cpu: Option<Duration>,
+    /// CPU time of the load generator's threads during the window: the gRPC client for
+    /// (a) and (b), the whole plain client for (c).
+    pub client_cpu: Option<Duration>,
 }
 
 impl LoadResult {
@@ -85,7 +89,15 @@ impl LoadResult {
 
     /// Server CPU per successful call.
     pub fn cpu_per_call(&self) -> Option<Duration> {
-        let cpu = self.server_cpu?;
+        self.per_call(self.server_cpu?)
+    }
+
+    /// Load-generator CPU per successful call.
+    pub fn client_cpu_per_call(&self) -> Option<Duration> {
+        self.per_call(self.client_cpu?)
+    }
+
+    fn per_call(&self, cpu: Duration) -> Option<Duration> {
         let calls = u32::try_from(self.calls).ok().filter(|calls| *calls > 0)?;
         Some(cpu / calls)
     }
@@ -179,6 +191,7 @@ where
 
     tokio::time::sleep(spec.warmup).await;
     let cpu_before = server_cpu(server_threads)?;
+    let client_before = cpu::threads_cpu(CLIENT_THREADS)?;
     let window_start = Instant::now();
     phase.store(MEASURING, Ordering::Release);
     tokio::select! {
@@ -188,12 +201,14 @@ where
     phase.store(STOPPED, Ordering::Release);
     let stopped = Instant::now();
     let cpu_after = server_cpu(server_threads)?;
+    let client_after = cpu::threads_cpu(CLIENT_THREADS)?;
 
     let mut result = LoadResult {
         server_cpu: match (cpu_before, cpu_after) {
             (Some(before), Some(after)) => Some(after.since(before)),
             _ => None,
         },
+        client_cpu: Some(client_after.since(client_before)),
         ..LoadResult::default()
     };
     let mut micros = Vec::new();

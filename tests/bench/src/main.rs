@@ -17,7 +17,7 @@ mod sql;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
 #[command(
@@ -65,14 +65,26 @@ struct DirectoryArgs {
     /// Database connections of each contender's pool.
     #[arg(long, default_value_t = 16)]
     pool_size: u32,
-    /// Measured seconds per search case (at most `--search-calls` calls).
+    /// Measured seconds per search case and concurrency (at most `--search-calls` calls
+    /// per caller).
     #[arg(long, default_value_t = 3)]
     search_secs: u64,
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 20_000)]
     search_calls: u64,
-    /// Leave out the ImportUsers / COPY comparison.
+    /// Concurrency levels of the search cases.
+    #[arg(long, value_delimiter = ',', default_value = "1,16")]
+    search_concurrency: Vec<usize>,
+    /// Leave out the ImportUsers / COPY comparison (the same as leaving `import` out of
+    /// `--only`).
     #[arg(long)]
     skip_import: bool,
+    /// Measure only these parts (comma-separated); the report leaves the others blank.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "get-user,create-user,search,import"
+    )]
+    only: Vec<Part>,
     /// Rows of the import CSV (default: --users).
     #[arg(long)]
     import_rows: Option<u64>,
@@ -94,6 +106,15 @@ struct DirectoryArgs {
     client_threads: usize,
 }
 
+/// The parts of the directory bench, to measure one at a time while working on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Part {
+    GetUser,
+    CreateUser,
+    Search,
+    Import,
+}
+
 impl DirectoryArgs {
     fn into_options(self) -> anyhow::Result<directory::Options> {
         anyhow::ensure!(self.users >= 100, "--users: at least 100");
@@ -101,6 +122,14 @@ impl DirectoryArgs {
         anyhow::ensure!(
             !self.concurrency.is_empty() && self.concurrency.iter().all(|c| (1..=1024).contains(c)),
             "--concurrency: values from 1 to 1024"
+        );
+        anyhow::ensure!(
+            !self.search_concurrency.is_empty()
+                && self
+                    .search_concurrency
+                    .iter()
+                    .all(|c| (1..=1024).contains(c)),
+            "--search-concurrency: values from 1 to 1024"
         );
         anyhow::ensure!(
             (1..=64).contains(&self.connections),
@@ -123,7 +152,11 @@ impl DirectoryArgs {
             pool_size: self.pool_size,
             search_duration: Duration::from_secs(self.search_secs.max(1)),
             search_calls: self.search_calls.max(1),
-            skip_import: self.skip_import,
+            search_concurrency: self.search_concurrency,
+            get_user: self.only.contains(&Part::GetUser),
+            create_user: self.only.contains(&Part::CreateUser),
+            search: self.only.contains(&Part::Search),
+            import: self.only.contains(&Part::Import) && !self.skip_import,
             import_rows,
             import_max_time: Duration::from_secs(self.import_max_secs.max(1)),
             keep_databases: self.keep_databases,

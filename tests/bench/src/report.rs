@@ -119,7 +119,15 @@ pub fn p50_p99(result: Option<&LoadResult>) -> String {
 }
 
 pub fn cpu_per_call(result: Option<&LoadResult>) -> String {
-    result.and_then(LoadResult::cpu_per_call).map_or_else(
+    micros(result.and_then(LoadResult::cpu_per_call))
+}
+
+pub fn client_cpu_per_call(result: Option<&LoadResult>) -> String {
+    micros(result.and_then(LoadResult::client_cpu_per_call))
+}
+
+fn micros(duration: Option<Duration>) -> String {
+    duration.map_or_else(
         || "-".to_owned(),
         |cpu| format!("{:.0}", cpu.as_secs_f64() * 1e6),
     )

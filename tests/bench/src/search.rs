@@ -12,16 +12,35 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
 
 use crate::dataset::WORKSPACE;
+use crate::directory::SERVER_THREADS;
 use crate::load::{self, LoadResult, LoadSpec};
 use crate::service::authorized;
 use crate::sql::{self, PageCursor};
 
 pub const PAGE_SIZE: i64 = 30;
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct SearchSpec {
     pub duration: Duration,
+    /// Calls per caller at most.
     pub max_calls: u64,
+    /// Closed-loop callers, one measurement per level.
+    pub concurrency: Vec<usize>,
+}
+
+/// One concurrency level of a case, for the three contenders.
+pub struct SearchRun {
+    pub concurrency: usize,
+    pub roster: LoadResult,
+    pub bare: LoadResult,
+    pub sql: LoadResult,
+}
+
+/// The gRPC servers a case calls: (a) with its token, and (b).
+pub struct SearchClients<'a> {
+    pub roster: &'a DirectoryServiceClient<Channel>,
+    pub authorization: &'a MetadataValue<Ascii>,
+    pub bare: &'a DirectoryServiceClient<Channel>,
 }
 
 pub struct SearchCase {
@@ -33,10 +52,10 @@ pub struct SearchOutcome {
     pub term: &'static str,
     pub page: u32,
     pub matches: u64,
-    /// `None` when the term has fewer pages than asked for.
-    pub roster: Option<LoadResult>,
-    pub sql: Option<LoadResult>,
-    /// Whether the service's page held the same users as the plain client's.
+    /// Empty when the term has fewer pages than asked for.
+    pub runs: Vec<SearchRun>,
+    /// Whether the service's page held the same users as the baseline's and the plain
+    /// client's.
     pub same_rows: bool,
     pub plan: Vec<String>,
     pub generic_plan: Vec<String>,
@@ -72,18 +91,27 @@ fn list_request(term: &str, page_token: &str) -> pb::ListUsersRequest {
     }
 }
 
-/// Walks the service's pages to the start of `page`: its token and its user ids, or
-/// `None` when there are fewer pages.
-async fn service_page(
-    client: &mut DirectoryServiceClient<Channel>,
-    authorization: &MetadataValue<Ascii>,
+/// `request`, with the token when the server wants one.
+fn request_for<T>(authorization: Option<&MetadataValue<Ascii>>, message: T) -> tonic::Request<T> {
+    match authorization {
+        Some(authorization) => authorized(authorization, message),
+        None => tonic::Request::new(message),
+    }
+}
+
+/// Walks a server's pages to the start of `page`: its token and its user ids, or `None`
+/// when there are fewer pages.
+async fn grpc_page(
+    client: &DirectoryServiceClient<Channel>,
+    authorization: Option<&MetadataValue<Ascii>>,
     term: &str,
     page: u32,
 ) -> anyhow::Result<Option<(String, Vec<String>)>> {
+    let mut client = client.clone();
     let mut token = String::new();
     for current in 1..=page {
         let response = client
-            .list_users(authorized(authorization, list_request(term, &token)))
+            .list_users(request_for(authorization, list_request(term, &token)))
             .await
             .with_context(|| format!("ListUsers {} page {current}", filter(term)))?
             .into_inner();
@@ -113,7 +141,10 @@ async fn sql_page(
     for current in 1..=page {
         let (users, next) = sql::search_page(pool, WORKSPACE, term, PAGE_SIZE, cursor).await?;
         if current == page {
-            let ids = users.iter().map(|user| user.user_id.to_string()).collect();
+            let ids = users
+                .iter()
+                .map(|view| view.user.user_id.to_string())
+                .collect();
             return Ok(Some((cursor, ids)));
         }
         match next {
@@ -149,74 +180,96 @@ async fn generic_plan(
     plan
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Calls `list_users` on `client` with the page-`token` request, closed loop.
+async fn grpc_load(
+    spec: LoadSpec,
+    client: &DirectoryServiceClient<Channel>,
+    authorization: Option<&MetadataValue<Ascii>>,
+    term: &str,
+    token: &str,
+) -> anyhow::Result<LoadResult> {
+    let client = client.clone();
+    let authorization = authorization.cloned();
+    let request = list_request(term, token);
+    load::run(spec, Some(SERVER_THREADS), move |_| {
+        let mut client = client.clone();
+        let request = request_for(authorization.as_ref(), request.clone());
+        async move {
+            client.list_users(request).await?;
+            Ok(())
+        }
+    })
+    .await
+}
+
 pub async fn run_case(
     case: &SearchCase,
-    spec: SearchSpec,
-    client: &DirectoryServiceClient<Channel>,
-    authorization: &MetadataValue<Ascii>,
+    spec: &SearchSpec,
+    clients: &SearchClients<'_>,
     pool: &PgPool,
     explain: &mut PgConnection,
 ) -> anyhow::Result<SearchOutcome> {
     let term = case.term;
     let matches = count_matches(pool, term).await?;
-    let load_spec = LoadSpec {
-        concurrency: 1,
-        warmup: Duration::from_millis(500),
-        duration: spec.duration,
-        max_calls: spec.max_calls,
-    };
-    let mut walker = client.clone();
-    let (Some((token, service_ids)), Some((cursor, sql_ids))) = (
-        service_page(&mut walker, authorization, term, case.page).await?,
+    let (Some((token, service_ids)), Some((bare_token, bare_ids)), Some((cursor, sql_ids))) = (
+        grpc_page(clients.roster, Some(clients.authorization), term, case.page).await?,
+        grpc_page(clients.bare, None, term, case.page).await?,
         sql_page(pool, term, case.page).await?,
     ) else {
         return Ok(SearchOutcome {
             term,
             page: case.page,
             matches,
-            roster: None,
-            sql: None,
+            runs: Vec::new(),
             same_rows: true,
             plan: Vec::new(),
             generic_plan: Vec::new(),
         });
     };
 
-    let roster = {
-        let client = client.clone();
-        let authorization = authorization.clone();
-        let request = list_request(term, &token);
-        load::run(load_spec, None, move |_| {
-            let mut client = client.clone();
-            let request = authorized(&authorization, request.clone());
-            async move {
-                client.list_users(request).await?;
-                Ok(())
-            }
-        })
-        .await?
-    };
-    let sql = {
-        let pool = pool.clone();
-        load::run(load_spec, None, move |_| {
+    let mut runs = Vec::new();
+    for &concurrency in &spec.concurrency {
+        let load_spec = LoadSpec {
+            concurrency,
+            warmup: Duration::from_millis(500),
+            duration: spec.duration,
+            max_calls: spec.max_calls.saturating_mul(concurrency as u64),
+        };
+        let roster = grpc_load(
+            load_spec,
+            clients.roster,
+            Some(clients.authorization),
+            term,
+            &token,
+        )
+        .await?;
+        let bare = grpc_load(load_spec, clients.bare, None, term, &bare_token).await?;
+        let sql = {
             let pool = pool.clone();
-            async move {
-                sql::search_page(&pool, WORKSPACE, term, PAGE_SIZE, cursor).await?;
-                Ok(())
-            }
-        })
-        .await?
-    };
+            load::run(load_spec, None, move |_| {
+                let pool = pool.clone();
+                async move {
+                    sql::search_page(&pool, WORKSPACE, term, PAGE_SIZE, cursor).await?;
+                    Ok(())
+                }
+            })
+            .await?
+        };
+        runs.push(SearchRun {
+            concurrency,
+            roster,
+            bare,
+            sql,
+        });
+    }
     let plan = sql::explain_search(explain, WORKSPACE, term, PAGE_SIZE, cursor).await?;
     let generic_plan = generic_plan(explain, term, cursor).await?;
     Ok(SearchOutcome {
         term,
         page: case.page,
         matches,
-        roster: Some(roster),
-        sql: Some(sql),
-        same_rows: service_ids == sql_ids,
+        runs,
+        same_rows: service_ids == sql_ids && bare_ids == sql_ids,
         plan,
         generic_plan,
     })

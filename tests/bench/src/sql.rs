@@ -5,6 +5,8 @@
 //! Users come with their identities folded into one column by a correlated subquery, as
 //! `store::views` reads them (one round trip per GetUser or ListUsers page).
 
+use std::sync::OnceLock;
+
 use roster_directory::domain::changes::user_changes;
 use roster_directory::domain::user_fields::refresh_derived;
 use roster_directory::entity::end_user;
@@ -167,13 +169,68 @@ pub fn new_user(workspace_id: &str, email: &str, name: &str, now_us: i64) -> end
     user
 }
 
-/// CreateUser's writes in one transaction: the user row and its `end_user.created` outbox
-/// event (with the same before/after payload the service records).
+/// `roster_db::Db::insert_atomically` of the user and its event, as the service sends it
+/// on PostgreSQL: the user's INSERT as a data-modifying CTE of the outbox INSERT, one
+/// statement and so one round trip, atomic without BEGIN and COMMIT.
+fn insert_user_and_event() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| {
+        let outbox = shift_placeholders(INSERT_OUTBOX, INSERT_USER.matches('$').count());
+        format!(r#"WITH "w0" AS ({INSERT_USER}) {outbox}"#)
+    })
+}
+
+/// `sql` with every placeholder `$n` renumbered to `$(n + by)`.
+fn shift_placeholders(sql: &str, by: usize) -> String {
+    let mut shifted = String::with_capacity(sql.len() + 16);
+    let mut rest = sql;
+    while let Some(at) = rest.find('$') {
+        shifted.push_str(&rest[..=at]);
+        rest = &rest[at + 1..];
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        match rest[..digits].parse::<usize>() {
+            Ok(n) => shifted.push_str(&(n + by).to_string()),
+            Err(_) => shifted.push_str(&rest[..digits]),
+        }
+        rest = &rest[digits..];
+    }
+    shifted.push_str(rest);
+    shifted
+}
+
+/// CreateUser's writes as a plain client writes them: the user row and its
+/// `end_user.created` outbox event (with the same before/after payload the service records)
+/// in one transaction, BEGIN, INSERT, INSERT, COMMIT.
 pub async fn create_user(pool: &PgPool, user: &end_user::Model) -> anyhow::Result<()> {
-    let changes = serde_json::to_value(user_changes(None, user))?;
     let mut txn = pool.begin().await?;
-    insert_user(&mut txn, user).await?;
-    sqlx::query(INSERT_OUTBOX)
+    bind_user(sqlx::query(INSERT_USER), user)
+        .execute(&mut *txn)
+        .await?;
+    bind_event(sqlx::query(INSERT_OUTBOX), user)?
+        .execute(&mut *txn)
+        .await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// The same writes in the one statement the service sends.
+pub async fn create_user_in_one_statement(
+    pool: &PgPool,
+    user: &end_user::Model,
+) -> anyhow::Result<()> {
+    let query = sqlx::query(insert_user_and_event());
+    bind_event(bind_user(query, user), user)?
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+/// Binds the `end_user.created` event of `user` after whatever `query` has bound.
+fn bind_event<'q>(query: PgQuery<'q>, user: &'q end_user::Model) -> anyhow::Result<PgQuery<'q>> {
+    let changes = serde_json::to_value(user_changes(None, user))?;
+    Ok(query
         .bind(&user.workspace_id)
         .bind(Uuid::now_v7())
         .bind(user.created_at)
@@ -189,15 +246,12 @@ pub async fn create_user(pool: &PgPool, user: &end_user::Model) -> anyhow::Resul
         .bind(Some("roster-bench".to_owned()))
         .bind("success")
         .bind(None::<i64>)
-        .bind(0_i32)
-        .execute(&mut *txn)
-        .await?;
-    txn.commit().await?;
-    Ok(())
+        .bind(0_i32))
 }
 
-async fn insert_user(conn: &mut PgConnection, user: &end_user::Model) -> Result<(), sqlx::Error> {
-    sqlx::query(INSERT_USER)
+/// Binds every column of `user` in `INSERT_USER`'s order after whatever `query` has bound.
+fn bind_user<'q>(query: PgQuery<'q>, user: &'q end_user::Model) -> PgQuery<'q> {
+    query
         .bind(&user.workspace_id)
         .bind(user.user_id)
         .bind(&user.external_id)
@@ -228,9 +282,6 @@ async fn insert_user(conn: &mut PgConnection, user: &end_user::Model) -> Result<
         .bind(user.conversation_count)
         .bind(user.merged_into)
         .bind(user.version)
-        .execute(conn)
-        .await?;
-    Ok(())
 }
 
 /// Where a page of the default order starts: after (created_at, user_id) of the last row.
@@ -238,6 +289,21 @@ async fn insert_user(conn: &mut PgConnection, user: &end_user::Model) -> Result<
 pub struct PageCursor {
     pub created_at: i64,
     pub user_id: Uuid,
+}
+
+impl PageCursor {
+    /// The baseline server's page token: `created_at.user_id` in the clear.
+    pub fn token(self) -> String {
+        format!("{}.{}", self.created_at, self.user_id)
+    }
+
+    pub fn from_token(token: &str) -> Option<Self> {
+        let (created_at, user_id) = token.split_once('.')?;
+        Some(Self {
+            created_at: created_at.parse().ok()?,
+            user_id: user_id.parse().ok()?,
+        })
+    }
 }
 
 /// `%term%` with LIKE's wildcards escaped, as `store::search::like_pattern` builds it.
@@ -253,7 +319,7 @@ pub async fn search_page(
     term: &str,
     page_size: i64,
     after: Option<PageCursor>,
-) -> anyhow::Result<(Vec<end_user::Model>, Option<PageCursor>)> {
+) -> anyhow::Result<(Vec<UserView>, Option<PageCursor>)> {
     let pattern = like_pattern(&term.to_lowercase());
     let query = match after {
         None => sqlx::query(SEARCH_FIRST_PAGE),
@@ -272,18 +338,23 @@ pub async fn search_page(
     let rows = query.bind(page_size + 1).fetch_all(pool).await?;
     let mut users = rows
         .iter()
-        .map(|row| Ok((decode_user(row)?, decode_identities(row)?)))
+        .map(|row| {
+            Ok(UserView {
+                user: decode_user(row)?,
+                identities: decode_identities(row)?,
+            })
+        })
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
     let next = if users.len() as i64 > page_size {
         users.truncate(usize::try_from(page_size)?);
-        users.last().map(|(last, _)| PageCursor {
-            created_at: last.created_at,
-            user_id: last.user_id,
+        users.last().map(|last| PageCursor {
+            created_at: last.user.created_at,
+            user_id: last.user.user_id,
         })
     } else {
         None
     };
-    Ok((users.into_iter().map(|(user, _)| user).collect(), next))
+    Ok((users, next))
 }
 
 /// `EXPLAIN (ANALYZE, BUFFERS)` of the list query for `email:<term>`, with the same bound
@@ -315,4 +386,42 @@ pub async fn explain_search(
     rows.iter()
         .map(|row| row.try_get::<String, _>(0).map_err(anyhow::Error::from))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use roster_db::outbox::{self, AuditEvent};
+
+    use super::*;
+
+    #[test]
+    fn the_one_statement_create_is_what_the_store_sends() {
+        let user = new_user("ws", "a@example.com", "A", 1);
+        let event = AuditEvent {
+            event_id: Uuid::now_v7(),
+            workspace_id: "ws".to_owned(),
+            occurred_at_us: 1,
+            actor_kind: "agent".to_owned(),
+            actor_id: "agent-1".to_owned(),
+            action: "end_user.created".to_owned(),
+            target_type: "end_user".to_owned(),
+            target_id: user.user_id.to_string(),
+            changes: user_changes(None, &user),
+            request_id: String::new(),
+            trace_id: None,
+            peer_ip: None,
+            user_agent: None,
+            outcome: "success".to_owned(),
+        };
+        let inserts = vec![
+            roster_directory::store::users::insert_statement(&user),
+            outbox::insert_statement(&[event]).unwrap(),
+        ];
+
+        let sent = roster_db::postgres_atomic_insert(inserts).unwrap();
+
+        assert_eq!(sent.sql, insert_user_and_event());
+    }
 }
