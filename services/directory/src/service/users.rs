@@ -225,26 +225,24 @@ impl Directory {
                 user,
                 identities: Vec::new(),
             }),
-            Err(DirectoryError::Database(roster_db::DbError::UniqueViolation { constraint })) => {
-                self.resolve_duplicate(&user, &constraint, request_id.as_deref())
-                    .await
+            Err(DirectoryError::Database(roster_db::DbError::UniqueViolation { .. })) => {
+                self.resolve_duplicate(&user, request_id.as_deref()).await
             }
             Err(other) => Err(other),
         }
     }
 
     /// Answers a unique-index violation on create: a concurrent retry with the same request
-    /// id gets the user the first attempt created; otherwise the caller learns who holds the
-    /// external id or e-mail.
+    /// id gets the user the first attempt created, whichever index it ran into first (the
+    /// retry carries the same e-mail, so that index may fire before the request id's);
+    /// otherwise the caller learns who holds the external id or e-mail.
     async fn resolve_duplicate(
         &self,
         user: &end_user::Model,
-        constraint: &str,
         request_id: Option<&str>,
     ) -> Result<UserView> {
         let conn = self.db.conn();
-        if constraint.contains("create_requests")
-            && let Some(request_id) = request_id
+        if let Some(request_id) = request_id
             && let Some(user_id) =
                 store::users::find_create_request(conn, &user.workspace_id, request_id).await?
         {

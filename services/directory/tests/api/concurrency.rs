@@ -7,6 +7,7 @@ use crate::on_both_databases;
 
 on_both_databases!(
     fifty_concurrent_upserts_of_one_identity_make_one_user,
+    concurrent_retries_of_one_create_answer_with_one_user,
     concurrent_activity_loses_no_conversation,
 );
 
@@ -112,4 +113,50 @@ async fn concurrent_activity_loses_no_conversation(app: TestApp) {
             .conversation_count,
         20
     );
+}
+
+/// A caller that retries CreateUser after a timeout may have its retries race the first
+/// attempt: with the same request id, every one of them gets the same user, whichever
+/// unique index the losers ran into first.
+async fn concurrent_retries_of_one_create_answer_with_one_user(app: TestApp) {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let token = app.admin_token();
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let mut client = app.client();
+        let request = app.with_token(
+            &token,
+            pb::CreateUserRequest {
+                workspace_id: WS.into(),
+                user: Some(pb::User {
+                    external_id: "k001".into(),
+                    email: "kirk@example.com".into(),
+                    ..Default::default()
+                }),
+                request_id: request_id.clone(),
+            },
+        );
+        tasks.push(tokio::spawn(async move {
+            client
+                .create_user(request)
+                .await
+                .map(tonic::Response::into_inner)
+        }));
+    }
+    let mut ids = Vec::new();
+    for task in tasks {
+        let created = task.await.unwrap().expect("every retry succeeds");
+        ids.push(created.user_id);
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "all retries saw the same user: {ids:?}");
+    let (all, _) = app.list_page("", "", 100, "", true).await;
+    assert_eq!(all.len(), 1);
+    let created_events = app
+        .pending_events()
+        .await
+        .into_iter()
+        .filter(|event| event.action == "end_user.created")
+        .count();
+    assert_eq!(created_events, 1);
 }
