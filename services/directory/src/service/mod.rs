@@ -1,5 +1,6 @@
-//! The directory's operations: each one validates against stored state, writes in one
-//! transaction, and appends its audit events to the outbox in that same transaction.
+//! The directory's operations: each one validates against stored state and writes its
+//! change together with its audit events in the outbox, atomically: in one transaction, or
+//! for a create, which reads nothing it writes, in one statement (`insert_atomically`).
 
 mod customers;
 mod import;
