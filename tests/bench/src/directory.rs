@@ -565,9 +565,10 @@ fn render(options: &Options, results: &Results) -> String {
                 format!("c={concurrency:<3} p50 / p99 ms"),
                 cells(grid, concurrency, report::p50_p99),
             );
-            let mut cpu = cells(grid, concurrency, report::cpu_per_call);
-            cpu[2] = "n/a".to_owned();
-            table.row(format!("c={concurrency:<3} server CPU µs/call"), cpu);
+            table.row(
+                format!("c={concurrency:<3} server CPU µs/call"),
+                cells(grid, concurrency, report::cpu_per_call),
+            );
             table.row(
                 format!("c={concurrency:<3} client CPU µs/call"),
                 cells(grid, concurrency, report::client_cpu_per_call),
@@ -594,38 +595,18 @@ fn render(options: &Options, results: &Results) -> String {
         }
         for run in &search.runs {
             let c = run.concurrency;
-            table.row(
-                format!("c={c:<3} calls/s"),
-                vec![
-                    report::throughput(Some(&run.roster)),
-                    report::throughput(Some(&run.bare)),
-                    report::throughput(Some(&run.sql)),
-                ],
-            );
-            table.row(
-                format!("c={c:<3} p50 / p99 ms"),
-                vec![
-                    report::p50_p99(Some(&run.roster)),
-                    report::p50_p99(Some(&run.bare)),
-                    report::p50_p99(Some(&run.sql)),
-                ],
-            );
-            table.row(
-                format!("c={c:<3} server CPU µs/call"),
-                vec![
-                    report::cpu_per_call(Some(&run.roster)),
-                    report::cpu_per_call(Some(&run.bare)),
-                    "n/a".to_owned(),
-                ],
-            );
-            table.row(
-                format!("c={c:<3} client CPU µs/call"),
-                vec![
-                    report::client_cpu_per_call(Some(&run.roster)),
-                    report::client_cpu_per_call(Some(&run.bare)),
-                    report::client_cpu_per_call(Some(&run.sql)),
-                ],
-            );
+            let contenders = [Some(&run.roster), Some(&run.bare), Some(&run.sql)];
+            for (what, figure) in [
+                (
+                    "calls/s",
+                    report::throughput as fn(Option<&LoadResult>) -> String,
+                ),
+                ("p50 / p99 ms", report::p50_p99),
+                ("server CPU µs/call", report::cpu_per_call),
+                ("client CPU µs/call", report::client_cpu_per_call),
+            ] {
+                table.row(format!("c={c:<3} {what}"), contenders.map(figure).to_vec());
+            }
         }
         table.row(
             "plan scans end_users (Seq Scan)?",

@@ -118,8 +118,12 @@ pub fn p50_p99(result: Option<&LoadResult>) -> String {
     }
 }
 
+/// Server CPU per call; `n/a` for the plain client, which has no server.
 pub fn cpu_per_call(result: Option<&LoadResult>) -> String {
-    micros(result.and_then(LoadResult::cpu_per_call))
+    match result {
+        Some(result) if result.server_cpu.is_none() => "n/a".to_owned(),
+        _ => micros(result.and_then(LoadResult::cpu_per_call)),
+    }
 }
 
 pub fn client_cpu_per_call(result: Option<&LoadResult>) -> String {

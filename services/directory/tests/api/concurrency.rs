@@ -75,12 +75,7 @@ async fn fifty_concurrent_upserts_of_one_identity_make_one_user(app: TestApp) {
         1,
         "no half-written duplicates, even deleted ones"
     );
-    let created_events = app
-        .pending_events()
-        .await
-        .into_iter()
-        .filter(|event| event.action == "end_user.created")
-        .count();
+    let created_events = app.count_events("end_user.created").await;
     assert_eq!(created_events, 1);
 }
 
@@ -152,11 +147,6 @@ async fn concurrent_retries_of_one_create_answer_with_one_user(app: TestApp) {
     assert_eq!(ids.len(), 1, "all retries saw the same user: {ids:?}");
     let (all, _) = app.list_page("", "", 100, "", true).await;
     assert_eq!(all.len(), 1);
-    let created_events = app
-        .pending_events()
-        .await
-        .into_iter()
-        .filter(|event| event.action == "end_user.created")
-        .count();
+    let created_events = app.count_events("end_user.created").await;
     assert_eq!(created_events, 1);
 }

@@ -504,6 +504,15 @@ impl TestApp {
         }
     }
 
+    /// How many outbox events record `action`.
+    pub async fn count_events(&self, action: &str) -> usize {
+        self.pending_events()
+            .await
+            .into_iter()
+            .filter(|event| event.action == action)
+            .count()
+    }
+
     /// Outbox events about one target, oldest first.
     pub async fn events_for(&self, target_id: &str) -> Vec<roster_db::AuditEvent> {
         self.pending_events()

@@ -318,12 +318,7 @@ async fn create_user_with_request_id_is_idempotent(app: TestApp) {
     let retry = create("k001").await.unwrap();
     assert_eq!(retry.user_id, first.user_id);
     assert_eq!(app.list("").await.len(), 1);
-    let created_events = app
-        .pending_events()
-        .await
-        .into_iter()
-        .filter(|event| event.action == "end_user.created")
-        .count();
+    let created_events = app.count_events("end_user.created").await;
     assert_eq!(created_events, 1);
 
     // Without a request id the retry is a duplicate.
