@@ -67,7 +67,7 @@ struct DirectoryArgs {
     pool_size: u32,
     /// Measured seconds per search case and concurrency (at most `--search-calls` calls
     /// per caller).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 5)]
     search_secs: u64,
     #[arg(long, default_value_t = 20_000)]
     search_calls: u64,
