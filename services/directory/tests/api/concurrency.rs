@@ -11,10 +11,21 @@ on_both_databases!(
     concurrent_activity_loses_no_conversation,
 );
 
+/// Starts every call on its own task at once, then waits for all of them.
+async fn all_at_once<T: Send + 'static>(
+    calls: impl Iterator<Item = impl Future<Output = Result<T, tonic::Status>> + Send + 'static>,
+) -> Vec<Result<T, tonic::Status>> {
+    let tasks: Vec<_> = calls.map(tokio::spawn).collect();
+    let mut results = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        results.push(task.await.expect("a call's task panicked"));
+    }
+    results
+}
+
 async fn fifty_concurrent_upserts_of_one_identity_make_one_user(app: TestApp) {
     let token = app.admin_token();
-    let mut tasks = Vec::new();
-    for i in 0..50 {
+    let calls = (0..50).map(|i| {
         let mut client = app.client();
         let request = app.with_token(
             &token,
@@ -37,17 +48,17 @@ async fn fifty_concurrent_upserts_of_one_identity_make_one_user(app: TestApp) {
                 customer_name: String::new(),
             },
         );
-        tasks.push(tokio::spawn(async move {
+        async move {
             client
                 .upsert_user(request)
                 .await
                 .map(tonic::Response::into_inner)
-        }));
-    }
+        }
+    });
     let mut ids = Vec::new();
     let mut created = 0;
-    for task in tasks {
-        let response = task.await.unwrap().expect("every upsert succeeds");
+    for response in all_at_once(calls).await {
+        let response = response.expect("every upsert succeeds");
         if response.outcome == pb::UpsertOutcome::Created as i32 {
             created += 1;
         }
@@ -82,8 +93,7 @@ async fn fifty_concurrent_upserts_of_one_identity_make_one_user(app: TestApp) {
 async fn concurrent_activity_loses_no_conversation(app: TestApp) {
     let kirk = app.create_user("k001", "kirk@example.com", "Kirk").await;
     let token = app.admin_token();
-    let mut tasks = Vec::new();
-    for _ in 0..20 {
+    let calls = (0..20).map(|_| {
         let mut client = app.client();
         let request = app.with_token(
             &token,
@@ -94,12 +104,10 @@ async fn concurrent_activity_loses_no_conversation(app: TestApp) {
                 conversations_started: 1,
             },
         );
-        tasks.push(tokio::spawn(async move {
-            client.record_activity(request).await
-        }));
-    }
-    for task in tasks {
-        task.await.unwrap().expect("every activity is recorded");
+        async move { client.record_activity(request).await }
+    });
+    for recorded in all_at_once(calls).await {
+        recorded.expect("every activity is recorded");
     }
     assert_eq!(
         app.get_user(&kirk.user_id)
@@ -116,8 +124,7 @@ async fn concurrent_activity_loses_no_conversation(app: TestApp) {
 async fn concurrent_retries_of_one_create_answer_with_one_user(app: TestApp) {
     let request_id = uuid::Uuid::new_v4().to_string();
     let token = app.admin_token();
-    let mut tasks = Vec::new();
-    for _ in 0..20 {
+    let calls = (0..20).map(|_| {
         let mut client = app.client();
         let request = app.with_token(
             &token,
@@ -131,17 +138,16 @@ async fn concurrent_retries_of_one_create_answer_with_one_user(app: TestApp) {
                 request_id: request_id.clone(),
             },
         );
-        tasks.push(tokio::spawn(async move {
+        async move {
             client
                 .create_user(request)
                 .await
                 .map(tonic::Response::into_inner)
-        }));
-    }
+        }
+    });
     let mut ids = Vec::new();
-    for task in tasks {
-        let created = task.await.unwrap().expect("every retry succeeds");
-        ids.push(created.user_id);
+    for created in all_at_once(calls).await {
+        ids.push(created.expect("every retry succeeds").user_id);
     }
     ids.dedup();
     assert_eq!(ids.len(), 1, "all retries saw the same user: {ids:?}");
