@@ -108,13 +108,7 @@ const ROWS_PER_INSERT: usize = 500;
 /// [`DbError::UniqueViolation`].
 pub async fn append<C: ConnectionTrait>(conn: &C, events: &[AuditEvent]) -> Result<()> {
     for chunk in events.chunks(ROWS_PER_INSERT) {
-        let rows = chunk
-            .iter()
-            .map(to_active_model)
-            .collect::<Result<Vec<_>>>()?;
-        entity::Entity::insert_many(rows)
-            .exec_without_returning(conn)
-            .await?;
+        conn.execute(&insert_statement(chunk)?).await?;
     }
     Ok(())
 }

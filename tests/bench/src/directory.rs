@@ -447,23 +447,20 @@ impl Contenders {
                 })
                 .await
             }
-            Contender::Sql => {
+            Contender::Sql | Contender::SqlOneStatement => {
                 let pool = self.pool.clone();
+                let one_statement = contender == Contender::SqlOneStatement;
                 load::run(spec, None, move |_| {
                     let pool = pool.clone();
                     let now_us = roster_directory::domain::SystemClock.now_us();
                     let user = sql::new_user(WORKSPACE, &email(), "Load Test", now_us);
-                    async move { sql::create_user(&pool, &user).await }
-                })
-                .await
-            }
-            Contender::SqlOneStatement => {
-                let pool = self.pool.clone();
-                load::run(spec, None, move |_| {
-                    let pool = pool.clone();
-                    let now_us = roster_directory::domain::SystemClock.now_us();
-                    let user = sql::new_user(WORKSPACE, &email(), "Load Test", now_us);
-                    async move { sql::create_user_in_one_statement(&pool, &user).await }
+                    async move {
+                        if one_statement {
+                            sql::create_user_in_one_statement(&pool, &user).await
+                        } else {
+                            sql::create_user(&pool, &user).await
+                        }
+                    }
                 })
                 .await
             }

@@ -28,8 +28,7 @@ pub fn insert_statement(customer: &customer::Model) -> InsertStatement {
 }
 
 pub async fn insert<C: ConnectionTrait>(conn: &C, customer: &customer::Model) -> Result<()> {
-    customer::Entity::insert(customer.clone().into_active_model().reset_all())
-        .exec_without_returning(conn)
+    conn.execute(&insert_statement(customer))
         .await
         .map_err(roster_db::DbError::from)?;
     Ok(())

@@ -163,8 +163,7 @@ pub fn insert_statement(user: &end_user::Model) -> InsertStatement {
 }
 
 pub async fn insert<C: ConnectionTrait>(conn: &C, user: &end_user::Model) -> Result<()> {
-    end_user::Entity::insert(user.clone().into_active_model().reset_all())
-        .exec_without_returning(conn)
+    conn.execute(&insert_statement(user))
         .await
         .map_err(roster_db::DbError::from)?;
     Ok(())

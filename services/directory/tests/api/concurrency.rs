@@ -123,27 +123,13 @@ async fn concurrent_activity_loses_no_conversation(app: TestApp) {
 /// unique index the losers ran into first.
 async fn concurrent_retries_of_one_create_answer_with_one_user(app: TestApp) {
     let request_id = uuid::Uuid::new_v4().to_string();
-    let token = app.admin_token();
     let calls = (0..20).map(|_| {
-        let mut client = app.client();
-        let request = app.with_token(
-            &token,
-            pb::CreateUserRequest {
-                workspace_id: WS.into(),
-                user: Some(pb::User {
-                    external_id: "k001".into(),
-                    email: "kirk@example.com".into(),
-                    ..Default::default()
-                }),
-                request_id: request_id.clone(),
-            },
-        );
-        async move {
-            client
-                .create_user(request)
-                .await
-                .map(tonic::Response::into_inner)
-        }
+        let kirk = pb::User {
+            external_id: "k001".into(),
+            email: "kirk@example.com".into(),
+            ..Default::default()
+        };
+        app.create_user_once(kirk, &request_id)
     });
     let mut ids = Vec::new();
     for created in all_at_once(calls).await {

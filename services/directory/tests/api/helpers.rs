@@ -341,14 +341,28 @@ impl TestApp {
     }
 
     pub async fn try_create_user(&self, user: pb::User) -> Result<pb::User, Status> {
-        self.client()
-            .create_user(self.admin(pb::CreateUserRequest {
-                workspace_id: WS.into(),
-                user: Some(user),
-                request_id: String::new(),
-            }))
-            .await
-            .map(tonic::Response::into_inner)
+        self.create_user_once(user, "").await
+    }
+
+    /// CreateUser with an idempotency `request_id` (empty: none), as a future that owns
+    /// what it needs, so it can be spawned.
+    pub fn create_user_once(
+        &self,
+        user: pb::User,
+        request_id: &str,
+    ) -> impl Future<Output = Result<pb::User, Status>> + Send + 'static {
+        let mut client = self.client();
+        let request = self.admin(pb::CreateUserRequest {
+            workspace_id: WS.into(),
+            user: Some(user),
+            request_id: request_id.into(),
+        });
+        async move {
+            client
+                .create_user(request)
+                .await
+                .map(tonic::Response::into_inner)
+        }
     }
 
     pub async fn upsert(

@@ -301,18 +301,10 @@ async fn record_activity_counts_and_never_moves_back(app: TestApp) {
 async fn create_user_with_request_id_is_idempotent(app: TestApp) {
     let request_id = uuid::Uuid::new_v4().to_string();
     let create = |external_id: &str| {
-        let mut client = app.client();
-        let request = app.admin(pb::CreateUserRequest {
-            workspace_id: WS.into(),
-            user: Some(user(external_id, &format!("{external_id}@example.com"))),
-            request_id: request_id.clone(),
-        });
-        async move {
-            client
-                .create_user(request)
-                .await
-                .map(tonic::Response::into_inner)
-        }
+        app.create_user_once(
+            user(external_id, &format!("{external_id}@example.com")),
+            &request_id,
+        )
     };
     let first = create("k001").await.unwrap();
     let retry = create("k001").await.unwrap();
