@@ -15,7 +15,8 @@ pub struct Model {
     pub avatar_url: String,
     pub customer_id: String,
     pub status: String,
-    /// The status to return to on undelete.
+    /// What a deactivated or deleted user was before (guest, unconfirmed or active); see
+    /// `service::users::settled_status` for how it is read back.
     pub restore_status: Option<String>,
     pub title: String,
     pub first_name: String,
@@ -36,6 +37,9 @@ pub struct Model {
     /// 0 means never.
     pub last_activity_at: i64,
     pub deleted_at: Option<i64>,
+    /// When the user was deactivated; kept through a deletion, so undelete brings a
+    /// deactivated user back deactivated.
+    pub deactivated_at: Option<i64>,
     pub conversation_count: i64,
     pub merged_into: Option<Uuid>,
     pub version: i64,

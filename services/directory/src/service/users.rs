@@ -72,6 +72,7 @@ pub(super) fn blank_user(
         confirmed_at: None,
         last_activity_at: 0,
         deleted_at: None,
+        deactivated_at: None,
         conversation_count: 0,
         merged_into: None,
         version: 1,
@@ -369,13 +370,13 @@ impl Directory {
                         "an end-user needs an external_id or an email; both would be empty",
                     ));
                 }
-                // A new address has not been confirmed by anyone.
-                if user.email_key != old_email
-                    && status == UserStatus::Active
-                    && !user.email.is_empty()
-                {
-                    user.status = UserStatus::Unconfirmed.as_str().to_owned();
+                // A new address has not been confirmed by anyone, whatever the status: a
+                // deactivated user must not come back active with it.
+                if user.email_key != old_email && !user.email.is_empty() {
                     user.confirmed_at = None;
+                    if status == UserStatus::Active {
+                        user.status = UserStatus::Unconfirmed.as_str().to_owned();
+                    }
                 }
                 Ok(())
             },
@@ -396,7 +397,7 @@ impl Directory {
             user_id,
             expected_version,
             "end_user.deactivated",
-            |user, _| match status_of(user)? {
+            |user, now| match status_of(user)? {
                 UserStatus::Deactivated => Ok(()),
                 status if status.is_retired() => Err(DirectoryError::FailedPrecondition(format!(
                     "end-user {} is {status}; it cannot be deactivated",
@@ -405,6 +406,7 @@ impl Directory {
                 status => {
                     user.restore_status = Some(status.as_str().to_owned());
                     user.status = UserStatus::Deactivated.as_str().to_owned();
+                    user.deactivated_at = Some(now);
                     Ok(())
                 }
             },
@@ -427,11 +429,9 @@ impl Directory {
             "end_user.reactivated",
             |user, _| match status_of(user)? {
                 UserStatus::Deactivated => {
-                    let back = user
-                        .restore_status
-                        .take()
-                        .unwrap_or_else(|| UserStatus::Active.as_str().to_owned());
-                    user.status = back;
+                    user.status = settled_status(user).as_str().to_owned();
+                    user.restore_status = None;
+                    user.deactivated_at = None;
                     Ok(())
                 }
                 status if status.is_retired() => Err(DirectoryError::FailedPrecondition(format!(
@@ -464,6 +464,13 @@ impl Directory {
                         "end-user {} is {status}; it cannot be deleted",
                         user.user_id
                     )))
+                }
+                // Deactivation stays marked on the user and its `restore_status` stays what
+                // deactivation saved, so undelete can bring both back.
+                UserStatus::Deactivated => {
+                    user.status = UserStatus::Deleted.as_str().to_owned();
+                    user.deleted_at = Some(now);
+                    Ok(())
                 }
                 status => {
                     user.restore_status = Some(status.as_str().to_owned());
@@ -742,6 +749,7 @@ impl Directory {
 
             let mut source = source_before.clone();
             source.restore_status = None;
+            source.deactivated_at = None;
             source.status = UserStatus::Merged.as_str().to_owned();
             source.merged_into = Some(target_id);
             source.version += 1;
@@ -791,12 +799,28 @@ impl Directory {
     }
 }
 
-/// Back to the status the user had before deletion.
+/// Back to the status the user had before deletion: deactivated if it was (still
+/// remembering what it was before that), otherwise its settled status. Every path that
+/// un-deletes (UndeleteUser, UpsertUser, imports) goes through here.
 pub(super) fn undelete(user: &mut end_user::Model) {
-    let back = user
-        .restore_status
-        .take()
-        .unwrap_or_else(|| UserStatus::Active.as_str().to_owned());
-    user.status = back;
     user.deleted_at = None;
+    if user.deactivated_at.is_some() {
+        user.status = UserStatus::Deactivated.as_str().to_owned();
+    } else {
+        user.status = settled_status(user).as_str().to_owned();
+        user.restore_status = None;
+    }
+}
+
+/// The status a deactivated or deleted user returns to. Only guests are remembered in
+/// `restore_status`: between active and unconfirmed `confirmed_at` decides, since it is what
+/// chat access trusts, so no chain of calls can turn an unconfirmed user active.
+fn settled_status(user: &end_user::Model) -> UserStatus {
+    if user.restore_status.as_deref() == Some(UserStatus::Guest.as_str()) {
+        UserStatus::Guest
+    } else if user.confirmed_at.is_some() {
+        UserStatus::Active
+    } else {
+        UserStatus::Unconfirmed
+    }
 }

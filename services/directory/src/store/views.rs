@@ -166,6 +166,7 @@ fn user_at_positions(
         confirmed_at: next_value!(),
         last_activity_at: next_value!(),
         deleted_at: next_value!(),
+        deactivated_at: next_value!(),
         conversation_count: next_value!(),
         merged_into: next_value!(),
         version: next_value!(),

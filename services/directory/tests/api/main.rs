@@ -16,6 +16,7 @@ mod import_batches;
 mod lifecycle;
 mod merge_erase;
 mod search_paging;
+mod status_chain;
 mod users;
 mod validation;
 mod widget;
