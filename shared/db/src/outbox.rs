@@ -197,6 +197,64 @@ pub async fn pending_for_workspace<C: ConnectionTrait>(
     rows.into_iter().map(from_model).collect()
 }
 
+/// Redacts the undelivered events about some targets of one workspace, in the caller's
+/// transaction: the before and after values of every field `is_personal` names become
+/// absent, and the peer address and user agent are dropped. The field names, actions and
+/// actors stay, so the trail still says what happened, not to whom it happened as what.
+/// Returns how many events were redacted.
+///
+/// Events already delivered (`delivered_at` set) are left alone: they are in the audit
+/// service's log by then, and erasing them there is the audit service's job.
+pub async fn redact_pending<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    target_type: &str,
+    target_ids: &[String],
+    is_personal: impl Fn(&str) -> bool,
+) -> Result<u64> {
+    use sea_orm::sea_query::Expr;
+    if target_ids.is_empty() {
+        return Ok(0);
+    }
+    let rows = entity::Entity::find()
+        .filter(entity::Column::WorkspaceId.eq(workspace_id))
+        .filter(entity::Column::TargetType.eq(target_type))
+        .filter(entity::Column::TargetId.is_in(target_ids.iter().map(String::as_str)))
+        .filter(entity::Column::DeliveredAt.is_null())
+        .all(conn)
+        .await?;
+    let mut redacted = 0;
+    for row in rows {
+        let event_id = row.event_id;
+        let mut changes: Vec<FieldChange> = serde_json::from_value(row.changes).map_err(|e| {
+            DbError::Other(format!(
+                "outbox_events.changes of event {event_id} is not a list of field changes: {e}"
+            ))
+        })?;
+        for change in changes.iter_mut().filter(|c| is_personal(&c.field)) {
+            change.before = None;
+            change.after = None;
+        }
+        let changes = serde_json::to_value(&changes)
+            .map_err(|e| DbError::Other(format!("encoding changes of event {event_id}: {e}")))?;
+        entity::Entity::update_many()
+            .col_expr(entity::Column::Changes, Expr::value(changes))
+            .col_expr(entity::Column::PeerIp, Expr::value(Option::<String>::None))
+            .col_expr(
+                entity::Column::UserAgent,
+                Expr::value(Option::<String>::None),
+            )
+            .filter(entity::Column::WorkspaceId.eq(workspace_id))
+            .filter(entity::Column::EventId.eq(event_id))
+            // A relay delivering it meanwhile makes it the audit service's to redact.
+            .filter(entity::Column::DeliveredAt.is_null())
+            .exec(conn)
+            .await?;
+        redacted += 1;
+    }
+    Ok(redacted)
+}
+
 fn to_active_model(event: &AuditEvent) -> Result<entity::ActiveModel> {
     let changes = serde_json::to_value(&event.changes).map_err(|e| {
         DbError::Other(format!("encoding changes of event {}: {e}", event.event_id))

@@ -33,6 +33,21 @@ fn user_snapshot(user: &end_user::Model) -> Vec<(&'static str, Value)> {
     fields
 }
 
+/// Fields of end-user events that say nothing about the person: the lifecycle an erasure
+/// keeps. Every other field, including any added later, counts as personal and is
+/// redacted from pending events when the person is erased.
+const LIFECYCLE_FIELDS: [&str; 4] = [
+    "status",
+    "deleted_at",
+    "merged_into_user_id",
+    "merged_from_user_id",
+];
+
+/// Whether an end-user event field carries personal data.
+pub fn is_personal_user_field(field: &str) -> bool {
+    !LIFECYCLE_FIELDS.contains(&field)
+}
+
 /// Changed fields between two versions of a user; `None` before means the user is new.
 pub fn user_changes(before: Option<&end_user::Model>, after: &end_user::Model) -> Vec<FieldChange> {
     let after_fields = user_snapshot(after);

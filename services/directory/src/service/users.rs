@@ -1,10 +1,12 @@
+use std::collections::HashSet;
+
 use rand::Rng;
 use roster_db::outbox;
 use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
 use super::{Actor, Directory, check_etag, in_write_txn};
-use crate::domain::changes::user_changes;
+use crate::domain::changes::{is_personal_user_field, user_changes};
 use crate::domain::filter::UserFilter;
 use crate::domain::paging::{Cursor, UserOrder, query_fingerprint};
 use crate::domain::user_fields::{UserValues, refresh_derived};
@@ -657,6 +659,10 @@ impl Directory {
         .await
     }
 
+    /// Erases a person: the user and every user merged into it (directly or down a chain
+    /// of merges), whose records held the same person's data. Each gets an
+    /// `end_user.erased` event, and the pending events about them lose their personal
+    /// values in the same transaction.
     pub async fn erase_user(
         &self,
         actor: &Actor,
@@ -665,43 +671,91 @@ impl Directory {
     ) -> Result<UserView> {
         in_write_txn!(self, retry_unique = false, |txn| {
             let conn = &*txn;
-            let before = store::users::require(conn, workspace_id, user_id).await?;
+            let subject = store::users::require(conn, workspace_id, user_id).await?;
+            let mut people = vec![subject];
+            let mut seen = HashSet::from([user_id]);
+            let mut frontier = vec![user_id];
+            while !frontier.is_empty() {
+                let sources = store::users::merged_into_any(conn, workspace_id, &frontier).await?;
+                frontier.clear();
+                // Merging needs two users that are not retired, so chains cannot loop; `seen`
+                // only keeps a damaged row from looping this.
+                for source in sources {
+                    if seen.insert(source.user_id) {
+                        frontier.push(source.user_id);
+                        people.push(source);
+                    }
+                }
+            }
+            let ids: Vec<String> = people.iter().map(|u| u.user_id.to_string()).collect();
+            outbox::redact_pending(conn, workspace_id, "end_user", &ids, is_personal_user_field)
+                .await?;
             let now = self.now_us();
-            let mut after =
-                blank_user(workspace_id, user_id, UserStatus::Erased, before.created_at);
-            after.updated_at = now;
-            after.deleted_at = Some(now);
-            after.version = before.version + 1;
-            if before == after {
-                return self.view(conn, before).await;
+            let mut events = Vec::new();
+            let mut erased_subject = None;
+            for before in people {
+                let after = if before.status == UserStatus::Erased.as_str() {
+                    before
+                } else {
+                    self.erase_one(conn, actor, before, now, &mut events)
+                        .await?
+                };
+                if after.user_id == user_id {
+                    erased_subject = Some(after);
+                }
             }
-            store::identities::delete_all(conn, workspace_id, user_id).await?;
-            if !store::users::update(conn, &before, &after).await? {
-                return Err(DirectoryError::Database(roster_db::DbError::Conflict));
+            if !events.is_empty() {
+                outbox::append(conn, &events).await?;
             }
-            // The event names the fields that were scrubbed but never their values: an audit
-            // trail must not keep what erasure removed.
-            let scrubbed = user_changes(Some(&before), &after)
-                .into_iter()
-                .map(|change| outbox::FieldChange {
-                    field: change.field,
-                    before: None,
-                    after: None,
-                })
-                .collect();
-            let event = self.event(
-                actor,
-                workspace_id,
-                "end_user.erased",
-                ("end_user", user_id.to_string()),
-                scrubbed,
-            );
-            outbox::append(conn, &[event]).await?;
+            let user = erased_subject.ok_or_else(|| DirectoryError::user_not_found(user_id))?;
             Ok(UserView {
-                user: after,
+                user,
                 identities: Vec::new(),
             })
         })
+    }
+
+    /// Scrubs one user for good and adds its `end_user.erased` event to `events`.
+    async fn erase_one<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        actor: &Actor,
+        before: end_user::Model,
+        now: i64,
+        events: &mut Vec<outbox::AuditEvent>,
+    ) -> Result<end_user::Model> {
+        let workspace_id = before.workspace_id.as_str();
+        let mut after = blank_user(
+            workspace_id,
+            before.user_id,
+            UserStatus::Erased,
+            before.created_at,
+        );
+        after.updated_at = now;
+        after.deleted_at = Some(now);
+        after.version = before.version + 1;
+        store::identities::delete_all(conn, workspace_id, before.user_id).await?;
+        if !store::users::update(conn, &before, &after).await? {
+            return Err(DirectoryError::Database(roster_db::DbError::Conflict));
+        }
+        // The event names the fields that were scrubbed but never their values: an audit
+        // trail must not keep what erasure removed.
+        let scrubbed = user_changes(Some(&before), &after)
+            .into_iter()
+            .map(|change| outbox::FieldChange {
+                field: change.field,
+                before: None,
+                after: None,
+            })
+            .collect();
+        events.push(self.event(
+            actor,
+            workspace_id,
+            "end_user.erased",
+            ("end_user", before.user_id.to_string()),
+            scrubbed,
+        ));
+        Ok(after)
     }
 
     pub async fn merge_users(
@@ -747,12 +801,19 @@ impl Directory {
             target.version += 1;
             target.updated_at = now;
 
-            let mut source = source_before.clone();
-            source.restore_status = None;
-            source.deactivated_at = None;
-            source.status = UserStatus::Merged.as_str().to_owned();
+            // The source keeps its id, its link and its timestamps; its values went to the
+            // target or are dropped, so erasing the person later leaves no copy behind.
+            let mut source = blank_user(
+                workspace_id,
+                source_id,
+                UserStatus::Merged,
+                source_before.created_at,
+            );
             source.merged_into = Some(target_id);
-            source.version += 1;
+            source.confirmed_at = source_before.confirmed_at;
+            source.last_activity_at = source_before.last_activity_at;
+            source.deleted_at = source_before.deleted_at;
+            source.version = source_before.version + 1;
             source.updated_at = now;
             // The source's keys may now be given to the target without a unique clash.
             if !store::users::update(conn, &source_before, &source).await? {

@@ -269,3 +269,20 @@ pub async fn add_activity<C: ConnectionTrait>(
         .map_err(roster_db::DbError::from)?;
     Ok(result.rows_affected == 1)
 }
+
+/// The users merged directly into any of `targets`.
+pub async fn merged_into_any<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    targets: &[Uuid],
+) -> Result<Vec<end_user::Model>> {
+    if targets.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(end_user::Entity::find()
+        .filter(end_user::Column::WorkspaceId.eq(workspace_id))
+        .filter(end_user::Column::MergedInto.is_in(targets.iter().copied()))
+        .all(conn)
+        .await
+        .map_err(roster_db::DbError::from)?)
+}

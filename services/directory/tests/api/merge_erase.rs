@@ -3,6 +3,8 @@
 use roster_proto::directory::v1 as pb;
 use tonic::Code;
 
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+
 use crate::helpers::{TestApp, WS, assert_code, assert_invalid, ts, us, user};
 use crate::on_both_databases;
 
@@ -11,6 +13,7 @@ on_both_databases!(
     merge_refuses_itself_and_retired_users,
     erase_scrubs_personal_data_and_keeps_the_id,
     after_erasure_the_same_person_is_a_new_user,
+    erasure_leaves_the_person_nowhere_in_the_database,
 );
 
 async fn merge(
@@ -354,4 +357,186 @@ async fn after_erasure_the_same_person_is_a_new_user(app: TestApp) {
         assert_eq!(tombstone.status, pb::UserStatus::Erased as i32);
         assert!(tombstone.email.is_empty());
     }
+}
+
+async fn erasure_leaves_the_person_nowhere_in_the_database(app: TestApp) {
+    // Distinctive values, so a hit cannot be someone else's data.
+    let imported = app
+        .import_csv(
+            b"external_id,email,name,phone\n\
+              zq-4711,Xavera.Quillfeather@example.com,Xavera Quillfeather,+49 30 9876543\n\
+              other-1,bystander@example.com,Bystander Person,+1 555 0000\n",
+            64,
+            false,
+            true,
+        )
+        .await
+        .unwrap();
+    assert_eq!(imported.created, 2, "{imported:?}");
+    let person = app.lookup_external_id("zq-4711").await.unwrap();
+    let bystander = app.lookup_external_id("other-1").await.unwrap();
+    // A duplicate record of the same person, merged into the imported one.
+    let mut duplicate = user("zq-dup-0815", "xq.private@example.net");
+    duplicate.name = "X. Quillfeather".into();
+    duplicate.mobile = "+49 171 5550199".into();
+    let duplicate = app
+        .upsert(
+            Some((pb::IdentitySource::Slack, "TQ1:UQUILL")),
+            duplicate,
+            "",
+        )
+        .await
+        .unwrap()
+        .user
+        .unwrap();
+    app.record_activity(&duplicate.user_id, None, 2)
+        .await
+        .unwrap();
+    merge(&app, &duplicate.user_id, &person.user_id)
+        .await
+        .unwrap();
+    app.record_activity(&person.user_id, None, 1).await.unwrap();
+
+    // Merging already scrubbed the duplicate, which keeps only its id and its link.
+    let merged = app.get_user(&duplicate.user_id).await.unwrap();
+    assert_eq!(merged.status, pb::UserStatus::Merged as i32);
+    assert_eq!(merged.merged_into_user_id, person.user_id);
+    assert!(merged.email.is_empty() && merged.name.is_empty() && merged.mobile.is_empty());
+    assert!(merged.external_id.is_empty() && merged.identities.is_empty());
+
+    app.client()
+        .erase_user(app.admin(pb::EraseUserRequest {
+            workspace_id: WS.into(),
+            user_id: person.user_id.clone(),
+        }))
+        .await
+        .unwrap();
+
+    let secrets = [
+        "Xavera.Quillfeather@example.com",
+        "Quillfeather",
+        "xavera",
+        "9876543",
+        "zq-4711",
+        "xq.private@example.net",
+        "zq-dup-0815",
+        "5550199",
+        "TQ1:UQUILL",
+    ];
+    let dump = database_dump(&app).await;
+    assert!(
+        dump.iter()
+            .any(|(_, _, text)| text.contains("bystander@example.com")),
+        "the dump reads the data (the bystander is there)"
+    );
+    for (table, column, text) in &dump {
+        for secret in secrets {
+            assert!(
+                !text.contains(&secret.to_lowercase()),
+                "{secret} is still in {table}.{column}: {text}"
+            );
+        }
+    }
+    if app.backend_name == "sqlite" {
+        // The trigram index keeps terms, not text: none of the person's trigrams may remain.
+        let index = dump
+            .iter()
+            .filter(|(table, _, _)| table == "end_users_fts_data")
+            .map(|(_, _, text)| text.as_str())
+            .collect::<String>();
+        for trigram in ["qui", "uil", "llf", "lfe", "fea", "xav", "ave", "ver"] {
+            assert!(
+                !index.contains(trigram),
+                "trigram {trigram} of the person is still in the FTS index"
+            );
+        }
+    }
+
+    // Both records are erased, each with its own event; the earlier events about them keep
+    // no values of personal fields, no peer address and no user agent.
+    let events = app.pending_events().await;
+    for id in [&person.user_id, &duplicate.user_id] {
+        assert_eq!(
+            app.get_user(id).await.unwrap().status,
+            pb::UserStatus::Erased as i32
+        );
+        let about: Vec<_> = events.iter().filter(|e| &e.target_id == id).collect();
+        assert!(about.iter().any(|e| e.action == "end_user.erased"), "{id}");
+        for event in about.iter().filter(|e| e.action != "end_user.erased") {
+            assert!(
+                event.peer_ip.is_none() && event.user_agent.is_none(),
+                "{event:?}"
+            );
+        }
+    }
+    // Nobody else's history was touched.
+    let untouched = events
+        .iter()
+        .find(|e| e.target_id == bystander.user_id)
+        .expect("the bystander's import event");
+    assert!(untouched.peer_ip.is_some());
+    assert!(
+        serde_json::to_string(&untouched.changes)
+            .unwrap()
+            .contains("bystander@example.com")
+    );
+}
+
+/// Every value in every table of the directory's database, as lower-cased text:
+/// (table, column, value). On SQLite blobs are read as their bytes, so the FTS index's
+/// segments are searched too.
+async fn database_dump(app: &TestApp) -> Vec<(String, String, String)> {
+    let db = roster_db::Db::connect(&roster_db::DbSettings::new(&app.database_url))
+        .await
+        .unwrap();
+    let conn = db.conn();
+    let backend = conn.get_database_backend();
+    let strings = |sql: String| async move {
+        conn.query_all_raw(Statement::from_string(backend, sql))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|row| row.try_get_by_index::<Option<String>>(0).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let columns_sql = |table: &str| match backend {
+        DbBackend::Postgres => format!(
+            "SELECT column_name::text FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = '{table}'"
+        ),
+        _ => format!("SELECT name FROM pragma_table_info('{table}')"),
+    };
+    let tables_sql = match backend {
+        DbBackend::Postgres => "SELECT table_name::text FROM information_schema.tables \
+             WHERE table_schema = current_schema()"
+            .to_owned(),
+        _ => "SELECT name FROM sqlite_master WHERE type = 'table'".to_owned(),
+    };
+    let mut dump = Vec::new();
+    for table in strings(tables_sql).await.into_iter().flatten() {
+        for column in strings(columns_sql(&table)).await.into_iter().flatten() {
+            let value = match backend {
+                DbBackend::Postgres => format!("CAST(\"{column}\" AS TEXT)"),
+                _ => format!("hex(CAST(\"{column}\" AS BLOB))"),
+            };
+            let values = strings(format!("SELECT {value} FROM \"{table}\"")).await;
+            for text in values.into_iter().flatten() {
+                let text = match backend {
+                    DbBackend::Postgres => text,
+                    _ => String::from_utf8_lossy(&unhex(&text)).into_owned(),
+                };
+                dump.push((table.clone(), column.clone(), text.to_lowercase()));
+            }
+        }
+    }
+    db.close().await;
+    assert!(dump.iter().any(|(table, _, _)| table == "outbox_events"));
+    dump
+}
+
+fn unhex(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(&hex[at..at + 2], 16).unwrap())
+        .collect()
 }
