@@ -442,6 +442,10 @@ pub enum Locking {
     None,
     /// `FOR UPDATE`: no other writer can change the rows before this transaction ends.
     ForUpdate,
+    /// `FOR KEY SHARE`: the rows can be updated but not deleted, nor locked `FOR UPDATE`,
+    /// before this transaction ends; for rows the transaction's writes depend on without
+    /// changing them (the customer of a new user).
+    KeyShare,
 }
 
 /// Rows of `E` in the workspace whose `column` is one of `values`: one statement binding one
@@ -454,9 +458,8 @@ pub enum Locking {
 /// import of a million rows slowed to a few thousand rows a second). A probe per value uses
 /// the index whatever the statistics say.
 ///
-/// With [`Locking::ForUpdate`] the values are probed in sorted order (the lateral join walks
-/// the array in order), so two transactions locking overlapping sets take the locks in the
-/// same order.
+/// With locking the values are probed in sorted order (the lateral join walks the array in
+/// order), so two transactions locking overlapping sets take the locks in the same order.
 pub async fn select_any<E: EntityTrait>(
     conn: &mut PgConnection,
     workspace_id: &str,
@@ -472,7 +475,7 @@ pub async fn select_any<E: EntityTrait>(
     let query = sqlx::query(AssertSqlSafe(sql)).bind(workspace_id);
     let query = match locking {
         Locking::None => query.bind(values),
-        Locking::ForUpdate => {
+        Locking::ForUpdate | Locking::KeyShare => {
             let mut sorted = values.to_vec();
             sorted.sort_unstable();
             query.bind(sorted)
@@ -495,6 +498,7 @@ pub fn select_any_statement<E: EntityTrait>(column: E::Column, locking: Locking)
         match locking {
             Locking::None => "",
             Locking::ForUpdate => " FOR UPDATE",
+            Locking::KeyShare => " FOR KEY SHARE",
         }
     )
 }

@@ -223,21 +223,25 @@ impl Db {
     /// database. On SQLite, where a round trip is a function call, they run in one
     /// [`Db::begin_write`] transaction. Either way a violated constraint fails the whole
     /// write with its [`DbError`], and nothing is written.
-    pub async fn insert_atomically(&self, inserts: Vec<InsertStatement>) -> Result<()> {
+    ///
+    /// Returns the rows the last insert wrote: an `INSERT … SELECT` may write none (one
+    /// whose `SELECT` finds the row it depends on gone, say), and the caller learns it here.
+    pub async fn insert_atomically(&self, inserts: Vec<InsertStatement>) -> Result<u64> {
         match self.backend {
             Backend::Postgres => {
                 let Some(statement) = postgres_atomic_insert(inserts) else {
-                    return Ok(());
+                    return Ok(0);
                 };
-                self.conn.execute_raw(statement).await?;
-                Ok(())
+                Ok(self.conn.execute_raw(statement).await?.rows_affected())
             }
             Backend::Sqlite => {
                 let txn = self.begin_write().await?;
+                let mut written = 0;
                 for insert in &inserts {
-                    txn.execute(insert).await?;
+                    written = txn.execute(insert).await?.rows_affected();
                 }
-                txn.commit().await
+                txn.commit().await?;
+                Ok(written)
             }
         }
     }

@@ -255,7 +255,9 @@ pub async fn redact_pending<C: ConnectionTrait>(
     Ok(redacted)
 }
 
-fn to_active_model(event: &AuditEvent) -> Result<entity::ActiveModel> {
+/// The row an event is stored as, for a write that builds its own INSERT of it (one that
+/// must only happen while a row it depends on exists, say).
+pub fn to_active_model(event: &AuditEvent) -> Result<entity::ActiveModel> {
     let changes = serde_json::to_value(&event.changes).map_err(|e| {
         DbError::Other(format!("encoding changes of event {}: {e}", event.event_id))
     })?;

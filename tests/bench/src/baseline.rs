@@ -142,7 +142,8 @@ impl DirectoryService for BareDirectory {
         list_customers(pb::ListCustomersRequest) -> pb::ListCustomersResponse;
         update_customer(pb::UpdateCustomerRequest) -> pb::Customer;
         set_customer_status(pb::SetCustomerStatusRequest) -> pb::Customer;
-        delete_customer(pb::DeleteCustomerRequest) -> ();
+        delete_customer(pb::DeleteCustomerRequest) -> pb::Customer;
+        undelete_customer(pb::UndeleteCustomerRequest) -> pb::Customer;
         lookup_user(pb::LookupUserRequest) -> pb::User;
         update_user(pb::UpdateUserRequest) -> pb::User;
         deactivate_user(pb::DeactivateUserRequest) -> pb::User;

@@ -3,6 +3,7 @@
 use roster_auth::Principal;
 
 use crate::error::DirectoryError;
+use crate::service::CustomerRenames;
 
 /// What an RPC needs from the caller beyond access to the request's workspace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,5 +45,19 @@ pub fn authorize(
                 )))
             }
         }
+    }
+}
+
+/// How far a caller's import may rename existing customers: only callers who could rename
+/// them directly (UpdateCustomer) may; `otherwise` is what happens to the others' renames.
+pub fn customer_renames(
+    principal: &Principal,
+    workspace_id: &str,
+    otherwise: CustomerRenames,
+) -> CustomerRenames {
+    if authorize(principal, workspace_id, CUSTOMERS_WRITE).is_ok() {
+        CustomerRenames::Apply
+    } else {
+        otherwise
     }
 }

@@ -9,7 +9,7 @@ use crate::domain::values::FieldViolation;
 use crate::domain::{ChatAccess, CustomerStatus, IdentitySource, UserField, UserStatus};
 use crate::entity::{customer, workspace_settings};
 use crate::error::DirectoryError;
-use crate::service::{UserView, etag};
+use crate::service::{UserView, etag, parse_etag};
 
 pub fn timestamp(us: i64) -> Timestamp {
     Timestamp {
@@ -225,6 +225,43 @@ pub fn customer_status(field: &str, value: i32) -> Result<CustomerStatus, FieldV
     }
 }
 
+/// A `Customer` message as CreateCustomer and UpdateCustomer read it: the id and etag
+/// checked, the writable values as sent (each call checks the ones it writes), output-only
+/// fields ignored (AIP-203).
+pub struct CustomerInput {
+    pub customer_id: String,
+    pub name: String,
+    pub domains: Vec<String>,
+    pub notes: String,
+    pub expected_version: Option<i64>,
+}
+
+impl TryFrom<pb::Customer> for CustomerInput {
+    type Error = DirectoryError;
+
+    fn try_from(message: pb::Customer) -> Result<Self, DirectoryError> {
+        let pb::Customer {
+            customer_id,
+            workspace_id: _,
+            name,
+            status: _,
+            domains,
+            notes,
+            created_at: _,
+            updated_at: _,
+            etag,
+            deleted_at: _,
+        } = message;
+        Ok(CustomerInput {
+            customer_id: crate::domain::values::customer_id("customer.customer_id", &customer_id)?,
+            name,
+            domains,
+            notes,
+            expected_version: parse_etag("customer.etag", &etag)?,
+        })
+    }
+}
+
 pub fn customer(model: customer::Model) -> pb::Customer {
     pb::Customer {
         customer_id: model.customer_id,
@@ -236,6 +273,7 @@ pub fn customer(model: customer::Model) -> pb::Customer {
         created_at: Some(timestamp(model.created_at)),
         updated_at: Some(timestamp(model.updated_at)),
         etag: etag(model.version),
+        deleted_at: optional_timestamp(model.deleted_at),
     }
 }
 

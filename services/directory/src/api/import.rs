@@ -10,11 +10,11 @@ use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::authz::END_USERS_WRITE;
+use super::authz::{END_USERS_WRITE, customer_renames};
 use super::{caller, workspace};
 use crate::error::DirectoryError;
 use crate::import::csv_rows::CsvRows;
-use crate::service::{Directory, ImportCounts, ImportOptions, ImportRow};
+use crate::service::{CustomerRenames, Directory, ImportCounts, ImportOptions, ImportRow};
 
 /// Rows in flight between the parser and the writer.
 const ROW_CHANNEL: usize = 2048;
@@ -75,6 +75,8 @@ fn response(counts: ImportCounts, dry_run: bool) -> pb::ImportUsersResponse {
         unchanged,
         failed,
         customers_created,
+        customers_undeleted,
+        customer_renames_skipped,
         failures,
         stopped,
     } = counts;
@@ -94,6 +96,8 @@ fn response(counts: ImportCounts, dry_run: bool) -> pb::ImportUsersResponse {
             .collect(),
         stopped,
         dry_run,
+        customers_undeleted,
+        customer_renames_skipped,
     }
 }
 
@@ -173,6 +177,7 @@ pub async fn import_users(
     let options = ImportOptions {
         dry_run,
         stop_on_error,
+        customer_renames: customer_renames(&principal, &workspace_id, CustomerRenames::Skip),
     };
     let imported = directory
         .import_rows(&actor, &workspace_id, options, &mut rows_rx)

@@ -15,18 +15,20 @@ use tonic::{Request, Response, Status, Streaming};
 
 use self::authz::{
     CUSTOMERS_WRITE, END_USERS_DELETE, END_USERS_ERASE, END_USERS_MERGE, END_USERS_WRITE, Need,
-    WORKSPACE_MANAGE, authorize,
+    WORKSPACE_MANAGE, authorize, customer_renames,
 };
+use self::convert::CustomerInput;
 use crate::domain::filter::{parse_customer_filter, parse_user_filter};
-use crate::domain::paging::{page_size, user_order};
+use crate::domain::paging::{customer_order, page_size, user_order};
 use crate::domain::user_fields::UserValues;
 use crate::domain::values::{self, FieldViolation};
 use crate::domain::widget_token::{RegisteredWidgetKey, WidgetKeyAlgorithm, validate_public_key};
 use crate::domain::{UserField, UserStatus};
 use crate::error::{DirectoryError, Result};
 use crate::service::{
-    Actor, CustomerPatch, Directory, Lookup, MAX_WIDGET_GRACE_SECONDS, NewCustomer, SettingsPatch,
-    StoredWidgetKey, UpsertInput, UpsertOutcome, UpsertResult, parse_etag,
+    Actor, CustomerPatch, CustomerRenames, Directory, Lookup, MAX_WIDGET_GRACE_SECONDS,
+    NewCustomer, SettingsPatch, StoredWidgetKey, UpsertInput, UpsertOutcome, UpsertResult,
+    parse_etag,
 };
 
 #[derive(Clone)]
@@ -94,7 +96,9 @@ fn upsert_response(result: UpsertResult) -> pb::UpsertUserResponse {
     pb::UpsertUserResponse {
         user: Some(convert::user(result.user)),
         outcome: outcome as i32,
-        customer_created: result.customer_created,
+        customer_created: result.customer.created,
+        customer_undeleted: result.customer.undeleted,
+        customer_rename_skipped: result.customer.rename_skipped,
     }
 }
 
@@ -163,10 +167,15 @@ impl DirectoryService for DirectoryApi {
             } = request.into_inner();
             let workspace_id = workspace(&principal, &workspace_id, CUSTOMERS_WRITE)?;
             tracing::Span::current().record("workspace_id", workspace_id.as_str());
-            let customer = require("customer", customer)?;
-            let customer_id = values::customer_id("customer.customer_id", &customer.customer_id)?;
-            let (name, domains, notes) =
-                customer_fields(&customer.name, &customer.domains, &customer.notes)?;
+            // An etag on a create has nothing to match; it is ignored like other output fields.
+            let CustomerInput {
+                customer_id,
+                name,
+                domains,
+                notes,
+                expected_version: _,
+            } = CustomerInput::try_from(require("customer", customer)?)?;
+            let (name, domains, notes) = customer_fields(&name, &domains, &notes)?;
             let created = self
                 .directory
                 .create_customer(
@@ -217,14 +226,25 @@ impl DirectoryService for DirectoryApi {
                 page_size: size,
                 page_token,
                 filter,
+                order_by,
+                show_deleted,
             } = request.into_inner();
             let workspace_id = workspace(&principal, &workspace_id, Need::Read)?;
             let size = page_size(size)?;
+            let order = customer_order(&order_by)?;
             let parsed = parse_customer_filter(&filter)
                 .map_err(|e| DirectoryError::invalid("filter", e.to_string()))?;
             let (customers, next_page_token) = self
                 .directory
-                .list_customers(&workspace_id, &filter, &parsed, size, &page_token)
+                .list_customers(
+                    &workspace_id,
+                    &filter,
+                    &parsed,
+                    order,
+                    show_deleted,
+                    size,
+                    &page_token,
+                )
                 .await?;
             Ok(pb::ListCustomersResponse {
                 customers: customers.into_iter().map(convert::customer).collect(),
@@ -242,8 +262,8 @@ impl DirectoryService for DirectoryApi {
             let (principal, actor) = caller(&request)?;
             let pb::UpdateCustomerRequest { workspace_id, customer, update_mask } = request.into_inner();
             let workspace_id = workspace(&principal, &workspace_id, CUSTOMERS_WRITE)?;
-            let customer = require("customer", customer)?;
-            let customer_id = values::customer_id("customer.customer_id", &customer.customer_id)?;
+            let customer = CustomerInput::try_from(require("customer", customer)?)?;
+            let customer_id = customer.customer_id.clone();
             let paths = update_mask.map(|mask| mask.paths).unwrap_or_default();
             if paths.is_empty() {
                 return Err(DirectoryError::invalid("update_mask", "is required: name the fields to change (name, domains, notes)"));
@@ -273,8 +293,7 @@ impl DirectoryService for DirectoryApi {
             if !violations.is_empty() {
                 return Err(DirectoryError::Invalid(violations));
             }
-            let version = parse_etag("customer.etag", &customer.etag)?;
-            Ok(convert::customer(self.directory.update_customer(&actor, &workspace_id, &customer_id, version, patch).await?))
+            Ok(convert::customer(self.directory.update_customer(&actor, &workspace_id, &customer_id, customer.expected_version, patch).await?))
         })
         .await
     }
@@ -307,7 +326,7 @@ impl DirectoryService for DirectoryApi {
     async fn delete_customer(
         &self,
         request: Request<pb::DeleteCustomerRequest>,
-    ) -> std::result::Result<Response<()>, Status> {
+    ) -> std::result::Result<Response<pb::Customer>, Status> {
         respond(async {
             let (principal, actor) = caller(&request)?;
             let pb::DeleteCustomerRequest {
@@ -318,9 +337,34 @@ impl DirectoryService for DirectoryApi {
             let workspace_id = workspace(&principal, &workspace_id, CUSTOMERS_WRITE)?;
             let customer_id = values::customer_id("customer_id", &customer_id)?;
             let version = parse_etag("etag", &etag)?;
-            self.directory
-                .delete_customer(&actor, &workspace_id, &customer_id, version)
-                .await
+            Ok(convert::customer(
+                self.directory
+                    .delete_customer(&actor, &workspace_id, &customer_id, version)
+                    .await?,
+            ))
+        })
+        .await
+    }
+
+    async fn undelete_customer(
+        &self,
+        request: Request<pb::UndeleteCustomerRequest>,
+    ) -> std::result::Result<Response<pb::Customer>, Status> {
+        respond(async {
+            let (principal, actor) = caller(&request)?;
+            let pb::UndeleteCustomerRequest {
+                workspace_id,
+                customer_id,
+                etag,
+            } = request.into_inner();
+            let workspace_id = workspace(&principal, &workspace_id, CUSTOMERS_WRITE)?;
+            let customer_id = values::customer_id("customer_id", &customer_id)?;
+            let version = parse_etag("etag", &etag)?;
+            Ok(convert::customer(
+                self.directory
+                    .undelete_customer(&actor, &workspace_id, &customer_id, version)
+                    .await?,
+            ))
         })
         .await
     }
@@ -815,6 +859,11 @@ impl DirectoryService for DirectoryApi {
                         identity,
                         values,
                         customer_name,
+                        customer_renames: customer_renames(
+                            &principal,
+                            &workspace_id,
+                            CustomerRenames::Refuse,
+                        ),
                     },
                 )
                 .await?;
@@ -844,9 +893,13 @@ impl DirectoryService for DirectoryApi {
             if token.is_empty() {
                 return Err(DirectoryError::invalid("token", "is required"));
             }
+            // The widget gateway's token writes users, not customers, and a user must not
+            // be kept out of the chat because the vendor renamed its organization: the
+            // stored name stays unless the caller may rename customers.
+            let renames = customer_renames(&principal, &workspace_id, CustomerRenames::Skip);
             Ok(upsert_response(
                 self.directory
-                    .import_widget_token(&actor, &workspace_id, &token)
+                    .import_widget_token(&actor, &workspace_id, &token, renames)
                     .await?,
             ))
         })

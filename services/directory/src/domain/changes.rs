@@ -64,6 +64,10 @@ fn customer_snapshot(customer: &customer::Model) -> Vec<(&'static str, Value)> {
             serde_json::from_str(&customer.domains).unwrap_or(Value::Null),
         ),
         ("notes", Value::from(customer.notes.as_str())),
+        (
+            "deleted_at",
+            customer.deleted_at.map_or(Value::Null, Value::from),
+        ),
     ]
 }
 

@@ -55,24 +55,77 @@ impl Default for UserOrder {
 }
 
 pub fn user_order(value: &str) -> Checked<UserOrder> {
+    let (key, descending) = parse_order(
+        value,
+        &[
+            ("email", SortKey::Email),
+            ("status", SortKey::Status),
+            ("conversations", SortKey::Conversations),
+            ("conversation_count", SortKey::Conversations),
+            ("created_at", SortKey::CreatedAt),
+            ("last_activity_at", SortKey::LastActivityAt),
+        ],
+        "email, status, conversations, created_at or last_activity_at",
+    )?;
+    Ok(key.map_or_else(UserOrder::default, |key| UserOrder { key, descending }))
+}
+
+/// What ListCustomers sorts by, before the tie-breaker `customer_id`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CustomerSortKey {
+    #[default]
+    CustomerId,
+    Name,
+    CreatedAt,
+    UpdatedAt,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CustomerOrder {
+    pub key: CustomerSortKey,
+    pub descending: bool,
+}
+
+pub fn customer_order(value: &str) -> Checked<CustomerOrder> {
+    let (key, descending) = parse_order(
+        value,
+        &[
+            ("customer_id", CustomerSortKey::CustomerId),
+            ("name", CustomerSortKey::Name),
+            ("created_at", CustomerSortKey::CreatedAt),
+            ("updated_at", CustomerSortKey::UpdatedAt),
+        ],
+        "customer_id, name, created_at or updated_at",
+    )?;
+    Ok(
+        key.map_or_else(CustomerOrder::default, |key| CustomerOrder {
+            key,
+            descending,
+        }),
+    )
+}
+
+/// An AIP-132 `order_by` of one field: `field [asc|desc]`. `None` for an empty value (the
+/// list's default order).
+fn parse_order<K: Copy>(
+    value: &str,
+    keys: &[(&str, K)],
+    known: &str,
+) -> Checked<(Option<K>, bool)> {
     let mut words = value.split_whitespace();
     let Some(field) = words.next() else {
-        return Ok(UserOrder::default());
+        return Ok((None, false));
     };
-    let key = match field.to_ascii_lowercase().as_str() {
-        "email" => SortKey::Email,
-        "status" => SortKey::Status,
-        "conversations" | "conversation_count" => SortKey::Conversations,
-        "created_at" => SortKey::CreatedAt,
-        "last_activity_at" => SortKey::LastActivityAt,
-        other => {
-            return Err(FieldViolation::new(
-                "order_by",
-                format!(
-                    "cannot order by '{other}'; use email, status, conversations, created_at or last_activity_at"
-                ),
-            ));
-        }
+    let lower = field.to_ascii_lowercase();
+    let Some(key) = keys
+        .iter()
+        .find(|(name, _)| *name == lower)
+        .map(|(_, key)| *key)
+    else {
+        return Err(FieldViolation::new(
+            "order_by",
+            format!("cannot order by '{field}'; use {known}"),
+        ));
     };
     let descending = match words.next().map(str::to_ascii_lowercase).as_deref() {
         None | Some("asc") => false,
@@ -90,7 +143,7 @@ pub fn user_order(value: &str) -> Checked<UserOrder> {
             format!("unexpected '{extra}': order by one field only"),
         ));
     }
-    Ok(UserOrder { key, descending })
+    Ok((Some(key), descending))
 }
 
 /// Where the previous page ended.
@@ -165,6 +218,15 @@ mod tests {
         );
         assert!(user_order("name").is_err());
         assert!(user_order("email sideways").is_err());
+        assert_eq!(
+            customer_order("Name desc").ok(),
+            Some(CustomerOrder {
+                key: CustomerSortKey::Name,
+                descending: true
+            })
+        );
+        assert_eq!(customer_order(" ").ok(), Some(CustomerOrder::default()));
+        assert!(customer_order("email").is_err());
     }
 
     #[test]

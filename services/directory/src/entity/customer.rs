@@ -15,6 +15,8 @@ pub struct Model {
     pub created_at: i64,
     pub updated_at: i64,
     pub version: i64,
+    /// Unix microseconds when the customer was soft-deleted; `None` while it is live.
+    pub deleted_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

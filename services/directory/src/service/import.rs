@@ -10,6 +10,7 @@ mod pipeline;
 use tokio::sync::mpsc;
 
 use self::batch::{Batch, Keys, changed_keys};
+use super::customers::CustomerRenames;
 use super::upsert::{UpsertInput, UpsertOutcome};
 use super::{Actor, Directory, MAX_ATTEMPTS, is_retryable};
 use crate::domain::UserField;
@@ -38,10 +39,13 @@ pub enum ImportRow {
     },
 }
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct ImportOptions {
     pub dry_run: bool,
     pub stop_on_error: bool,
+    /// Whether rows may rename existing customers ([`CustomerRenames::Apply`]) or leave
+    /// their names and count them ([`CustomerRenames::Skip`]).
+    pub customer_renames: CustomerRenames,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -52,6 +56,8 @@ pub struct ImportCounts {
     pub unchanged: i64,
     pub failed: i64,
     pub customers_created: i64,
+    pub customers_undeleted: i64,
+    pub customer_renames_skipped: i64,
     pub failures: Vec<(u64, String)>,
     pub stopped: bool,
 }
@@ -70,6 +76,8 @@ impl ImportCounts {
         self.undeleted += other.undeleted;
         self.unchanged += other.unchanged;
         self.customers_created += other.customers_created;
+        self.customers_undeleted += other.customers_undeleted;
+        self.customer_renames_skipped += other.customer_renames_skipped;
         self.failed += other.failed;
         for failure in other.failures {
             if self.failures.len() < MAX_LISTED_FAILURES {
@@ -80,7 +88,10 @@ impl ImportCounts {
     }
 }
 
-fn row_input(record: ImportRecord) -> std::result::Result<UpsertInput, String> {
+fn row_input(
+    record: ImportRecord,
+    customer_renames: CustomerRenames,
+) -> std::result::Result<UpsertInput, String> {
     let ImportRecord {
         external_id,
         email,
@@ -142,6 +153,7 @@ fn row_input(record: ImportRecord) -> std::result::Result<UpsertInput, String> {
         identity: None,
         values,
         customer_name,
+        customer_renames,
     })
 }
 
@@ -169,9 +181,9 @@ enum Prepared {
     Failed { line: u64, reason: String },
 }
 
-fn prepare(row: ImportRow) -> Prepared {
+fn prepare(row: ImportRow, customer_renames: CustomerRenames) -> Prepared {
     match row {
-        ImportRow::Row { line, record } => match row_input(*record) {
+        ImportRow::Row { line, record } => match row_input(*record, customer_renames) {
             Ok(input) => Prepared::Row { line, input },
             Err(reason) => Prepared::Failed { line, reason },
         },
@@ -233,7 +245,10 @@ impl Directory {
         let mut totals = ImportCounts::default();
         let mut batch = Vec::with_capacity(BATCH_ROWS);
         while !totals.stopped && next_batch(rows, &mut batch).await {
-            let prepared: Vec<Prepared> = batch.drain(..).map(prepare).collect();
+            let prepared: Vec<Prepared> = batch
+                .drain(..)
+                .map(|row| prepare(row, options.customer_renames))
+                .collect();
             let counts = self
                 .import_batch(actor, workspace_id, options, &prepared, Locking::None)
                 .await?;
@@ -258,7 +273,10 @@ impl Directory {
         let mut batch = Vec::with_capacity(BATCH_ROWS);
         let outcome: Result<()> = async {
             while !totals.stopped && next_batch(rows, &mut batch).await {
-                let prepared: Vec<Prepared> = batch.drain(..).map(prepare).collect();
+                let prepared: Vec<Prepared> = batch
+                    .drain(..)
+                    .map(|row| prepare(row, options.customer_renames))
+                    .collect();
                 let counts = self.import_batch_in(&mut txn, scope, &prepared).await?;
                 totals.add(counts);
             }
@@ -375,8 +393,10 @@ impl Directory {
                             }
                             batch.flush(txn).await?;
                         }
-                        let (outcome, customer_created) = batch.record(decision);
-                        counts.customers_created += i64::from(customer_created);
+                        let (outcome, customer) = batch.record(decision);
+                        counts.customers_created += i64::from(customer.created);
+                        counts.customers_undeleted += i64::from(customer.undeleted);
+                        counts.customer_renames_skipped += i64::from(customer.rename_skipped);
                         match outcome {
                             UpsertOutcome::Created => counts.created += 1,
                             UpsertOutcome::Updated => counts.updated += 1,

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::domain::Clock;
 use crate::error::{DirectoryError, Result};
 
-pub use customers::{CustomerPatch, NewCustomer};
+pub use customers::{CustomerEffect, CustomerPatch, CustomerRenames, NewCustomer};
 pub use import::{ImportCounts, ImportOptions, ImportRow};
 pub use settings::{
     ChatAccessDecision, MAX_WIDGET_GRACE_SECONDS, SettingsPatch, StoredWidgetKey,
@@ -123,13 +123,25 @@ impl Directory {
     async fn insert_atomically<T>(
         &self,
         retry_unique: bool,
-        mut attempt: impl FnMut() -> Result<(T, Vec<InsertStatement>)>,
+        attempt: impl FnMut() -> Result<(T, Vec<InsertStatement>)>,
     ) -> Result<T> {
+        self.insert_atomically_counting(retry_unique, attempt)
+            .await
+            .map(|(created, _)| created)
+    }
+
+    /// [`Directory::insert_atomically`], also returning the rows the last insert wrote
+    /// (none when its `INSERT … SELECT` found nothing to depend on).
+    async fn insert_atomically_counting<T>(
+        &self,
+        retry_unique: bool,
+        mut attempt: impl FnMut() -> Result<(T, Vec<InsertStatement>)>,
+    ) -> Result<(T, u64)> {
         let mut attempts = 1u32;
         loop {
             let (created, inserts) = attempt()?;
             match self.db.insert_atomically(inserts).await {
-                Ok(()) => return Ok(created),
+                Ok(written) => return Ok((created, written)),
                 Err(error) => {
                     let error = DirectoryError::from(error);
                     if attempts < MAX_ATTEMPTS && is_retryable(&error, retry_unique) {

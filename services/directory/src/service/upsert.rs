@@ -5,6 +5,7 @@ use roster_db::outbox;
 use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
+use super::customers::{CustomerEffect, CustomerRenames};
 use super::users::{UserView, blank_user, undelete};
 use super::{Actor, Directory, in_write_txn};
 use crate::domain::changes::user_changes;
@@ -20,6 +21,8 @@ pub struct UpsertInput {
     pub identity: Option<(IdentitySource, String)>,
     pub values: UserValues,
     pub customer_name: Option<String>,
+    /// Whether `customer_name` may rename an existing customer.
+    pub customer_renames: CustomerRenames,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,7 +37,7 @@ pub enum UpsertOutcome {
 pub struct UpsertResult {
     pub user: UserView,
     pub outcome: UpsertOutcome,
-    pub customer_created: bool,
+    pub customer: CustomerEffect,
 }
 
 /// A merged user's identities moved to its target; follow the chain (bounded, in case of
@@ -101,7 +104,7 @@ impl Directory {
         settings: &workspace_settings::Model,
         input: &UpsertInput,
         events: &mut Vec<outbox::AuditEvent>,
-    ) -> Result<(end_user::Model, UpsertOutcome, bool)> {
+    ) -> Result<(end_user::Model, UpsertOutcome, CustomerEffect)> {
         let now = self.now_us();
         let matched = self.match_user(conn, workspace_id, input).await?;
         let (before, mut after) = match matched {
@@ -127,18 +130,29 @@ impl Directory {
         let customer_changed = before
             .as_ref()
             .is_none_or(|b| b.customer_id != after.customer_id);
-        let customer_created = if after.customer_id.is_empty() {
+        // A user that joins a customer, or comes back to one, needs it live; one that stays
+        // in its customer keeps it live by being counted by DeleteCustomer.
+        let customer = if after.customer_id.is_empty() {
             if settings.require_customer && after.status != UserStatus::Guest.as_str() {
                 return Err(customer_required());
             }
-            false
-        } else if customer_changed || input.customer_name.is_some() {
-            let name = input.customer_name.as_deref();
-            self.ensure_customer(conn, actor, workspace_id, &after.customer_id, name, events)
-                .await?
-                .1
+            CustomerEffect::default()
+        } else if customer_changed
+            || input.customer_name.is_some()
+            || outcome == UpsertOutcome::Undeleted
+        {
+            self.ensure_customer(
+                conn,
+                actor,
+                workspace_id,
+                &after.customer_id,
+                input.customer_name.as_deref(),
+                input.customer_renames,
+                events,
+            )
+            .await?
         } else {
-            false
+            CustomerEffect::default()
         };
         match &before {
             None => {
@@ -191,7 +205,7 @@ impl Directory {
         {
             store::identities::attach(conn, workspace_id, *source, key, after.user_id, now).await?;
         }
-        Ok((after, outcome, customer_created))
+        Ok((after, outcome, customer))
     }
 
     pub async fn upsert_user(
@@ -206,7 +220,7 @@ impl Directory {
             let conn = &*txn;
             let settings = self.current_rules(conn, workspace_id).await?;
             let mut events = Vec::new();
-            let (user, outcome, customer_created) = self
+            let (user, outcome, customer) = self
                 .upsert_in(conn, actor, workspace_id, &settings, &input, &mut events)
                 .await?;
             outbox::append(conn, &events).await?;
@@ -214,17 +228,19 @@ impl Directory {
             Ok(UpsertResult {
                 user,
                 outcome,
-                customer_created,
+                customer,
             })
         })
     }
 
-    /// Verifies a vendor-signed widget token and upserts its customer and user.
+    /// Verifies a vendor-signed widget token and upserts its customer and user. The token's
+    /// customer name renames an existing customer only as far as `customer_renames` allows.
     pub async fn import_widget_token(
         &self,
         actor: &Actor,
         workspace_id: &str,
         token: &str,
+        customer_renames: CustomerRenames,
     ) -> Result<UpsertResult> {
         let settings = self
             .settings_or_default(self.db.conn(), workspace_id)
@@ -257,6 +273,7 @@ impl Directory {
             identity: Some((IdentitySource::Widget, identity.user_id)),
             values,
             customer_name: Some(identity.customer_name),
+            customer_renames,
         };
         self.upsert_user(actor, workspace_id, input).await
     }

@@ -2,9 +2,10 @@ use std::collections::HashSet;
 
 use rand::Rng;
 use roster_db::outbox;
-use sea_orm::ConnectionTrait;
+use sea_orm::{ActiveModelTrait, ConnectionTrait, IntoActiveModel};
 use uuid::Uuid;
 
+use super::customers::customer_unusable;
 use super::{Actor, Directory, check_etag, in_write_txn};
 use crate::domain::changes::{is_personal_user_field, user_changes};
 use crate::domain::filter::UserFilter;
@@ -197,12 +198,15 @@ impl Directory {
         {
             return self.get_user(workspace_id, user_id).await;
         }
-        self.check_customer_rule(conn, &user).await?;
+        self.check_require_customer(conn, &user).await?;
         // No read-before-write for duplicates: the partial unique indexes decide, and a
         // violation is explained afterwards. The request id is recorded with the user, so a
-        // retry racing the first attempt meets it at the create_requests key.
+        // retry racing the first attempt meets it at the create_requests key. Nor for the
+        // customer: every insert is conditional on it being live and locks it while it
+        // writes, so DeleteCustomer cannot slip in between (`WhileLive`).
+        let live = store::customers::WhileLive::customer(workspace_id, &user.customer_id);
         let written = self
-            .insert_atomically(false, || {
+            .insert_atomically_counting(false, || {
                 let event = self.event(
                     actor,
                     workspace_id,
@@ -210,21 +214,25 @@ impl Directory {
                     ("end_user", user.user_id.to_string()),
                     user_changes(None, &user),
                 );
-                let mut inserts = vec![store::users::insert_statement(&user)];
+                let mut inserts = vec![live.insert(user.clone().into_active_model().reset_all())?];
                 if let Some(request_id) = &request_id {
-                    inserts.push(store::users::create_request_statement(
+                    inserts.push(live.insert(store::users::create_request_row(
                         workspace_id,
                         request_id,
                         user.user_id,
                         now,
-                    ));
+                    ))?);
                 }
-                inserts.push(outbox::insert_statement(&[event])?);
+                inserts.push(live.insert(outbox::to_active_model(&event)?)?);
                 Ok(((), inserts))
             })
             .await;
         match written {
-            Ok(()) => Ok(UserView {
+            Ok(((), 0)) if live.is_guarded() => {
+                let found = store::customers::get(conn, workspace_id, &user.customer_id).await?;
+                Err(customer_unusable(&user.customer_id, found.as_ref()))
+            }
+            Ok(_) => Ok(UserView {
                 user,
                 identities: Vec::new(),
             }),
@@ -258,33 +266,38 @@ impl Directory {
     }
 
     /// Enforces "every end-user belongs to a customer" when the workspace asks for it, and
-    /// that a named customer exists (only import paths create customers on the fly).
+    /// that a named customer is live (only import paths create or restore customers on the
+    /// fly), locking it until the caller's transaction ends so it stays live.
     pub(super) async fn check_customer_rule<C: ConnectionTrait>(
         &self,
         conn: &C,
         user: &end_user::Model,
     ) -> Result<()> {
-        if user.customer_id.is_empty() {
-            if user.status != UserStatus::Guest.as_str()
-                && self
-                    .current_rules(conn, &user.workspace_id)
-                    .await?
-                    .require_customer
-            {
-                return Err(DirectoryError::FailedPrecondition(
-                    "this workspace requires every end-user to belong to a customer; set customer_id".into(),
-                ));
-            }
-            return Ok(());
+        self.check_require_customer(conn, user).await?;
+        if !user.customer_id.is_empty() {
+            self.lock_live_customer(conn, &user.workspace_id, &user.customer_id)
+                .await?;
         }
-        if store::customers::get(conn, &user.workspace_id, &user.customer_id)
-            .await?
-            .is_none()
+        Ok(())
+    }
+
+    /// "Every end-user belongs to a customer", when the workspace asks for it.
+    async fn check_require_customer<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        user: &end_user::Model,
+    ) -> Result<()> {
+        if user.customer_id.is_empty()
+            && user.status != UserStatus::Guest.as_str()
+            && self
+                .current_rules(conn, &user.workspace_id)
+                .await?
+                .require_customer
         {
-            return Err(DirectoryError::FailedPrecondition(format!(
-                "customer '{}' does not exist in this workspace; create it first",
-                user.customer_id
-            )));
+            return Err(DirectoryError::FailedPrecondition(
+                "this workspace requires every end-user to belong to a customer; set customer_id"
+                    .into(),
+            ));
         }
         Ok(())
     }

@@ -88,6 +88,7 @@ impl BulkTxn {
                     (end_user::Column::WorkspaceId, workspace_id),
                     column,
                     keys,
+                    None,
                 )
                 .await?;
             // A user can hold an id of one list and an e-mail of another.
@@ -96,31 +97,44 @@ impl BulkTxn {
         Ok(users)
     }
 
-    /// The customers among `customer_ids` that exist.
+    /// The customers among `customer_ids` that exist, deleted ones included. On PostgreSQL
+    /// they are locked at least `FOR KEY SHARE` until the batch commits, as every write
+    /// that puts a user into a customer locks it (`store::customers::WhileLive`), so
+    /// DeleteCustomer cannot delete one between this read and the batch's commit. Key-share
+    /// locks do not block the UPDATEs of other batches in flight (which rename or restore
+    /// customers), so overlapping batches never wait on each other here.
     pub async fn customers_by_ids(
         &mut self,
         workspace_id: &str,
         customer_ids: &[String],
     ) -> Result<Vec<customer::Model>> {
+        let locking = match self {
+            BulkTxn::Postgres(_, Locking::ForUpdate) => Locking::ForUpdate,
+            _ => Locking::KeyShare,
+        };
         self.select_any::<customer::Entity>(
             (customer::Column::WorkspaceId, workspace_id),
             customer::Column::CustomerId,
             customer_ids,
+            Some(locking),
         )
         .await
     }
 
     /// Rows of the workspace whose `column` is one of `values`: one statement binding an
-    /// array on PostgreSQL, IN lists below SQLite's parameter limit there.
+    /// array on PostgreSQL, IN lists below SQLite's parameter limit there. `locking`
+    /// overrides the transaction's own on PostgreSQL.
     async fn select_any<E: EntityTrait>(
         &mut self,
         (workspace, workspace_id): (E::Column, &str),
         column: E::Column,
         values: &[String],
+        locking: Option<Locking>,
     ) -> Result<Vec<E::Model>> {
         match self {
-            BulkTxn::Postgres(txn, locking) => {
-                Ok(bulk::select_any::<E>(txn, workspace_id, column, values, *locking).await?)
+            BulkTxn::Postgres(txn, own) => {
+                let locking = locking.unwrap_or(*own);
+                Ok(bulk::select_any::<E>(txn, workspace_id, column, values, locking).await?)
             }
             BulkTxn::Orm(txn) => {
                 let mut found = Vec::new();

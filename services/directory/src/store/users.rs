@@ -219,21 +219,21 @@ pub async fn find_create_request<C: ConnectionTrait>(
     Ok(found.map(|row| row.user_id))
 }
 
-/// The INSERT that remembers which user a CreateUser `request_id` created, written with
-/// the user so a retry of the same request finds it.
-pub fn create_request_statement(
+/// The row that remembers which user a CreateUser `request_id` created, written with the
+/// user so a retry of the same request finds it.
+pub fn create_request_row(
     workspace_id: &str,
     request_id: &str,
     user_id: Uuid,
     now_us: i64,
-) -> InsertStatement {
+) -> create_request::ActiveModel {
     let row = create_request::Model {
         workspace_id: workspace_id.to_owned(),
         request_id: request_id.to_owned(),
         user_id,
         created_at: now_us,
     };
-    create_request::Entity::insert(row.into_active_model().reset_all()).into_query()
+    row.into_active_model().reset_all()
 }
 
 /// Bumps counters without a read-modify-write, so concurrent activity never loses counts.

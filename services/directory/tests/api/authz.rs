@@ -15,6 +15,7 @@ on_both_databases!(
     a_token_for_another_workspace_is_permission_denied,
     roles_and_permissions_unlock_exactly_their_calls,
     service_tokens_work_in_any_workspace,
+    renaming_a_customer_through_an_import_path_needs_customers_write,
 );
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,6 +26,7 @@ enum Rpc {
     UpdateCustomer,
     SetCustomerStatus,
     DeleteCustomer,
+    UndeleteCustomer,
     CreateUser,
     GetUser,
     LookupUser,
@@ -51,13 +53,14 @@ enum Rpc {
 
 use Rpc::*;
 
-const ALL_RPCS: [Rpc; 28] = [
+const ALL_RPCS: [Rpc; 29] = [
     CreateCustomer,
     GetCustomer,
     ListCustomers,
     UpdateCustomer,
     SetCustomerStatus,
     DeleteCustomer,
+    UndeleteCustomer,
     CreateUser,
     GetUser,
     LookupUser,
@@ -88,9 +91,8 @@ impl Rpc {
         match self {
             GetCustomer | ListCustomers | GetUser | LookupUser | ListUsers
             | GetWorkspaceSettings | CheckChatAccess => None,
-            CreateCustomer | UpdateCustomer | SetCustomerStatus | DeleteCustomer => {
-                Some("customers.write")
-            }
+            CreateCustomer | UpdateCustomer | SetCustomerStatus | DeleteCustomer
+            | UndeleteCustomer => Some("customers.write"),
             CreateUser
             | UpdateUser
             | DeactivateUser
@@ -304,6 +306,27 @@ async fn call(arrange: &Arrange<'_>, rpc: Rpc, token: Option<&str>) -> Result<()
             let customer_id = arrange.customer().await;
             client
                 .delete_customer(req!(pb::DeleteCustomerRequest {
+                    workspace_id: ws,
+                    customer_id,
+                    etag: String::new(),
+                }))
+                .await
+                .map(drop)
+        }
+        UndeleteCustomer => {
+            let customer_id = arrange.customer().await;
+            arrange
+                .app
+                .client()
+                .delete_customer(arrange.admin(pb::DeleteCustomerRequest {
+                    workspace_id: ws.clone(),
+                    customer_id: customer_id.clone(),
+                    etag: String::new(),
+                }))
+                .await
+                .unwrap();
+            client
+                .undelete_customer(req!(pb::UndeleteCustomerRequest {
                     workspace_id: ws,
                     customer_id,
                     etag: String::new(),
@@ -772,4 +795,206 @@ async fn service_tokens_work_in_any_workspace(app: TestApp) {
         (events[0].actor_kind.as_str(), events[0].actor_id.as_str()),
         ("service", "svc-widget-gateway")
     );
+}
+
+/// The import paths that may rename a customer.
+#[derive(Clone, Copy, Debug)]
+enum RenamingPath {
+    UpsertUser,
+    ImportUsers,
+    ImportUserFromWidgetToken,
+}
+
+/// What a caller sees when an import path names an existing customer with a new name.
+#[derive(Debug, PartialEq, Eq)]
+enum RenameOutcome {
+    Renamed,
+    /// The user was imported; the name stayed and the response said so.
+    Skipped,
+    Denied,
+}
+
+/// Names customer `customer_id` (now "Fixture Inc") with another name through `path`.
+async fn rename_through(
+    arrange: &Arrange<'_>,
+    path: RenamingPath,
+    token: &str,
+    customer_id: &str,
+    secret: &str,
+) -> RenameOutcome {
+    let app = arrange.app;
+    let mut client = app.client();
+    let external_id = unique("r-");
+    let email = format!("{external_id}@example.com");
+    // The widget token's claims name the customer "Customer <id>"; the others do too.
+    let new_name = format!("Customer {customer_id}");
+    let outcome = match path {
+        RenamingPath::UpsertUser => client
+            .upsert_user(app.with_token(
+                token,
+                pb::UpsertUserRequest {
+                    workspace_id: arrange.ws.clone(),
+                    identity: None,
+                    user: Some(pb::User {
+                        external_id,
+                        email,
+                        customer_id: customer_id.to_owned(),
+                        ..Default::default()
+                    }),
+                    customer_name: new_name.clone(),
+                },
+            ))
+            .await
+            .map(|response| response.into_inner().customer_rename_skipped),
+        RenamingPath::ImportUsers => {
+            let csv = format!(
+                "external_id,email,customer_id,customer_name\n{external_id},{email},{customer_id},{new_name}\n"
+            );
+            let messages = vec![
+                pb::ImportUsersRequest {
+                    part: Some(pb::import_users_request::Part::Header(
+                        pb::ImportUsersHeader {
+                            workspace_id: arrange.ws.clone(),
+                            dry_run: false,
+                            on_error: pb::ImportErrorMode::SkipRow as i32,
+                        },
+                    )),
+                },
+                pb::ImportUsersRequest {
+                    part: Some(pb::import_users_request::Part::Chunk(csv.into_bytes())),
+                },
+            ];
+            client
+                .import_users(app.with_token(token, tokio_stream::iter(messages)))
+                .await
+                .map(|response| {
+                    let response = response.into_inner();
+                    assert_eq!((response.created, response.failed), (1, 0), "{response:?}");
+                    response.customer_renames_skipped == 1
+                })
+        }
+        RenamingPath::ImportUserFromWidgetToken => client
+            .import_user_from_widget_token(app.with_token(
+                token,
+                pb::ImportUserFromWidgetTokenRequest {
+                    workspace_id: arrange.ws.clone(),
+                    token: widget_token(secret, &widget_claims(&external_id, &email, customer_id)),
+                },
+            ))
+            .await
+            .map(|response| response.into_inner().customer_rename_skipped),
+    };
+    let stored = client
+        .get_customer(arrange.admin(pb::GetCustomerRequest {
+            workspace_id: arrange.ws.clone(),
+            customer_id: customer_id.to_owned(),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .name;
+    match outcome {
+        Ok(false) => {
+            assert_eq!(stored, new_name, "{path:?}: renamed");
+            RenameOutcome::Renamed
+        }
+        Ok(true) => {
+            assert_eq!(stored, "Fixture Inc", "{path:?}: name kept");
+            RenameOutcome::Skipped
+        }
+        Err(status) => {
+            assert_eq!(
+                status.code(),
+                Code::PermissionDenied,
+                "{path:?}: {status:?}"
+            );
+            assert!(status.message().contains("customers.write"), "{status:?}");
+            assert_eq!(stored, "Fixture Inc", "{path:?}: name kept");
+            RenameOutcome::Denied
+        }
+    }
+}
+
+/// Import paths may create customers, but renaming an existing one is a customer change:
+/// UpsertUser without `customers.write` is refused, CSV imports and widget tokens keep the
+/// stored name and say so. Creating a missing customer or repeating its name needs nothing
+/// more than `end_users.write`.
+async fn renaming_a_customer_through_an_import_path_needs_customers_write(app: TestApp) {
+    let arrange = Arrange::new(&app, WS);
+    let secret = arrange.widget_secret().await;
+    let callers = [
+        ("admin", app.token(&[WS], "admin", &[]), true),
+        (
+            "agent end_users.write",
+            app.token(&[WS], "agent", &["end_users.write"]),
+            false,
+        ),
+        (
+            "agent end_users.write customers.write",
+            app.token(&[WS], "agent", &["end_users.write", "customers.write"]),
+            true,
+        ),
+        (
+            "service end_users.write",
+            app.service_token(&["end_users.write"]),
+            false,
+        ),
+        (
+            "service end_users.write customers.write",
+            app.service_token(&["end_users.write", "customers.write"]),
+            true,
+        ),
+    ];
+    let mut mismatches = Vec::new();
+    for (label, token, may_rename) in &callers {
+        for path in [
+            RenamingPath::UpsertUser,
+            RenamingPath::ImportUsers,
+            RenamingPath::ImportUserFromWidgetToken,
+        ] {
+            let customer_id = arrange.customer().await;
+            let got = rename_through(&arrange, path, token, &customer_id, &secret).await;
+            let want = match (may_rename, path) {
+                (true, _) => RenameOutcome::Renamed,
+                (false, RenamingPath::UpsertUser) => RenameOutcome::Denied,
+                (false, _) => RenameOutcome::Skipped,
+            };
+            if got != want {
+                mismatches.push(format!("{label:<40} {path:?}: want {want:?}, got {got:?}"));
+            }
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+
+    // Without customers.write: a new customer is created, and its own name is no rename.
+    let writer = app.token(&[WS], "agent", &["end_users.write"]);
+    for customer_id in [unique("new-"), arrange.customer().await] {
+        let name = if customer_id.starts_with("new-") {
+            "Brand New".to_owned()
+        } else {
+            "Fixture Inc".to_owned()
+        };
+        let external_id = unique("n-");
+        let response = app
+            .client()
+            .upsert_user(app.with_token(
+                &writer,
+                pb::UpsertUserRequest {
+                    workspace_id: WS.into(),
+                    identity: None,
+                    user: Some(pb::User {
+                        email: format!("{external_id}@example.com"),
+                        external_id,
+                        customer_id: customer_id.clone(),
+                        ..Default::default()
+                    }),
+                    customer_name: name.clone(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(response.customer_created, customer_id.starts_with("new-"));
+        assert!(!response.customer_rename_skipped);
+    }
 }

@@ -1,4 +1,5 @@
-//! Concurrent imports of one new person yield one user, on SQLite and on PostgreSQL.
+//! Concurrent imports of one new person yield one user, and a customer is never deleted
+//! from under a user joining it, on SQLite and on PostgreSQL.
 
 use roster_proto::directory::v1 as pb;
 
@@ -9,6 +10,7 @@ on_both_databases!(
     fifty_concurrent_upserts_of_one_identity_make_one_user,
     concurrent_retries_of_one_create_answer_with_one_user,
     concurrent_activity_loses_no_conversation,
+    deleting_a_customer_never_strands_a_user_joining_it,
 );
 
 /// Starts every call on its own task at once, then waits for all of them.
@@ -141,4 +143,150 @@ async fn concurrent_retries_of_one_create_answer_with_one_user(app: TestApp) {
     assert_eq!(all.len(), 1);
     let created_events = app.count_events("end_user.created").await;
     assert_eq!(created_events, 1);
+}
+
+/// How a racing call puts a user into a customer.
+#[derive(Clone, Copy, Debug)]
+enum Join {
+    CreateUser,
+    UpsertUser,
+    MoveUser,
+    ImportUsers,
+}
+
+/// Puts a user into `customer_id` the way `join` does; `mover` is the user MoveUser moves.
+async fn join_customer(
+    app: TestApp,
+    join: Join,
+    customer_id: String,
+    mover: String,
+) -> Result<(), tonic::Status> {
+    let external_id = format!("{customer_id}-user");
+    let user = pb::User {
+        email: format!("{external_id}@example.com"),
+        external_id: external_id.clone(),
+        customer_id: customer_id.clone(),
+        ..Default::default()
+    };
+    match join {
+        Join::CreateUser => app.try_create_user(user).await.map(drop),
+        Join::UpsertUser => app.upsert(None, user, "").await.map(drop),
+        Join::MoveUser => app
+            .client()
+            .update_user(app.admin(pb::UpdateUserRequest {
+                workspace_id: WS.into(),
+                user: Some(pb::User {
+                    user_id: mover,
+                    customer_id,
+                    ..Default::default()
+                }),
+                update_mask: crate::helpers::mask(&["customer_id"]),
+            }))
+            .await
+            .map(drop),
+        Join::ImportUsers => {
+            let csv = format!(
+                "external_id,email,customer_id\n{external_id},{external_id}@example.com,{customer_id}\n"
+            );
+            let imported = app.import_csv(csv.as_bytes(), 1024, false, false).await?;
+            assert_eq!(imported.failed, 0, "{imported:?}");
+            Ok(())
+        }
+    }
+}
+
+/// DeleteCustomer racing each way a user joins a customer: whichever wins, no live user
+/// ends up in a deleted customer. CreateUser and a move lose to the delete
+/// (FAILED_PRECONDITION) or make it refuse; upserts and imports may also restore it.
+async fn deleting_a_customer_never_strands_a_user_joining_it(app: TestApp) {
+    const PAIRS: usize = 50;
+    let joins = [
+        Join::CreateUser,
+        Join::UpsertUser,
+        Join::MoveUser,
+        Join::ImportUsers,
+    ];
+    let mut pairs = Vec::new();
+    for i in 0..PAIRS {
+        let customer_id = format!("race{i:02}x");
+        app.create_customer(&customer_id, "Racing").await;
+        let join = joins[i % joins.len()];
+        let mover = match join {
+            Join::MoveUser => {
+                app.create_user(
+                    &format!("mover{i:02}"),
+                    &format!("mover{i:02}@example.com"),
+                    "",
+                )
+                .await
+                .user_id
+            }
+            _ => String::new(),
+        };
+        pairs.push((customer_id, join, mover));
+    }
+    type Call = std::pin::Pin<Box<dyn Future<Output = Result<(), tonic::Status>> + Send>>;
+    let calls = pairs.iter().flat_map(|(customer_id, join, mover)| {
+        let delete: Call = {
+            let mut client = app.client();
+            let request = app.admin(pb::DeleteCustomerRequest {
+                workspace_id: WS.into(),
+                customer_id: customer_id.clone(),
+                etag: String::new(),
+            });
+            Box::pin(async move { client.delete_customer(request).await.map(drop) })
+        };
+        let join: Call = Box::pin(join_customer(
+            app.clone(),
+            *join,
+            customer_id.clone(),
+            mover.clone(),
+        ));
+        [delete, join]
+    });
+    let results = all_at_once(calls).await;
+    for ((customer_id, join, _), outcome) in pairs.iter().zip(results.chunks(2)) {
+        for result in outcome {
+            if let Err(status) = result {
+                assert_eq!(
+                    status.code(),
+                    tonic::Code::FailedPrecondition,
+                    "{customer_id} ({join:?}): {status:?}"
+                );
+            }
+        }
+        let (deleted, joined) = (outcome[0].is_ok(), outcome[1].is_ok());
+        if matches!(join, Join::CreateUser | Join::MoveUser) {
+            assert!(
+                deleted != joined,
+                "{customer_id} ({join:?}): exactly one of the delete and the join wins"
+            );
+        }
+        let customer = app
+            .client()
+            .get_customer(app.admin(pb::GetCustomerRequest {
+                workspace_id: WS.into(),
+                customer_id: customer_id.clone(),
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        let members = app.list(&format!("customer:{customer_id}")).await;
+        if customer.deleted_at.is_some() {
+            assert!(
+                members.is_empty(),
+                "{customer_id} ({join:?}) is deleted but has live users: {members:?}"
+            );
+        } else {
+            assert!(
+                joined,
+                "{customer_id} ({join:?}) is live only if the join won"
+            );
+        }
+        assert_eq!(
+            members.len(),
+            usize::from(joined),
+            "{customer_id} ({join:?}): the joined user is live and in it"
+        );
+    }
 }

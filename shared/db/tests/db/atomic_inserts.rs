@@ -21,7 +21,7 @@ fn event_insert(target: &str) -> InsertStatement {
     outbox::insert_statement(&[event("ws-1", target)]).unwrap()
 }
 
-fn unique_violation(result: Result<()>) -> String {
+fn unique_violation(result: Result<u64>) -> String {
     match result {
         Err(DbError::UniqueViolation { constraint }) => constraint,
         other => panic!("expected a unique violation, got {other:?}"),

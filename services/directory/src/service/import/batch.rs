@@ -20,7 +20,9 @@ use std::collections::{HashMap, HashSet};
 use roster_db::outbox::AuditEvent;
 use uuid::Uuid;
 
-use super::super::customers::imported_customer;
+use super::super::customers::{
+    CustomerChange, CustomerEffect, customer_change, customer_update_action,
+};
 use super::super::upsert::{UpsertInput, UpsertOutcome, customer_required};
 use super::super::users::{blank_user, undelete};
 use super::super::{Actor, Directory};
@@ -57,21 +59,13 @@ fn live_keys(user: &end_user::Model) -> Vec<Key> {
     keys
 }
 
-enum CustomerChange {
-    None,
-    Create(customer::Model),
-    Rename {
-        before: customer::Model,
-        after: customer::Model,
-    },
-}
-
 /// What one row does, decided but not yet recorded.
 pub(super) struct Decision {
     before: Option<end_user::Model>,
     after: end_user::Model,
     outcome: UpsertOutcome,
     customer: CustomerChange,
+    customer_effect: CustomerEffect,
 }
 
 /// Writes not yet sent, keyed by id: the stored state at the last flush (`None`: not in
@@ -337,28 +331,6 @@ impl<'a> Batch<'a> {
         Ok(())
     }
 
-    /// `ensure_customer` against the view.
-    fn customer_change(&self, customer_id: &str, name: Option<&str>, now: i64) -> CustomerChange {
-        match self.customers.get(customer_id) {
-            None => {
-                CustomerChange::Create(imported_customer(self.workspace_id, customer_id, name, now))
-            }
-            Some(existing) => match name {
-                Some(name) if name != existing.name => {
-                    let mut renamed = existing.clone();
-                    renamed.name = name.to_owned();
-                    renamed.version += 1;
-                    renamed.updated_at = now;
-                    CustomerChange::Rename {
-                        before: existing.clone(),
-                        after: renamed,
-                    }
-                }
-                _ => CustomerChange::None,
-            },
-        }
-    }
-
     /// Decides one row exactly as `upsert_in` would against the same state. An error
     /// belongs to the row (ALREADY_EXISTS, FAILED_PRECONDITION) and leaves the view as it was.
     pub(super) fn decide(&self, input: &UpsertInput, now: i64) -> Result<Decision> {
@@ -385,15 +357,25 @@ impl<'a> Batch<'a> {
         let customer_changed = before
             .as_ref()
             .is_none_or(|b| b.customer_id != after.customer_id);
-        let customer = if after.customer_id.is_empty() {
+        let (customer, customer_effect) = if after.customer_id.is_empty() {
             if self.require_customer && after.status != UserStatus::Guest.as_str() {
                 return Err(customer_required());
             }
-            CustomerChange::None
-        } else if customer_changed || input.customer_name.is_some() {
-            self.customer_change(&after.customer_id, input.customer_name.as_deref(), now)
+            (CustomerChange::Keep, CustomerEffect::default())
+        } else if customer_changed
+            || input.customer_name.is_some()
+            || outcome == UpsertOutcome::Undeleted
+        {
+            customer_change(
+                self.customers.get(&after.customer_id),
+                self.workspace_id,
+                &after.customer_id,
+                input.customer_name.as_deref(),
+                input.customer_renames,
+                now,
+            )?
         } else {
-            CustomerChange::None
+            (CustomerChange::Keep, CustomerEffect::default())
         };
         match outcome {
             UpsertOutcome::Created => self.ensure_unique_keys(&after)?,
@@ -409,6 +391,7 @@ impl<'a> Batch<'a> {
             after,
             outcome,
             customer,
+            customer_effect,
         })
     }
 
@@ -425,17 +408,18 @@ impl<'a> Batch<'a> {
     }
 
     /// Records a decided row in the view, its writes and its audit events; returns its
-    /// outcome and whether it created a customer.
-    pub(super) fn record(&mut self, decision: Decision) -> (UpsertOutcome, bool) {
+    /// outcome and what it did to its customer.
+    pub(super) fn record(&mut self, decision: Decision) -> (UpsertOutcome, CustomerEffect) {
         let Decision {
             before,
             after,
             outcome,
             customer,
+            customer_effect,
         } = decision;
         let directory = self.directory;
-        let customer_created = match customer {
-            CustomerChange::None => false,
+        match customer {
+            CustomerChange::Keep => {}
             CustomerChange::Create(created) => {
                 self.events.push(directory.event(
                     self.actor,
@@ -446,24 +430,22 @@ impl<'a> Batch<'a> {
                 ));
                 self.customer_writes.touch(&created.customer_id, || None);
                 self.customers.insert(created.customer_id.clone(), created);
-                true
             }
-            CustomerChange::Rename { before, after } => {
+            CustomerChange::Update { before, after } => {
                 self.events.push(directory.event(
                     self.actor,
                     self.workspace_id,
-                    "customer.updated",
+                    customer_update_action(&before),
                     ("customer", after.customer_id.clone()),
                     customer_changes(Some(&before), Some(&after)),
                 ));
                 self.customer_writes
                     .touch(&after.customer_id, || Some(before));
                 self.customers.insert(after.customer_id.clone(), after);
-                false
             }
-        };
+        }
         let action = match outcome {
-            UpsertOutcome::Unchanged => return (outcome, customer_created),
+            UpsertOutcome::Unchanged => return (outcome, customer_effect),
             UpsertOutcome::Created => "end_user.created",
             UpsertOutcome::Updated => "end_user.updated",
             UpsertOutcome::Undeleted => "end_user.undeleted",
@@ -485,7 +467,7 @@ impl<'a> Batch<'a> {
         }
         self.user_writes.touch(&after.user_id, || before);
         self.know(after);
-        (outcome, customer_created)
+        (outcome, customer_effect)
     }
 
     /// Writes what the rows recorded since the last flush.

@@ -88,7 +88,10 @@ impl Directory {
         let mut batch = Vec::with_capacity(BATCH_ROWS);
         let mut stopped = false;
         while !stopped && next_batch(rows, &mut batch).await {
-            let prepared: Vec<Prepared> = batch.drain(..).map(prepare).collect();
+            let prepared: Vec<Prepared> = batch
+                .drain(..)
+                .map(|row| prepare(row, options.customer_renames))
+                .collect();
             stopped = pipeline.push(prepared).await?;
         }
         pipeline.drain().await?;
