@@ -1,12 +1,12 @@
 use roster_db::{DbError, outbox};
 
-use super::{Actor, Directory, check_etag, in_write_txn};
+use super::{Actor, Directory, RequestKey, check_etag, in_write_txn};
 use crate::domain::CustomerStatus;
 use crate::domain::changes::customer_changes;
 use crate::domain::filter::CustomerFilter;
 use crate::domain::paging::{Cursor, query_fingerprint};
 use crate::entity::customer;
-use crate::error::{DirectoryError, Result};
+use crate::error::{CUSTOMER_RESOURCE, DirectoryError, Result, reason};
 use crate::store;
 
 #[derive(Clone, Debug)]
@@ -55,7 +55,12 @@ impl Directory {
         actor: &Actor,
         workspace_id: &str,
         new: NewCustomer,
+        request: Option<RequestKey>,
     ) -> Result<customer::Model> {
+        let conn = self.db.conn();
+        if let Some(customer_id) = self.replayed(conn, workspace_id, request.as_ref()).await? {
+            return self.get_customer(workspace_id, &customer_id).await;
+        }
         let now = self.now_us();
         let created = customer::Model {
             workspace_id: workspace_id.to_owned(),
@@ -78,20 +83,35 @@ impl Directory {
                     ("customer", created.customer_id.clone()),
                     customer_changes(None, Some(&created)),
                 );
-                let inserts = vec![
-                    store::customers::insert_statement(&created),
-                    outbox::insert_statement(&[event])?,
-                ];
+                let mut inserts = vec![store::customers::insert_statement(&created)];
+                if let Some(key) = &request {
+                    inserts.push(self.request_statement(
+                        workspace_id,
+                        key,
+                        created.customer_id.clone(),
+                    ));
+                }
+                inserts.push(outbox::insert_statement(&[event])?);
                 Ok(((), inserts))
             })
             .await;
         match written {
             Ok(()) => Ok(created),
             Err(DirectoryError::Database(DbError::UniqueViolation { .. })) => {
-                Err(DirectoryError::AlreadyExists(format!(
-                    "customer '{}' already exists in this workspace",
-                    new.customer_id
-                )))
+                // A retry that raced its first call lost at the request id's key.
+                if let Some(customer_id) =
+                    self.replayed(conn, workspace_id, request.as_ref()).await?
+                {
+                    return self.get_customer(workspace_id, &customer_id).await;
+                }
+                Err(DirectoryError::already_exists(
+                    reason::CUSTOMER_ALREADY_EXISTS,
+                    (CUSTOMER_RESOURCE, new.customer_id.clone()),
+                    format!(
+                        "customer '{}' already exists in this workspace",
+                        new.customer_id
+                    ),
+                ))
             }
             Err(other) => Err(other),
         }

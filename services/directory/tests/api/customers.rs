@@ -16,6 +16,7 @@ async fn create_get_update_and_delete_a_customer(app: TestApp) {
     let duplicate = app
         .client()
         .create_customer(app.admin(pb::CreateCustomerRequest {
+            request_id: String::new(),
             workspace_id: WS.into(),
             customer: Some(pb::Customer {
                 customer_id: "uss001".into(),

@@ -84,6 +84,7 @@ async fn user_fields_are_validated_with_field_violations(app: TestApp) {
     let bad_customer = app
         .client()
         .create_customer(app.admin(pb::CreateCustomerRequest {
+            request_id: String::new(),
             workspace_id: WS.into(),
             customer: Some(pb::Customer {
                 customer_id: "uss/001".into(),
@@ -96,6 +97,7 @@ async fn user_fields_are_validated_with_field_violations(app: TestApp) {
     let bad_domain = app
         .client()
         .create_customer(app.admin(pb::CreateCustomerRequest {
+            request_id: String::new(),
             workspace_id: WS.into(),
             customer: Some(pb::Customer {
                 customer_id: "uss001".into(),
@@ -115,6 +117,9 @@ async fn ids_and_workspace_are_validated(app: TestApp) {
     let merge = app
         .client()
         .merge_users(app.admin(pb::MergeUsersRequest {
+            request_id: String::new(),
+            source_etag: String::new(),
+            target_etag: String::new(),
             workspace_id: WS.into(),
             source_user_id: "abc".into(),
             target_user_id: UNKNOWN_USER.into(),
@@ -375,6 +380,9 @@ async fn unknown_ids_are_not_found(app: TestApp) {
     let merge = app
         .client()
         .merge_users(app.admin(pb::MergeUsersRequest {
+            request_id: String::new(),
+            source_etag: String::new(),
+            target_etag: String::new(),
             workspace_id: WS.into(),
             source_user_id: kirk.user_id.clone(),
             target_user_id: UNKNOWN_USER.into(),
@@ -474,6 +482,7 @@ async fn duplicate_keys_among_live_users_already_exist(app: TestApp) {
     let undelete = app
         .client()
         .undelete_user(app.admin(pb::UndeleteUserRequest {
+            etag: String::new(),
             workspace_id: WS.into(),
             user_id: kirk.user_id.clone(),
         }))
@@ -489,6 +498,7 @@ async fn duplicate_keys_among_live_users_already_exist(app: TestApp) {
     let duplicate = app
         .client()
         .create_customer(app.admin(pb::CreateCustomerRequest {
+            request_id: String::new(),
             workspace_id: WS.into(),
             customer: Some(pb::Customer {
                 customer_id: "uss001".into(),
@@ -626,6 +636,7 @@ async fn oversized_messages_are_resource_exhausted(app: TestApp) {
     let result = app
         .client()
         .create_customer(app.admin(pb::CreateCustomerRequest {
+            request_id: String::new(),
             workspace_id: WS.into(),
             customer: Some(huge),
         }))
@@ -651,6 +662,7 @@ async fn oversized_messages_are_resource_exhausted(app: TestApp) {
     let result = app
         .client()
         .create_customer(app.admin(pb::CreateCustomerRequest {
+            request_id: String::new(),
             workspace_id: WS.into(),
             customer: Some(long_notes),
         }))
