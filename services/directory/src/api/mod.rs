@@ -926,14 +926,17 @@ impl DirectoryService for DirectoryApi {
     ) -> std::result::Result<Response<pb::RotateWidgetSecretResponse>, Status> {
         respond(async {
             let (principal, actor) = caller(&request)?;
+            let mut message = request.into_inner();
+            let request_id = std::mem::take(&mut message.request_id);
+            let request_key = request_key("RotateWidgetSecret", &request_id, &message)?;
             let pb::RotateWidgetSecretRequest {
                 workspace_id,
                 request_id: _,
-            } = request.into_inner();
+            } = message;
             let workspace_id = workspace(&principal, &workspace_id, WORKSPACE_MANAGE)?;
             let (secret, previous_until) = self
                 .directory
-                .rotate_widget_secret(&actor, &workspace_id)
+                .rotate_widget_secret(&actor, &workspace_id, request_key)
                 .await?;
             Ok(pb::RotateWidgetSecretResponse {
                 secret,

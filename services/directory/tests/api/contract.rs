@@ -19,6 +19,7 @@ on_both_databases!(
     creates_with_a_request_id_replay_and_refuse_other_content,
     record_activity_counts_once_per_request_id,
     merge_users_replays_its_request_id,
+    rotate_widget_secret_replays_while_the_secret_is_current,
     concurrent_retries_of_one_activity_count_once,
     request_ids_are_forgotten_after_the_window,
     stale_etags_abort_every_user_state_change,
@@ -583,4 +584,35 @@ async fn stale_etags_abort_every_user_state_change(app: TestApp) {
         }))
         .await
         .expect("the current etag passes");
+}
+
+async fn rotate_widget_secret_replays_while_the_secret_is_current(app: TestApp) {
+    let rotate = |request_id: &str| {
+        let mut client = app.client();
+        let request = app.admin(pb::RotateWidgetSecretRequest {
+            workspace_id: WS.into(),
+            request_id: request_id.into(),
+        });
+        async move {
+            client
+                .rotate_widget_secret(request)
+                .await
+                .map(|r| r.into_inner())
+        }
+    };
+    let id = Uuid::new_v4().to_string();
+    let first = rotate(&id).await.unwrap();
+    let retry = rotate(&id).await.unwrap();
+    assert_eq!(
+        retry.secret, first.secret,
+        "a retry gets the secret its first call issued"
+    );
+    assert_eq!(app.count_events("workspace.widget_secret_rotated").await, 1);
+    rotate("").await.unwrap();
+    let status = rotate(&id).await.unwrap_err();
+    assert_eq!(
+        refusal(&status),
+        expected(Code::FailedPrecondition, "WIDGET_SECRET_SUPERSEDED", None)
+    );
+    assert!(status.message().contains("rotated out"), "{status:?}");
 }
