@@ -4,6 +4,7 @@
 pub mod authz;
 pub mod convert;
 mod import;
+mod update_mask;
 
 use std::future::Future;
 
@@ -274,10 +275,11 @@ impl DirectoryService for DirectoryApi {
             let workspace_id = workspace(&principal, &workspace_id, CUSTOMERS_WRITE)?;
             let customer = require("customer", customer)?;
             let customer_id = values::customer_id("customer.customer_id", &customer.customer_id)?;
-            let paths = update_mask.map(|mask| mask.paths).unwrap_or_default();
-            if paths.is_empty() {
-                return Err(DirectoryError::invalid("update_mask", "is required: name the fields to change (name, domains, notes)"));
-            }
+            let paths = update_mask::fields_to_update(update_mask, "customer", &["name", "domains", "notes"], |field| match field {
+                "name" => !customer.name.is_empty(),
+                "domains" => !customer.domains.is_empty(),
+                _ => !customer.notes.is_empty(),
+            })?;
             let mut patch = CustomerPatch::default();
             let mut violations = Vec::new();
             for path in &paths {
@@ -515,8 +517,7 @@ impl DirectoryService for DirectoryApi {
             let user = require("user", user)?;
             let user_id = values::user_id("user.user_id", &user.user_id)?;
             let version = parse_etag("user.etag", &user.etag)?;
-            let paths = update_mask.map(|mask| mask.paths).unwrap_or_default();
-            let values = convert::masked_user_values(user, &paths)?;
+            let values = convert::masked_user_values(user, update_mask)?;
             Ok(convert::user(
                 self.directory
                     .update_user(&actor, &workspace_id, user_id, version, values)
@@ -970,10 +971,17 @@ impl DirectoryService for DirectoryApi {
             let pb::UpdateWorkspaceSettingsRequest { settings, update_mask, workspace_id } = request.into_inner();
             let workspace_id = workspace(&principal, &workspace_id, WORKSPACE_MANAGE)?;
             let settings = require("settings", settings)?;
-            let paths = update_mask.map(|mask| mask.paths).unwrap_or_default();
-            if paths.is_empty() {
-                return Err(DirectoryError::invalid("update_mask", "is required: name the settings to change"));
-            }
+            let paths = update_mask::fields_to_update(
+                update_mask,
+                "settings",
+                &["chat_access", "require_customer", "widget_keys", "widget_secret_grace_seconds"],
+                |field| match field {
+                    "chat_access" => settings.chat_access != 0,
+                    "require_customer" => settings.require_customer,
+                    "widget_keys" => !settings.widget_keys.is_empty(),
+                    _ => settings.widget_secret_grace_seconds != 0,
+                },
+            )?;
             let mut patch = SettingsPatch::default();
             let mut violations = Vec::new();
             for path in &paths {

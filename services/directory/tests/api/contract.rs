@@ -9,7 +9,7 @@ use tonic::{Code, Status};
 use tonic_types::StatusExt as _;
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, WS, assert_code, user};
+use crate::helpers::{TestApp, WS, assert_code, assert_invalid, mask, user};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -23,6 +23,7 @@ on_both_databases!(
     concurrent_retries_of_one_activity_count_once,
     request_ids_are_forgotten_after_the_window,
     stale_etags_abort_every_user_state_change,
+    update_masks_follow_aip_134,
 );
 
 const USER: &str = "roster.directory.v1.User";
@@ -615,4 +616,168 @@ async fn rotate_widget_secret_replays_while_the_secret_is_current(app: TestApp) 
         expected(Code::FailedPrecondition, "WIDGET_SECRET_SUPERSEDED", None)
     );
     assert!(status.message().contains("rotated out"), "{status:?}");
+}
+
+async fn update_masks_follow_aip_134(app: TestApp) {
+    let kirk = app.create_user("kirk", "kirk@example.com", "Kirk").await;
+    let update_user = |user: pb::User, update_mask: Option<prost_types::FieldMask>| {
+        let mut client = app.client();
+        let request = app.admin(pb::UpdateUserRequest {
+            workspace_id: WS.into(),
+            user: Some(user),
+            update_mask,
+        });
+        async move { client.update_user(request).await.map(|r| r.into_inner()) }
+    };
+    // No mask: every populated field changes, the rest stay (output-only ones are ignored).
+    let updated = update_user(
+        pb::User {
+            user_id: kirk.user_id.clone(),
+            name: "James T. Kirk".into(),
+            phone: "+1 555 0100".into(),
+            etag: kirk.etag.clone(),
+            status: pb::UserStatus::Deactivated as i32,
+            ..Default::default()
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            updated.name.as_str(),
+            updated.phone.as_str(),
+            updated.email.as_str()
+        ),
+        ("James T. Kirk", "+1 555 0100", "kirk@example.com")
+    );
+    assert_eq!(updated.status, pb::UserStatus::Active as i32);
+    // `*`: every updatable field takes the message's value, empty ones are cleared.
+    let replaced = update_user(
+        pb::User {
+            user_id: kirk.user_id.clone(),
+            external_id: "kirk".into(),
+            name: "Jim".into(),
+            ..Default::default()
+        },
+        mask(&["*"]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            replaced.name.as_str(),
+            replaced.phone.as_str(),
+            replaced.email.as_str()
+        ),
+        ("Jim", "", "")
+    );
+    for paths in [&["shoe_size"][..], &["etag"], &["user_id"], &["*", "name"]] {
+        assert_invalid(
+            update_user(
+                pb::User {
+                    user_id: kirk.user_id.clone(),
+                    ..Default::default()
+                },
+                mask(paths),
+            )
+            .await,
+            "update_mask",
+        );
+    }
+
+    app.create_customer("uss", "USS Enterprise").await;
+    let update_customer = |customer: pb::Customer, update_mask: Option<prost_types::FieldMask>| {
+        let mut client = app.client();
+        let request = app.admin(pb::UpdateCustomerRequest {
+            workspace_id: WS.into(),
+            customer: Some(pb::Customer {
+                customer_id: "uss".into(),
+                ..customer
+            }),
+            update_mask,
+        });
+        async move {
+            client
+                .update_customer(request)
+                .await
+                .map(|r| r.into_inner())
+        }
+    };
+    let noted = update_customer(
+        pb::Customer {
+            notes: "Flagship".into(),
+            domains: vec!["enterprise.example".into()],
+            ..Default::default()
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            noted.name.as_str(),
+            noted.notes.as_str(),
+            noted.domains.len()
+        ),
+        ("USS Enterprise", "Flagship", 1)
+    );
+    let replaced = update_customer(
+        pb::Customer {
+            name: "NCC-1701".into(),
+            ..Default::default()
+        },
+        mask(&["*"]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            replaced.name.as_str(),
+            replaced.notes.as_str(),
+            replaced.domains.len()
+        ),
+        ("NCC-1701", "", 0)
+    );
+    assert_invalid(
+        update_customer(pb::Customer::default(), mask(&["etag"])).await,
+        "update_mask",
+    );
+
+    app.set_chat_access(pb::ChatAccess::Identified).await;
+    let settings = app
+        .update_settings(
+            pb::WorkspaceSettings {
+                require_customer: true,
+                ..Default::default()
+            },
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(settings.require_customer);
+    assert_eq!(settings.chat_access, pb::ChatAccess::Identified as i32);
+    let replaced = app
+        .update_settings(
+            pb::WorkspaceSettings {
+                widget_secret_grace_seconds: 60,
+                ..Default::default()
+            },
+            &["*"],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            replaced.chat_access,
+            replaced.require_customer,
+            replaced.widget_secret_grace_seconds
+        ),
+        (pb::ChatAccess::Anyone as i32, false, 60)
+    );
+    assert_invalid(
+        app.update_settings(pb::WorkspaceSettings::default(), &["widget_secret_set"])
+            .await,
+        "update_mask",
+    );
 }
