@@ -209,7 +209,7 @@ impl Directory {
         self.check_customer_rule(conn, &user).await?;
         // No read-before-write for duplicates: the partial unique indexes decide, and a
         // violation is explained afterwards. The request id is recorded with the user, so a
-        // retry racing the first attempt meets it at the create_requests key.
+        // retry racing the first attempt meets it at the request_ids key.
         let written = self
             .insert_atomically(false, || {
                 let event = self.event(
