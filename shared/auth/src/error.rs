@@ -195,11 +195,9 @@ mod tests {
             let reason = error.reason();
             let status = Status::from(error);
             assert_eq!(status.code(), tonic::Code::Unauthenticated);
-            let info = tonic_types::StatusExt::get_details_error_info(&status).unwrap();
-            assert_eq!(
-                (info.reason.as_str(), info.domain.as_str()),
-                (reason, ERROR_DOMAIN)
-            );
+            let info = tonic_types::StatusExt::get_details_error_info(&status)
+                .map(|info| (info.reason, info.domain));
+            assert_eq!(info, Some((reason.to_owned(), ERROR_DOMAIN.to_owned())));
             assert!(!status.message().contains("secret detail"));
         }
     }
