@@ -1,11 +1,14 @@
 //! Compiles every contract under `proto/` with protox, so a fresh machine needs no `protoc`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 const PROTO_FILES: &[&str] = &["roster/directory/v1/directory.proto"];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let proto_root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read at run time: `env!` would bake in the directory the build script was first
+    // compiled in, and a copied target directory (another worktree) would then compile
+    // that directory's contracts.
+    let proto_root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     for file in PROTO_FILES {
         println!("cargo:rerun-if-changed={}", proto_root.join(file).display());
     }

@@ -1,10 +1,58 @@
 //! The directory's one error type and its one mapping to gRPC statuses.
+//!
+//! Every status carries google.rpc details (AIP-193): an `ErrorInfo` with a stable
+//! `reason` from [`reason`] in the domain `directory.roster`, a `ResourceInfo` on NOT_FOUND
+//! and ALREADY_EXISTS when the resource is known, a `RetryInfo` on ABORTED, UNAVAILABLE and
+//! RESOURCE_EXHAUSTED, and `BadRequest` field violations on INVALID_ARGUMENT. The plain
+//! variants (`NotFound(String)`, …) answer their code's generic reason; the constructors
+//! below ([`DirectoryError::not_found`], …) name the precise one.
 
 use roster_db::DbError;
+use roster_runtime::error_details::{self, domain, retry_delay};
 use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, StatusExt};
+use tonic_types::ErrorDetails;
 
 use crate::domain::values::FieldViolation;
+
+/// The `ErrorInfo.reason` values the directory answers. Listed in the proto's header
+/// comment too: clients branch on them, so they never change meaning.
+pub mod reason {
+    pub const INVALID_ARGUMENT: &str = "INVALID_ARGUMENT";
+    pub const NOT_FOUND: &str = "NOT_FOUND";
+    pub const ALREADY_EXISTS: &str = "ALREADY_EXISTS";
+    pub const FAILED_PRECONDITION: &str = "FAILED_PRECONDITION";
+    pub const ABORTED: &str = "ABORTED";
+    pub const PERMISSION_DENIED: &str = "PERMISSION_DENIED";
+    pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
+    pub const RESOURCE_EXHAUSTED: &str = "RESOURCE_EXHAUSTED";
+    pub const INTERNAL: &str = "INTERNAL";
+
+    pub const END_USER_NOT_FOUND: &str = "END_USER_NOT_FOUND";
+    pub const CUSTOMER_NOT_FOUND: &str = "CUSTOMER_NOT_FOUND";
+    pub const EXTERNAL_ID_TAKEN: &str = "EXTERNAL_ID_TAKEN";
+    pub const EMAIL_TAKEN: &str = "EMAIL_TAKEN";
+    pub const CUSTOMER_ALREADY_EXISTS: &str = "CUSTOMER_ALREADY_EXISTS";
+    /// The user's status forbids the call (e.g. editing an erased user).
+    pub const END_USER_STATUS: &str = "END_USER_STATUS";
+    /// The workspace requires a customer on every end-user.
+    pub const CUSTOMER_REQUIRED: &str = "CUSTOMER_REQUIRED";
+    /// The workspace's chat access does not admit guests.
+    pub const GUESTS_NOT_ADMITTED: &str = "GUESTS_NOT_ADMITTED";
+    /// A request id was used before for a different call or different content.
+    pub const REQUEST_ID_REUSED: &str = "REQUEST_ID_REUSED";
+    /// A retried RotateWidgetSecret whose secret has been rotated out since.
+    pub const WIDGET_SECRET_SUPERSEDED: &str = "WIDGET_SECRET_SUPERSEDED";
+    pub const ETAG_MISMATCH: &str = "ETAG_MISMATCH";
+    /// Concurrent changes kept conflicting; retrying the same call may succeed.
+    pub const CONCURRENT_CHANGE: &str = "CONCURRENT_CHANGE";
+    pub const WORKSPACE_NOT_GRANTED: &str = "WORKSPACE_NOT_GRANTED";
+    pub const PERMISSION_MISSING: &str = "PERMISSION_MISSING";
+    pub const DATABASE_UNAVAILABLE: &str = "DATABASE_UNAVAILABLE";
+}
+
+/// The resource types named in `ResourceInfo`: the proto message of the resource.
+pub const END_USER_RESOURCE: &str = "roster.directory.v1.User";
+pub const CUSTOMER_RESOURCE: &str = "roster.directory.v1.Customer";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DirectoryError {
@@ -24,10 +72,23 @@ pub enum DirectoryError {
     Unauthenticated(String),
     #[error("{0}")]
     ResourceExhausted(String),
+    /// A refusal with its precise reason (and resource), built by the constructors below.
+    #[error("{}", .0.message)]
+    Refused(Box<Refusal>),
     #[error(transparent)]
     Database(#[from] DbError),
     #[error("internal: {0}")]
     Internal(String),
+}
+
+/// A refusal a client can act on: its code, words, reason and the resource it concerns.
+#[derive(Debug)]
+pub struct Refusal {
+    pub code: Code,
+    pub message: String,
+    pub reason: &'static str,
+    /// (resource type, resource name), answered as `ResourceInfo`.
+    pub resource: Option<(&'static str, String)>,
 }
 
 pub type Result<T, E = DirectoryError> = std::result::Result<T, E>;
@@ -37,21 +98,99 @@ impl DirectoryError {
         DirectoryError::Invalid(vec![FieldViolation::new(field, description)])
     }
 
+    fn refused(
+        code: Code,
+        reason: &'static str,
+        resource: Option<(&'static str, String)>,
+        message: impl Into<String>,
+    ) -> Self {
+        DirectoryError::Refused(Box::new(Refusal {
+            code,
+            message: message.into(),
+            reason,
+            resource,
+        }))
+    }
+
+    /// NOT_FOUND for the resource (`type`, `name`).
+    pub fn not_found(
+        reason: &'static str,
+        resource: (&'static str, String),
+        message: impl Into<String>,
+    ) -> Self {
+        Self::refused(Code::NotFound, reason, Some(resource), message)
+    }
+
+    /// ALREADY_EXISTS, naming the resource that already holds the value.
+    pub fn already_exists(
+        reason: &'static str,
+        resource: (&'static str, String),
+        message: impl Into<String>,
+    ) -> Self {
+        Self::refused(Code::AlreadyExists, reason, Some(resource), message)
+    }
+
+    pub fn failed_precondition(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::refused(Code::FailedPrecondition, reason, None, message)
+    }
+
+    pub fn aborted(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::refused(Code::Aborted, reason, None, message)
+    }
+
+    pub fn permission_denied(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::refused(Code::PermissionDenied, reason, None, message)
+    }
+
     pub fn user_not_found(user_id: impl std::fmt::Display) -> Self {
-        DirectoryError::NotFound(format!("end-user {user_id} not found in this workspace"))
+        Self::not_found(
+            reason::END_USER_NOT_FOUND,
+            (END_USER_RESOURCE, user_id.to_string()),
+            format!("end-user {user_id} not found in this workspace"),
+        )
     }
 
     pub fn customer_not_found(customer_id: &str) -> Self {
-        DirectoryError::NotFound(format!(
-            "customer '{customer_id}' not found in this workspace"
-        ))
+        Self::not_found(
+            reason::CUSTOMER_NOT_FOUND,
+            (CUSTOMER_RESOURCE, customer_id.to_owned()),
+            format!("customer '{customer_id}' not found in this workspace"),
+        )
     }
 
     pub fn stale_etag() -> Self {
-        DirectoryError::Aborted(
-            "the resource changed since it was read (etag mismatch); read it again and retry"
-                .into(),
+        Self::aborted(
+            reason::ETAG_MISMATCH,
+            "the resource changed since it was read (etag mismatch); read it again and retry",
         )
+    }
+
+    /// The same request id came with a different call or different content.
+    pub fn request_id_reused() -> Self {
+        Self::failed_precondition(
+            reason::REQUEST_ID_REUSED,
+            "request_id was already used for a different request (another call or other \
+             values); a retry must repeat the request exactly, a new request needs a new id",
+        )
+    }
+
+    /// The gRPC code this error is answered with.
+    pub fn code(&self) -> Code {
+        match self {
+            DirectoryError::Invalid(_) => Code::InvalidArgument,
+            DirectoryError::NotFound(_) => Code::NotFound,
+            DirectoryError::AlreadyExists(_) => Code::AlreadyExists,
+            DirectoryError::FailedPrecondition(_) => Code::FailedPrecondition,
+            DirectoryError::Aborted(_) => Code::Aborted,
+            DirectoryError::PermissionDenied(_) => Code::PermissionDenied,
+            DirectoryError::Unauthenticated(_) => Code::Unauthenticated,
+            DirectoryError::ResourceExhausted(_) => Code::ResourceExhausted,
+            DirectoryError::Refused(refusal) => refusal.code,
+            DirectoryError::Database(DbError::UniqueViolation { .. }) => Code::AlreadyExists,
+            DirectoryError::Database(DbError::Conflict) => Code::Aborted,
+            DirectoryError::Database(DbError::Unavailable(_)) => Code::Unavailable,
+            DirectoryError::Database(_) | DirectoryError::Internal(_) => Code::Internal,
+        }
     }
 }
 
@@ -69,7 +208,8 @@ impl From<Vec<FieldViolation>> for DirectoryError {
 
 impl From<DirectoryError> for Status {
     fn from(error: DirectoryError) -> Self {
-        match error {
+        let code = error.code();
+        let refusal = match error {
             DirectoryError::Invalid(violations) => {
                 let summary = violations
                     .iter()
@@ -83,48 +223,109 @@ impl From<DirectoryError> for Status {
                         violation.description.clone(),
                     );
                 }
-                Status::with_error_details(Code::InvalidArgument, summary, details)
+                return with_details(code, summary, reason::INVALID_ARGUMENT, details);
             }
-            DirectoryError::NotFound(message) => Status::not_found(message),
-            DirectoryError::AlreadyExists(message) => Status::already_exists(message),
-            DirectoryError::FailedPrecondition(message) => Status::failed_precondition(message),
-            DirectoryError::Aborted(message) => Status::aborted(message),
-            DirectoryError::PermissionDenied(message) => Status::permission_denied(message),
-            DirectoryError::Unauthenticated(message) => Status::unauthenticated(message),
-            DirectoryError::ResourceExhausted(message) => Status::resource_exhausted(message),
-            DirectoryError::Database(error) => database_status(error),
+            DirectoryError::Refused(refusal) => *refusal,
+            DirectoryError::NotFound(message) => generic(code, message, reason::NOT_FOUND),
+            DirectoryError::AlreadyExists(message) => {
+                generic(code, message, reason::ALREADY_EXISTS)
+            }
+            DirectoryError::FailedPrecondition(message) => {
+                generic(code, message, reason::FAILED_PRECONDITION)
+            }
+            DirectoryError::Aborted(message) => generic(code, message, reason::ABORTED),
+            DirectoryError::PermissionDenied(message) => {
+                generic(code, message, reason::PERMISSION_DENIED)
+            }
+            DirectoryError::Unauthenticated(message) => {
+                generic(code, message, reason::UNAUTHENTICATED)
+            }
+            DirectoryError::ResourceExhausted(message) => {
+                generic(code, message, reason::RESOURCE_EXHAUSTED)
+            }
+            DirectoryError::Database(error) => database_refusal(error),
             DirectoryError::Internal(context) => {
                 tracing::error!(error = %context, "internal error");
-                Status::internal("internal error; the request id in the logs has the details")
+                internal()
             }
+        };
+        let mut details = ErrorDetails::new();
+        if let Some((resource_type, name)) = refusal.resource {
+            details.set_resource_info(resource_type, name, "", "");
         }
+        with_details(refusal.code, refusal.message, refusal.reason, details)
     }
+}
+
+fn with_details(code: Code, message: String, reason: &str, details: ErrorDetails) -> Status {
+    error_details::status(
+        code,
+        message,
+        domain::DIRECTORY,
+        reason,
+        details,
+        retry_delay(code),
+    )
+}
+
+fn generic(code: Code, message: String, reason: &'static str) -> Refusal {
+    Refusal {
+        code,
+        message,
+        reason,
+        resource: None,
+    }
+}
+
+fn internal() -> Refusal {
+    generic(
+        Code::Internal,
+        "internal error; the request id in the logs has the details".into(),
+        reason::INTERNAL,
+    )
 }
 
 /// Unique violations that reach this point were not translated by the store into a
 /// precise ALREADY_EXISTS; the rest are the server's problem and are logged here, once.
-fn database_status(error: DbError) -> Status {
+fn database_refusal(error: DbError) -> Refusal {
     match error {
         DbError::UniqueViolation { constraint } => {
-            let what = if constraint.contains("email") {
-                "another live end-user in this workspace has this e-mail"
+            let (reason, what) = if constraint.contains("email") {
+                (
+                    reason::EMAIL_TAKEN,
+                    "another live end-user in this workspace has this e-mail",
+                )
             } else if constraint.contains("external_id") {
-                "another live end-user in this workspace has this external id"
+                (
+                    reason::EXTERNAL_ID_TAKEN,
+                    "another live end-user in this workspace has this external id",
+                )
             } else if constraint.contains("customers") {
-                "a customer with this customer_id already exists in this workspace"
+                (
+                    reason::CUSTOMER_ALREADY_EXISTS,
+                    "a customer with this customer_id already exists in this workspace",
+                )
             } else {
-                "the resource already exists"
+                (reason::ALREADY_EXISTS, "the resource already exists")
             };
-            Status::already_exists(what)
+            generic(Code::AlreadyExists, what.into(), reason)
         }
-        DbError::Conflict => Status::aborted("a concurrent change conflicted with this one; retry"),
+        DbError::Conflict => generic(
+            Code::Aborted,
+            "a concurrent change conflicted with this one; retry".into(),
+            reason::CONCURRENT_CHANGE,
+        ),
         DbError::Unavailable(detail) => {
             tracing::warn!(error = %detail, "database unavailable");
-            Status::unavailable("the database is unavailable; retry with backoff")
+            generic(
+                Code::Unavailable,
+                "the database is unavailable; retry with backoff".into(),
+                reason::DATABASE_UNAVAILABLE,
+            )
         }
         DbError::ForeignKeyViolation | DbError::Config(_) | DbError::Other(_) => {
             tracing::error!(error = %error, "database error");
-            Status::internal("internal error; the request id in the logs has the details")
+            internal()
         }
     }
 }

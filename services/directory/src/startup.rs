@@ -30,6 +30,7 @@ pub struct Application {
     server: GrpcServer,
     routes: Routes,
     db: Db,
+    directory: Directory,
 }
 
 /// Connects and brings the schema up to date (or checks it is, when migrations run as a
@@ -73,14 +74,20 @@ impl Application {
             // A CSV upload lasts as long as the file takes to send; only the client's
             // deadline bounds it.
             .long_running(&[IMPORT_USERS_PATH]);
-        let api = DirectoryApi::new(Directory::new(db.clone(), clock));
+        let directory = Directory::new(db.clone(), clock);
+        let api = DirectoryApi::new(directory.clone());
         let service = DirectoryServiceServer::new(api)
             .max_decoding_message_size(max_message_bytes)
             .max_encoding_message_size(max_message_bytes);
         let routes = Routes::new(OversizeIsResourceExhausted(
             tonic::service::interceptor::InterceptedService::new(service, verifier.interceptor()),
         ));
-        Ok(Self { server, routes, db })
+        Ok(Self {
+            server,
+            routes,
+            db,
+            directory,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -104,11 +111,13 @@ impl Application {
         let health = self.server.health();
         health.set_serving().await;
         let watcher = tokio::spawn(watch_database(self.db.clone(), health));
+        let purger = tokio::spawn(self.directory.purge_request_ids_periodically());
         let result = self
             .server
             .serve(self.routes, &[roster_proto::FILE_DESCRIPTOR_SET], shutdown)
             .await;
         watcher.abort();
+        purger.abort();
         self.db.close().await;
         result
     }

@@ -41,8 +41,44 @@ pub enum AuthError {
     InvalidToken(String),
 }
 
+/// The `google.rpc.ErrorInfo` domain of the statuses this crate answers.
+pub const ERROR_DOMAIN: &str = "auth.roster";
+
+impl AuthError {
+    /// The stable `ErrorInfo.reason` a client may branch on: a missing or expired token
+    /// means "get a new token", the rest mean "this token will never be accepted".
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AuthError::MissingToken | AuthError::MalformedHeader => "TOKEN_MISSING",
+            AuthError::Expired => "TOKEN_EXPIRED",
+            AuthError::MissingKeyId | AuthError::UnknownKey(_) => "TOKEN_KEY_UNKNOWN",
+            AuthError::WrongIssuer | AuthError::WrongAudience => "TOKEN_NOT_FOR_THIS_SERVICE",
+            AuthError::DisallowedAlgorithm { .. }
+            | AuthError::UntrustedHeader(_)
+            | AuthError::InvalidSignature
+            | AuthError::InvalidClaims(_)
+            | AuthError::InvalidToken(_) => "TOKEN_INVALID",
+        }
+    }
+}
+
+/// An UNAUTHENTICATED status with its `ErrorInfo`.
+pub fn unauthenticated(reason: &str, message: impl Into<String>) -> Status {
+    let details = tonic_types::ErrorDetails::with_error_info(
+        reason,
+        ERROR_DOMAIN,
+        std::collections::HashMap::new(),
+    );
+    <Status as tonic_types::StatusExt>::with_error_details(
+        tonic::Code::Unauthenticated,
+        message,
+        details,
+    )
+}
+
 impl From<AuthError> for Status {
     fn from(error: AuthError) -> Status {
+        let reason = error.reason();
         let message = match error {
             AuthError::MissingToken => {
                 "missing `authorization: Bearer <token>` metadata".to_owned()
@@ -73,7 +109,7 @@ impl From<AuthError> for Status {
             AuthError::InvalidClaims(reason) => format!("token claims are invalid: {reason}"),
             AuthError::InvalidToken(_) => "malformed access token".to_owned(),
         };
-        Status::unauthenticated(message)
+        unauthenticated(reason, message)
     }
 }
 
@@ -156,8 +192,12 @@ mod tests {
             AuthError::InvalidToken("secret detail".into()),
         ];
         for error in errors {
+            let reason = error.reason();
             let status = Status::from(error);
             assert_eq!(status.code(), tonic::Code::Unauthenticated);
+            let info = tonic_types::StatusExt::get_details_error_info(&status)
+                .map(|info| (info.reason, info.domain));
+            assert_eq!(info, Some((reason.to_owned(), ERROR_DOMAIN.to_owned())));
             assert!(!status.message().contains("secret detail"));
         }
     }

@@ -28,7 +28,7 @@ mod verify;
 
 pub use claims::{ALL_WORKSPACES, Claims};
 pub use dev::{DEV_KEY_ID, DevKeys, generate_ed25519, load_or_create_dev_keys};
-pub use error::{AuthError, KeyError};
+pub use error::{AuthError, ERROR_DOMAIN, KeyError};
 pub use keys::{KeySet, SigningAlgorithm};
 pub use principal::{Principal, PrincipalKind, WorkspaceScope, principal, principal_of};
 pub use sign::{TokenRequest, TokenSigner};

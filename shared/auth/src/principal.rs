@@ -101,7 +101,7 @@ impl Principal {
 pub fn principal(request_extensions: &tonic::Extensions) -> Result<&Principal, Status> {
     request_extensions.get::<Principal>().ok_or_else(|| {
         tracing::error!("request reached a handler without a verified principal; is the auth interceptor installed?");
-        Status::unauthenticated("request carries no verified access token")
+        crate::error::unauthenticated("TOKEN_MISSING", "request carries no verified access token")
     })
 }
 

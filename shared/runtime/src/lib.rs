@@ -52,6 +52,7 @@
 //! [`Server::timeout`]: tonic::transport::Server::timeout
 
 pub mod context;
+pub mod error_details;
 pub mod health;
 pub mod layers;
 pub mod limits;

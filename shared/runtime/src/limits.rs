@@ -13,6 +13,9 @@ use futures_util::future::Map;
 use tonic::codegen::{Service, http};
 use tonic::server::NamedService;
 use tonic::{Code, Status};
+use tonic_types::ErrorDetails;
+
+use crate::error_details;
 
 /// How tonic's decoder words the refusal (`tonic::codec::decode`).
 const TONIC_OVERSIZE_MESSAGE: &str = "Error, decoded message length too large";
@@ -53,14 +56,22 @@ fn rewrite<B, E>(result: Result<http::Response<B>, E>) -> Result<http::Response<
         && status.code() == Code::OutOfRange
         && status.message().starts_with(TONIC_OVERSIZE_MESSAGE)
     {
-        let exhausted = Status::resource_exhausted(format!(
-            "the request is larger than this server accepts ({}); send smaller messages, e.g. a CSV in chunks",
-            status
-                .message()
-                .trim_start_matches(TONIC_OVERSIZE_MESSAGE)
-                .trim_start_matches(':')
-                .trim()
-        ));
+        // No RetryInfo: resending the same message cannot succeed.
+        let exhausted = error_details::status(
+            Code::ResourceExhausted,
+            format!(
+                "the request is larger than this server accepts ({}); send smaller messages, e.g. a CSV in chunks",
+                status
+                    .message()
+                    .trim_start_matches(TONIC_OVERSIZE_MESSAGE)
+                    .trim_start_matches(':')
+                    .trim()
+            ),
+            error_details::domain::RUNTIME,
+            error_details::reason::MESSAGE_TOO_LARGE,
+            ErrorDetails::new(),
+            None,
+        );
         if exhausted.add_header(response.headers_mut()).is_err() {
             tracing::warn!("could not rewrite an oversize refusal to RESOURCE_EXHAUSTED");
         }

@@ -2,7 +2,7 @@
 
 use roster_auth::Principal;
 
-use crate::error::DirectoryError;
+use crate::error::{DirectoryError, reason};
 use crate::service::CustomerRenames;
 
 /// What an RPC needs from the caller beyond access to the request's workspace.
@@ -27,9 +27,10 @@ pub fn authorize(
     need: Need,
 ) -> Result<(), DirectoryError> {
     if !principal.can_access_workspace(workspace_id) {
-        return Err(DirectoryError::PermissionDenied(format!(
-            "the access token does not grant workspace '{workspace_id}'"
-        )));
+        return Err(DirectoryError::permission_denied(
+            reason::WORKSPACE_NOT_GRANTED,
+            format!("the access token does not grant workspace '{workspace_id}'"),
+        ));
     }
     match need {
         Need::Read => Ok(()),
@@ -39,10 +40,13 @@ pub fn authorize(
             {
                 Ok(())
             } else {
-                Err(DirectoryError::PermissionDenied(format!(
-                    "this call needs the '{permission}' permission (or the admin role); the token's role is '{}'",
-                    principal.role
-                )))
+                Err(DirectoryError::permission_denied(
+                    reason::PERMISSION_MISSING,
+                    format!(
+                        "this call needs the '{permission}' permission (or the admin role); the token's role is '{}'",
+                        principal.role
+                    ),
+                ))
             }
         }
     }

@@ -168,38 +168,22 @@ pub fn user_values(message: pb::User) -> Vec<(UserField, String)> {
     ]
 }
 
-/// Values named by an update mask; unknown or read-only paths are violations.
+/// The profile values an UpdateUser changes, chosen by its update mask (AIP-134, see
+/// `api::update_mask`).
 pub fn masked_user_values(
     message: pb::User,
-    paths: &[String],
+    mask: Option<prost_types::FieldMask>,
 ) -> Result<UserValues, DirectoryError> {
-    if paths.is_empty() {
-        return Err(DirectoryError::invalid(
-            "update_mask",
-            "is required: name the fields to change, e.g. \"name,phone\"",
-        ));
-    }
-    let mut wanted = Vec::new();
-    let mut violations = Vec::new();
-    for path in paths {
-        let path = path.strip_prefix("user.").unwrap_or(path);
-        match UserField::parse(path) {
-            Some(field) => wanted.push(field),
-            None => violations.push(FieldViolation::new(
-                "update_mask",
-                format!(
-                    "'{path}' cannot be updated; updatable fields: {}",
-                    UserField::ALL.map(UserField::name).join(", ")
-                ),
-            )),
-        }
-    }
-    if !violations.is_empty() {
-        return Err(DirectoryError::Invalid(violations));
-    }
-    let given = user_values(message)
+    let given = user_values(message);
+    let updatable = UserField::ALL.map(UserField::name);
+    let wanted = super::update_mask::fields_to_update(mask, "user", &updatable, |name| {
+        given
+            .iter()
+            .any(|(field, value)| field.name() == name && !value.is_empty())
+    })?;
+    let given = given
         .into_iter()
-        .filter(|(field, _)| wanted.contains(field));
+        .filter(|(field, _)| wanted.iter().any(|name| name == field.name()));
     Ok(UserValues::check("user.", given, true)?)
 }
 

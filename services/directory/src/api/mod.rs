@@ -4,6 +4,7 @@
 pub mod authz;
 pub mod convert;
 mod import;
+mod update_mask;
 
 use std::future::Future;
 
@@ -11,6 +12,7 @@ use roster_auth::Principal;
 use roster_proto::directory::v1 as pb;
 use roster_proto::directory::v1::directory_service_server::DirectoryService;
 use roster_runtime::context::RequestContext;
+use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status, Streaming};
 
 use self::authz::{
@@ -27,8 +29,8 @@ use crate::domain::{UserField, UserStatus};
 use crate::error::{DirectoryError, Result};
 use crate::service::{
     Actor, CustomerPatch, CustomerRenames, Directory, Lookup, MAX_WIDGET_GRACE_SECONDS,
-    NewCustomer, SettingsPatch, StoredWidgetKey, UpsertInput, UpsertOutcome, UpsertResult,
-    parse_etag,
+    NewCustomer, RequestKey, SettingsPatch, StoredWidgetKey, UpsertInput, UpsertOutcome,
+    UpsertResult, parse_etag,
 };
 
 #[derive(Clone)]
@@ -78,6 +80,30 @@ fn user_target(
     let user_id = values::user_id("user_id", user_id)?;
     let version = parse_etag("etag", etag)?;
     Ok((workspace_id, user_id, version))
+}
+
+/// The request id of a create or counter change, bound to the request's content: the
+/// operation and the request message without its id, hashed. prost encodes fields in
+/// number order and leaves out defaults, so the same request always hashes the same, and a
+/// field added later does not change the hash of requests that leave it unset.
+fn request_key(
+    operation: &'static str,
+    request_id: &str,
+    content: &impl prost::Message,
+) -> Result<Option<RequestKey>> {
+    if request_id.is_empty() {
+        return Ok(None);
+    }
+    let id = values::request_id("request_id", request_id)?;
+    let mut hasher = Sha256::new();
+    hasher.update(operation.as_bytes());
+    hasher.update([0]);
+    hasher.update(content.encode_to_vec());
+    Ok(Some(RequestKey {
+        id,
+        operation,
+        fingerprint: format!("{:x}", hasher.finalize()),
+    }))
 }
 
 async fn respond<T>(
@@ -161,10 +187,14 @@ impl DirectoryService for DirectoryApi {
     ) -> std::result::Result<Response<pb::Customer>, Status> {
         respond(async {
             let (principal, actor) = caller(&request)?;
+            let mut message = request.into_inner();
+            let request_id = std::mem::take(&mut message.request_id);
+            let request_key = request_key("CreateCustomer", &request_id, &message)?;
             let pb::CreateCustomerRequest {
                 workspace_id,
                 customer,
-            } = request.into_inner();
+                request_id: _,
+            } = message;
             let workspace_id = workspace(&principal, &workspace_id, CUSTOMERS_WRITE)?;
             tracing::Span::current().record("workspace_id", workspace_id.as_str());
             // An etag on a create has nothing to match; it is ignored like other output fields.
@@ -187,6 +217,7 @@ impl DirectoryService for DirectoryApi {
                         domains,
                         notes,
                     },
+                    request_key,
                 )
                 .await?;
             Ok(convert::customer(created))
@@ -264,10 +295,11 @@ impl DirectoryService for DirectoryApi {
             let workspace_id = workspace(&principal, &workspace_id, CUSTOMERS_WRITE)?;
             let customer = CustomerInput::try_from(require("customer", customer)?)?;
             let customer_id = customer.customer_id.clone();
-            let paths = update_mask.map(|mask| mask.paths).unwrap_or_default();
-            if paths.is_empty() {
-                return Err(DirectoryError::invalid("update_mask", "is required: name the fields to change (name, domains, notes)"));
-            }
+            let paths = update_mask::fields_to_update(update_mask, "customer", &["name", "domains", "notes"], |field| match field {
+                "name" => !customer.name.is_empty(),
+                "domains" => !customer.domains.is_empty(),
+                _ => !customer.notes.is_empty(),
+            })?;
             let mut patch = CustomerPatch::default();
             let mut violations = Vec::new();
             for path in &paths {
@@ -376,11 +408,14 @@ impl DirectoryService for DirectoryApi {
     ) -> std::result::Result<Response<pb::User>, Status> {
         respond(async {
             let (principal, actor) = caller(&request)?;
+            let mut message = request.into_inner();
+            let request_id = std::mem::take(&mut message.request_id);
+            let request_key = request_key("CreateUser", &request_id, &message)?;
             let pb::CreateUserRequest {
                 workspace_id,
                 user,
-                request_id,
-            } = request.into_inner();
+                request_id: _,
+            } = message;
             let workspace_id = workspace(&principal, &workspace_id, END_USERS_WRITE)?;
             tracing::Span::current().record("workspace_id", workspace_id.as_str());
             let user = require("user", user)?;
@@ -402,14 +437,9 @@ impl DirectoryService for DirectoryApi {
                     FieldViolation::new("user.email", "external_id or email is required"),
                 ]));
             }
-            let request_id = if request_id.is_empty() {
-                None
-            } else {
-                Some(values::request_id("request_id", &request_id)?)
-            };
             let created = self
                 .directory
-                .create_user(&actor, &workspace_id, values, status, request_id)
+                .create_user(&actor, &workspace_id, values, status, request_key)
                 .await?;
             tracing::Span::current()
                 .record("user_id", tracing::field::display(created.user.user_id));
@@ -531,8 +561,7 @@ impl DirectoryService for DirectoryApi {
             let user = require("user", user)?;
             let user_id = values::user_id("user.user_id", &user.user_id)?;
             let version = parse_etag("user.etag", &user.etag)?;
-            let paths = update_mask.map(|mask| mask.paths).unwrap_or_default();
-            let values = convert::masked_user_values(user, &paths)?;
+            let values = convert::masked_user_values(user, update_mask)?;
             Ok(convert::user(
                 self.directory
                     .update_user(&actor, &workspace_id, user_id, version, values)
@@ -617,12 +646,13 @@ impl DirectoryService for DirectoryApi {
             let pb::UndeleteUserRequest {
                 workspace_id,
                 user_id,
+                etag,
             } = request.into_inner();
-            let (workspace_id, user_id, _) =
-                user_target(&principal, &workspace_id, &user_id, "", END_USERS_DELETE)?;
+            let (workspace_id, user_id, version) =
+                user_target(&principal, &workspace_id, &user_id, &etag, END_USERS_DELETE)?;
             Ok(convert::user(
                 self.directory
-                    .undelete_user(&actor, &workspace_id, user_id)
+                    .undelete_user(&actor, &workspace_id, user_id, version)
                     .await?,
             ))
         })
@@ -635,17 +665,31 @@ impl DirectoryService for DirectoryApi {
     ) -> std::result::Result<Response<pb::MergeUsersResponse>, Status> {
         respond(async {
             let (principal, actor) = caller(&request)?;
+            let mut message = request.into_inner();
+            let request_id = std::mem::take(&mut message.request_id);
+            let request_key = request_key("MergeUsers", &request_id, &message)?;
             let pb::MergeUsersRequest {
                 workspace_id,
                 source_user_id,
                 target_user_id,
-            } = request.into_inner();
+                request_id: _,
+                source_etag,
+                target_etag,
+            } = message;
             let workspace_id = workspace(&principal, &workspace_id, END_USERS_MERGE)?;
             let source = values::user_id("source_user_id", &source_user_id)?;
             let target = values::user_id("target_user_id", &target_user_id)?;
+            let source_version = parse_etag("source_etag", &source_etag)?;
+            let target_version = parse_etag("target_etag", &target_etag)?;
             let (target, source) = self
                 .directory
-                .merge_users(&actor, &workspace_id, source, target)
+                .merge_users(
+                    &actor,
+                    &workspace_id,
+                    (source, source_version),
+                    (target, target_version),
+                    request_key,
+                )
                 .await?;
             Ok(pb::MergeUsersResponse {
                 target: Some(convert::user(target)),
@@ -664,12 +708,13 @@ impl DirectoryService for DirectoryApi {
             let pb::EraseUserRequest {
                 workspace_id,
                 user_id,
+                etag,
             } = request.into_inner();
-            let (workspace_id, user_id, _) =
-                user_target(&principal, &workspace_id, &user_id, "", END_USERS_ERASE)?;
+            let (workspace_id, user_id, version) =
+                user_target(&principal, &workspace_id, &user_id, &etag, END_USERS_ERASE)?;
             Ok(convert::user(
                 self.directory
-                    .erase_user(&actor, &workspace_id, user_id)
+                    .erase_user(&actor, &workspace_id, user_id, version)
                     .await?,
             ))
         })
@@ -682,12 +727,19 @@ impl DirectoryService for DirectoryApi {
     ) -> std::result::Result<Response<pb::User>, Status> {
         respond(async {
             let (principal, actor) = caller(&request)?;
-            let pb::CreateGuestUserRequest { workspace_id, name } = request.into_inner();
+            let mut message = request.into_inner();
+            let request_id = std::mem::take(&mut message.request_id);
+            let request_key = request_key("CreateGuestUser", &request_id, &message)?;
+            let pb::CreateGuestUserRequest {
+                workspace_id,
+                name,
+                request_id: _,
+            } = message;
             let workspace_id = workspace(&principal, &workspace_id, END_USERS_WRITE)?;
             let name = values::text("name", &name, values::MAX_NAME_CHARS, false)?;
             Ok(convert::user(
                 self.directory
-                    .create_guest(&actor, &workspace_id, name)
+                    .create_guest(&actor, &workspace_id, name, request_key)
                     .await?,
             ))
         })
@@ -707,9 +759,10 @@ impl DirectoryService for DirectoryApi {
                 email,
                 name,
                 email_verified,
+                etag,
             } = request.into_inner();
-            let workspace_id = workspace(&principal, &workspace_id, END_USERS_WRITE)?;
-            let user_id = values::user_id("user_id", &user_id)?;
+            let (workspace_id, user_id, version) =
+                user_target(&principal, &workspace_id, &user_id, &etag, END_USERS_WRITE)?;
             let values = UserValues::check(
                 "",
                 [
@@ -728,7 +781,14 @@ impl DirectoryService for DirectoryApi {
             }
             Ok(convert::user(
                 self.directory
-                    .identify_guest(&actor, &workspace_id, user_id, values, email_verified)
+                    .identify_guest(
+                        &actor,
+                        &workspace_id,
+                        user_id,
+                        version,
+                        values,
+                        email_verified,
+                    )
                     .await?,
             ))
         })
@@ -744,12 +804,13 @@ impl DirectoryService for DirectoryApi {
             let pb::ConfirmUserEmailRequest {
                 workspace_id,
                 user_id,
+                etag,
             } = request.into_inner();
-            let (workspace_id, user_id, _) =
-                user_target(&principal, &workspace_id, &user_id, "", END_USERS_WRITE)?;
+            let (workspace_id, user_id, version) =
+                user_target(&principal, &workspace_id, &user_id, &etag, END_USERS_WRITE)?;
             Ok(convert::user(
                 self.directory
-                    .confirm_user_email(&actor, &workspace_id, user_id)
+                    .confirm_user_email(&actor, &workspace_id, user_id, version)
                     .await?,
             ))
         })
@@ -762,14 +823,19 @@ impl DirectoryService for DirectoryApi {
     ) -> std::result::Result<Response<pb::User>, Status> {
         respond(async {
             let (principal, actor) = caller(&request)?;
+            let mut message = request.into_inner();
+            let request_id = std::mem::take(&mut message.request_id);
+            let request_key = request_key("RecordActivity", &request_id, &message)?;
             let pb::RecordActivityRequest {
                 workspace_id,
                 user_id,
                 occurred_at,
                 conversations_started,
-            } = request.into_inner();
-            let workspace_id = workspace(&principal, &workspace_id, END_USERS_WRITE)?;
-            let user_id = values::user_id("user_id", &user_id)?;
+                request_id: _,
+                etag,
+            } = message;
+            let (workspace_id, user_id, version) =
+                user_target(&principal, &workspace_id, &user_id, &etag, END_USERS_WRITE)?;
             let occurred_at = occurred_at
                 .map(|ts| convert::timestamp_us("occurred_at", &ts))
                 .transpose()?;
@@ -785,8 +851,10 @@ impl DirectoryService for DirectoryApi {
                     &actor,
                     &workspace_id,
                     user_id,
+                    version,
                     occurred_at,
                     i64::from(conversations_started),
+                    request_key,
                 )
                 .await?;
             Ok(convert::user(view))
@@ -912,11 +980,17 @@ impl DirectoryService for DirectoryApi {
     ) -> std::result::Result<Response<pb::RotateWidgetSecretResponse>, Status> {
         respond(async {
             let (principal, actor) = caller(&request)?;
-            let pb::RotateWidgetSecretRequest { workspace_id } = request.into_inner();
+            let mut message = request.into_inner();
+            let request_id = std::mem::take(&mut message.request_id);
+            let request_key = request_key("RotateWidgetSecret", &request_id, &message)?;
+            let pb::RotateWidgetSecretRequest {
+                workspace_id,
+                request_id: _,
+            } = message;
             let workspace_id = workspace(&principal, &workspace_id, WORKSPACE_MANAGE)?;
             let (secret, previous_until) = self
                 .directory
-                .rotate_widget_secret(&actor, &workspace_id)
+                .rotate_widget_secret(&actor, &workspace_id, request_key)
                 .await?;
             Ok(pb::RotateWidgetSecretResponse {
                 secret,
@@ -950,10 +1024,17 @@ impl DirectoryService for DirectoryApi {
             let pb::UpdateWorkspaceSettingsRequest { settings, update_mask, workspace_id } = request.into_inner();
             let workspace_id = workspace(&principal, &workspace_id, WORKSPACE_MANAGE)?;
             let settings = require("settings", settings)?;
-            let paths = update_mask.map(|mask| mask.paths).unwrap_or_default();
-            if paths.is_empty() {
-                return Err(DirectoryError::invalid("update_mask", "is required: name the settings to change"));
-            }
+            let paths = update_mask::fields_to_update(
+                update_mask,
+                "settings",
+                &["chat_access", "require_customer", "widget_keys", "widget_secret_grace_seconds"],
+                |field| match field {
+                    "chat_access" => settings.chat_access != 0,
+                    "require_customer" => settings.require_customer,
+                    "widget_keys" => !settings.widget_keys.is_empty(),
+                    _ => settings.widget_secret_grace_seconds != 0,
+                },
+            )?;
             let mut patch = SettingsPatch::default();
             let mut violations = Vec::new();
             for path in &paths {

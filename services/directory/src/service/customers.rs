@@ -2,13 +2,13 @@ use roster_db::{DbError, outbox};
 use sea_orm::ConnectionTrait;
 use sea_orm::sea_query::LockType;
 
-use super::{Actor, Directory, check_etag, in_write_txn};
+use super::{Actor, Directory, RequestKey, check_etag, in_write_txn};
 use crate::domain::CustomerStatus;
 use crate::domain::changes::customer_changes;
 use crate::domain::filter::CustomerFilter;
 use crate::domain::paging::{Cursor, CustomerOrder, query_fingerprint};
 use crate::entity::customer;
-use crate::error::{DirectoryError, Result};
+use crate::error::{CUSTOMER_RESOURCE, DirectoryError, Result, reason};
 use crate::store;
 
 #[derive(Clone, Debug)]
@@ -173,7 +173,12 @@ impl Directory {
         actor: &Actor,
         workspace_id: &str,
         new: NewCustomer,
+        request: Option<RequestKey>,
     ) -> Result<customer::Model> {
+        let conn = self.db.conn();
+        if let Some(customer_id) = self.replayed(conn, workspace_id, request.as_ref()).await? {
+            return self.get_customer(workspace_id, &customer_id).await;
+        }
         let now = self.now_us();
         let created = customer::Model {
             workspace_id: workspace_id.to_owned(),
@@ -197,16 +202,27 @@ impl Directory {
                     ("customer", created.customer_id.clone()),
                     customer_changes(None, Some(&created)),
                 );
-                let inserts = vec![
-                    store::customers::insert_statement(&created),
-                    outbox::insert_statement(&[event])?,
-                ];
+                let mut inserts = vec![store::customers::insert_statement(&created)];
+                if let Some(key) = &request {
+                    inserts.push(self.request_statement(
+                        workspace_id,
+                        key,
+                        created.customer_id.clone(),
+                    ));
+                }
+                inserts.push(outbox::insert_statement(&[event])?);
                 Ok(((), inserts))
             })
             .await;
         match written {
             Ok(()) => Ok(created),
             Err(DirectoryError::Database(DbError::UniqueViolation { .. })) => {
+                // A retry that raced its first call lost at the request id's key.
+                if let Some(customer_id) =
+                    self.replayed(conn, workspace_id, request.as_ref()).await?
+                {
+                    return self.get_customer(workspace_id, &customer_id).await;
+                }
                 Err(self.customer_exists(workspace_id, &new.customer_id).await)
             }
             Err(other) => Err(other),
@@ -220,15 +236,16 @@ impl Directory {
             store::customers::get(self.db.conn(), workspace_id, customer_id).await,
             Ok(Some(customer)) if customer.deleted_at.is_some()
         );
-        if deleted {
-            DirectoryError::AlreadyExists(format!(
-                "customer '{customer_id}' exists but is deleted; restore it with UndeleteCustomer"
-            ))
+        let message = if deleted {
+            format!("customer '{customer_id}' exists but is deleted; restore it with UndeleteCustomer")
         } else {
-            DirectoryError::AlreadyExists(format!(
-                "customer '{customer_id}' already exists in this workspace"
-            ))
-        }
+            format!("customer '{customer_id}' already exists in this workspace")
+        };
+        DirectoryError::already_exists(
+            reason::CUSTOMER_ALREADY_EXISTS,
+            (CUSTOMER_RESOURCE, customer_id.to_owned()),
+            message,
+        )
     }
 
     pub async fn get_customer(

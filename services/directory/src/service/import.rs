@@ -195,11 +195,11 @@ fn prepare(row: ImportRow, customer_renames: CustomerRenames) -> Prepared {
 /// the database's and fails the batch.
 fn is_row_error(error: &DirectoryError) -> bool {
     matches!(
-        error,
-        DirectoryError::Invalid(_)
-            | DirectoryError::AlreadyExists(_)
-            | DirectoryError::FailedPrecondition(_)
-            | DirectoryError::NotFound(_)
+        error.code(),
+        tonic::Code::InvalidArgument
+            | tonic::Code::AlreadyExists
+            | tonic::Code::FailedPrecondition
+            | tonic::Code::NotFound
     )
 }
 

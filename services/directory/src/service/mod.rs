@@ -4,6 +4,7 @@
 
 mod customers;
 mod import;
+mod request_ids;
 mod settings;
 mod settings_cache;
 mod upsert;
@@ -21,6 +22,7 @@ use crate::error::{DirectoryError, Result};
 
 pub use customers::{CustomerEffect, CustomerPatch, CustomerRenames, NewCustomer};
 pub use import::{ImportCounts, ImportOptions, ImportRow};
+pub use request_ids::{REQUEST_ID_WINDOW_US, RequestKey};
 pub use settings::{
     ChatAccessDecision, MAX_WIDGET_GRACE_SECONDS, SettingsPatch, StoredWidgetKey,
     widget_keys as settings_widget_keys,
@@ -62,8 +64,9 @@ fn is_retryable(error: &DirectoryError, retry_unique: bool) -> bool {
 /// ABORTED, anything else is itself.
 fn gave_up(error: DirectoryError) -> DirectoryError {
     match error {
-        DirectoryError::Database(DbError::Conflict) => DirectoryError::Aborted(
-            "concurrent changes kept conflicting with this one; retry".into(),
+        DirectoryError::Database(DbError::Conflict) => DirectoryError::aborted(
+            crate::error::reason::CONCURRENT_CHANGE,
+            "concurrent changes kept conflicting with this one; retry",
         ),
         other => other,
     }

@@ -7,13 +7,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{Actor, Directory, check_etag, in_write_txn};
+use super::{Actor, Directory, RequestKey, check_etag, in_write_txn};
 use crate::domain::widget_token::{
     RegisteredWidgetKey, WidgetKeyAlgorithm, WidgetVerificationKeys,
 };
 use crate::domain::{ChatAccess, CustomerStatus, UserStatus};
 use crate::entity::workspace_settings;
-use crate::error::{DirectoryError, Result};
+use crate::error::{DirectoryError, Result, reason};
 use crate::store;
 
 pub const DEFAULT_WIDGET_GRACE_SECONDS: i64 = 86_400;
@@ -97,14 +97,23 @@ impl Directory {
         workspace_id: &str,
         expected_version: Option<i64>,
         action: &str,
+        request: Option<(&RequestKey, String)>,
         change: impl Fn(&mut workspace_settings::Model, i64) -> Vec<FieldChange>,
     ) -> Result<workspace_settings::Model> {
-        let changed = in_write_txn!(self, retry_unique = false, |txn| {
+        let changed = in_write_txn!(self, retry_unique = request.is_some(), |txn| {
             let conn = &*txn;
             let stored = store::settings::get(conn, workspace_id).await?;
             let before = stored
                 .clone()
                 .unwrap_or_else(|| default_settings(workspace_id));
+            // A retried request changes nothing again; the caller tells its result apart.
+            if self
+                .replayed(conn, workspace_id, request.as_ref().map(|(key, _)| *key))
+                .await?
+                .is_some()
+            {
+                return Ok(before);
+            }
             check_etag(expected_version, before.version)?;
             let now = self.now_us();
             let mut after = before.clone();
@@ -125,6 +134,10 @@ impl Directory {
                 changes,
             );
             outbox::append(conn, &[event]).await?;
+            if let Some((key, result)) = &request {
+                self.record_request(conn, workspace_id, Some(key), result.clone())
+                    .await?;
+            }
             Ok(after)
         });
         self.settings_cache.forget(workspace_id);
@@ -143,6 +156,7 @@ impl Directory {
             workspace_id,
             expected_version,
             "workspace_settings.updated",
+            None,
             |settings, _| {
                 let mut changes = Vec::new();
                 if let Some(access) = patch.chat_access
@@ -198,16 +212,20 @@ impl Directory {
 
     /// Returns the new secret once, with when the previous one stops verifying. The secret
     /// never appears in the audit event.
+    /// Issues a new secret. A retried request (same request id) gets the secret its first
+    /// call issued while that is still the current one; the record keeps only its digest.
     pub async fn rotate_widget_secret(
         &self,
         actor: &Actor,
         workspace_id: &str,
+        request: Option<RequestKey>,
     ) -> Result<(String, Option<i64>)> {
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
         let secret = format!("wsec_{}", URL_SAFE_NO_PAD.encode(bytes));
+        let recorded = request.as_ref().map(|key| (key, secret_digest(&secret)));
         let settings = self
-            .change_settings(actor, workspace_id, None, "workspace.widget_secret_rotated", |settings, now| {
+            .change_settings(actor, workspace_id, None, "workspace.widget_secret_rotated", recorded, |settings, now| {
                 let grace_until = now + settings.widget_secret_grace_seconds * 1_000_000;
                 settings.previous_widget_secret = settings.widget_secret.take();
                 settings.previous_secret_expires_at = settings.previous_widget_secret.as_ref().map(|_| grace_until);
@@ -219,7 +237,24 @@ impl Directory {
                 }]
             })
             .await?;
-        Ok((secret, settings.previous_secret_expires_at))
+        let current = settings.widget_secret.clone().unwrap_or_default();
+        if current == secret {
+            return Ok((secret, settings.previous_secret_expires_at));
+        }
+        // A retry: the first call recorded its secret's digest.
+        let first = match &request {
+            Some(key) => store::request_ids::find(self.db.conn(), workspace_id, &key.id).await?,
+            None => None,
+        };
+        match first {
+            Some(first) if first.result == secret_digest(&current) => {
+                Ok((current, settings.previous_secret_expires_at))
+            }
+            _ => Err(DirectoryError::failed_precondition(
+                reason::WIDGET_SECRET_SUPERSEDED,
+                "the secret this request issued has been rotated out since; rotate with a new request_id",
+            )),
+        }
     }
 
     /// Keys that verify widget tokens now: the current secret, the previous one while its
@@ -308,4 +343,11 @@ impl Directory {
             chat_access: access,
         })
     }
+}
+
+/// What a request id records of the secret it issued: enough to recognise it, useless for
+/// signing.
+fn secret_digest(secret: &str) -> String {
+    use sha2::{Digest, Sha256};
+    format!("{:x}", Sha256::digest(secret.as_bytes()))
 }

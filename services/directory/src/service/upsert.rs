@@ -161,11 +161,12 @@ impl Directory {
                 // upsert of the same person won, and running again matches its user.
                 store::users::ensure_unique_keys(conn, &after)
                     .await
-                    .map_err(|error| match error {
-                        DirectoryError::AlreadyExists(_) => {
+                    .map_err(|error| {
+                        if error.code() == tonic::Code::AlreadyExists {
                             DirectoryError::Database(roster_db::DbError::Conflict)
+                        } else {
+                            error
                         }
-                        other => other,
                     })?;
                 store::users::insert(conn, &after).await?;
                 events.push(self.event(

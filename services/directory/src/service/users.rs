@@ -6,14 +6,14 @@ use sea_orm::{ActiveModelTrait, ConnectionTrait, IntoActiveModel};
 use uuid::Uuid;
 
 use super::customers::customer_unusable;
-use super::{Actor, Directory, check_etag, in_write_txn};
+use super::{Actor, Directory, RequestKey, check_etag, in_write_txn};
 use crate::domain::changes::{is_personal_user_field, user_changes};
 use crate::domain::filter::UserFilter;
 use crate::domain::paging::{Cursor, UserOrder, query_fingerprint};
 use crate::domain::user_fields::{UserValues, refresh_derived};
 use crate::domain::{ChatAccess, IdentitySource, UserField, UserStatus};
 use crate::entity::end_user;
-use crate::error::{DirectoryError, Result};
+use crate::error::{DirectoryError, END_USER_RESOURCE, Result, reason};
 use crate::store;
 use crate::store::search::{UserQuery, cursor_after};
 
@@ -30,6 +30,17 @@ pub enum Lookup {
     ExternalId(String),
     Email(String),
     Identity(IdentitySource, String),
+}
+
+impl Lookup {
+    /// The key as `ResourceInfo` names a user that was looked up by it.
+    fn key_name(&self) -> String {
+        match self {
+            Lookup::ExternalId(id) => format!("external_id:{id}"),
+            Lookup::Email(email) => format!("email:{email}"),
+            Lookup::Identity(source, key) => format!("identity:{}:{key}", source.as_str()),
+        }
+    }
 }
 
 fn status_of(user: &end_user::Model) -> Result<UserStatus> {
@@ -125,7 +136,11 @@ impl Directory {
             }
         };
         let user = found.ok_or_else(|| {
-            DirectoryError::NotFound("no end-user in this workspace matches that key".into())
+            DirectoryError::not_found(
+                reason::END_USER_NOT_FOUND,
+                (END_USER_RESOURCE, lookup.key_name()),
+                "no end-user in this workspace matches that key",
+            )
         })?;
         self.view(conn, user).await
     }
@@ -177,7 +192,7 @@ impl Directory {
         workspace_id: &str,
         values: UserValues,
         status: UserStatus,
-        request_id: Option<String>,
+        request: Option<RequestKey>,
     ) -> Result<UserView> {
         let now = self.now_us();
         let mut user = blank_user(workspace_id, Uuid::now_v7(), status, now);
@@ -192,16 +207,13 @@ impl Directory {
             user.confirmed_at = Some(now);
         }
         let conn = self.db.conn();
-        if let Some(request_id) = &request_id
-            && let Some(user_id) =
-                store::users::find_create_request(conn, workspace_id, request_id).await?
-        {
-            return self.get_user(workspace_id, user_id).await;
+        if let Some(result) = self.replayed(conn, workspace_id, request.as_ref()).await? {
+            return self.replayed_user(conn, workspace_id, &result).await;
         }
         self.check_require_customer(conn, &user).await?;
         // No read-before-write for duplicates: the partial unique indexes decide, and a
         // violation is explained afterwards. The request id is recorded with the user, so a
-        // retry racing the first attempt meets it at the create_requests key. Nor for the
+        // retry racing the first attempt meets it at the request_ids key. Nor for the
         // customer: every insert is conditional on it being live and locks it while it
         // writes, so DeleteCustomer cannot slip in between (`WhileLive`).
         let live = store::customers::WhileLive::customer(workspace_id, &user.customer_id);
@@ -215,13 +227,9 @@ impl Directory {
                     user_changes(None, &user),
                 );
                 let mut inserts = vec![live.insert(user.clone().into_active_model().reset_all())?];
-                if let Some(request_id) = &request_id {
-                    inserts.push(live.insert(store::users::create_request_row(
-                        workspace_id,
-                        request_id,
-                        user.user_id,
-                        now,
-                    ))?);
+                if let Some(key) = &request {
+                    let row = self.request_row(workspace_id, key, user.user_id.to_string());
+                    inserts.push(live.insert(row.into_active_model().reset_all())?);
                 }
                 inserts.push(live.insert(outbox::to_active_model(&event)?)?);
                 Ok(((), inserts))
@@ -237,7 +245,7 @@ impl Directory {
                 identities: Vec::new(),
             }),
             Err(DirectoryError::Database(roster_db::DbError::UniqueViolation { .. })) => {
-                self.resolve_duplicate(&user, request_id.as_deref()).await
+                self.resolve_duplicate(&user, request.as_ref()).await
             }
             Err(other) => Err(other),
         }
@@ -250,19 +258,28 @@ impl Directory {
     async fn resolve_duplicate(
         &self,
         user: &end_user::Model,
-        request_id: Option<&str>,
+        request: Option<&RequestKey>,
     ) -> Result<UserView> {
         let conn = self.db.conn();
-        if let Some(request_id) = request_id
-            && let Some(user_id) =
-                store::users::find_create_request(conn, &user.workspace_id, request_id).await?
-        {
-            return self.get_user(&user.workspace_id, user_id).await;
+        if let Some(result) = self.replayed(conn, &user.workspace_id, request).await? {
+            return self.replayed_user(conn, &user.workspace_id, &result).await;
         }
         store::users::ensure_unique_keys(conn, user).await?;
         Err(DirectoryError::AlreadyExists(
             "another live end-user in this workspace has this external id or e-mail".into(),
         ))
+    }
+
+    /// The user a replayed request created or changed, as it is now.
+    async fn replayed_user<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        workspace_id: &str,
+        result: &str,
+    ) -> Result<UserView> {
+        let user_id = replayed_user_id(result)?;
+        let user = store::users::require(conn, workspace_id, user_id).await?;
+        self.view(conn, user).await
     }
 
     /// Enforces "every end-user belongs to a customer" when the workspace asks for it, and
@@ -294,9 +311,9 @@ impl Directory {
                 .await?
                 .require_customer
         {
-            return Err(DirectoryError::FailedPrecondition(
-                "this workspace requires every end-user to belong to a customer; set customer_id"
-                    .into(),
+            return Err(DirectoryError::failed_precondition(
+                reason::CUSTOMER_REQUIRED,
+                "this workspace requires every end-user to belong to a customer; set customer_id",
             ));
         }
         Ok(())
@@ -362,16 +379,17 @@ impl Directory {
             |user, _| {
                 let status = status_of(user)?;
                 if status.is_retired() {
-                    return Err(DirectoryError::FailedPrecondition(format!(
-                        "end-user {} is {status}; it cannot be edited",
-                        user.user_id
-                    )));
+                    return Err(DirectoryError::failed_precondition(
+                        reason::END_USER_STATUS,
+                        format!("end-user {} is {status}; it cannot be edited", user.user_id),
+                    ));
                 }
                 if status == UserStatus::Guest
                     && (values.get(UserField::Email).is_some_and(|e| !e.is_empty()))
                 {
-                    return Err(DirectoryError::FailedPrecondition(
-                        "guests get an e-mail through IdentifyGuest".into(),
+                    return Err(DirectoryError::failed_precondition(
+                        reason::END_USER_STATUS,
+                        "guests get an e-mail through IdentifyGuest",
                     ));
                 }
                 let old_email = user.email_key.clone();
@@ -503,12 +521,13 @@ impl Directory {
         actor: &Actor,
         workspace_id: &str,
         user_id: Uuid,
+        expected_version: Option<i64>,
     ) -> Result<UserView> {
         self.change_user(
             actor,
             workspace_id,
             user_id,
-            None,
+            expected_version,
             "end_user.undeleted",
             |user, _| match status_of(user)? {
                 UserStatus::Deleted => {
@@ -529,12 +548,13 @@ impl Directory {
         actor: &Actor,
         workspace_id: &str,
         user_id: Uuid,
+        expected_version: Option<i64>,
     ) -> Result<UserView> {
         self.change_user(
             actor,
             workspace_id,
             user_id,
-            None,
+            expected_version,
             "end_user.email_confirmed",
             |user, now| match status_of(user)? {
                 UserStatus::Unconfirmed => {
@@ -543,31 +563,44 @@ impl Directory {
                     Ok(())
                 }
                 UserStatus::Active => Ok(()),
-                status => Err(DirectoryError::FailedPrecondition(format!(
-                    "end-user {} is {status}; only unconfirmed users can confirm an e-mail",
-                    user.user_id
-                ))),
+                status => Err(DirectoryError::failed_precondition(
+                    reason::END_USER_STATUS,
+                    format!(
+                        "end-user {} is {status}; only unconfirmed users can confirm an e-mail",
+                        user.user_id
+                    ),
+                )),
             },
         )
         .await
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub async fn record_activity(
         &self,
         actor: &Actor,
         workspace_id: &str,
         user_id: Uuid,
+        expected_version: Option<i64>,
         occurred_at_us: Option<i64>,
         conversations: i64,
+        request: Option<RequestKey>,
     ) -> Result<UserView> {
-        in_write_txn!(self, retry_unique = false, |txn| {
+        // A retry racing its first call meets it at the request id's key; run again, it
+        // finds the recorded result.
+        in_write_txn!(self, retry_unique = request.is_some(), |txn| {
             let conn = &*txn;
+            if let Some(result) = self.replayed(conn, workspace_id, request.as_ref()).await? {
+                return self.replayed_user(conn, workspace_id, &result).await;
+            }
             let before = store::users::require(conn, workspace_id, user_id).await?;
+            check_etag(expected_version, before.version)?;
             let status = status_of(&before)?;
             if status.is_retired() {
-                return Err(DirectoryError::FailedPrecondition(format!(
-                    "end-user {user_id} is {status}; activity cannot be recorded"
-                )));
+                return Err(DirectoryError::failed_precondition(
+                    reason::END_USER_STATUS,
+                    format!("end-user {user_id} is {status}; activity cannot be recorded"),
+                ));
             }
             let now = self.now_us();
             let at = occurred_at_us.unwrap_or(now);
@@ -581,6 +614,8 @@ impl Directory {
                 user_changes(Some(&before), &after),
             );
             outbox::append(conn, &[event]).await?;
+            self.record_request(conn, workspace_id, request.as_ref(), user_id.to_string())
+                .await?;
             self.view(conn, after).await
         })
     }
@@ -590,14 +625,20 @@ impl Directory {
         actor: &Actor,
         workspace_id: &str,
         name: String,
+        request: Option<RequestKey>,
     ) -> Result<UserView> {
-        let settings = self.current_rules(self.db.conn(), workspace_id).await?;
+        let conn = self.db.conn();
+        if let Some(result) = self.replayed(conn, workspace_id, request.as_ref()).await? {
+            return self.replayed_user(conn, workspace_id, &result).await;
+        }
+        let settings = self.current_rules(conn, workspace_id).await?;
         if ChatAccess::parse(&settings.chat_access) != Some(ChatAccess::Anyone) {
-            return Err(DirectoryError::FailedPrecondition(
-                "this workspace does not admit guests (chat access is not ANYONE)".into(),
+            return Err(DirectoryError::failed_precondition(
+                reason::GUESTS_NOT_ADMITTED,
+                "this workspace does not admit guests (chat access is not ANYONE)",
             ));
         }
-        let user = self
+        let written = self
             .insert_atomically(true, || {
                 let now = self.now_us();
                 let mut user = blank_user(workspace_id, Uuid::now_v7(), UserStatus::Guest, now);
@@ -614,17 +655,32 @@ impl Directory {
                     ("end_user", user.user_id.to_string()),
                     user_changes(None, &user),
                 );
-                let inserts = vec![
-                    store::users::insert_statement(&user),
-                    outbox::insert_statement(&[event])?,
-                ];
+                let mut inserts = vec![store::users::insert_statement(&user)];
+                if let Some(key) = &request {
+                    inserts.push(self.request_statement(
+                        workspace_id,
+                        key,
+                        user.user_id.to_string(),
+                    ));
+                }
+                inserts.push(outbox::insert_statement(&[event])?);
                 Ok((user, inserts))
             })
-            .await?;
-        Ok(UserView {
-            user,
-            identities: Vec::new(),
-        })
+            .await;
+        match written {
+            Ok(user) => Ok(UserView {
+                user,
+                identities: Vec::new(),
+            }),
+            // A retry that raced its first call lost at the request id's key.
+            Err(error @ DirectoryError::Database(roster_db::DbError::UniqueViolation { .. })) => {
+                match self.replayed(conn, workspace_id, request.as_ref()).await? {
+                    Some(result) => self.replayed_user(conn, workspace_id, &result).await,
+                    None => Err(error),
+                }
+            }
+            Err(other) => Err(other),
+        }
     }
 
     pub async fn identify_guest(
@@ -632,6 +688,7 @@ impl Directory {
         actor: &Actor,
         workspace_id: &str,
         user_id: Uuid,
+        expected_version: Option<i64>,
         values: UserValues,
         email_verified: bool,
     ) -> Result<UserView> {
@@ -639,14 +696,15 @@ impl Directory {
             actor,
             workspace_id,
             user_id,
-            None,
+            expected_version,
             "end_user.identified",
             |user, now| {
                 let status = status_of(user)?;
                 if status != UserStatus::Guest {
-                    return Err(DirectoryError::FailedPrecondition(format!(
-                        "end-user {user_id} is {status}, not a guest"
-                    )));
+                    return Err(DirectoryError::failed_precondition(
+                        reason::END_USER_STATUS,
+                        format!("end-user {user_id} is {status}, not a guest"),
+                    ));
                 }
                 values.apply(user);
                 if user.external_id.starts_with("g-") && values.get(UserField::ExternalId).is_none()
@@ -681,10 +739,12 @@ impl Directory {
         actor: &Actor,
         workspace_id: &str,
         user_id: Uuid,
+        expected_version: Option<i64>,
     ) -> Result<UserView> {
         in_write_txn!(self, retry_unique = false, |txn| {
             let conn = &*txn;
             let subject = store::users::require(conn, workspace_id, user_id).await?;
+            check_etag(expected_version, subject.version)?;
             let mut people = vec![subject];
             let mut seen = HashSet::from([user_id]);
             let mut frontier = vec![user_id];
@@ -771,12 +831,14 @@ impl Directory {
         Ok(after)
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub async fn merge_users(
         &self,
         actor: &Actor,
         workspace_id: &str,
-        source_id: Uuid,
-        target_id: Uuid,
+        (source_id, source_version): (Uuid, Option<i64>),
+        (target_id, target_version): (Uuid, Option<i64>),
+        request: Option<RequestKey>,
     ) -> Result<(UserView, UserView)> {
         if source_id == target_id {
             return Err(DirectoryError::invalid(
@@ -784,10 +846,24 @@ impl Directory {
                 "must differ from source_user_id",
             ));
         }
-        in_write_txn!(self, retry_unique = false, |txn| {
+        in_write_txn!(self, retry_unique = request.is_some(), |txn| {
             let conn = &*txn;
+            if self
+                .replayed(conn, workspace_id, request.as_ref())
+                .await?
+                .is_some()
+            {
+                let target = store::users::require(conn, workspace_id, target_id).await?;
+                let source = store::users::require(conn, workspace_id, source_id).await?;
+                return Ok((
+                    self.view(conn, target).await?,
+                    self.view(conn, source).await?,
+                ));
+            }
             let source_before = store::users::require(conn, workspace_id, source_id).await?;
             let target_before = store::users::require(conn, workspace_id, target_id).await?;
+            check_etag(source_version, source_before.version)?;
+            check_etag(target_version, target_before.version)?;
             for (role, user) in [("source", &source_before), ("target", &target_before)] {
                 let status = status_of(user)?;
                 if status.is_retired() {
@@ -866,11 +942,20 @@ impl Directory {
                 ),
             ];
             outbox::append(conn, &events).await?;
+            self.record_request(conn, workspace_id, request.as_ref(), target_id.to_string())
+                .await?;
             let target = self.view(conn, target).await?;
             let source = self.view(conn, source).await?;
             Ok((target, source))
         })
     }
+}
+
+/// The user id a request id recorded as its result.
+pub(super) fn replayed_user_id(result: &str) -> Result<Uuid> {
+    Uuid::parse_str(result).map_err(|_| {
+        DirectoryError::Internal(format!("request id result '{result}' is not a user id"))
+    })
 }
 
 /// Back to the status the user had before deletion: deactivated if it was (still

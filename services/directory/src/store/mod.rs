@@ -4,6 +4,7 @@
 pub mod bulk;
 pub mod customers;
 pub mod identities;
+pub mod request_ids;
 pub mod search;
 pub mod settings;
 pub mod users;

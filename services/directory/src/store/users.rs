@@ -6,8 +6,8 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::domain::UserStatus;
-use crate::entity::{create_request, end_user};
-use crate::error::{DirectoryError, Result};
+use crate::entity::end_user;
+use crate::error::{DirectoryError, END_USER_RESOURCE, Result, reason};
 
 const RETIRED: [&str; 3] = ["deleted", "merged", "erased"];
 
@@ -108,18 +108,26 @@ pub async fn live_holder<C: ConnectionTrait>(
 
 /// `user` would take the external id that live end-user `holder` has.
 pub(crate) fn external_id_taken(user: &end_user::Model, holder: Uuid) -> DirectoryError {
-    DirectoryError::AlreadyExists(format!(
-        "external id '{}' already belongs to end-user {holder}",
-        user.external_id
-    ))
+    DirectoryError::already_exists(
+        reason::EXTERNAL_ID_TAKEN,
+        (END_USER_RESOURCE, holder.to_string()),
+        format!(
+            "external id '{}' already belongs to end-user {holder}",
+            user.external_id
+        ),
+    )
 }
 
 /// `user` would take the e-mail that live end-user `holder` has.
 pub(crate) fn email_taken(user: &end_user::Model, holder: Uuid) -> DirectoryError {
-    DirectoryError::AlreadyExists(format!(
-        "e-mail '{}' already belongs to end-user {holder}",
-        user.email
-    ))
+    DirectoryError::already_exists(
+        reason::EMAIL_TAKEN,
+        (END_USER_RESOURCE, holder.to_string()),
+        format!(
+            "e-mail '{}' already belongs to end-user {holder}",
+            user.email
+        ),
+    )
 }
 
 /// Fails with ALREADY_EXISTS when another live user holds the new user's external id or
@@ -204,36 +212,6 @@ pub async fn count_live_in_customer<C: ConnectionTrait>(
         .count(conn)
         .await
         .map_err(roster_db::DbError::from)?)
-}
-
-pub async fn find_create_request<C: ConnectionTrait>(
-    conn: &C,
-    workspace_id: &str,
-    request_id: &str,
-) -> Result<Option<Uuid>> {
-    let found =
-        create_request::Entity::find_by_id((workspace_id.to_owned(), request_id.to_owned()))
-            .one(conn)
-            .await
-            .map_err(roster_db::DbError::from)?;
-    Ok(found.map(|row| row.user_id))
-}
-
-/// The row that remembers which user a CreateUser `request_id` created, written with the
-/// user so a retry of the same request finds it.
-pub fn create_request_row(
-    workspace_id: &str,
-    request_id: &str,
-    user_id: Uuid,
-    now_us: i64,
-) -> create_request::ActiveModel {
-    let row = create_request::Model {
-        workspace_id: workspace_id.to_owned(),
-        request_id: request_id.to_owned(),
-        user_id,
-        created_at: now_us,
-    };
-    row.into_active_model().reset_all()
 }
 
 /// Bumps counters without a read-modify-write, so concurrent activity never loses counts.

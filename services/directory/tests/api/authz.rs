@@ -142,6 +142,7 @@ impl<'a> Arrange<'a> {
         self.app
             .client()
             .create_customer(self.admin(pb::CreateCustomerRequest {
+                request_id: String::new(),
                 workspace_id: self.ws.clone(),
                 customer: Some(pb::Customer {
                     customer_id: customer_id.clone(),
@@ -209,6 +210,7 @@ impl<'a> Arrange<'a> {
         self.app
             .client()
             .create_guest_user(self.admin(pb::CreateGuestUserRequest {
+                request_id: String::new(),
                 workspace_id: self.ws.clone(),
                 name: "Visitor".into(),
             }))
@@ -221,6 +223,7 @@ impl<'a> Arrange<'a> {
         self.app
             .client()
             .rotate_widget_secret(self.admin(pb::RotateWidgetSecretRequest {
+                request_id: String::new(),
                 workspace_id: self.ws.clone(),
             }))
             .await
@@ -252,6 +255,7 @@ async fn call(arrange: &Arrange<'_>, rpc: Rpc, token: Option<&str>) -> Result<()
             };
             client
                 .create_customer(req!(pb::CreateCustomerRequest {
+                    request_id: String::new(),
                     workspace_id: ws,
                     customer: Some(customer),
                 }))
@@ -429,6 +433,7 @@ async fn call(arrange: &Arrange<'_>, rpc: Rpc, token: Option<&str>) -> Result<()
             let user = arrange.deleted_user().await;
             client
                 .undelete_user(req!(pb::UndeleteUserRequest {
+                    etag: String::new(),
                     workspace_id: ws,
                     user_id: user.user_id,
                 }))
@@ -440,6 +445,9 @@ async fn call(arrange: &Arrange<'_>, rpc: Rpc, token: Option<&str>) -> Result<()
             let target = arrange.active_user().await;
             client
                 .merge_users(req!(pb::MergeUsersRequest {
+                    request_id: String::new(),
+                    source_etag: String::new(),
+                    target_etag: String::new(),
                     workspace_id: ws,
                     source_user_id: source.user_id,
                     target_user_id: target.user_id,
@@ -451,6 +459,7 @@ async fn call(arrange: &Arrange<'_>, rpc: Rpc, token: Option<&str>) -> Result<()
             let user = arrange.active_user().await;
             client
                 .erase_user(req!(pb::EraseUserRequest {
+                    etag: String::new(),
                     workspace_id: ws,
                     user_id: user.user_id,
                 }))
@@ -459,6 +468,7 @@ async fn call(arrange: &Arrange<'_>, rpc: Rpc, token: Option<&str>) -> Result<()
         }
         CreateGuestUser => client
             .create_guest_user(req!(pb::CreateGuestUserRequest {
+                request_id: String::new(),
                 workspace_id: ws,
                 name: "Visitor from Berlin".into(),
             }))
@@ -469,6 +479,7 @@ async fn call(arrange: &Arrange<'_>, rpc: Rpc, token: Option<&str>) -> Result<()
             let external_id = unique("id-");
             client
                 .identify_guest(req!(pb::IdentifyGuestRequest {
+                    etag: String::new(),
                     workspace_id: ws,
                     user_id: guest.user_id,
                     email: format!("{external_id}@example.com"),
@@ -483,6 +494,7 @@ async fn call(arrange: &Arrange<'_>, rpc: Rpc, token: Option<&str>) -> Result<()
             let user = arrange.user(pb::UserStatus::Unconfirmed).await;
             client
                 .confirm_user_email(req!(pb::ConfirmUserEmailRequest {
+                    etag: String::new(),
                     workspace_id: ws,
                     user_id: user.user_id,
                 }))
@@ -493,6 +505,8 @@ async fn call(arrange: &Arrange<'_>, rpc: Rpc, token: Option<&str>) -> Result<()
             let user = arrange.active_user().await;
             client
                 .record_activity(req!(pb::RecordActivityRequest {
+                    etag: String::new(),
+                    request_id: String::new(),
                     workspace_id: ws,
                     user_id: user.user_id,
                     occurred_at: None,
@@ -559,7 +573,10 @@ async fn call(arrange: &Arrange<'_>, rpc: Rpc, token: Option<&str>) -> Result<()
                 .map(drop)
         }
         RotateWidgetSecret => client
-            .rotate_widget_secret(req!(pb::RotateWidgetSecretRequest { workspace_id: ws }))
+            .rotate_widget_secret(req!(pb::RotateWidgetSecretRequest {
+                request_id: String::new(),
+                workspace_id: ws
+            }))
             .await
             .map(drop),
         GetWorkspaceSettings => client

@@ -100,6 +100,8 @@ async fn concurrent_activity_loses_no_conversation(app: TestApp) {
         let request = app.with_token(
             &token,
             pb::RecordActivityRequest {
+                etag: String::new(),
+                request_id: String::new(),
                 workspace_id: WS.into(),
                 user_id: kirk.user_id.clone(),
                 occurred_at: None,

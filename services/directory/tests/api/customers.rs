@@ -149,6 +149,7 @@ async fn create_get_update_and_delete_a_customer(app: TestApp) {
     let duplicate = app
         .client()
         .create_customer(app.admin(pb::CreateCustomerRequest {
+            request_id: String::new(),
             workspace_id: WS.into(),
             customer: Some(pb::Customer {
                 customer_id: "uss001".into(),
@@ -233,6 +234,7 @@ async fn a_deleted_customer_is_kept_hidden_and_can_be_undeleted(app: TestApp) {
                 name: "Another".into(),
                 ..Default::default()
             }),
+            ..Default::default()
         }))
         .await;
     let status = assert_code(recreated, Code::AlreadyExists);

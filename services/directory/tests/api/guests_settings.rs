@@ -134,6 +134,7 @@ async fn identify_guest_keeps_id_and_history(app: TestApp) {
     let identify = |email_verified: bool, user_id: &str, external_id: &str, email: &str| {
         let mut client = app.client();
         let request = app.admin(pb::IdentifyGuestRequest {
+            etag: String::new(),
             workspace_id: WS.into(),
             user_id: user_id.into(),
             external_id: external_id.into(),

@@ -181,6 +181,7 @@ impl TestApp {
         };
         self.client()
             .create_customer(self.admin(pb::CreateCustomerRequest {
+                request_id: String::new(),
                 workspace_id: WS.into(),
                 customer: Some(customer),
             }))
@@ -425,6 +426,7 @@ impl TestApp {
     pub async fn create_guest(&self, name: &str) -> Result<pb::User, Status> {
         self.client()
             .create_guest_user(self.admin(pb::CreateGuestUserRequest {
+                request_id: String::new(),
                 workspace_id: WS.into(),
                 name: name.into(),
             }))
@@ -440,6 +442,8 @@ impl TestApp {
     ) -> Result<pb::User, Status> {
         self.client()
             .record_activity(self.admin(pb::RecordActivityRequest {
+                etag: String::new(),
+                request_id: String::new(),
                 workspace_id: WS.into(),
                 user_id: user_id.into(),
                 occurred_at,
@@ -480,6 +484,7 @@ impl TestApp {
     pub async fn rotate_widget_secret(&self) -> pb::RotateWidgetSecretResponse {
         self.client()
             .rotate_widget_secret(self.admin(pb::RotateWidgetSecretRequest {
+                request_id: String::new(),
                 workspace_id: WS.into(),
             }))
             .await

@@ -338,6 +338,8 @@ async fn an_import_racing_other_writers_loses_no_write(app: TestApp) {
                 app.with_token(
                     &token,
                     pb::RecordActivityRequest {
+                        etag: String::new(),
+                        request_id: String::new(),
                         workspace_id: WS.into(),
                         user_id: user_id.clone(),
                         occurred_at: None,

@@ -97,6 +97,7 @@ async fn undelete_restores_the_previous_status(app: TestApp) {
     let undeleted = app
         .client()
         .undelete_user(app.admin(pb::UndeleteUserRequest {
+            etag: String::new(),
             workspace_id: WS.into(),
             user_id: kirk.user_id.clone(),
         }))
@@ -111,6 +112,7 @@ async fn undelete_restores_the_previous_status(app: TestApp) {
     let again = app
         .client()
         .undelete_user(app.admin(pb::UndeleteUserRequest {
+            etag: String::new(),
             workspace_id: WS.into(),
             user_id: kirk.user_id.clone(),
         }))
@@ -236,6 +238,7 @@ async fn confirm_user_email_activates(app: TestApp) {
     let confirmed = app
         .client()
         .confirm_user_email(app.admin(pb::ConfirmUserEmailRequest {
+            etag: String::new(),
             workspace_id: WS.into(),
             user_id: kirk.user_id.clone(),
         }))
@@ -252,6 +255,7 @@ async fn confirm_user_email_activates(app: TestApp) {
     let refused = app
         .client()
         .confirm_user_email(app.admin(pb::ConfirmUserEmailRequest {
+            etag: String::new(),
             workspace_id: WS.into(),
             user_id: kirk.user_id.clone(),
         }))

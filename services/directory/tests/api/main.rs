@@ -9,6 +9,7 @@ mod helpers;
 mod audit;
 mod authz;
 mod concurrency;
+mod contract;
 mod customers;
 mod guests_settings;
 mod import;

@@ -23,6 +23,9 @@ async fn merge(
 ) -> Result<pb::MergeUsersResponse, tonic::Status> {
     app.client()
         .merge_users(app.admin(pb::MergeUsersRequest {
+            request_id: String::new(),
+            source_etag: String::new(),
+            target_etag: String::new(),
             workspace_id: WS.into(),
             source_user_id: source.into(),
             target_user_id: target.into(),
@@ -190,6 +193,7 @@ async fn erase_scrubs_personal_data_and_keeps_the_id(app: TestApp) {
     let erased = app
         .client()
         .erase_user(app.admin(pb::EraseUserRequest {
+            etag: String::new(),
             workspace_id: WS.into(),
             user_id: kirk.user_id.clone(),
         }))
@@ -266,6 +270,7 @@ async fn erase_scrubs_personal_data_and_keeps_the_id(app: TestApp) {
     // Erasing twice is harmless; an erased user cannot be changed or undeleted.
     app.client()
         .erase_user(app.admin(pb::EraseUserRequest {
+            etag: String::new(),
             workspace_id: WS.into(),
             user_id: kirk.user_id.clone(),
         }))
@@ -274,6 +279,7 @@ async fn erase_scrubs_personal_data_and_keeps_the_id(app: TestApp) {
     let undelete = app
         .client()
         .undelete_user(app.admin(pb::UndeleteUserRequest {
+            etag: String::new(),
             workspace_id: WS.into(),
             user_id: kirk.user_id.clone(),
         }))
@@ -307,6 +313,7 @@ async fn after_erasure_the_same_person_is_a_new_user(app: TestApp) {
         .unwrap();
     app.client()
         .erase_user(app.admin(pb::EraseUserRequest {
+            etag: String::new(),
             workspace_id: WS.into(),
             user_id: first.user_id.clone(),
         }))
@@ -329,6 +336,7 @@ async fn after_erasure_the_same_person_is_a_new_user(app: TestApp) {
     // Through a CSV import of the same e-mail with another id.
     app.client()
         .erase_user(app.admin(pb::EraseUserRequest {
+            etag: String::new(),
             workspace_id: WS.into(),
             user_id: second.user_id.clone(),
         }))
@@ -408,6 +416,7 @@ async fn erasure_leaves_the_person_nowhere_in_the_database(app: TestApp) {
         .erase_user(app.admin(pb::EraseUserRequest {
             workspace_id: WS.into(),
             user_id: person.user_id.clone(),
+            ..Default::default()
         }))
         .await
         .unwrap();

@@ -44,6 +44,7 @@ async fn undelete(app: &TestApp, user_id: &str) -> pb::User {
         .undelete_user(app.admin(pb::UndeleteUserRequest {
             workspace_id: WS.into(),
             user_id: user_id.into(),
+            ..Default::default()
         }))
         .await
         .unwrap()

@@ -17,6 +17,7 @@ use pin_project_lite::pin_project;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::{Layer, Service};
 
+use crate::error_details;
 use crate::health::HEALTH_PATH_PREFIX;
 
 /// Sheds calls beyond `limit` in flight across every connection of the server.
@@ -84,10 +85,15 @@ where
             },
             Err(_) => ResponseFuture::Rejected {
                 response: Some(
-                    tonic::Status::resource_exhausted(format!(
-                        "server is at its concurrency limit of {} in-flight calls; retry with backoff",
-                        self.limit
-                    ))
+                    error_details::simple_status(
+                        tonic::Code::ResourceExhausted,
+                        format!(
+                            "server is at its concurrency limit of {} in-flight calls; retry with backoff",
+                            self.limit
+                        ),
+                        error_details::domain::RUNTIME,
+                        error_details::reason::OVERLOADED,
+                    )
                     .into_http(),
                 ),
             },

@@ -27,5 +27,11 @@ pub fn internal_error_response(
         .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("panic payload is not a string");
     tracing::error!(panic = message, "gRPC handler panicked; answering INTERNAL");
-    tonic::Status::internal("internal error").into_http()
+    crate::error_details::simple_status(
+        tonic::Code::Internal,
+        "internal error",
+        crate::error_details::domain::RUNTIME,
+        crate::error_details::reason::INTERNAL,
+    )
+    .into_http()
 }
