@@ -2,6 +2,7 @@
 //! (never `create_table_from_entity`), so what is tested is what production gets.
 
 mod m20261123_000002_create_directory;
+mod m20261202_000004_widget_token_lifetime;
 
 use sea_orm_migration::prelude::*;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(roster_db::outbox::CreateOutboxTable),
             Box::new(m20261123_000002_create_directory::Migration),
+            Box::new(m20261202_000004_widget_token_lifetime::Migration),
         ]
     }
 }

@@ -18,12 +18,13 @@ use uuid::Uuid;
 
 use crate::domain::Clock;
 use crate::error::{DirectoryError, Result};
+use crate::widget_kek::WidgetKeyring;
 
 pub use customers::{CustomerPatch, NewCustomer};
 pub use import::{ImportCounts, ImportOptions, ImportRow};
 pub use settings::{
-    ChatAccessDecision, MAX_WIDGET_GRACE_SECONDS, SettingsPatch, StoredWidgetKey,
-    widget_keys as settings_widget_keys,
+    ChatAccessDecision, ChatAccessDenial, MAX_WIDGET_GRACE_SECONDS, SettingsPatch,
+    WIDGET_TOKEN_MAX_LIFETIME_BOUNDS, WorkspaceSettings,
 };
 pub use upsert::{UpsertInput, UpsertOutcome, UpsertResult};
 pub use users::{Lookup, UserView};
@@ -44,6 +45,8 @@ pub struct Directory {
     db: Db,
     clock: Arc<dyn Clock>,
     settings_cache: Arc<settings_cache::SettingsCache>,
+    /// Seals and opens the workspaces' widget secrets.
+    widget_kek: WidgetKeyring,
 }
 
 /// Optimistic-concurrency races and concurrent inserts of the same new user are retried a
@@ -100,11 +103,12 @@ macro_rules! in_write_txn {
 pub(crate) use in_write_txn;
 
 impl Directory {
-    pub fn new(db: Db, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(db: Db, clock: Arc<dyn Clock>, widget_kek: WidgetKeyring) -> Self {
         Self {
             db,
             clock,
             settings_cache: Arc::default(),
+            widget_kek,
         }
     }
 

@@ -569,8 +569,8 @@ impl Directory {
         workspace_id: &str,
         name: String,
     ) -> Result<UserView> {
-        let settings = self.current_rules(self.db.conn(), workspace_id).await?;
-        if ChatAccess::parse(&settings.chat_access) != Some(ChatAccess::Anyone) {
+        let rules = self.current_rules(self.db.conn(), workspace_id).await?;
+        if rules.chat_access != ChatAccess::Anyone {
             return Err(DirectoryError::FailedPrecondition(
                 "this workspace does not admit guests (chat access is not ANYONE)".into(),
             ));
