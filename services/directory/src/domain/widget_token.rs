@@ -1300,6 +1300,7 @@ strcCd9hsjgaJN4VgQIDAQAB
             "customerId": " uss001",
             "customerName": "USS Enterprise ",
             "extra": {"ignored": true},
+            "exp": NOW + 60,
         }))
         .unwrap();
         assert_eq!(
