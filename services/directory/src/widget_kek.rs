@@ -122,6 +122,7 @@ impl WidgetKeyring {
                 return Err(error).with_context(|| format!("reading {}", path.display()));
             }
         };
+        tracing::info!(path = %path.display(), "sealing widget secrets with the development key-encryption key; set ROSTER_DIRECTORY_WIDGET_KEK_FILE in production");
         Self::parse(&text).map_err(|problem| anyhow::anyhow!("{}: {problem}", path.display()))
     }
 
