@@ -318,8 +318,9 @@ pub fn settings(settings: WorkspaceSettings) -> pb::WorkspaceSettings {
     }
 }
 
-/// An UpdateWorkspaceSettings request: its settings, the paths of its `update_mask`, and
-/// what they become once checked.
+/// What an UpdateWorkspaceSettings request changes, checked: built from its settings and
+/// the paths of its `update_mask`. Every field is destructured, so a new `WorkspaceSettings`
+/// field does not compile until it is handled here.
 pub struct SettingsUpdate {
     pub patch: SettingsPatch,
     pub expected_version: Option<i64>,

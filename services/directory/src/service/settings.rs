@@ -242,12 +242,12 @@ impl Directory {
             let now = self.now_us();
             let mut after = before.clone();
             let changes = change(&mut after, now)?;
-            let readable = checked(&after)?;
             if changes.is_empty() {
-                return Ok(readable);
+                return checked(&after);
             }
             after.version += 1;
             after.updated_at = now;
+            let readable = checked(&after)?;
             if !store::settings::save(conn, stored.as_ref(), &after).await? {
                 return Err(DirectoryError::Database(roster_db::DbError::Conflict));
             }
@@ -259,7 +259,7 @@ impl Directory {
                 changes,
             );
             outbox::append(conn, &[event]).await?;
-            checked(&after)
+            Ok(readable)
         });
         self.settings_cache.forget(workspace_id);
         changed
