@@ -158,6 +158,26 @@ impl DirectoryError {
         )
     }
 
+    /// A stored value that no longer parses (a workspace setting, a customer's domains).
+    /// Refused, never read as a permissive default. FAILED_PRECONDITION rather than
+    /// INTERNAL: someone with the right to change the value repairs it by setting it again
+    /// (`repair` says how), and retrying before that cannot succeed. Logged here, once,
+    /// since the status conversion logs internal errors only.
+    pub fn unreadable_stored_value(
+        workspace_id: &str,
+        what: &str,
+        detail: &str,
+        repair: &str,
+    ) -> Self {
+        tracing::error!(
+            workspace_id,
+            what,
+            detail,
+            "a stored value does not parse; refusing instead of assuming a default"
+        );
+        DirectoryError::FailedPrecondition(format!("{what} is unreadable; {repair}"))
+    }
+
     pub fn stale_etag() -> Self {
         Self::aborted(
             reason::ETAG_MISMATCH,

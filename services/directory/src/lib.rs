@@ -14,6 +14,7 @@ pub mod service;
 pub mod settings;
 pub mod startup;
 pub mod store;
+pub mod widget_kek;
 
 pub use settings::DirectorySettings;
 pub use startup::{Application, prepare_database};

@@ -1,5 +1,6 @@
 //! The directory as its own process, for containers: `serve` (default) or `migrate`.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -7,6 +8,7 @@ use clap::{Parser, Subcommand};
 use roster_auth::{KeySet, TokenVerifier};
 use roster_directory::domain::SystemClock;
 use roster_directory::migration::Migrator;
+use roster_directory::widget_kek::WidgetKeyring;
 use roster_directory::{Application, DirectorySettings, prepare_database};
 use roster_runtime::telemetry::{TelemetrySettings, init_telemetry};
 
@@ -54,10 +56,17 @@ async fn main() -> anyhow::Result<()> {
             let keys = KeySet::from_jwks_file(&jwks)
                 .with_context(|| format!("ROSTER_AUTH_JWKS_FILE: reading {}", jwks.display()))?;
             let verifier = TokenVerifier::new(settings.auth.verifier.clone(), keys);
+            let widget_kek =
+                WidgetKeyring::load(settings.widget_kek_file.as_deref(), Path::new("data"))?;
             let db = prepare_database(&settings.database).await?;
-            let app =
-                Application::build(settings.server.clone(), db, verifier, Arc::new(SystemClock))
-                    .await?;
+            let app = Application::build(
+                settings.server.clone(),
+                db,
+                verifier,
+                Arc::new(SystemClock),
+                widget_kek,
+            )
+            .await?;
             tracing::info!(address = %app.local_addr(), "directory listening");
             app.run_until_stopped(roster_runtime::server::shutdown_signal())
                 .await

@@ -16,6 +16,20 @@ pub struct DirectorySettings {
     pub server: ServerSettings,
     pub database: DbSettings,
     pub auth: AuthSettings,
+    /// Key-encryption keys for widget secrets (`ROSTER_DIRECTORY_WIDGET_KEK_FILE`); without
+    /// it, a development key under `./data`. See `widget_kek`.
+    pub widget_kek_file: Option<PathBuf>,
+}
+
+pub const WIDGET_KEK_FILE_VAR: &str = "ROSTER_DIRECTORY_WIDGET_KEK_FILE";
+
+/// `ROSTER_DIRECTORY_WIDGET_KEK_FILE`, if set.
+///
+/// # Errors
+///
+/// The variable is set but not a path.
+pub fn widget_kek_file_from_env() -> anyhow::Result<Option<PathBuf>> {
+    Ok(env_opt::<PathBuf>(WIDGET_KEK_FILE_VAR)?)
 }
 
 #[derive(Clone, Debug)]
@@ -53,6 +67,7 @@ impl DirectorySettings {
             database: DbSettings::from_env(ENV_PREFIX, DEFAULT_DATABASE_URL)
                 .context("database settings")?,
             auth: AuthSettings::from_env()?,
+            widget_kek_file: widget_kek_file_from_env()?,
         })
     }
 }

@@ -19,6 +19,7 @@ use crate::api::DirectoryApi;
 use crate::domain::Clock;
 use crate::migration::Migrator;
 use crate::service::Directory;
+use crate::widget_kek::WidgetKeyring;
 use roster_runtime::limits::OversizeIsResourceExhausted;
 
 const IMPORT_USERS_PATH: &str = "/roster.directory.v1.DirectoryService/ImportUsers";
@@ -66,6 +67,7 @@ impl Application {
         db: Db,
         verifier: TokenVerifier,
         clock: Arc<dyn Clock>,
+        widget_kek: WidgetKeyring,
     ) -> anyhow::Result<Self> {
         let max_message_bytes = server_settings.max_message_bytes;
         let server = GrpcServer::bind(server_settings, &[SERVICE_NAME])
@@ -74,7 +76,11 @@ impl Application {
             // A CSV upload lasts as long as the file takes to send; only the client's
             // deadline bounds it.
             .long_running(&[IMPORT_USERS_PATH]);
-        let directory = Directory::new(db.clone(), clock);
+        let directory = Directory::new(db.clone(), clock, widget_kek);
+        directory
+            .seal_plaintext_widget_secrets()
+            .await
+            .context("sealing widget secrets stored in plaintext")?;
         let api = DirectoryApi::new(directory.clone());
         let service = DirectoryServiceServer::new(api)
             .max_decoding_message_size(max_message_bytes)

@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use roster_auth::{KeySet, TokenVerifier, load_or_create_dev_keys};
 use roster_directory::domain::SystemClock;
 use roster_directory::settings::{AuthSettings, ENV_PREFIX};
+use roster_directory::widget_kek::WidgetKeyring;
 use roster_directory::{Application, prepare_database};
 use roster_runtime::{ServerSettings, TelemetrySettings, init_telemetry};
 use tokio::sync::watch;
@@ -39,8 +40,11 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     );
     let database = roster_db::DbSettings::from_env(ENV_PREFIX, &default_url)?;
     let server = ServerSettings::from_env(ENV_PREFIX, roster_directory::settings::DEFAULT_PORT)?;
+    let kek_file = roster_directory::settings::widget_kek_file_from_env()?;
+    let widget_kek = WidgetKeyring::load(kek_file.as_deref(), data_dir)?;
     let db = prepare_database(&database).await?;
-    let directory = Application::build(server, db, verifier, Arc::new(SystemClock)).await?;
+    let directory =
+        Application::build(server, db, verifier, Arc::new(SystemClock), widget_kek).await?;
     tracing::info!(address = %directory.local_addr(), "directory listening");
     println!(
         "roster: directory on {} (data in {})",

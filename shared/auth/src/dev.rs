@@ -90,25 +90,45 @@ fn load_dev_signer(path: &Path, pem: &str) -> Result<TokenSigner, KeyError> {
 fn create_dev_signer(dir: &Path, key_path: &Path) -> Result<TokenSigner, KeyError> {
     let signing_key = random_signing_key()?;
     let pem = ed25519_pkcs8_pem(&signing_key);
-    let temp = temp_path(dir, DEV_SIGNING_KEY_FILE);
-    write_new_file(&temp, pem.as_bytes(), true).map_err(|e| {
+    let stored = create_private_file_once(dir, key_path, &pem)?;
+    if stored != pem {
+        return load_dev_signer(key_path, &stored);
+    }
+    tracing::info!(path = %key_path.display(), kid = DEV_KEY_ID, "created development signing key");
+    TokenSigner::from_ed25519_key(DEV_KEY_ID, &signing_key)
+}
+
+/// Creates `path` in `dir` holding `contents`, readable by its owner only (mode 0600 on
+/// unix), unless it exists; returns what the file holds afterwards, which differs from
+/// `contents` when another process created it first. For development key material that
+/// must be the same for every process sharing a data directory.
+///
+/// # Errors
+///
+/// The file could not be written or read.
+pub fn create_private_file_once(
+    dir: &Path,
+    path: &Path,
+    contents: &str,
+) -> Result<String, KeyError> {
+    let file_name = path
+        .file_name()
+        .map_or_else(|| "key".into(), |name| name.to_string_lossy());
+    let temp = temp_path(dir, &file_name);
+    write_new_file(&temp, contents.as_bytes(), true).map_err(|e| {
         let _ = fs::remove_file(&temp);
         io_error("write", &temp)(e)
     })?;
     // A hard link, unlike rename, refuses to replace an existing file, so two processes
-    // creating keys at once cannot end up signing with different keys.
-    let linked = fs::hard_link(&temp, key_path);
+    // creating keys at once cannot end up with different keys.
+    let linked = fs::hard_link(&temp, path);
     let _ = fs::remove_file(&temp);
     match linked {
-        Ok(()) => {
-            tracing::info!(path = %key_path.display(), kid = DEV_KEY_ID, "created development signing key");
-            TokenSigner::from_ed25519_key(DEV_KEY_ID, &signing_key)
-        }
+        Ok(()) => Ok(contents.to_owned()),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            let pem = fs::read_to_string(key_path).map_err(io_error("read", key_path))?;
-            load_dev_signer(key_path, &pem)
+            fs::read_to_string(path).map_err(io_error("read", path))
         }
-        Err(e) => Err(io_error("create", key_path)(e)),
+        Err(e) => Err(io_error("create", path)(e)),
     }
 }
 

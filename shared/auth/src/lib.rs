@@ -27,7 +27,9 @@ mod sign;
 mod verify;
 
 pub use claims::{ALL_WORKSPACES, Claims};
-pub use dev::{DEV_KEY_ID, DevKeys, generate_ed25519, load_or_create_dev_keys};
+pub use dev::{
+    DEV_KEY_ID, DevKeys, create_private_file_once, generate_ed25519, load_or_create_dev_keys,
+};
 pub use error::{AuthError, ERROR_DOMAIN, KeyError};
 pub use keys::{KeySet, SigningAlgorithm};
 pub use principal::{Principal, PrincipalKind, WorkspaceScope, principal, principal_of};

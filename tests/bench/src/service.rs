@@ -66,7 +66,11 @@ impl Directory {
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let served = runtime.spawn(async move {
             let db = prepare_database(&database).await?;
-            let app = Application::build(server, db, verifier, Arc::new(SystemClock)).await?;
+            // The bench never reads a widget secret back across runs: a fresh key will do.
+            let widget_kek = roster_directory::widget_kek::WidgetKeyring::generate("bench")
+                .map_err(anyhow::Error::msg)?;
+            let app =
+                Application::build(server, db, verifier, Arc::new(SystemClock), widget_kek).await?;
             let _ = ready_tx.send(app.local_addr());
             app.run_until_stopped(async move {
                 let _ = stop_rx.await;

@@ -6,10 +6,14 @@ use roster_proto::directory::v1 as pb;
 
 use crate::domain::user_fields::UserValues;
 use crate::domain::values::FieldViolation;
+use crate::domain::widget_token::{RegisteredWidgetKey, WidgetKeyAlgorithm, validate_public_key};
 use crate::domain::{ChatAccess, CustomerStatus, IdentitySource, UserField, UserStatus};
-use crate::entity::{customer, workspace_settings};
+use crate::entity::customer;
 use crate::error::DirectoryError;
-use crate::service::{UserView, etag, parse_etag};
+use crate::service::{
+    ChatAccessDenial, MAX_WIDGET_GRACE_SECONDS, SettingsPatch, UserView,
+    WIDGET_TOKEN_MAX_LIFETIME_BOUNDS, WorkspaceSettings, etag, parse_etag,
+};
 
 pub fn timestamp(us: i64) -> Timestamp {
     Timestamp {
@@ -246,27 +250,37 @@ impl TryFrom<pb::Customer> for CustomerInput {
     }
 }
 
-pub fn customer(model: customer::Model) -> pb::Customer {
-    pb::Customer {
+/// # Errors
+///
+/// The stored domains do not parse (FAILED_PRECONDITION, repaired by setting them again).
+pub fn customer(model: customer::Model) -> Result<pb::Customer, DirectoryError> {
+    let domains = serde_json::from_str(&model.domains).map_err(|error| {
+        DirectoryError::unreadable_stored_value(
+            &model.workspace_id,
+            &format!("the stored domains of customer '{}'", model.customer_id),
+            &error.to_string(),
+            "set them again with UpdateCustomer",
+        )
+    })?;
+    Ok(pb::Customer {
         customer_id: model.customer_id,
         workspace_id: model.workspace_id,
         name: model.name,
         status: customer_status_to_pb(&model.status) as i32,
-        domains: serde_json::from_str(&model.domains).unwrap_or_default(),
+        domains,
         notes: model.notes,
         created_at: Some(timestamp(model.created_at)),
         updated_at: Some(timestamp(model.updated_at)),
         etag: etag(model.version),
         deleted_at: optional_timestamp(model.deleted_at),
-    }
+    })
 }
 
-pub fn chat_access_to_pb(access: &str) -> pb::ChatAccess {
-    match ChatAccess::parse(access) {
-        Some(ChatAccess::Anyone) => pb::ChatAccess::Anyone,
-        Some(ChatAccess::Identified) => pb::ChatAccess::Identified,
-        Some(ChatAccess::Confirmed) => pb::ChatAccess::Confirmed,
-        None => pb::ChatAccess::Unspecified,
+pub fn chat_access_to_pb(access: ChatAccess) -> pb::ChatAccess {
+    match access {
+        ChatAccess::Anyone => pb::ChatAccess::Anyone,
+        ChatAccess::Identified => pb::ChatAccess::Identified,
+        ChatAccess::Confirmed => pb::ChatAccess::Confirmed,
     }
 }
 
@@ -282,23 +296,165 @@ pub fn chat_access(field: &str, value: i32) -> Result<ChatAccess, FieldViolation
     }
 }
 
-pub fn settings(model: workspace_settings::Model) -> pb::WorkspaceSettings {
-    let keys = crate::service::settings_widget_keys(&model);
+pub fn chat_access_denial_to_pb(denial: Option<ChatAccessDenial>) -> pb::ChatAccessDenialReason {
+    match denial {
+        None => pb::ChatAccessDenialReason::Unspecified,
+        Some(ChatAccessDenial::UserDeactivated) => pb::ChatAccessDenialReason::UserDeactivated,
+        Some(ChatAccessDenial::UserRetired) => pb::ChatAccessDenialReason::UserRetired,
+        Some(ChatAccessDenial::GuestNotAdmitted) => pb::ChatAccessDenialReason::GuestNotAdmitted,
+        Some(ChatAccessDenial::EmailNotConfirmed) => pb::ChatAccessDenialReason::EmailNotConfirmed,
+        Some(ChatAccessDenial::CustomerInactive) => pb::ChatAccessDenialReason::CustomerInactive,
+    }
+}
+
+pub fn settings(settings: WorkspaceSettings) -> pb::WorkspaceSettings {
+    let WorkspaceSettings {
+        workspace_id,
+        chat_access,
+        require_customer,
+        widget_keys,
+        widget_secret_set,
+        previous_secret_expires_at: _,
+        widget_secret_grace_seconds,
+        widget_token_max_lifetime_seconds,
+        updated_at,
+        version,
+    } = settings;
     pb::WorkspaceSettings {
-        workspace_id: model.workspace_id,
-        chat_access: chat_access_to_pb(&model.chat_access) as i32,
-        require_customer: model.require_customer,
-        widget_keys: keys
+        workspace_id,
+        chat_access: chat_access_to_pb(chat_access) as i32,
+        require_customer,
+        widget_keys: widget_keys
             .into_iter()
             .map(|key| pb::WidgetKey {
                 kid: key.kid,
-                algorithm: key.algorithm,
+                algorithm: key.algorithm.as_str().to_owned(),
                 public_key_pem: key.public_key_pem,
             })
             .collect(),
-        widget_secret_set: model.widget_secret.is_some(),
-        widget_secret_grace_seconds: model.widget_secret_grace_seconds,
-        updated_at: optional_timestamp(Some(model.updated_at)),
-        etag: etag(model.version),
+        widget_secret_set,
+        widget_secret_grace_seconds,
+        updated_at: optional_timestamp(Some(updated_at)),
+        etag: etag(version),
+        widget_token_max_lifetime_seconds,
     }
+}
+
+/// What an UpdateWorkspaceSettings request changes, checked: built from its settings and
+/// the paths of its `update_mask`. Every field is destructured, so a new `WorkspaceSettings`
+/// field does not compile until it is handled here.
+pub struct SettingsUpdate {
+    pub patch: SettingsPatch,
+    pub expected_version: Option<i64>,
+}
+
+impl TryFrom<(pb::WorkspaceSettings, &[String])> for SettingsUpdate {
+    type Error = DirectoryError;
+
+    /// Only the fields the mask names are read; output-only fields are ignored (AIP-203).
+    fn try_from(
+        (settings, paths): (pb::WorkspaceSettings, &[String]),
+    ) -> Result<Self, Self::Error> {
+        let pb::WorkspaceSettings {
+            workspace_id: _,
+            chat_access: access,
+            require_customer,
+            widget_keys,
+            widget_secret_set: _,
+            widget_secret_grace_seconds,
+            updated_at: _,
+            etag,
+            widget_token_max_lifetime_seconds,
+        } = settings;
+        let mut patch = SettingsPatch::default();
+        let mut violations = Vec::new();
+        for path in paths {
+            match path.strip_prefix("settings.").unwrap_or(path) {
+                "chat_access" => match chat_access("settings.chat_access", access) {
+                    Ok(access) => patch.chat_access = Some(access),
+                    Err(violation) => violations.push(violation),
+                },
+                "require_customer" => patch.require_customer = Some(require_customer),
+                "widget_secret_grace_seconds" => {
+                    if (0..=MAX_WIDGET_GRACE_SECONDS).contains(&widget_secret_grace_seconds) {
+                        patch.widget_secret_grace_seconds = Some(widget_secret_grace_seconds);
+                    } else {
+                        violations.push(FieldViolation::new(
+                            "settings.widget_secret_grace_seconds",
+                            format!("must be between 0 and {MAX_WIDGET_GRACE_SECONDS} (30 days)"),
+                        ));
+                    }
+                }
+                "widget_token_max_lifetime_seconds" => {
+                    if WIDGET_TOKEN_MAX_LIFETIME_BOUNDS.contains(&widget_token_max_lifetime_seconds) {
+                        patch.widget_token_max_lifetime_seconds =
+                            Some(widget_token_max_lifetime_seconds);
+                    } else {
+                        violations.push(FieldViolation::new(
+                            "settings.widget_token_max_lifetime_seconds",
+                            format!(
+                                "must be between {} (a minute) and {} (30 days)",
+                                WIDGET_TOKEN_MAX_LIFETIME_BOUNDS.start(),
+                                WIDGET_TOKEN_MAX_LIFETIME_BOUNDS.end()
+                            ),
+                        ));
+                    }
+                }
+                "widget_keys" => patch.widget_keys = Some(registered_widget_keys(&widget_keys, &mut violations)),
+                other => violations.push(FieldViolation::new(
+                    "update_mask",
+                    format!("'{other}' cannot be updated; updatable: chat_access, require_customer, widget_keys, widget_secret_grace_seconds, widget_token_max_lifetime_seconds"),
+                )),
+            }
+        }
+        if !violations.is_empty() {
+            return Err(DirectoryError::Invalid(violations));
+        }
+        Ok(Self {
+            patch,
+            expected_version: parse_etag("settings.etag", &etag)?,
+        })
+    }
+}
+
+/// The keys to register, each checked (algorithm, PEM, unique kid); problems go to
+/// `violations` with the index of the key.
+fn registered_widget_keys(
+    keys: &[pb::WidgetKey],
+    violations: &mut Vec<FieldViolation>,
+) -> Vec<RegisteredWidgetKey> {
+    let mut registered: Vec<RegisteredWidgetKey> = Vec::new();
+    for (index, key) in keys.iter().enumerate() {
+        let pb::WidgetKey {
+            kid,
+            algorithm,
+            public_key_pem,
+        } = key;
+        let field = format!("settings.widget_keys[{index}]");
+        let Some(algorithm) = WidgetKeyAlgorithm::parse(algorithm) else {
+            violations.push(FieldViolation::new(
+                format!("{field}.algorithm"),
+                format!("'{algorithm}' is not RS256 or ES256"),
+            ));
+            continue;
+        };
+        let key = RegisteredWidgetKey {
+            kid: kid.clone(),
+            algorithm,
+            public_key_pem: public_key_pem.clone(),
+        };
+        if let Err(why) = validate_public_key(&key) {
+            violations.push(FieldViolation::new(field, why));
+            continue;
+        }
+        if registered.iter().any(|known| known.kid == key.kid) {
+            violations.push(FieldViolation::new(
+                format!("{field}.kid"),
+                format!("'{}' is used twice", key.kid),
+            ));
+            continue;
+        }
+        registered.push(key);
+    }
+    registered
 }

@@ -24,13 +24,11 @@ use crate::domain::filter::{parse_customer_filter, parse_user_filter};
 use crate::domain::paging::{customer_order, page_size, user_order};
 use crate::domain::user_fields::UserValues;
 use crate::domain::values::{self, FieldViolation};
-use crate::domain::widget_token::{RegisteredWidgetKey, WidgetKeyAlgorithm, validate_public_key};
 use crate::domain::{UserField, UserStatus};
 use crate::error::{DirectoryError, Result};
 use crate::service::{
-    Actor, CustomerPatch, CustomerRenames, Directory, Lookup, MAX_WIDGET_GRACE_SECONDS,
-    NewCustomer, RequestKey, SettingsPatch, StoredWidgetKey, UpsertInput, UpsertOutcome,
-    UpsertResult, parse_etag,
+    Actor, CustomerPatch, CustomerRenames, Directory, Lookup, NewCustomer, RequestKey,
+    UpsertInput, UpsertOutcome, UpsertResult, parse_etag,
 };
 
 #[derive(Clone)]
@@ -220,7 +218,7 @@ impl DirectoryService for DirectoryApi {
                     request_key,
                 )
                 .await?;
-            Ok(convert::customer(created))
+            convert::customer(created)
         })
         .await
     }
@@ -237,11 +235,11 @@ impl DirectoryService for DirectoryApi {
             } = request.into_inner();
             let workspace_id = workspace(&principal, &workspace_id, Need::Read)?;
             let customer_id = values::customer_id("customer_id", &customer_id)?;
-            Ok(convert::customer(
+            convert::customer(
                 self.directory
                     .get_customer(&workspace_id, &customer_id)
                     .await?,
-            ))
+            )
         })
         .await
     }
@@ -278,7 +276,10 @@ impl DirectoryService for DirectoryApi {
                 )
                 .await?;
             Ok(pb::ListCustomersResponse {
-                customers: customers.into_iter().map(convert::customer).collect(),
+                customers: customers
+                    .into_iter()
+                    .map(convert::customer)
+                    .collect::<Result<_>>()?,
                 next_page_token,
             })
         })
@@ -325,7 +326,7 @@ impl DirectoryService for DirectoryApi {
             if !violations.is_empty() {
                 return Err(DirectoryError::Invalid(violations));
             }
-            Ok(convert::customer(self.directory.update_customer(&actor, &workspace_id, &customer_id, customer.expected_version, patch).await?))
+            convert::customer(self.directory.update_customer(&actor, &workspace_id, &customer_id, customer.expected_version, patch).await?)
         })
         .await
     }
@@ -346,11 +347,11 @@ impl DirectoryService for DirectoryApi {
             let customer_id = values::customer_id("customer_id", &customer_id)?;
             let status = convert::customer_status("status", status)?;
             let version = parse_etag("etag", &etag)?;
-            Ok(convert::customer(
+            convert::customer(
                 self.directory
                     .set_customer_status(&actor, &workspace_id, &customer_id, version, status)
                     .await?,
-            ))
+            )
         })
         .await
     }
@@ -369,11 +370,11 @@ impl DirectoryService for DirectoryApi {
             let workspace_id = workspace(&principal, &workspace_id, CUSTOMERS_WRITE)?;
             let customer_id = values::customer_id("customer_id", &customer_id)?;
             let version = parse_etag("etag", &etag)?;
-            Ok(convert::customer(
+            convert::customer(
                 self.directory
                     .delete_customer(&actor, &workspace_id, &customer_id, version)
                     .await?,
-            ))
+            )
         })
         .await
     }
@@ -392,11 +393,11 @@ impl DirectoryService for DirectoryApi {
             let workspace_id = workspace(&principal, &workspace_id, CUSTOMERS_WRITE)?;
             let customer_id = values::customer_id("customer_id", &customer_id)?;
             let version = parse_etag("etag", &etag)?;
-            Ok(convert::customer(
+            convert::customer(
                 self.directory
                     .undelete_customer(&actor, &workspace_id, &customer_id, version)
                     .await?,
-            ))
+            )
         })
         .await
     }
@@ -1021,73 +1022,40 @@ impl DirectoryService for DirectoryApi {
     ) -> std::result::Result<Response<pb::WorkspaceSettings>, Status> {
         respond(async {
             let (principal, actor) = caller(&request)?;
-            let pb::UpdateWorkspaceSettingsRequest { settings, update_mask, workspace_id } = request.into_inner();
+            let pb::UpdateWorkspaceSettingsRequest {
+                settings,
+                update_mask,
+                workspace_id,
+            } = request.into_inner();
             let workspace_id = workspace(&principal, &workspace_id, WORKSPACE_MANAGE)?;
             let settings = require("settings", settings)?;
             let paths = update_mask::fields_to_update(
                 update_mask,
                 "settings",
-                &["chat_access", "require_customer", "widget_keys", "widget_secret_grace_seconds"],
+                &[
+                    "chat_access",
+                    "require_customer",
+                    "widget_keys",
+                    "widget_secret_grace_seconds",
+                    "widget_token_max_lifetime_seconds",
+                ],
                 |field| match field {
                     "chat_access" => settings.chat_access != 0,
                     "require_customer" => settings.require_customer,
                     "widget_keys" => !settings.widget_keys.is_empty(),
-                    _ => settings.widget_secret_grace_seconds != 0,
+                    "widget_secret_grace_seconds" => settings.widget_secret_grace_seconds != 0,
+                    _ => settings.widget_token_max_lifetime_seconds != 0,
                 },
             )?;
-            let mut patch = SettingsPatch::default();
-            let mut violations = Vec::new();
-            for path in &paths {
-                match path.strip_prefix("settings.").unwrap_or(path) {
-                    "chat_access" => match convert::chat_access("settings.chat_access", settings.chat_access) {
-                        Ok(access) => patch.chat_access = Some(access),
-                        Err(v) => violations.push(v),
-                    },
-                    "require_customer" => patch.require_customer = Some(settings.require_customer),
-                    "widget_secret_grace_seconds" => {
-                        let grace = settings.widget_secret_grace_seconds;
-                        if (0..=MAX_WIDGET_GRACE_SECONDS).contains(&grace) {
-                            patch.widget_secret_grace_seconds = Some(grace);
-                        } else {
-                            violations.push(FieldViolation::new("settings.widget_secret_grace_seconds", "must be between 0 and 2592000 (30 days)"));
-                        }
-                    }
-                    "widget_keys" => {
-                        let mut keys: Vec<StoredWidgetKey> = Vec::new();
-                        for (index, key) in settings.widget_keys.iter().enumerate() {
-                            let field = format!("settings.widget_keys[{index}]");
-                            let algorithm = match key.algorithm.as_str() {
-                                "RS256" => WidgetKeyAlgorithm::Rs256,
-                                "ES256" => WidgetKeyAlgorithm::Es256,
-                                other => {
-                                    violations.push(FieldViolation::new(format!("{field}.algorithm"), format!("'{other}' is not RS256 or ES256")));
-                                    continue;
-                                }
-                            };
-                            let registered = RegisteredWidgetKey { kid: key.kid.clone(), algorithm, public_key_pem: key.public_key_pem.clone() };
-                            if let Err(why) = validate_public_key(&registered) {
-                                violations.push(FieldViolation::new(field.clone(), why));
-                                continue;
-                            }
-                            if keys.iter().any(|k| k.kid == key.kid) {
-                                violations.push(FieldViolation::new(format!("{field}.kid"), format!("'{}' is used twice", key.kid)));
-                                continue;
-                            }
-                            keys.push(StoredWidgetKey { kid: key.kid.clone(), algorithm: key.algorithm.clone(), public_key_pem: key.public_key_pem.clone() });
-                        }
-                        patch.widget_keys = Some(keys);
-                    }
-                    other => violations.push(FieldViolation::new(
-                        "update_mask",
-                        format!("'{other}' cannot be updated; updatable: chat_access, require_customer, widget_keys, widget_secret_grace_seconds"),
-                    )),
-                }
-            }
-            if !violations.is_empty() {
-                return Err(DirectoryError::Invalid(violations));
-            }
-            let version = parse_etag("settings.etag", &settings.etag)?;
-            Ok(convert::settings(self.directory.update_settings(&actor, &workspace_id, version, patch).await?))
+            let convert::SettingsUpdate {
+                patch,
+                expected_version: version,
+            } = convert::SettingsUpdate::try_from((settings, paths.as_slice()))?;
+            Ok(convert::settings(
+                self.directory
+                    .update_settings(&actor, &workspace_id, version, patch)
+                    .await?,
+            ))
         })
         .await
     }
@@ -1109,9 +1077,10 @@ impl DirectoryService for DirectoryApi {
                 .check_chat_access(&workspace_id, user_id)
                 .await?;
             Ok(pb::CheckChatAccessResponse {
-                allowed: decision.allowed,
+                allowed: decision.denial.is_none(),
                 reason: decision.reason,
-                chat_access: convert::chat_access_to_pb(decision.chat_access.as_str()) as i32,
+                chat_access: convert::chat_access_to_pb(decision.chat_access) as i32,
+                denial_reason: convert::chat_access_denial_to_pb(decision.denial) as i32,
             })
         })
         .await

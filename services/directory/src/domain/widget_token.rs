@@ -5,7 +5,8 @@
 //! `customerName`). The directory imports (or updates) that customer and user once the
 //! signature checks out, so this module is the only gate between an anonymous browser and a
 //! row in the directory: it is deliberately strict about algorithms and keys and forgiving
-//! only where real vendors' tokens need it (long-lived tokens, numeric user ids).
+//! only where real vendors' tokens need it (numeric user ids). Tokens must expire, within a
+//! lifetime the workspace sets.
 //!
 //! Pure code: no clock, no database, no transport. The caller loads the workspace's secrets
 //! and registered keys and passes the current time in.
@@ -46,16 +47,36 @@ pub struct WidgetIdentity {
     pub customer_name: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WidgetKeyAlgorithm {
     Rs256,
     Es256,
 }
 
+impl WidgetKeyAlgorithm {
+    /// The JOSE name (`RS256`, `ES256`), exactly; anything else is `None`.
+    #[must_use]
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "RS256" => Some(Self::Rs256),
+            "ES256" => Some(Self::Es256),
+            _ => None,
+        }
+    }
+
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rs256 => "RS256",
+            Self::Es256 => "ES256",
+        }
+    }
+}
+
 /// A public key a vendor registered for a workspace. `kid` must be unique per workspace (the
 /// caller enforces it when registering); the algorithm is pinned to the key so that a token's
 /// header can never make us use a key with a different algorithm than it was registered for.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegisteredWidgetKey {
     pub kid: String,
     pub algorithm: WidgetKeyAlgorithm,
@@ -71,6 +92,14 @@ pub struct RegisteredWidgetKey {
 pub struct WidgetVerificationKeys {
     pub secrets: Vec<Vec<u8>>,
     pub public_keys: Vec<RegisteredWidgetKey>,
+}
+
+/// Everything a workspace checks widget tokens with: its keys and how long a token may live.
+#[derive(Debug, Clone)]
+pub struct WidgetTokenPolicy {
+    pub keys: WidgetVerificationKeys,
+    /// The longest a token may live, in seconds: `exp - iat`, or `exp - now` without `iat`.
+    pub max_lifetime_seconds: i64,
 }
 
 /// Why a widget token was refused.
@@ -221,9 +250,12 @@ fn bit_length(big_endian: &[u8]) -> usize {
 
 /// Verifies a widget token and returns the identity it vouches for.
 ///
-/// `now_unix` is the current time in seconds since the Unix epoch. `exp` and `nbf` are
-/// checked when present (with [`CLOCK_LEEWAY_SECONDS`]) but not required, since vendors often
-/// mint long-lived widget tokens; an `iat` further in the future than the leeway is refused.
+/// `now_unix` is the current time in seconds since the Unix epoch. `exp` is required and
+/// the token may live at most `max_lifetime_seconds` (`exp - iat`, or `exp - now_unix` when
+/// there is no `iat`): a stolen token must stop working, and a vendor that minted
+/// long-lived tokens learns it from the error, which names the claim and the maximum. `exp`
+/// and `nbf` are checked with [`CLOCK_LEEWAY_SECONDS`]; an `iat` further in the future than
+/// the leeway is refused.
 ///
 /// Claims: `userId`, `userEmail`, `customerId`, `customerName` are required strings;
 /// `userName`, `userAvatarUrl` are optional strings (`null` counts as absent). Values are
@@ -238,6 +270,7 @@ fn bit_length(big_endian: &[u8]) -> usize {
 pub fn verify_widget_token(
     token: &str,
     keys: &WidgetVerificationKeys,
+    max_lifetime_seconds: i64,
     now_unix: i64,
 ) -> Result<WidgetIdentity, WidgetTokenError> {
     let token = token.trim();
@@ -279,7 +312,7 @@ pub fn verify_widget_token(
         }
     };
 
-    check_validity_window(&claims, now_unix)?;
+    check_validity_window(&claims, now_unix, max_lifetime_seconds)?;
     identity_from_claims(&claims)
 }
 
@@ -374,7 +407,7 @@ fn select_public_keys<'k>(
             if usable.is_empty() {
                 // The kid exists but was registered for the other algorithm.
                 return Err(WidgetTokenError::AlgorithmNotAccepted(
-                    algorithm_name(wanted).to_owned(),
+                    wanted.as_str().to_owned(),
                 ));
             }
             Ok(usable)
@@ -386,13 +419,6 @@ fn select_public_keys<'k>(
             // keys names the one it used; an empty kid in the error says "you sent none".
             _ => Err(WidgetTokenError::UnknownKey(String::new())),
         },
-    }
-}
-
-fn algorithm_name(algorithm: &WidgetKeyAlgorithm) -> &'static str {
-    match algorithm {
-        WidgetKeyAlgorithm::Rs256 => "RS256",
-        WidgetKeyAlgorithm::Es256 => "ES256",
     }
 }
 
@@ -445,23 +471,48 @@ fn verify_with_any(
     decode_json_segment(token.payload)
 }
 
-fn check_validity_window(claims: &Map<String, Value>, now: i64) -> Result<(), WidgetTokenError> {
-    if let Some(exp) = numeric_date(claims, "exp")?
-        && now.saturating_sub(CLOCK_LEEWAY_SECONDS) >= exp
-    {
+fn check_validity_window(
+    claims: &Map<String, Value>,
+    now: i64,
+    max_lifetime: i64,
+) -> Result<(), WidgetTokenError> {
+    let exp = numeric_date(claims, "exp")?;
+    let nbf = numeric_date(claims, "nbf")?;
+    let iat = numeric_date(claims, "iat")?;
+    let Some(exp) = exp else {
+        return Err(WidgetTokenError::BadClaim {
+            claim: "exp",
+            problem: format!(
+                "is missing; widget tokens must expire, at most {max_lifetime} seconds after they are issued"
+            ),
+        });
+    };
+    if now.saturating_sub(CLOCK_LEEWAY_SECONDS) >= exp {
         return Err(WidgetTokenError::Expired);
     }
-    if let Some(nbf) = numeric_date(claims, "nbf")?
+    if let Some(nbf) = nbf
         && nbf > now.saturating_add(CLOCK_LEEWAY_SECONDS)
     {
         return Err(WidgetTokenError::NotYetValid);
     }
-    // A token "issued" in the future comes from a broken clock or a forger planning ahead;
-    // with no exp it would otherwise be valid forever from that point.
-    if let Some(iat) = numeric_date(claims, "iat")?
+    // A token "issued" in the future comes from a broken clock or a forger planning ahead.
+    if let Some(iat) = iat
         && iat > now.saturating_add(CLOCK_LEEWAY_SECONDS)
     {
         return Err(WidgetTokenError::NotYetValid);
+    }
+    let (start, since) = match iat {
+        Some(iat) => (iat, "iat"),
+        None => (now, "now (the token has no iat)"),
+    };
+    let lifetime = exp.saturating_sub(start);
+    if lifetime > max_lifetime {
+        return Err(WidgetTokenError::BadClaim {
+            claim: "exp",
+            problem: format!(
+                "is {lifetime} seconds after {since}; this workspace accepts widget tokens that live at most {max_lifetime} seconds"
+            ),
+        });
     }
     Ok(())
 }
@@ -673,6 +724,7 @@ strcCd9hsjgaJN4VgQIDAQAB
 ";
 
     const NOW: i64 = 1_800_000_000;
+    const LIFETIME: i64 = 86_400;
     const SECRET: &[u8] = b"current-widget-secret-0123456789abcdef";
     const PREVIOUS_SECRET: &[u8] = b"previous-widget-secret-0123456789abcdef";
 
@@ -684,6 +736,8 @@ strcCd9hsjgaJN4VgQIDAQAB
             "userAvatarUrl": "https://example.com/kirk.png",
             "customerId": "uss001",
             "customerName": "USS Enterprise",
+            "iat": NOW,
+            "exp": NOW + 3600,
         })
     }
 
@@ -780,7 +834,7 @@ strcCd9hsjgaJN4VgQIDAQAB
     #[test]
     fn hs256_with_current_secret() {
         assert_eq!(
-            verify_widget_token(&hs256(&claims(), SECRET), &secrets(), NOW),
+            verify_widget_token(&hs256(&claims(), SECRET), &secrets(), LIFETIME, NOW),
             Ok(kirk())
         );
     }
@@ -788,7 +842,12 @@ strcCd9hsjgaJN4VgQIDAQAB
     #[test]
     fn hs256_with_previous_secret_during_rotation() {
         assert_eq!(
-            verify_widget_token(&hs256(&claims(), PREVIOUS_SECRET), &secrets(), NOW),
+            verify_widget_token(
+                &hs256(&claims(), PREVIOUS_SECRET),
+                &secrets(),
+                LIFETIME,
+                NOW
+            ),
             Ok(kirk())
         );
     }
@@ -797,7 +856,7 @@ strcCd9hsjgaJN4VgQIDAQAB
     fn hs256_with_wrong_secret() {
         let token = hs256(&claims(), b"someone-elses-secret-0123456789abcdef");
         assert_eq!(
-            verify_widget_token(&token, &secrets(), NOW),
+            verify_widget_token(&token, &secrets(), LIFETIME, NOW),
             Err(WidgetTokenError::BadSignature)
         );
     }
@@ -810,7 +869,7 @@ strcCd9hsjgaJN4VgQIDAQAB
         };
         let token = hs256(&claims(), b"");
         assert_eq!(
-            verify_widget_token(&token, &keys, NOW),
+            verify_widget_token(&token, &keys, LIFETIME, NOW),
             Err(WidgetTokenError::NoKeys)
         );
     }
@@ -819,7 +878,7 @@ strcCd9hsjgaJN4VgQIDAQAB
     fn no_keys_at_all() {
         let token = hs256(&claims(), SECRET);
         assert_eq!(
-            verify_widget_token(&token, &WidgetVerificationKeys::default(), NOW),
+            verify_widget_token(&token, &WidgetVerificationKeys::default(), LIFETIME, NOW),
             Err(WidgetTokenError::NoKeys)
         );
     }
@@ -828,8 +887,14 @@ strcCd9hsjgaJN4VgQIDAQAB
     fn rs256_and_es256_with_kid() {
         let rs = signed(Algorithm::RS256, Some("rsa-1"), &claims(), RSA_PRIVATE);
         let es = signed(Algorithm::ES256, Some("ec-1"), &claims(), EC_PRIVATE);
-        assert_eq!(verify_widget_token(&rs, &public_keys(), NOW), Ok(kirk()));
-        assert_eq!(verify_widget_token(&es, &public_keys(), NOW), Ok(kirk()));
+        assert_eq!(
+            verify_widget_token(&rs, &public_keys(), LIFETIME, NOW),
+            Ok(kirk())
+        );
+        assert_eq!(
+            verify_widget_token(&es, &public_keys(), LIFETIME, NOW),
+            Ok(kirk())
+        );
     }
 
     #[test]
@@ -843,7 +908,7 @@ strcCd9hsjgaJN4VgQIDAQAB
             )],
         };
         let rs = signed(Algorithm::RS256, Some("rsa-1"), &claims(), RSA_PRIVATE);
-        assert_eq!(verify_widget_token(&rs, &keys, NOW), Ok(kirk()));
+        assert_eq!(verify_widget_token(&rs, &keys, LIFETIME, NOW), Ok(kirk()));
     }
 
     #[test]
@@ -851,8 +916,14 @@ strcCd9hsjgaJN4VgQIDAQAB
         // public_keys() has one RS256 and one ES256 key: each algorithm has exactly one.
         let rs = signed(Algorithm::RS256, None, &claims(), RSA_PRIVATE);
         let es = signed(Algorithm::ES256, None, &claims(), EC_PRIVATE);
-        assert_eq!(verify_widget_token(&rs, &public_keys(), NOW), Ok(kirk()));
-        assert_eq!(verify_widget_token(&es, &public_keys(), NOW), Ok(kirk()));
+        assert_eq!(
+            verify_widget_token(&rs, &public_keys(), LIFETIME, NOW),
+            Ok(kirk())
+        );
+        assert_eq!(
+            verify_widget_token(&es, &public_keys(), LIFETIME, NOW),
+            Ok(kirk())
+        );
     }
 
     #[test]
@@ -862,7 +933,7 @@ strcCd9hsjgaJN4VgQIDAQAB
             .push(registered("ec-2", WidgetKeyAlgorithm::Es256, EC_PUBLIC));
         let es = signed(Algorithm::ES256, None, &claims(), EC_PRIVATE);
         assert_eq!(
-            verify_widget_token(&es, &keys, NOW),
+            verify_widget_token(&es, &keys, LIFETIME, NOW),
             Err(WidgetTokenError::UnknownKey(String::new()))
         );
     }
@@ -871,7 +942,7 @@ strcCd9hsjgaJN4VgQIDAQAB
     fn unknown_kid() {
         let es = signed(Algorithm::ES256, Some("ec-9"), &claims(), EC_PRIVATE);
         assert_eq!(
-            verify_widget_token(&es, &public_keys(), NOW),
+            verify_widget_token(&es, &public_keys(), LIFETIME, NOW),
             Err(WidgetTokenError::UnknownKey("ec-9".into()))
         );
     }
@@ -880,7 +951,7 @@ strcCd9hsjgaJN4VgQIDAQAB
     fn kid_of_a_key_registered_for_the_other_algorithm() {
         let es = signed(Algorithm::ES256, Some("rsa-1"), &claims(), EC_PRIVATE);
         assert_eq!(
-            verify_widget_token(&es, &public_keys(), NOW),
+            verify_widget_token(&es, &public_keys(), LIFETIME, NOW),
             Err(WidgetTokenError::AlgorithmNotAccepted("ES256".into()))
         );
     }
@@ -889,12 +960,12 @@ strcCd9hsjgaJN4VgQIDAQAB
     fn public_key_token_when_only_secrets_exist() {
         let rs = signed(Algorithm::RS256, None, &claims(), RSA_PRIVATE);
         assert_eq!(
-            verify_widget_token(&rs, &secrets(), NOW),
+            verify_widget_token(&rs, &secrets(), LIFETIME, NOW),
             Err(WidgetTokenError::NoKeys)
         );
         let rs = signed(Algorithm::RS256, Some("rsa-1"), &claims(), RSA_PRIVATE);
         assert_eq!(
-            verify_widget_token(&rs, &secrets(), NOW),
+            verify_widget_token(&rs, &secrets(), LIFETIME, NOW),
             Err(WidgetTokenError::NoKeys)
         );
     }
@@ -904,7 +975,7 @@ strcCd9hsjgaJN4VgQIDAQAB
         for alg in ["none", "None", "NONE"] {
             let token = raw_token(&json!({"alg": alg, "typ": "JWT"}), &claims(), b"");
             assert_eq!(
-                verify_widget_token(&token, &secrets(), NOW),
+                verify_widget_token(&token, &secrets(), LIFETIME, NOW),
                 Err(WidgetTokenError::AlgorithmNotAccepted(alg.into()))
             );
         }
@@ -917,7 +988,7 @@ strcCd9hsjgaJN4VgQIDAQAB
         ] {
             let token = raw_token(&json!({"alg": alg}), &claims(), b"sig");
             assert_eq!(
-                verify_widget_token(&token, &public_keys(), NOW),
+                verify_widget_token(&token, &public_keys(), LIFETIME, NOW),
                 Err(WidgetTokenError::AlgorithmNotAccepted(alg.into()))
             );
         }
@@ -929,7 +1000,7 @@ strcCd9hsjgaJN4VgQIDAQAB
         )
         .unwrap();
         assert_eq!(
-            verify_widget_token(&token, &secrets(), NOW),
+            verify_widget_token(&token, &secrets(), LIFETIME, NOW),
             Err(WidgetTokenError::AlgorithmNotAccepted("HS384".into()))
         );
     }
@@ -942,7 +1013,7 @@ strcCd9hsjgaJN4VgQIDAQAB
             b"",
         );
         let Err(WidgetTokenError::AlgorithmNotAccepted(shown)) =
-            verify_widget_token(&token, &secrets(), NOW)
+            verify_widget_token(&token, &secrets(), LIFETIME, NOW)
         else {
             panic!("expected AlgorithmNotAccepted");
         };
@@ -960,21 +1031,21 @@ strcCd9hsjgaJN4VgQIDAQAB
             RSA_PUBLIC.as_bytes(),
         );
         assert_eq!(
-            verify_widget_token(&forged, &public_keys(), NOW),
+            verify_widget_token(&forged, &public_keys(), LIFETIME, NOW),
             Err(WidgetTokenError::NoKeys)
         );
         assert_eq!(
-            verify_widget_token(&forged_with_kid, &public_keys(), NOW),
+            verify_widget_token(&forged_with_kid, &public_keys(), LIFETIME, NOW),
             Err(WidgetTokenError::NoKeys)
         );
         let mut both = public_keys();
         both.secrets = vec![SECRET.to_vec()];
         assert_eq!(
-            verify_widget_token(&forged, &both, NOW),
+            verify_widget_token(&forged, &both, LIFETIME, NOW),
             Err(WidgetTokenError::BadSignature)
         );
         assert_eq!(
-            verify_widget_token(&forged_with_kid, &both, NOW),
+            verify_widget_token(&forged_with_kid, &both, LIFETIME, NOW),
             Err(WidgetTokenError::BadSignature)
         );
     }
@@ -992,7 +1063,7 @@ strcCd9hsjgaJN4VgQIDAQAB
         let with_jku = encode(&header, &claims(), &attacker).unwrap();
         for token in [no_kid, with_kid, with_jku] {
             assert_eq!(
-                verify_widget_token(&token, &public_keys(), NOW),
+                verify_widget_token(&token, &public_keys(), LIFETIME, NOW),
                 Err(WidgetTokenError::BadSignature)
             );
         }
@@ -1006,7 +1077,7 @@ strcCd9hsjgaJN4VgQIDAQAB
             SECRET,
         );
         assert_eq!(
-            verify_widget_token(&token, &secrets(), NOW),
+            verify_widget_token(&token, &secrets(), LIFETIME, NOW),
             Err(WidgetTokenError::Malformed)
         );
     }
@@ -1027,7 +1098,7 @@ strcCd9hsjgaJN4VgQIDAQAB
             &not_base64,
         ] {
             assert_eq!(
-                verify_widget_token(token, &secrets(), NOW),
+                verify_widget_token(token, &secrets(), LIFETIME, NOW),
                 Err(WidgetTokenError::Malformed),
                 "{token:.40}"
             );
@@ -1041,7 +1112,7 @@ strcCd9hsjgaJN4VgQIDAQAB
         );
         for token in [header_without_alg, numeric_kid, array_payload] {
             assert_eq!(
-                verify_widget_token(&token, &public_keys_and_secrets(), NOW),
+                verify_widget_token(&token, &public_keys_and_secrets(), LIFETIME, NOW),
                 Err(WidgetTokenError::Malformed)
             );
         }
@@ -1056,7 +1127,10 @@ strcCd9hsjgaJN4VgQIDAQAB
     #[test]
     fn surrounding_whitespace_is_tolerated() {
         let token = format!("  {}\n", hs256(&claims(), SECRET));
-        assert_eq!(verify_widget_token(&token, &secrets(), NOW), Ok(kirk()));
+        assert_eq!(
+            verify_widget_token(&token, &secrets(), LIFETIME, NOW),
+            Ok(kirk())
+        );
     }
 
     fn with(extra: Value) -> Value {
@@ -1068,7 +1142,7 @@ strcCd9hsjgaJN4VgQIDAQAB
     }
 
     fn check(claims: &Value) -> Result<WidgetIdentity, WidgetTokenError> {
-        verify_widget_token(&hs256(claims, SECRET), &secrets(), NOW)
+        verify_widget_token(&hs256(claims, SECRET), &secrets(), LIFETIME, NOW)
     }
 
     #[test]
@@ -1081,11 +1155,52 @@ strcCd9hsjgaJN4VgQIDAQAB
             check(&with(json!({"exp": NOW - CLOCK_LEEWAY_SECONDS}))),
             Err(WidgetTokenError::Expired)
         );
-        // Within the leeway, and far in the future, and absent altogether: all fine.
+        // Within the leeway is fine.
         assert_eq!(check(&with(json!({"exp": NOW - 30}))), Ok(kirk()));
-        assert_eq!(check(&with(json!({"exp": u64::MAX}))), Ok(kirk()));
-        assert_eq!(check(&with(json!({"exp": 1.9e9}))), Ok(kirk()));
         assert_eq!(check(&claims()), Ok(kirk()));
+    }
+
+    #[test]
+    fn tokens_must_expire_within_the_maximum_lifetime() {
+        let mut eternal = claims();
+        eternal.as_object_mut().unwrap().remove("exp");
+        let Err(WidgetTokenError::BadClaim { claim, problem }) = check(&eternal) else {
+            panic!("a token without exp was accepted");
+        };
+        assert_eq!(claim, "exp");
+        assert!(
+            problem.contains("missing") && problem.contains("86400"),
+            "{problem}"
+        );
+
+        for exp in [json!(u64::MAX), json!(1.9e9), json!(NOW + LIFETIME + 1)] {
+            let Err(WidgetTokenError::BadClaim { claim, problem }) =
+                check(&with(json!({ "exp": exp })))
+            else {
+                panic!("exp {exp} was accepted");
+            };
+            assert_eq!(claim, "exp");
+            assert!(problem.contains("at most 86400 seconds"), "{problem}");
+        }
+        // Exactly the maximum is fine; an old iat counts, so a token issued long ago that
+        // expires tomorrow lived too long.
+        assert_eq!(check(&with(json!({"exp": NOW + LIFETIME}))), Ok(kirk()));
+        assert!(check(&with(json!({"iat": NOW - LIFETIME, "exp": NOW + 60}))).is_err());
+        // Without iat, the lifetime counts from now.
+        let mut no_iat = with(json!({"exp": NOW + LIFETIME}));
+        no_iat.as_object_mut().unwrap().remove("iat");
+        assert_eq!(check(&no_iat), Ok(kirk()));
+        no_iat["exp"] = json!(NOW + LIFETIME + 1);
+        let Err(WidgetTokenError::BadClaim { problem, .. }) = check(&no_iat) else {
+            panic!("accepted");
+        };
+        assert!(problem.contains("no iat"), "{problem}");
+        // The workspace's maximum is the one applied.
+        let week = hs256(&with(json!({"exp": NOW + 7 * 86_400})), SECRET);
+        assert_eq!(
+            verify_widget_token(&week, &secrets(), 7 * 86_400, NOW),
+            Ok(kirk())
+        );
     }
 
     #[test]
@@ -1103,7 +1218,7 @@ strcCd9hsjgaJN4VgQIDAQAB
             check(&with(json!({"iat": NOW + 30, "nbf": NOW - 10}))),
             Ok(kirk())
         );
-        assert_eq!(check(&with(json!({"iat": 1_500_000_000}))), Ok(kirk()));
+        assert_eq!(check(&with(json!({"iat": NOW - 3600}))), Ok(kirk()));
     }
 
     #[test]
@@ -1185,6 +1300,7 @@ strcCd9hsjgaJN4VgQIDAQAB
             "customerId": " uss001",
             "customerName": "USS Enterprise ",
             "extra": {"ignored": true},
+            "exp": NOW + 60,
         }))
         .unwrap();
         assert_eq!(

@@ -3,6 +3,7 @@
 
 mod m20261123_000002_create_directory;
 mod m20261202_000003_status_history_and_erasure;
+mod m20261202_000004_widget_token_lifetime;
 mod m20261202_000005_request_ids;
 mod m20261202_000006_customer_soft_delete;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(roster_db::outbox::CreateOutboxTable),
             Box::new(m20261123_000002_create_directory::Migration),
             Box::new(m20261202_000003_status_history_and_erasure::Migration),
+            Box::new(m20261202_000004_widget_token_lifetime::Migration),
             Box::new(m20261202_000005_request_ids::Migration),
             Box::new(m20261202_000006_customer_soft_delete::Migration),
         ]

@@ -19,13 +19,14 @@ use uuid::Uuid;
 
 use crate::domain::Clock;
 use crate::error::{DirectoryError, Result};
+use crate::widget_kek::WidgetKeyring;
 
 pub use customers::{CustomerEffect, CustomerPatch, CustomerRenames, NewCustomer};
 pub use import::{ImportCounts, ImportOptions, ImportRow};
 pub use request_ids::{REQUEST_ID_WINDOW_US, RequestKey};
 pub use settings::{
-    ChatAccessDecision, MAX_WIDGET_GRACE_SECONDS, SettingsPatch, StoredWidgetKey,
-    widget_keys as settings_widget_keys,
+    ChatAccessDecision, ChatAccessDenial, MAX_WIDGET_GRACE_SECONDS, SettingsPatch,
+    WIDGET_TOKEN_MAX_LIFETIME_BOUNDS, WorkspaceSettings,
 };
 pub use upsert::{UpsertInput, UpsertOutcome, UpsertResult};
 pub use users::{Lookup, UserView};
@@ -46,6 +47,8 @@ pub struct Directory {
     db: Db,
     clock: Arc<dyn Clock>,
     settings_cache: Arc<settings_cache::SettingsCache>,
+    /// Seals and opens the workspaces' widget secrets.
+    widget_kek: WidgetKeyring,
 }
 
 /// Optimistic-concurrency races and concurrent inserts of the same new user are retried a
@@ -103,11 +106,12 @@ macro_rules! in_write_txn {
 pub(crate) use in_write_txn;
 
 impl Directory {
-    pub fn new(db: Db, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(db: Db, clock: Arc<dyn Clock>, widget_kek: WidgetKeyring) -> Self {
         Self {
             db,
             clock,
             settings_cache: Arc::default(),
+            widget_kek,
         }
     }
 

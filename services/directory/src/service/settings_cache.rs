@@ -1,4 +1,4 @@
-//! Workspace settings as the hot paths read them.
+//! Workspace rules as the hot paths read them, parsed.
 //!
 //! CreateUser, UpsertUser and CheckChatAccess consult a workspace's rules on every call, and
 //! the rules change rarely; a read per call was a third of CreateUser's queries. Entries
@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
-use crate::entity::workspace_settings;
+use super::settings::Rules;
 
 const TTL: Duration = Duration::from_secs(2);
 /// Bounds memory with many workspaces; on overflow the map starts over.
@@ -18,25 +18,23 @@ const CAPACITY: usize = 10_000;
 
 #[derive(Debug, Default)]
 pub struct SettingsCache {
-    entries: RwLock<HashMap<String, (workspace_settings::Model, Instant)>>,
+    entries: RwLock<HashMap<String, (Rules, Instant)>>,
 }
 
 impl SettingsCache {
-    pub fn get(&self, workspace_id: &str) -> Option<workspace_settings::Model> {
+    pub fn get(&self, workspace_id: &str) -> Option<Rules> {
         let entries = self.entries.read().ok()?;
-        let (settings, fetched) = entries.get(workspace_id)?;
-        (fetched.elapsed() < TTL).then(|| settings.clone())
+        let (rules, fetched) = entries.get(workspace_id)?;
+        (fetched.elapsed() < TTL).then_some(*rules)
     }
 
-    pub fn put(&self, settings: &workspace_settings::Model) {
+    /// Only rules that parsed are cached: an unreadable setting is an error on every read.
+    pub fn put(&self, workspace_id: &str, rules: Rules) {
         if let Ok(mut entries) = self.entries.write() {
             if entries.len() >= CAPACITY {
                 entries.clear();
             }
-            entries.insert(
-                settings.workspace_id.clone(),
-                (settings.clone(), Instant::now()),
-            );
+            entries.insert(workspace_id.to_owned(), (rules, Instant::now()));
         }
     }
 

@@ -6,13 +6,14 @@ use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
 use super::customers::{CustomerEffect, CustomerRenames};
+use super::settings::Rules;
 use super::users::{UserView, blank_user, undelete};
 use super::{Actor, Directory, in_write_txn};
 use crate::domain::changes::user_changes;
 use crate::domain::user_fields::UserValues;
 use crate::domain::widget_token::{WidgetTokenError, verify_widget_token};
 use crate::domain::{IdentitySource, UserField, UserStatus};
-use crate::entity::{end_user, workspace_settings};
+use crate::entity::end_user;
 use crate::error::{DirectoryError, Result};
 use crate::store;
 
@@ -101,7 +102,7 @@ impl Directory {
         conn: &C,
         actor: &Actor,
         workspace_id: &str,
-        settings: &workspace_settings::Model,
+        settings: &Rules,
         input: &UpsertInput,
         events: &mut Vec<outbox::AuditEvent>,
     ) -> Result<(end_user::Model, UpsertOutcome, CustomerEffect)> {
@@ -243,19 +244,20 @@ impl Directory {
         token: &str,
         customer_renames: CustomerRenames,
     ) -> Result<UpsertResult> {
-        let settings = self
-            .settings_or_default(self.db.conn(), workspace_id)
-            .await?;
-        let keys = self.widget_verification_keys(&settings);
-        let identity = verify_widget_token(token, &keys, self.clock.now_secs()).map_err(
-            |error| match error {
-                WidgetTokenError::Malformed | WidgetTokenError::BadClaim { .. } => {
-                    DirectoryError::invalid("token", error.to_string())
-                }
-                WidgetTokenError::NoKeys => DirectoryError::FailedPrecondition(error.to_string()),
-                other => DirectoryError::Unauthenticated(other.to_string()),
-            },
-        )?;
+        let policy = self.widget_token_policy(workspace_id).await?;
+        let identity = verify_widget_token(
+            token,
+            &policy.keys,
+            policy.max_lifetime_seconds,
+            self.clock.now_secs(),
+        )
+        .map_err(|error| match error {
+            WidgetTokenError::Malformed | WidgetTokenError::BadClaim { .. } => {
+                DirectoryError::invalid("token", error.to_string())
+            }
+            WidgetTokenError::NoKeys => DirectoryError::FailedPrecondition(error.to_string()),
+            other => DirectoryError::Unauthenticated(other.to_string()),
+        })?;
         let given = [
             (UserField::ExternalId, identity.user_id.clone()),
             (UserField::Email, identity.user_email.clone()),

@@ -631,8 +631,8 @@ impl Directory {
         if let Some(result) = self.replayed(conn, workspace_id, request.as_ref()).await? {
             return self.replayed_user(conn, workspace_id, &result).await;
         }
-        let settings = self.current_rules(conn, workspace_id).await?;
-        if ChatAccess::parse(&settings.chat_access) != Some(ChatAccess::Anyone) {
+        let rules = self.current_rules(conn, workspace_id).await?;
+        if rules.chat_access != ChatAccess::Anyone {
             return Err(DirectoryError::failed_precondition(
                 reason::GUESTS_NOT_ADMITTED,
                 "this workspace does not admit guests (chat access is not ANYONE)",

@@ -1,5 +1,6 @@
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel,
+    QueryFilter,
 };
 
 use crate::entity::workspace_settings;
@@ -15,6 +16,27 @@ pub async fn get<C: ConnectionTrait>(
             .await
             .map_err(roster_db::DbError::from)?,
     )
+}
+
+/// Settings rows holding a widget secret not sealed yet (written before secrets were
+/// encrypted). The one query across workspaces: a start-up repair, not a request's work.
+pub async fn with_plaintext_secrets<C: ConnectionTrait>(
+    conn: &C,
+) -> Result<Vec<workspace_settings::Model>> {
+    let unsealed = |column: workspace_settings::Column| {
+        Condition::all()
+            .add(column.is_not_null())
+            .add(column.not_like("kek1:%"))
+    };
+    Ok(workspace_settings::Entity::find()
+        .filter(
+            Condition::any()
+                .add(unsealed(workspace_settings::Column::WidgetSecret))
+                .add(unsealed(workspace_settings::Column::PreviousWidgetSecret)),
+        )
+        .all(conn)
+        .await
+        .map_err(roster_db::DbError::from)?)
 }
 
 /// Inserts the first version or replaces `before` if it is still current; false when a

@@ -14,6 +14,8 @@ on_both_databases!(
     identify_guest_keeps_id_and_history,
     require_customer_is_enforced_everywhere,
     settings_round_trip_with_etag,
+    unreadable_chat_access_fails_closed,
+    unreadable_customer_domains_fail_closed,
 );
 
 async fn guests_get_numbered_ids_and_guest_status(app: TestApp) {
@@ -69,20 +71,35 @@ async fn check_chat_access_matrix(app: TestApp) {
     app.deactivate_user(&deactivated.user_id).await.unwrap();
 
     use pb::ChatAccess::{Anyone, Confirmed, Identified};
-    // (user, allowed under ANYONE, IDENTIFIED, CONFIRMED)
+    use pb::ChatAccessDenialReason as Why;
+    // (user, why not under ANYONE, IDENTIFIED, CONFIRMED; UNSPECIFIED = allowed)
     let table = [
-        ("guest", &guest, [true, false, false]),
-        ("unconfirmed", &unconfirmed, [true, true, false]),
-        ("active", &active, [true, true, true]),
-        ("deactivated", &deactivated, [false, false, false]),
+        (
+            "guest",
+            &guest,
+            [
+                Why::Unspecified,
+                Why::GuestNotAdmitted,
+                Why::GuestNotAdmitted,
+            ],
+        ),
+        (
+            "unconfirmed",
+            &unconfirmed,
+            [Why::Unspecified, Why::Unspecified, Why::EmailNotConfirmed],
+        ),
+        ("active", &active, [Why::Unspecified; 3]),
+        ("deactivated", &deactivated, [Why::UserDeactivated; 3]),
     ];
     let mut mismatches = Vec::new();
     for (column, access) in [Anyone, Identified, Confirmed].into_iter().enumerate() {
         app.set_chat_access(access).await;
-        for (label, user, allowed) in &table {
+        for (label, user, why) in &table {
             let answer = check(&app, &user.user_id).await;
             assert_eq!(answer.chat_access, access as i32);
-            if answer.allowed != allowed[column] {
+            if answer.denial_reason != why[column] as i32
+                || answer.allowed != (why[column] == Why::Unspecified)
+            {
                 mismatches.push(format!("{label} under {access:?}: {answer:?}"));
             }
             if answer.allowed {
@@ -121,10 +138,13 @@ async fn check_chat_access_matrix(app: TestApp) {
         let answer = check(&app, &crew.user_id).await;
         assert!(!answer.allowed, "{status:?}: {answer:?}");
         assert!(answer.reason.contains("uss001"), "{answer:?}");
+        assert_eq!(answer.denial_reason, Why::CustomerInactive as i32);
     }
     // Deleted users are denied too.
     app.delete_user(&active.user_id).await.unwrap();
-    assert!(!check(&app, &active.user_id).await.allowed);
+    let answer = check(&app, &active.user_id).await;
+    assert!(!answer.allowed);
+    assert_eq!(answer.denial_reason, Why::UserRetired as i32);
 }
 
 async fn identify_guest_keeps_id_and_history(app: TestApp) {
@@ -273,6 +293,7 @@ async fn settings_round_trip_with_etag(app: TestApp) {
     assert!(!defaults.require_customer);
     assert!(!defaults.widget_secret_set);
     assert_eq!(defaults.widget_secret_grace_seconds, 86_400);
+    assert_eq!(defaults.widget_token_max_lifetime_seconds, 86_400);
 
     let updated = app
         .update_settings(
@@ -309,4 +330,102 @@ async fn settings_round_trip_with_etag(app: TestApp) {
         .unwrap()
         .into_inner();
     assert_eq!(fetched, updated);
+}
+
+fn get_settings(
+    app: &TestApp,
+) -> impl std::future::Future<Output = Result<pb::WorkspaceSettings, tonic::Status>> + '_ {
+    let mut client = app.client();
+    async move {
+        client
+            .get_workspace_settings(app.admin(pb::GetWorkspaceSettingsRequest {
+                workspace_id: WS.into(),
+            }))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+}
+
+async fn unreadable_chat_access_fails_closed(app: TestApp) {
+    let guest = app.create_guest("Visitor").await.unwrap();
+    let kirk = app.create_user("k001", "kirk@example.com", "Kirk").await;
+    // The update drops this process's cached rules, so the next read sees the row.
+    app.set_chat_access(pb::ChatAccess::Confirmed).await;
+    app.execute_sql(&format!(
+        "UPDATE workspace_settings SET chat_access = 'everyone' WHERE workspace_id = '{WS}'"
+    ))
+    .await;
+
+    for user_id in [&guest.user_id, &kirk.user_id] {
+        let status = assert_code(
+            app.client()
+                .check_chat_access(app.admin(pb::CheckChatAccessRequest {
+                    workspace_id: WS.into(),
+                    user_id: user_id.clone(),
+                }))
+                .await,
+            Code::FailedPrecondition,
+        );
+        assert!(
+            status.message().contains("chat_access"),
+            "{}",
+            status.message()
+        );
+    }
+    let status = assert_code(app.create_guest("Visitor").await, Code::FailedPrecondition);
+    assert!(
+        status.message().contains("chat_access"),
+        "{}",
+        status.message()
+    );
+    assert_code(get_settings(&app).await, Code::FailedPrecondition);
+    // Changing another setting leaves the unreadable one in place, so it fails unwritten.
+    assert_code(
+        app.update_settings(
+            pb::WorkspaceSettings {
+                require_customer: true,
+                ..Default::default()
+            },
+            &["require_customer"],
+        )
+        .await,
+        Code::FailedPrecondition,
+    );
+
+    // Setting it again repairs it.
+    app.set_chat_access(pb::ChatAccess::Identified).await;
+    let settings = get_settings(&app).await.unwrap();
+    assert_eq!(settings.chat_access, pb::ChatAccess::Identified as i32);
+    assert!(
+        !settings.require_customer,
+        "the failed update wrote nothing"
+    );
+    assert!(check(&app, &kirk.user_id).await.allowed);
+    assert!(!check(&app, &guest.user_id).await.allowed);
+}
+
+async fn unreadable_customer_domains_fail_closed(app: TestApp) {
+    app.create_customer("uss001", "USS Enterprise").await;
+    app.execute_sql(&format!(
+        "UPDATE customers SET domains = 'enterprise.example' WHERE workspace_id = '{WS}' AND customer_id = 'uss001'"
+    ))
+    .await;
+    let got = app
+        .client()
+        .get_customer(app.admin(pb::GetCustomerRequest {
+            workspace_id: WS.into(),
+            customer_id: "uss001".into(),
+        }))
+        .await;
+    let status = assert_code(got, Code::FailedPrecondition);
+    assert!(status.message().contains("domains"), "{}", status.message());
+    assert_code(
+        app.client()
+            .list_customers(app.admin(pb::ListCustomersRequest {
+                workspace_id: WS.into(),
+                ..Default::default()
+            }))
+            .await,
+        Code::FailedPrecondition,
+    );
 }

@@ -10,6 +10,7 @@ use roster_auth::{PrincipalKind, TokenRequest, TokenSigner, TokenVerifier, Verif
 use roster_db::DbSettings;
 use roster_db::testing::{TestBackend, TestDatabase};
 use roster_directory::domain::ShiftedClock;
+use roster_directory::widget_kek::WidgetKeyring;
 use roster_directory::{Application, prepare_database};
 use roster_proto::directory::v1 as pb;
 use roster_proto::directory::v1::directory_service_client::DirectoryServiceClient;
@@ -30,6 +31,8 @@ pub struct TestApp {
     pub clock: ShiftedClock,
     pub backend_name: &'static str,
     pub database_url: String,
+    /// The key-encryption key the service seals widget secrets with.
+    pub widget_kek: WidgetKeyring,
 }
 
 /// Runs every listed test against SQLite, and against PostgreSQL when configured.
@@ -64,7 +67,8 @@ where
         TestBackend::Postgres(_) => "postgres",
     };
     let database = TestDatabase::create(&backend).await.expect("test database");
-    let (app, shutdown, server) = spawn(&database.url, backend_name).await;
+    let widget_kek = WidgetKeyring::generate("test-kek").unwrap();
+    let (app, shutdown, server) = spawn(&database.url, backend_name, widget_kek).await;
     let outcome = std::panic::AssertUnwindSafe(test(app)).catch_unwind().await;
     let _ = shutdown.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
@@ -74,9 +78,12 @@ where
     }
 }
 
-async fn spawn(
+/// A directory on `database_url`; a second one on the same database stands for another
+/// replica (or a restart) with its own configuration.
+pub async fn spawn(
     database_url: &str,
     backend_name: &'static str,
+    widget_kek: WidgetKeyring,
 ) -> (TestApp, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
     let (signer, keys, _) = roster_auth::generate_ed25519("test-key").unwrap();
     let verifier = TokenVerifier::new(VerifierSettings::default(), keys);
@@ -88,9 +95,15 @@ async fn spawn(
     let clock = ShiftedClock::default();
     let mut server = ServerSettings::for_tests();
     server.max_message_bytes = 1024 * 1024;
-    let app = Application::build(server, db, verifier, Arc::new(clock.clone()))
-        .await
-        .expect("app builds");
+    let app = Application::build(
+        server,
+        db,
+        verifier,
+        Arc::new(clock.clone()),
+        widget_kek.clone(),
+    )
+    .await
+    .expect("app builds");
     let addr = app.local_addr();
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
@@ -113,6 +126,7 @@ async fn spawn(
         clock,
         backend_name,
         database_url: database_url.to_owned(),
+        widget_kek,
     };
     (app, shutdown_tx, server)
 }
@@ -502,6 +516,48 @@ impl TestApp {
             .map(tonic::Response::into_inner)
     }
 
+    /// Runs SQL on the test database directly, as a broken migration or a hand edit would.
+    pub async fn execute_sql(&self, statement: &str) {
+        use sea_orm::ConnectionTrait as _;
+        let db = roster_db::Db::connect(&DbSettings::new(&self.database_url))
+            .await
+            .unwrap();
+        db.conn().execute_unprepared(statement).await.unwrap();
+        db.close().await;
+    }
+
+    /// Every text column of the workspace's settings row, for looking for what must not be
+    /// stored.
+    pub async fn settings_row_text(&self) -> String {
+        use sea_orm::ConnectionTrait as _;
+        let db = roster_db::Db::connect(&DbSettings::new(&self.database_url))
+            .await
+            .unwrap();
+        let columns = [
+            "chat_access",
+            "widget_secret",
+            "previous_widget_secret",
+            "widget_keys",
+        ];
+        let statement = sea_orm::Statement::from_string(
+            db.conn().get_database_backend(),
+            format!(
+                "SELECT {} FROM workspace_settings WHERE workspace_id = '{WS}'",
+                columns.join(", ")
+            ),
+        );
+        let rows = db.conn().query_all_raw(statement).await.unwrap();
+        db.close().await;
+        let mut text = String::new();
+        for row in rows {
+            for column in columns {
+                let value: Option<String> = row.try_get("", column).unwrap();
+                text.push_str(&format!("{column}={value:?}\n"));
+            }
+        }
+        text
+    }
+
     /// Every user the filter matches, over all pages.
     pub async fn list_all(
         &self,
@@ -561,6 +617,7 @@ pub fn widget_claims(user_id: &str, email: &str, customer_id: &str) -> serde_jso
         "customerId": customer_id,
         "customerName": format!("Customer {customer_id}"),
         "iat": roster_auth::unix_now(),
+        "exp": roster_auth::unix_now() + 3600,
     })
 }
 

@@ -6,7 +6,11 @@ use roster_proto::directory::v1 as pb;
 use serde_json::json;
 use tonic::Code;
 
-use crate::helpers::{TestApp, WS, assert_code, assert_invalid, us, widget_claims, widget_token};
+use roster_directory::widget_kek::WidgetKeyring;
+
+use crate::helpers::{
+    TestApp, WS, assert_code, assert_invalid, spawn, us, widget_claims, widget_token,
+};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -14,6 +18,10 @@ on_both_databases!(
     no_secret_yet_is_a_failed_precondition,
     rotation_keeps_the_old_secret_for_the_grace_period,
     bad_tokens_are_refused,
+    tokens_must_expire_within_the_workspace_maximum,
+    widget_secrets_are_sealed_at_rest,
+    plaintext_secrets_are_sealed_when_the_service_starts,
+    unreadable_widget_keys_fail_closed,
 );
 
 async fn a_signed_token_imports_customer_and_user(app: TestApp) {
@@ -217,4 +225,210 @@ async fn bad_tokens_are_refused(app: TestApp) {
     assert_invalid(app.import_widget_token("not.a.jwt").await, "token");
     assert_invalid(app.import_widget_token("").await, "token");
     assert!(app.list("").await.is_empty(), "nothing imported");
+}
+
+async fn tokens_must_expire_within_the_workspace_maximum(app: TestApp) {
+    let secret = app.rotate_widget_secret().await.secret;
+    let now = roster_auth::unix_now();
+    let claims = widget_claims("vendor-kirk", "kirk@example.com", "uss001");
+
+    let mut eternal = claims.clone();
+    eternal.as_object_mut().unwrap().remove("exp");
+    let status = assert_invalid(
+        app.import_widget_token(&widget_token(&secret, &eternal))
+            .await,
+        "token",
+    );
+    assert!(
+        status.message().contains("exp is missing") && status.message().contains("86400"),
+        "{}",
+        status.message()
+    );
+
+    let mut two_days = claims.clone();
+    two_days["iat"] = json!(now);
+    two_days["exp"] = json!(now + 2 * 86_400);
+    let status = assert_invalid(
+        app.import_widget_token(&widget_token(&secret, &two_days))
+            .await,
+        "token",
+    );
+    assert!(
+        status.message().contains("exp") && status.message().contains("at most 86400 seconds"),
+        "{}",
+        status.message()
+    );
+    // Without iat the lifetime counts from now.
+    let mut no_iat = two_days.clone();
+    no_iat.as_object_mut().unwrap().remove("iat");
+    assert_invalid(
+        app.import_widget_token(&widget_token(&secret, &no_iat))
+            .await,
+        "token",
+    );
+    assert!(app.list("").await.is_empty(), "nothing imported");
+
+    // The workspace may allow longer-lived tokens, within bounds.
+    let settings = app
+        .update_settings(
+            pb::WorkspaceSettings {
+                widget_token_max_lifetime_seconds: 3 * 86_400,
+                ..Default::default()
+            },
+            &["widget_token_max_lifetime_seconds"],
+        )
+        .await
+        .unwrap();
+    assert_eq!(settings.widget_token_max_lifetime_seconds, 3 * 86_400);
+    app.import_widget_token(&widget_token(&secret, &two_days))
+        .await
+        .unwrap();
+    for out_of_bounds in [0, 59, 30 * 86_400 + 1] {
+        assert_invalid(
+            app.update_settings(
+                pb::WorkspaceSettings {
+                    widget_token_max_lifetime_seconds: out_of_bounds,
+                    ..Default::default()
+                },
+                &["widget_token_max_lifetime_seconds"],
+            )
+            .await,
+            "settings.widget_token_max_lifetime_seconds",
+        );
+    }
+}
+
+async fn widget_secrets_are_sealed_at_rest(app: TestApp) {
+    let first = app.rotate_widget_secret().await.secret;
+    let second = app.rotate_widget_secret().await.secret;
+    let row = app.settings_row_text().await;
+    for secret in [&first, &second] {
+        let random_part = secret.trim_start_matches("wsec_");
+        assert!(!row.contains(random_part), "secret stored readably: {row}");
+    }
+    assert!(row.contains("kek1:test-kek:"), "{row}");
+
+    let token = |secret: &str, n: u32| {
+        widget_token(
+            secret,
+            &widget_claims(&format!("u{n}"), &format!("u{n}@example.com"), "uss001"),
+        )
+    };
+    app.import_widget_token(&token(&first, 1)).await.unwrap();
+    app.import_widget_token(&token(&second, 2)).await.unwrap();
+
+    // A replica with a rotated keyring (new primary, old key kept) still opens the secrets
+    // and seals new ones with the new key.
+    let old = app.widget_kek.clone();
+    let new = WidgetKeyring::generate("kek-2").unwrap();
+    let rotated_keyring = keyring_of(&[&new, &old]);
+    let (replica, stop, server) = spawn(&app.database_url, app.backend_name, rotated_keyring).await;
+    replica
+        .import_widget_token(&token(&second, 3))
+        .await
+        .unwrap();
+    let third = replica.rotate_widget_secret().await.secret;
+    assert!(replica.settings_row_text().await.contains("kek1:kek-2:"));
+    replica
+        .import_widget_token(&token(&third, 4))
+        .await
+        .unwrap();
+    let _ = stop.send(());
+    let _ = server.await;
+
+    // A replica with a different key-encryption key fails closed: no token verifies, and
+    // the caller learns nothing about keys.
+    let stranger = WidgetKeyring::generate("test-kek").unwrap();
+    let (replica, stop, server) = spawn(&app.database_url, app.backend_name, stranger).await;
+    for secret in [&second, &third] {
+        let status = assert_code(
+            replica.import_widget_token(&token(secret, 5)).await,
+            Code::Internal,
+        );
+        assert!(!status.message().contains("kek"), "{}", status.message());
+    }
+    // Settings that need no secret still read.
+    assert!(
+        replica
+            .client()
+            .get_workspace_settings(replica.admin(pb::GetWorkspaceSettingsRequest {
+                workspace_id: WS.into(),
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+            .widget_secret_set
+    );
+    let _ = stop.send(());
+    let _ = server.await;
+    assert_code(app.lookup_external_id("u5").await, Code::NotFound);
+}
+
+/// A keyring holding the keys of `keyrings`, the first one's key sealing.
+fn keyring_of(keyrings: &[&WidgetKeyring]) -> WidgetKeyring {
+    let text: String = keyrings
+        .iter()
+        .map(|keyring| keyring.export_for_tests())
+        .collect();
+    WidgetKeyring::parse(&text).unwrap()
+}
+
+async fn plaintext_secrets_are_sealed_when_the_service_starts(app: TestApp) {
+    // A secret written by a release before sealing existed.
+    app.rotate_widget_secret().await;
+    app.execute_sql(&format!(
+        "UPDATE workspace_settings SET widget_secret = 'wsec_legacy-plaintext-secret' WHERE workspace_id = '{WS}'"
+    ))
+    .await;
+    let (restarted, stop, server) =
+        spawn(&app.database_url, app.backend_name, app.widget_kek.clone()).await;
+    let row = restarted.settings_row_text().await;
+    assert!(!row.contains("legacy-plaintext-secret"), "{row}");
+    let token = widget_token(
+        "wsec_legacy-plaintext-secret",
+        &widget_claims("vendor-kirk", "kirk@example.com", "uss001"),
+    );
+    restarted.import_widget_token(&token).await.unwrap();
+    let _ = stop.send(());
+    let _ = server.await;
+}
+
+async fn unreadable_widget_keys_fail_closed(app: TestApp) {
+    let secret = app.rotate_widget_secret().await.secret;
+    let claims = widget_claims("vendor-kirk", "kirk@example.com", "uss001");
+    for corrupt in [
+        "'not json'",
+        r#"'[{"kid": "k1", "algorithm": "HS512", "public_key_pem": "x"}]'"#,
+    ] {
+        app.execute_sql(&format!(
+            "UPDATE workspace_settings SET widget_keys = {corrupt} WHERE workspace_id = '{WS}'"
+        ))
+        .await;
+        let status = assert_code(
+            app.import_widget_token(&widget_token(&secret, &claims))
+                .await,
+            Code::FailedPrecondition,
+        );
+        assert!(
+            status.message().contains("widget_keys"),
+            "{}",
+            status.message()
+        );
+        assert_code(
+            app.client()
+                .get_workspace_settings(app.admin(pb::GetWorkspaceSettingsRequest {
+                    workspace_id: WS.into(),
+                }))
+                .await,
+            Code::FailedPrecondition,
+        );
+    }
+    assert!(app.list("").await.is_empty(), "nothing imported");
+    // Setting the keys again repairs it.
+    app.update_settings(pb::WorkspaceSettings::default(), &["widget_keys"])
+        .await
+        .unwrap();
+    app.import_widget_token(&widget_token(&secret, &claims))
+        .await
+        .unwrap();
 }
