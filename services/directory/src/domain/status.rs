@@ -41,12 +41,18 @@ text_enum!(
 
 impl UserStatus {
     /// Retired users no longer hold their external id or e-mail and are hidden from lists
-    /// unless asked for. Must match the partial unique indexes of the migration.
+    /// unless asked for. The one list in Rust; the migrations' partial unique indexes spell
+    /// the same statuses in SQL and must match it.
+    pub const RETIRED: [UserStatus; 3] =
+        [UserStatus::Deleted, UserStatus::Merged, UserStatus::Erased];
+
+    /// [`UserStatus::RETIRED`] as stored, for queries.
+    pub fn retired_texts() -> [&'static str; 3] {
+        UserStatus::RETIRED.map(UserStatus::as_str)
+    }
+
     pub fn is_retired(self) -> bool {
-        matches!(
-            self,
-            UserStatus::Deleted | UserStatus::Merged | UserStatus::Erased
-        )
+        UserStatus::RETIRED.contains(&self)
     }
 }
 

@@ -492,12 +492,10 @@ impl Directory {
             "end_user.deleted",
             |user, now| match status_of(user)? {
                 UserStatus::Deleted => Ok(()),
-                status @ (UserStatus::Merged | UserStatus::Erased) => {
-                    Err(DirectoryError::FailedPrecondition(format!(
-                        "end-user {} is {status}; it cannot be deleted",
-                        user.user_id
-                    )))
-                }
+                status if status.is_retired() => Err(DirectoryError::FailedPrecondition(format!(
+                    "end-user {} is {status}; it cannot be deleted",
+                    user.user_id
+                ))),
                 // Deactivation stays marked on the user and its `restore_status` stays what
                 // deactivation saved, so undelete can bring both back.
                 UserStatus::Deactivated => {

@@ -40,7 +40,9 @@ pub async fn of_users<C: ConnectionTrait>(
     let rows = end_user_identity::Entity::find()
         .filter(end_user_identity::Column::WorkspaceId.eq(workspace_id))
         .filter(end_user_identity::Column::UserId.is_in(user_ids.iter().copied()))
-        .order_by_asc(end_user_identity::Column::CreatedAt)
+        // The order every read answers in (store::views folds identities the same way).
+        .order_by_asc(end_user_identity::Column::Source)
+        .order_by_asc(end_user_identity::Column::IdentityKey)
         .all(conn)
         .await
         .map_err(roster_db::DbError::from)?;

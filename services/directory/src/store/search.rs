@@ -12,6 +12,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use crate::domain::UserStatus;
 use crate::domain::filter::{Comparison, Term, TextField, TimeField, UserFilter};
 use crate::domain::paging::{Cursor, SortKey, UserOrder};
 use crate::entity::end_user;
@@ -203,7 +204,7 @@ pub async fn list_users<C: ConnectionTrait>(
     let mut select =
         end_user::Entity::find().filter(end_user::Column::WorkspaceId.eq(query.workspace_id));
     if !query.show_deleted && !query.filter.mentions_status() {
-        select = select.filter(end_user::Column::Status.is_not_in(["deleted", "merged", "erased"]));
+        select = select.filter(end_user::Column::Status.is_not_in(UserStatus::retired_texts()));
     }
     for term in &query.filter.terms {
         select = select.filter(term_condition(backend, term));

@@ -9,8 +9,6 @@ use crate::domain::UserStatus;
 use crate::entity::end_user;
 use crate::error::{DirectoryError, END_USER_RESOURCE, Result, reason};
 
-const RETIRED: [&str; 3] = ["deleted", "merged", "erased"];
-
 pub async fn get<C: ConnectionTrait>(
     conn: &C,
     workspace_id: &str,
@@ -99,7 +97,7 @@ pub async fn live_holder<C: ConnectionTrait>(
     let mut query = end_user::Entity::find()
         .filter(end_user::Column::WorkspaceId.eq(workspace_id))
         .filter(column.eq(value))
-        .filter(end_user::Column::Status.is_not_in(RETIRED));
+        .filter(end_user::Column::Status.is_not_in(UserStatus::retired_texts()));
     if let Some(user_id) = except {
         query = query.filter(end_user::Column::UserId.ne(user_id));
     }
@@ -208,7 +206,7 @@ pub async fn count_live_in_customer<C: ConnectionTrait>(
     Ok(end_user::Entity::find()
         .filter(end_user::Column::WorkspaceId.eq(workspace_id))
         .filter(end_user::Column::CustomerId.eq(customer_id))
-        .filter(end_user::Column::Status.is_not_in(RETIRED))
+        .filter(end_user::Column::Status.is_not_in(UserStatus::retired_texts()))
         .count(conn)
         .await
         .map_err(roster_db::DbError::from)?)

@@ -27,9 +27,10 @@ fn identities_column(backend: DbBackend) -> Expr {
              WHERE i.workspace_id = \"end_users\".\"workspace_id\" AND i.user_id = \"end_users\".\"user_id\")"
         }
         _ => {
-            // SQLite's group_concat follows the scan order of the primary key
-            // (workspace_id, source, identity_key): the same order as PostgreSQL's.
-            "(SELECT group_concat(i.source || char(31) || i.identity_key, char(30)) \
+            // Ordered explicitly: without ORDER BY, group_concat follows whichever index the
+            // planner scans (by user, that is insertion order). The bundled SQLite (3.51)
+            // has ORDER BY inside aggregates, which 3.44 introduced.
+            "(SELECT group_concat(i.source || char(31) || i.identity_key, char(30) ORDER BY i.source, i.identity_key) \
              FROM end_user_identities i \
              WHERE i.workspace_id = \"end_users\".\"workspace_id\" AND i.user_id = \"end_users\".\"user_id\")"
         }

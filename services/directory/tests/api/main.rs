@@ -12,6 +12,7 @@ mod concurrency;
 mod contract;
 mod customers;
 mod guests_settings;
+mod identity_order;
 mod import;
 mod import_batches;
 mod lifecycle;

@@ -115,3 +115,66 @@ async fn large_batch_spans_several_inserts_and_seq_increases(backend: &TestBacke
     fx.teardown().await;
 }
 on_both_backends!(large_batch_spans_several_inserts_and_seq_increases);
+
+async fn redact_pending_drops_personal_values_of_pending_rows_about_the_targets(
+    backend: &TestBackend,
+) {
+    use sea_orm::sea_query::Expr;
+    use sea_orm::{ColumnTrait, QueryFilter};
+    let fx = setup(backend).await;
+    let events = vec![
+        event("ws-a", "subject"),
+        event("ws-a", "delivered"),
+        event("ws-a", "bystander"),
+        event("ws-b", "subject"),
+    ];
+    let txn = fx.db.begin_write().await.unwrap();
+    outbox::append(&*txn, &events).await.unwrap();
+    txn.commit().await.unwrap();
+    entity::Entity::update_many()
+        .col_expr(entity::Column::DeliveredAt, Expr::value(Some(1_i64)))
+        .filter(entity::Column::EventId.eq(events[1].event_id))
+        .exec(fx.db.conn())
+        .await
+        .unwrap();
+
+    let txn = fx.db.begin_write().await.unwrap();
+    let targets = ["subject".to_owned(), "delivered".to_owned()];
+    let redacted = outbox::redact_pending(&*txn, "ws-a", "end_user", &targets, |field| {
+        field != "status"
+    })
+    .await
+    .unwrap();
+    txn.commit().await.unwrap();
+    assert_eq!(redacted, 1);
+
+    let rows = entity::Entity::find()
+        .order_by_asc(entity::Column::Seq)
+        .all(fx.db.conn())
+        .await
+        .unwrap();
+    let stored: Vec<AuditEvent> = outbox::pending(fx.db.conn(), 10).await.unwrap();
+    let subject = &stored[0];
+    assert_eq!(
+        (subject.workspace_id.as_str(), subject.target_id.as_str()),
+        ("ws-a", "subject")
+    );
+    assert_eq!(
+        subject.changes[0], events[0].changes[0],
+        "status is not personal"
+    );
+    assert_eq!(subject.changes[1].field, "notes");
+    assert_eq!(
+        (&subject.changes[1].before, &subject.changes[1].after),
+        (&None, &None)
+    );
+    assert_eq!((&subject.peer_ip, &subject.user_agent), (&None, &None));
+    // The delivered row, other targets and other workspaces keep everything.
+    assert_eq!(rows[1].peer_ip.as_deref(), Some("203.0.113.7"));
+    assert_eq!(
+        as_json(&stored[1..]),
+        as_json(&[events[2].clone(), events[3].clone()])
+    );
+    fx.teardown().await;
+}
+on_both_backends!(redact_pending_drops_personal_values_of_pending_rows_about_the_targets);
