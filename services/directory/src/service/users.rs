@@ -343,8 +343,16 @@ impl Directory {
             after.version += 1;
             after.updated_at = now;
             let mut events = Vec::new();
+            // A user that joins a customer, or comes back to life in one (UndeleteUser),
+            // needs it live; one that stays live in it is counted by DeleteCustomer.
+            let retired = |user: &end_user::Model| {
+                UserStatus::parse(&user.status).is_some_and(UserStatus::is_retired)
+            };
             if after.customer_id != before.customer_id {
                 self.check_customer_rule(conn, &after).await?;
+            } else if retired(&before) && !retired(&after) && !after.customer_id.is_empty() {
+                self.lock_live_customer(conn, workspace_id, &after.customer_id)
+                    .await?;
             }
             store::users::ensure_unique_keys(conn, &after).await?;
             if !store::users::update(conn, &before, &after).await? {

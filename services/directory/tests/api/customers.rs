@@ -9,6 +9,7 @@ on_both_databases!(
     delete_customer_with_live_users_fails,
     a_deleted_customer_is_kept_hidden_and_can_be_undeleted,
     users_cannot_be_created_in_or_moved_to_a_deleted_customer,
+    a_user_of_a_deleted_customer_is_not_undeleted_into_it,
     imports_restore_a_deleted_customer_and_say_so,
     every_change_of_a_customer_honours_its_etag,
     customers_page_through_every_order,
@@ -307,6 +308,30 @@ async fn users_cannot_be_created_in_or_moved_to_a_deleted_customer(app: TestApp)
     app.try_create_user(in_customer("f001", "px002"))
         .await
         .unwrap();
+}
+
+async fn a_user_of_a_deleted_customer_is_not_undeleted_into_it(app: TestApp) {
+    app.create_customer("px002", "Planet Express").await;
+    let fry = app
+        .try_create_user(in_customer("f001", "px002"))
+        .await
+        .unwrap();
+    app.delete_user(&fry.user_id).await.unwrap();
+    app.delete_customer("px002", "").await.unwrap();
+
+    let undeleted = app
+        .client()
+        .undelete_user(app.admin(pb::UndeleteUserRequest {
+            workspace_id: WS.into(),
+            user_id: fry.user_id.clone(),
+        }))
+        .await;
+    let status = assert_code(undeleted, Code::FailedPrecondition);
+    assert!(status.message().contains("px002"), "{status:?}");
+    assert_eq!(
+        app.get_user(&fry.user_id).await.unwrap().status,
+        pb::UserStatus::Deleted as i32
+    );
 }
 
 async fn imports_restore_a_deleted_customer_and_say_so(app: TestApp) {
