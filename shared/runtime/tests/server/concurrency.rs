@@ -25,6 +25,13 @@ async fn calls_beyond_the_limit_are_shed_but_health_still_answers() {
         "{}",
         shed.message()
     );
+    // Clients branch on the reason and back off as RetryInfo says.
+    let info = tonic_types::StatusExt::get_details_error_info(&shed).expect("ErrorInfo");
+    assert_eq!(
+        (info.domain.as_str(), info.reason.as_str()),
+        ("runtime.roster", "OVERLOADED")
+    );
+    assert!(tonic_types::StatusExt::get_details_retry_info(&shed).is_some());
     assert_eq!(health.unwrap(), ServingStatus::NotServing);
 
     app.probe.release_one();
