@@ -34,6 +34,12 @@ pub mod reason {
     pub const CUSTOMER_ALREADY_EXISTS: &str = "CUSTOMER_ALREADY_EXISTS";
     /// The user's status forbids the call (e.g. editing an erased user).
     pub const END_USER_STATUS: &str = "END_USER_STATUS";
+    /// The customer is soft-deleted: restore it first.
+    pub const CUSTOMER_DELETED: &str = "CUSTOMER_DELETED";
+    /// The customer's state forbids the call (not deleted, for UndeleteCustomer).
+    pub const CUSTOMER_STATUS: &str = "CUSTOMER_STATUS";
+    /// DeleteCustomer while end-users that are not deleted still belong to the customer.
+    pub const CUSTOMER_HAS_USERS: &str = "CUSTOMER_HAS_USERS";
     /// The workspace requires a customer on every end-user.
     pub const CUSTOMER_REQUIRED: &str = "CUSTOMER_REQUIRED";
     /// The workspace's chat access does not admit guests.

@@ -27,8 +27,8 @@ use crate::domain::values::{self, FieldViolation};
 use crate::domain::{UserField, UserStatus};
 use crate::error::{DirectoryError, Result};
 use crate::service::{
-    Actor, CustomerPatch, CustomerRenames, Directory, Lookup, NewCustomer, RequestKey,
-    UpsertInput, UpsertOutcome, UpsertResult, parse_etag,
+    Actor, CustomerPatch, CustomerRenames, Directory, Lookup, NewCustomer, RequestKey, UpsertInput,
+    UpsertOutcome, UpsertResult, parse_etag,
 };
 
 #[derive(Clone)]

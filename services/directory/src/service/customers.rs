@@ -115,10 +115,13 @@ pub(super) fn customer_change(
             CustomerRenames::Apply => after.name = name.to_owned(),
             CustomerRenames::Skip => effect.rename_skipped = true,
             CustomerRenames::Refuse => {
-                return Err(DirectoryError::PermissionDenied(format!(
-                    "customer '{customer_id}' is named '{}'; renaming it to '{name}' needs the 'customers.write' permission (send its current name, or none, to leave it)",
-                    existing.name
-                )));
+                return Err(DirectoryError::permission_denied(
+                    reason::PERMISSION_MISSING,
+                    format!(
+                        "customer '{customer_id}' is named '{}'; renaming it to '{name}' needs the 'customers.write' permission (send its current name, or none, to leave it)",
+                        existing.name
+                    ),
+                ));
             }
         }
     }
@@ -146,23 +149,28 @@ pub(super) fn customer_unusable(
     found: Option<&customer::Model>,
 ) -> DirectoryError {
     match found {
-        Some(customer) if customer.deleted_at.is_some() => {
-            DirectoryError::FailedPrecondition(format!(
+        Some(customer) if customer.deleted_at.is_some() => DirectoryError::failed_precondition(
+            reason::CUSTOMER_DELETED,
+            format!(
                 "customer '{customer_id}' is deleted; restore it with UndeleteCustomer before adding users to it"
-            ))
-        }
-        _ => DirectoryError::FailedPrecondition(format!(
-            "customer '{customer_id}' does not exist in this workspace; create it first"
-        )),
+            ),
+        ),
+        _ => DirectoryError::failed_precondition(
+            reason::CUSTOMER_NOT_FOUND,
+            format!("customer '{customer_id}' does not exist in this workspace; create it first"),
+        ),
     }
 }
 
 fn ensure_live(customer: &customer::Model) -> Result<()> {
     if customer.deleted_at.is_some() {
-        return Err(DirectoryError::FailedPrecondition(format!(
-            "customer '{}' is deleted; restore it with UndeleteCustomer first",
-            customer.customer_id
-        )));
+        return Err(DirectoryError::failed_precondition(
+            reason::CUSTOMER_DELETED,
+            format!(
+                "customer '{}' is deleted; restore it with UndeleteCustomer first",
+                customer.customer_id
+            ),
+        ));
     }
     Ok(())
 }
@@ -237,7 +245,9 @@ impl Directory {
             Ok(Some(customer)) if customer.deleted_at.is_some()
         );
         let message = if deleted {
-            format!("customer '{customer_id}' exists but is deleted; restore it with UndeleteCustomer")
+            format!(
+                "customer '{customer_id}' exists but is deleted; restore it with UndeleteCustomer"
+            )
         } else {
             format!("customer '{customer_id}' already exists in this workspace")
         };
@@ -427,9 +437,12 @@ impl Directory {
             let members =
                 store::users::count_live_in_customer(conn, workspace_id, customer_id).await?;
             if members > 0 {
-                return Err(DirectoryError::FailedPrecondition(format!(
-                    "customer '{customer_id}' still has {members} end-user(s) that are not deleted; delete or move them first"
-                )));
+                return Err(DirectoryError::failed_precondition(
+                    reason::CUSTOMER_HAS_USERS,
+                    format!(
+                        "customer '{customer_id}' still has {members} end-user(s) that are not deleted; delete or move them first"
+                    ),
+                ));
             }
             let mut after = before.clone();
             after.deleted_at = Some(self.now_us());
@@ -453,9 +466,10 @@ impl Directory {
             "customer.undeleted",
             |customer, _| {
                 if customer.deleted_at.take().is_none() {
-                    return Err(DirectoryError::FailedPrecondition(format!(
-                        "customer '{customer_id}' is not deleted"
-                    )));
+                    return Err(DirectoryError::failed_precondition(
+                        reason::CUSTOMER_STATUS,
+                        format!("customer '{customer_id}' is not deleted"),
+                    ));
                 }
                 Ok(())
             },

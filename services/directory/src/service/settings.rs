@@ -425,7 +425,10 @@ impl Directory {
             (Some(current), Some(first))
                 if first.result == secret_digest(current.expose_secret()) =>
             {
-                Ok((current.expose_secret().to_owned(), settings.previous_secret_expires_at))
+                Ok((
+                    current.expose_secret().to_owned(),
+                    settings.previous_secret_expires_at,
+                ))
             }
             _ => Err(DirectoryError::failed_precondition(
                 reason::WIDGET_SECRET_SUPERSEDED,

@@ -14,7 +14,7 @@ use crate::domain::user_fields::UserValues;
 use crate::domain::widget_token::{WidgetTokenError, verify_widget_token};
 use crate::domain::{IdentitySource, UserField, UserStatus};
 use crate::entity::end_user;
-use crate::error::{DirectoryError, Result};
+use crate::error::{DirectoryError, Result, reason};
 use crate::store;
 
 #[derive(Clone, Debug, Default)]
@@ -60,8 +60,9 @@ async fn resolve_merged<C: ConnectionTrait>(
 
 /// An import row or upsert without a customer in a workspace that requires one.
 pub(super) fn customer_required() -> DirectoryError {
-    DirectoryError::FailedPrecondition(
-        "this workspace requires every end-user to belong to a customer; give a customer_id".into(),
+    DirectoryError::failed_precondition(
+        reason::CUSTOMER_REQUIRED,
+        "this workspace requires every end-user to belong to a customer; give a customer_id",
     )
 }
 

@@ -440,10 +440,13 @@ impl Directory {
             "end_user.deactivated",
             |user, now| match status_of(user)? {
                 UserStatus::Deactivated => Ok(()),
-                status if status.is_retired() => Err(DirectoryError::FailedPrecondition(format!(
-                    "end-user {} is {status}; it cannot be deactivated",
-                    user.user_id
-                ))),
+                status if status.is_retired() => Err(DirectoryError::failed_precondition(
+                    reason::END_USER_STATUS,
+                    format!(
+                        "end-user {} is {status}; it cannot be deactivated",
+                        user.user_id
+                    ),
+                )),
                 status => {
                     user.restore_status = Some(status.as_str().to_owned());
                     user.status = UserStatus::Deactivated.as_str().to_owned();
@@ -475,10 +478,13 @@ impl Directory {
                     user.deactivated_at = None;
                     Ok(())
                 }
-                status if status.is_retired() => Err(DirectoryError::FailedPrecondition(format!(
-                    "end-user {} is {status}; use UndeleteUser for deleted users",
-                    user.user_id
-                ))),
+                status if status.is_retired() => Err(DirectoryError::failed_precondition(
+                    reason::END_USER_STATUS,
+                    format!(
+                        "end-user {} is {status}; use UndeleteUser for deleted users",
+                        user.user_id
+                    ),
+                )),
                 _ => Ok(()),
             },
         )
@@ -500,10 +506,13 @@ impl Directory {
             "end_user.deleted",
             |user, now| match status_of(user)? {
                 UserStatus::Deleted => Ok(()),
-                status if status.is_retired() => Err(DirectoryError::FailedPrecondition(format!(
-                    "end-user {} is {status}; it cannot be deleted",
-                    user.user_id
-                ))),
+                status if status.is_retired() => Err(DirectoryError::failed_precondition(
+                    reason::END_USER_STATUS,
+                    format!(
+                        "end-user {} is {status}; it cannot be deleted",
+                        user.user_id
+                    ),
+                )),
                 // Deactivation stays marked on the user and its `restore_status` stays what
                 // deactivation saved, so undelete can bring both back.
                 UserStatus::Deactivated => {
@@ -540,10 +549,10 @@ impl Directory {
                     undelete(user);
                     Ok(())
                 }
-                status => Err(DirectoryError::FailedPrecondition(format!(
-                    "end-user {} is {status}, not deleted",
-                    user.user_id
-                ))),
+                status => Err(DirectoryError::failed_precondition(
+                    reason::END_USER_STATUS,
+                    format!("end-user {} is {status}, not deleted", user.user_id),
+                )),
             },
         )
         .await
@@ -873,10 +882,13 @@ impl Directory {
             for (role, user) in [("source", &source_before), ("target", &target_before)] {
                 let status = status_of(user)?;
                 if status.is_retired() {
-                    return Err(DirectoryError::FailedPrecondition(format!(
-                        "the {role} end-user {} is {status}; it cannot be merged",
-                        user.user_id
-                    )));
+                    return Err(DirectoryError::failed_precondition(
+                        reason::END_USER_STATUS,
+                        format!(
+                            "the {role} end-user {} is {status}; it cannot be merged",
+                            user.user_id
+                        ),
+                    ));
                 }
             }
             let now = self.now_us();

@@ -324,6 +324,7 @@ async fn a_user_of_a_deleted_customer_is_not_undeleted_into_it(app: TestApp) {
         .undelete_user(app.admin(pb::UndeleteUserRequest {
             workspace_id: WS.into(),
             user_id: fry.user_id.clone(),
+            ..Default::default()
         }))
         .await;
     let status = assert_code(undeleted, Code::FailedPrecondition);

@@ -104,6 +104,7 @@ async fn identities_read_back_by_source_then_key_from_every_call(app: TestApp) {
             workspace_id: WS.into(),
             source_user_id: jim.user_id.clone(),
             target_user_id: id.clone(),
+            ..Default::default()
         }))
         .await
         .unwrap()
