@@ -11,8 +11,8 @@ use crate::domain::{ChatAccess, CustomerStatus, IdentitySource, UserField, UserS
 use crate::entity::customer;
 use crate::error::DirectoryError;
 use crate::service::{
-    ChatAccessDenial, MAX_WIDGET_GRACE_SECONDS, SettingsPatch, UserView,
-    WIDGET_TOKEN_MAX_LIFETIME_BOUNDS, WorkspaceSettings, etag, parse_etag,
+    ChatAccessDenial, DEFAULT_WIDGET_TOKEN_MAX_LIFETIME_SECONDS, MAX_WIDGET_GRACE_SECONDS,
+    SettingsPatch, UserView, WIDGET_TOKEN_MAX_LIFETIME_BOUNDS, WorkspaceSettings, etag, parse_etag,
 };
 
 pub fn timestamp(us: i64) -> Timestamp {
@@ -386,9 +386,13 @@ impl TryFrom<(pb::WorkspaceSettings, &[String])> for SettingsUpdate {
                     }
                 }
                 "widget_token_max_lifetime_seconds" => {
-                    if WIDGET_TOKEN_MAX_LIFETIME_BOUNDS.contains(&widget_token_max_lifetime_seconds) {
-                        patch.widget_token_max_lifetime_seconds =
-                            Some(widget_token_max_lifetime_seconds);
+                    // Unset (0) is the default, as `*` sends for a field it resets.
+                    let lifetime = match widget_token_max_lifetime_seconds {
+                        0 => DEFAULT_WIDGET_TOKEN_MAX_LIFETIME_SECONDS,
+                        seconds => seconds,
+                    };
+                    if WIDGET_TOKEN_MAX_LIFETIME_BOUNDS.contains(&lifetime) {
+                        patch.widget_token_max_lifetime_seconds = Some(lifetime);
                     } else {
                         violations.push(FieldViolation::new(
                             "settings.widget_token_max_lifetime_seconds",

@@ -25,8 +25,8 @@ pub use customers::{CustomerEffect, CustomerPatch, CustomerRenames, NewCustomer}
 pub use import::{ImportCounts, ImportOptions, ImportRow};
 pub use request_ids::{REQUEST_ID_WINDOW_US, RequestKey};
 pub use settings::{
-    ChatAccessDecision, ChatAccessDenial, MAX_WIDGET_GRACE_SECONDS, SettingsPatch,
-    WIDGET_TOKEN_MAX_LIFETIME_BOUNDS, WorkspaceSettings,
+    ChatAccessDecision, ChatAccessDenial, DEFAULT_WIDGET_TOKEN_MAX_LIFETIME_SECONDS,
+    MAX_WIDGET_GRACE_SECONDS, SettingsPatch, WIDGET_TOKEN_MAX_LIFETIME_BOUNDS, WorkspaceSettings,
 };
 pub use upsert::{UpsertInput, UpsertOutcome, UpsertResult};
 pub use users::{Lookup, UserView};

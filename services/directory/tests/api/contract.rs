@@ -771,9 +771,10 @@ async fn update_masks_follow_aip_134(app: TestApp) {
         (
             replaced.chat_access,
             replaced.require_customer,
-            replaced.widget_secret_grace_seconds
+            replaced.widget_secret_grace_seconds,
+            replaced.widget_token_max_lifetime_seconds
         ),
-        (pb::ChatAccess::Anyone as i32, false, 60)
+        (pb::ChatAccess::Anyone as i32, false, 60, 86_400)
     );
     assert_invalid(
         app.update_settings(pb::WorkspaceSettings::default(), &["widget_secret_set"])
