@@ -11,9 +11,7 @@ pub mod error;
 pub mod import;
 pub mod migration;
 pub mod service;
-pub mod settings;
 pub mod startup;
 pub mod store;
 
-pub use settings::DirectorySettings;
 pub use startup::{Application, prepare_database};

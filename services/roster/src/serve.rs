@@ -5,11 +5,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use roster_auth::{KeySet, TokenVerifier, load_or_create_dev_keys};
+use roster_auth::{AuthSettings, KeySet, TokenVerifier, load_or_create_dev_keys};
 use roster_directory::domain::SystemClock;
-use roster_directory::settings::{AuthSettings, ENV_PREFIX};
+use roster_directory::startup::SERVICE as DIRECTORY;
 use roster_directory::{Application, prepare_database};
-use roster_runtime::{ServerSettings, TelemetrySettings, init_telemetry};
+use roster_runtime::{TelemetrySettings, init_telemetry};
 use tokio::sync::watch;
 
 fn verifier(data_dir: &Path, auth: &AuthSettings) -> anyhow::Result<TokenVerifier> {
@@ -33,12 +33,8 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     let auth = AuthSettings::from_env()?;
     let verifier = verifier(data_dir, &auth)?;
 
-    let default_url = format!(
-        "sqlite://{}?mode=rwc",
-        data_dir.join("directory.db").display()
-    );
-    let database = roster_db::DbSettings::from_env(ENV_PREFIX, &default_url)?;
-    let server = ServerSettings::from_env(ENV_PREFIX, roster_directory::settings::DEFAULT_PORT)?;
+    let database = DIRECTORY.database_settings(data_dir)?;
+    let server = DIRECTORY.server_settings()?;
     let db = prepare_database(&database).await?;
     let directory = Application::build(server, db, verifier, Arc::new(SystemClock)).await?;
     tracing::info!(address = %directory.local_addr(), "directory listening");

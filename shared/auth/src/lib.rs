@@ -23,6 +23,7 @@ mod dev;
 mod error;
 mod keys;
 mod principal;
+mod settings;
 mod sign;
 mod verify;
 
@@ -31,5 +32,6 @@ pub use dev::{DEV_KEY_ID, DevKeys, generate_ed25519, load_or_create_dev_keys};
 pub use error::{AuthError, KeyError};
 pub use keys::{KeySet, SigningAlgorithm};
 pub use principal::{Principal, PrincipalKind, WorkspaceScope, principal, principal_of};
+pub use settings::AuthSettings;
 pub use sign::{TokenRequest, TokenSigner};
 pub use verify::{Clock, TokenVerifier, VerifierSettings, unix_now};

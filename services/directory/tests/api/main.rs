@@ -11,6 +11,7 @@ mod authz;
 mod concurrency;
 mod customers;
 mod guests_settings;
+mod health;
 mod import;
 mod import_batches;
 mod lifecycle;
