@@ -11,10 +11,8 @@ pub mod error;
 pub mod import;
 pub mod migration;
 pub mod service;
-pub mod settings;
 pub mod startup;
 pub mod store;
 pub mod widget_kek;
 
-pub use settings::DirectorySettings;
 pub use startup::{Application, prepare_database};

@@ -1,18 +1,18 @@
-//! Builds the directory: database, migrations, auth, and the gRPC server with the shared
-//! runtime's layers. `build` binds first, so tests learn the port before serving.
+//! The directory as the shared service kit (`roster-service`) runs it: its [`SERVICE`]
+//! definition, its routes, and [`Application`], which binds them (first, so tests learn the
+//! port before serving).
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use roster_auth::TokenVerifier;
 use roster_db::{Db, DbSettings};
 use roster_proto::directory::v1::directory_service_server::{DirectoryServiceServer, SERVICE_NAME};
-use roster_runtime::settings::ServerSettings;
-use roster_runtime::{GrpcServer, HealthHandle};
-use sea_orm_migration::MigratorTrait;
+use roster_runtime::limits::OversizeIsResourceExhausted;
+use roster_runtime::{HealthHandle, ServerSettings};
+use roster_service::{ServiceApp, ServiceDef, ServiceRoutes};
 use tonic::service::Routes;
 
 use crate::api::DirectoryApi;
@@ -20,46 +20,52 @@ use crate::domain::Clock;
 use crate::migration::Migrator;
 use crate::service::Directory;
 use crate::widget_kek::WidgetKeyring;
-use roster_runtime::limits::OversizeIsResourceExhausted;
 
 const IMPORT_USERS_PATH: &str = "/roster.directory.v1.DirectoryService/ImportUsers";
 
-/// How often the database is pinged to keep the health status honest.
-const DATABASE_CHECK_INTERVAL: Duration = Duration::from_secs(10);
+/// `roster-directory`, configured by `ROSTER_DIRECTORY_…` variables, port 50051.
+pub const SERVICE: ServiceDef = ServiceDef {
+    name: "directory",
+    default_port: 50051,
+    grpc_services: &[SERVICE_NAME],
+    file_descriptor_sets: &[roster_proto::FILE_DESCRIPTOR_SET],
+    // A CSV upload lasts as long as the file takes to send; only the client's deadline
+    // bounds it.
+    long_running: &[IMPORT_USERS_PATH],
+};
 
-pub struct Application {
-    server: GrpcServer,
-    routes: Routes,
+/// The directory's gRPC routes: the API behind token verification, with oversized messages
+/// answered RESOURCE_EXHAUSTED; and the purge of expired request ids beside them. Widget
+/// secrets still stored in plaintext are sealed first, so none is served unsealed.
+pub async fn routes(
     db: Db,
-    directory: Directory,
+    verifier: TokenVerifier,
+    clock: Arc<dyn Clock>,
+    widget_kek: WidgetKeyring,
+    max_message_bytes: usize,
+) -> anyhow::Result<ServiceRoutes> {
+    let directory = Directory::new(db, clock, widget_kek);
+    directory
+        .seal_plaintext_widget_secrets()
+        .await
+        .context("sealing widget secrets stored in plaintext")?;
+    let service = DirectoryServiceServer::new(DirectoryApi::new(directory.clone()))
+        .max_decoding_message_size(max_message_bytes)
+        .max_encoding_message_size(max_message_bytes);
+    let routes = Routes::new(OversizeIsResourceExhausted(
+        tonic::service::interceptor::InterceptedService::new(service, verifier.interceptor()),
+    ));
+    Ok(ServiceRoutes::new(routes).with_background(directory.purge_request_ids_periodically()))
 }
 
 /// Connects and brings the schema up to date (or checks it is, when migrations run as a
 /// separate job).
 pub async fn prepare_database(settings: &DbSettings) -> anyhow::Result<Db> {
-    let db = Db::connect(settings)
-        .await
-        .context("connecting to the directory database")?;
-    if settings.migrate_on_start {
-        db.migrate::<Migrator>()
-            .await
-            .context("running the directory's migrations")?;
-    } else {
-        let pending = Migrator::get_pending_migrations(db.conn())
-            .await
-            .context("reading migration state")?;
-        if !pending.is_empty() {
-            anyhow::bail!(
-                "the directory database has {} pending migration(s); run `roster-directory migrate` or set ROSTER_DIRECTORY_MIGRATE_ON_START=true",
-                pending.len()
-            );
-        }
-    }
-    db.ping()
-        .await
-        .context("the directory database does not answer")?;
-    Ok(db)
+    roster_service::prepare_database::<Migrator>(&SERVICE, settings).await
 }
+
+/// The directory bound to its port, for the `roster` binary, tests and the benchmark.
+pub struct Application(ServiceApp);
 
 impl Application {
     pub async fn build(
@@ -69,35 +75,21 @@ impl Application {
         clock: Arc<dyn Clock>,
         widget_kek: WidgetKeyring,
     ) -> anyhow::Result<Self> {
-        let max_message_bytes = server_settings.max_message_bytes;
-        let server = GrpcServer::bind(server_settings, &[SERVICE_NAME])
-            .await
-            .context("binding the directory's listen address")?
-            // A CSV upload lasts as long as the file takes to send; only the client's
-            // deadline bounds it.
-            .long_running(&[IMPORT_USERS_PATH]);
-        let directory = Directory::new(db.clone(), clock, widget_kek);
-        directory
-            .seal_plaintext_widget_secrets()
-            .await
-            .context("sealing widget secrets stored in plaintext")?;
-        let api = DirectoryApi::new(directory.clone());
-        let service = DirectoryServiceServer::new(api)
-            .max_decoding_message_size(max_message_bytes)
-            .max_encoding_message_size(max_message_bytes);
-        let routes = Routes::new(OversizeIsResourceExhausted(
-            tonic::service::interceptor::InterceptedService::new(service, verifier.interceptor()),
-        ));
-        Ok(Self {
-            server,
-            routes,
-            db,
-            directory,
-        })
+        let routes = routes(
+            db.clone(),
+            verifier,
+            clock,
+            widget_kek,
+            server_settings.max_message_bytes,
+        )
+        .await?;
+        Ok(Self(
+            ServiceApp::bind(&SERVICE, server_settings, db, routes).await?,
+        ))
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.server.local_addr()
+        self.0.local_addr()
     }
 
     pub fn port(&self) -> u16 {
@@ -105,48 +97,14 @@ impl Application {
     }
 
     pub fn health(&self) -> HealthHandle {
-        self.server.health()
+        self.0.health()
     }
 
-    /// Serves until `shutdown` resolves. Health turns SERVING now (the database answered
-    /// and the schema is current) and follows the database afterwards.
+    /// Serves until `shutdown` resolves; see [`ServiceApp::run_until_stopped`].
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let health = self.server.health();
-        health.set_serving().await;
-        let watcher = tokio::spawn(watch_database(self.db.clone(), health));
-        let purger = tokio::spawn(self.directory.purge_request_ids_periodically());
-        let result = self
-            .server
-            .serve(self.routes, &[roster_proto::FILE_DESCRIPTOR_SET], shutdown)
-            .await;
-        watcher.abort();
-        purger.abort();
-        self.db.close().await;
-        result
-    }
-}
-
-async fn watch_database(db: Db, health: HealthHandle) {
-    let mut serving = true;
-    let mut ticks = tokio::time::interval(DATABASE_CHECK_INTERVAL);
-    ticks.tick().await;
-    loop {
-        ticks.tick().await;
-        match db.ping().await {
-            Ok(()) if !serving => {
-                tracing::info!("the database answers again; serving");
-                health.set_serving().await;
-                serving = true;
-            }
-            Err(error) if serving => {
-                tracing::error!(error = %error, "the database does not answer; health is NOT_SERVING");
-                health.set_not_serving().await;
-                serving = false;
-            }
-            _ => {}
-        }
+        self.0.run_until_stopped(shutdown).await
     }
 }

@@ -74,7 +74,21 @@ pub enum SealError {
     Seal,
 }
 
+/// Where operators point the directory at its key-encryption keys.
+pub const WIDGET_KEK_FILE_VAR: &str = "ROSTER_DIRECTORY_WIDGET_KEK_FILE";
+
 impl WidgetKeyring {
+    /// The keyring `ROSTER_DIRECTORY_WIDGET_KEK_FILE` names, else the development key under
+    /// `data_dir`.
+    ///
+    /// # Errors
+    ///
+    /// The variable is not a path, or [`WidgetKeyring::load`] fails.
+    pub fn from_env(data_dir: &Path) -> anyhow::Result<Self> {
+        let kek_file = roster_settings::env_opt::<std::path::PathBuf>(WIDGET_KEK_FILE_VAR)?;
+        Self::load(kek_file.as_deref(), data_dir)
+    }
+
     /// The keyring in `kek_file` when given, else the development key under `data_dir`
     /// (created on first use).
     ///

@@ -5,12 +5,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use roster_auth::{KeySet, TokenVerifier, load_or_create_dev_keys};
+use roster_auth::{AuthSettings, KeySet, TokenVerifier, load_or_create_dev_keys};
 use roster_directory::domain::SystemClock;
-use roster_directory::settings::{AuthSettings, ENV_PREFIX};
+use roster_directory::startup::SERVICE as DIRECTORY;
 use roster_directory::widget_kek::WidgetKeyring;
 use roster_directory::{Application, prepare_database};
-use roster_runtime::{ServerSettings, TelemetrySettings, init_telemetry};
+use roster_runtime::{TelemetrySettings, init_telemetry};
 use tokio::sync::watch;
 
 fn verifier(data_dir: &Path, auth: &AuthSettings) -> anyhow::Result<TokenVerifier> {
@@ -34,14 +34,9 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     let auth = AuthSettings::from_env()?;
     let verifier = verifier(data_dir, &auth)?;
 
-    let default_url = format!(
-        "sqlite://{}?mode=rwc",
-        data_dir.join("directory.db").display()
-    );
-    let database = roster_db::DbSettings::from_env(ENV_PREFIX, &default_url)?;
-    let server = ServerSettings::from_env(ENV_PREFIX, roster_directory::settings::DEFAULT_PORT)?;
-    let kek_file = roster_directory::settings::widget_kek_file_from_env()?;
-    let widget_kek = WidgetKeyring::load(kek_file.as_deref(), data_dir)?;
+    let database = DIRECTORY.database_settings(data_dir)?;
+    let server = DIRECTORY.server_settings()?;
+    let widget_kek = WidgetKeyring::from_env(data_dir)?;
     let db = prepare_database(&database).await?;
     let directory =
         Application::build(server, db, verifier, Arc::new(SystemClock), widget_kek).await?;

@@ -23,6 +23,7 @@ mod dev;
 mod error;
 mod keys;
 mod principal;
+mod settings;
 mod sign;
 mod verify;
 
@@ -33,5 +34,6 @@ pub use dev::{
 pub use error::{AuthError, ERROR_DOMAIN, KeyError};
 pub use keys::{KeySet, SigningAlgorithm};
 pub use principal::{Principal, PrincipalKind, WorkspaceScope, principal, principal_of};
+pub use settings::AuthSettings;
 pub use sign::{TokenRequest, TokenSigner};
 pub use verify::{Clock, TokenVerifier, VerifierSettings, unix_now};

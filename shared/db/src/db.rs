@@ -137,7 +137,12 @@ impl Db {
         self.backend
     }
 
-    /// Checks that a connection can be acquired and answers (for readiness probes).
+    pub(crate) fn acquire_timeout(&self) -> Duration {
+        self.acquire_timeout
+    }
+
+    /// Checks that a pooled connection can be acquired and answers. Readiness probes use
+    /// [`Db::health_probe`] instead, which does not queue behind a busy pool.
     pub async fn ping(&self) -> Result<()> {
         Ok(self.conn.ping().await?)
     }

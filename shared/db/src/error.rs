@@ -49,6 +49,13 @@ impl DbError {
     }
 }
 
+/// Settings errors already name the variable; they are configuration mistakes.
+impl From<roster_settings::SettingsError> for DbError {
+    fn from(err: roster_settings::SettingsError) -> Self {
+        DbError::Config(err.to_string())
+    }
+}
+
 impl From<DbErr> for DbError {
     fn from(err: DbErr) -> Self {
         match &err {

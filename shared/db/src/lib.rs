@@ -14,6 +14,8 @@
 //!   a relay to deliver, and the [`CreateOutboxTable`] migration every service lists.
 //! - [`bulk`]: set-based writes of many SeaORM models in one statement on PostgreSQL, on a
 //!   raw transaction from [`Db::begin_postgres`].
+//! - [`HealthProbe`]: readiness checks on a connection outside the pool, so a saturated
+//!   pool does not read as a dead database.
 //! - [`testing`]: a fresh SQLite file or PostgreSQL database per test.
 //!
 //! ```ignore
@@ -29,10 +31,12 @@ pub mod bulk;
 pub mod db;
 pub mod error;
 pub mod outbox;
+pub mod probe;
 pub mod settings;
 pub mod testing;
 
 pub use db::{Backend, Db, WriteTxn, postgres_atomic_insert};
 pub use error::{DbError, Result};
 pub use outbox::{AuditEvent, CreateOutboxTable, FieldChange};
+pub use probe::HealthProbe;
 pub use settings::DbSettings;

@@ -2,9 +2,12 @@
 
 use std::time::Duration;
 
+use roster_settings::{
+    SettingsError, Source, bool_or, duration_opt, duration_or, parse_or, read, require,
+};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::error::{DbError, Result};
+use crate::error::Result;
 
 /// How to reach the database and size the pool.
 #[derive(Clone, Debug)]
@@ -52,11 +55,16 @@ impl DbSettings {
     /// `{prefix}DB_IDLE_TIMEOUT` (10m), `{prefix}DB_STATEMENT_TIMEOUT` (30s; `0` or `off`
     /// disables it) and `{prefix}MIGRATE_ON_START` (true).
     ///
-    /// Durations are `500ms`, `30s`, `2m`, `1h` or plain seconds. Every error names the
-    /// variable, e.g. `ROSTER_DIRECTORY_DATABASE_URL: unsupported scheme 'mysql'; use
+    /// Durations and booleans are read as `roster-settings` reads them everywhere (`500ms`,
+    /// `30s`, `2m`, `1h` or plain seconds; `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`).
+    /// Every error names the variable, e.g. `ROSTER_DIRECTORY_DATABASE_URL: unsupported scheme 'mysql'; use
     /// sqlite://… or postgres://…`.
     pub fn from_env(prefix: &str, default_url: &str) -> Result<DbSettings> {
-        Self::from_lookup(prefix, default_url, |name| std::env::var(name).ok())
+        Ok(Self::from_source(
+            &roster_settings::process_env,
+            prefix,
+            default_url,
+        )?)
     }
 
     /// [`DbSettings::from_env`] over any variable source, so tests need not touch the
@@ -66,70 +74,64 @@ impl DbSettings {
         default_url: &str,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<DbSettings> {
-        let var = |suffix: &str| {
-            let name = format!("{prefix}{suffix}");
-            let value = lookup(&name).filter(|v| !v.trim().is_empty());
-            (name, value)
+        Ok(Self::from_source(
+            &|name: &str| Ok(lookup(name)),
+            prefix,
+            default_url,
+        )?)
+    }
+
+    fn from_source(
+        source: Source<'_>,
+        prefix: &str,
+        default_url: &str,
+    ) -> std::result::Result<DbSettings, SettingsError> {
+        let var = |suffix: &str| format!("{prefix}{suffix}");
+        let defaults = DbSettings::new(default_url);
+
+        let name = var("DATABASE_URL");
+        let url = read(source, &name)?.unwrap_or_else(|| default_url.trim().to_owned());
+        validate_url(&url).map_err(|why| SettingsError::new(&name, why))?;
+
+        let max_name = var("DB_MAX_CONNECTIONS");
+        let max_connections = parse_or(source, &max_name, defaults.max_connections, "count")?;
+        require(max_connections > 0, &max_name, "must be at least 1")?;
+
+        let name = var("DB_MIN_CONNECTIONS");
+        let min_connections = parse_or(source, &name, defaults.min_connections, "count")?;
+        require(
+            min_connections <= max_connections,
+            &name,
+            format!("{min_connections} is more than {max_name} ({max_connections})"),
+        )?;
+
+        let name = var("DB_ACQUIRE_TIMEOUT");
+        let acquire_timeout = duration_or(source, &name, defaults.acquire_timeout)?;
+        require(!acquire_timeout.is_zero(), &name, "must be more than 0")?;
+
+        let idle_timeout = duration_or(source, &var("DB_IDLE_TIMEOUT"), defaults.idle_timeout)?;
+
+        // `off` (or `none`, or 0) turns the timeout off, a word no other duration takes.
+        let name = var("DB_STATEMENT_TIMEOUT");
+        let statement_timeout = match read(source, &name)?.map(|v| v.to_ascii_lowercase()) {
+            Some(word) if word == "off" || word == "none" => None,
+            _ => duration_opt(source, &name)?
+                .or(defaults.statement_timeout)
+                .filter(|timeout| !timeout.is_zero()),
         };
-        let invalid = |name: &str, why: String| DbError::Config(format!("{name}: {why}"));
 
-        let (name, value) = var("DATABASE_URL");
-        let url = value.unwrap_or_else(|| default_url.to_owned());
-        validate_url(url.trim()).map_err(|why| invalid(&name, why))?;
+        let migrate_on_start =
+            bool_or(source, &var("MIGRATE_ON_START"), defaults.migrate_on_start)?;
 
-        let mut settings = DbSettings::new(url.trim());
-
-        let (name, value) = var("DB_MAX_CONNECTIONS");
-        if let Some(v) = value {
-            settings.max_connections = parse_count(&v).map_err(|why| invalid(&name, why))?;
-            if settings.max_connections == 0 {
-                return Err(invalid(&name, "must be at least 1".to_owned()));
-            }
-        }
-        let max_name = name;
-
-        let (name, value) = var("DB_MIN_CONNECTIONS");
-        if let Some(v) = value {
-            settings.min_connections = parse_count(&v).map_err(|why| invalid(&name, why))?;
-        }
-        if settings.min_connections > settings.max_connections {
-            return Err(invalid(
-                &name,
-                format!(
-                    "{} is more than {max_name} ({})",
-                    settings.min_connections, settings.max_connections
-                ),
-            ));
-        }
-
-        let (name, value) = var("DB_ACQUIRE_TIMEOUT");
-        if let Some(v) = value {
-            settings.acquire_timeout = parse_duration(&v).map_err(|why| invalid(&name, why))?;
-            if settings.acquire_timeout.is_zero() {
-                return Err(invalid(&name, "must be more than 0".to_owned()));
-            }
-        }
-
-        let (name, value) = var("DB_IDLE_TIMEOUT");
-        if let Some(v) = value {
-            settings.idle_timeout = parse_duration(&v).map_err(|why| invalid(&name, why))?;
-        }
-
-        let (name, value) = var("DB_STATEMENT_TIMEOUT");
-        if let Some(v) = value {
-            settings.statement_timeout = match v.trim().to_ascii_lowercase().as_str() {
-                "off" | "none" => None,
-                _ => Some(parse_duration(&v).map_err(|why| invalid(&name, why))?)
-                    .filter(|d| !d.is_zero()),
-            };
-        }
-
-        let (name, value) = var("MIGRATE_ON_START");
-        if let Some(v) = value {
-            settings.migrate_on_start = parse_bool(&v).map_err(|why| invalid(&name, why))?;
-        }
-
-        Ok(settings)
+        Ok(DbSettings {
+            url: SecretString::from(url),
+            max_connections,
+            min_connections,
+            acquire_timeout,
+            idle_timeout,
+            statement_timeout,
+            migrate_on_start,
+        })
     }
 
     /// The URL with any password replaced by `***`, for logs.
@@ -173,46 +175,6 @@ fn redact_url(url: &str) -> String {
     }
 }
 
-fn parse_count(value: &str) -> std::result::Result<u32, String> {
-    value
-        .trim()
-        .parse::<u32>()
-        .map_err(|_| format!("'{}' is not a whole number", value.trim()))
-}
-
-fn parse_bool(value: &str) -> std::result::Result<bool, String> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Ok(true),
-        "false" | "0" | "no" | "off" => Ok(false),
-        other => Err(format!("'{other}' is not a boolean; use true or false")),
-    }
-}
-
-/// `500ms`, `30s`, `2m`, `1h`, or a plain number of seconds.
-pub(crate) fn parse_duration(value: &str) -> std::result::Result<Duration, String> {
-    let v = value.trim();
-    let bad = || format!("'{v}' is not a duration; use e.g. 500ms, 30s, 2m, 1h or seconds");
-    let (digits, unit_ms): (&str, u64) = if let Some(d) = v.strip_suffix("ms") {
-        (d, 1)
-    } else if let Some(d) = v.strip_suffix('s') {
-        (d, 1_000)
-    } else if let Some(d) = v.strip_suffix('m') {
-        (d, 60_000)
-    } else if let Some(d) = v.strip_suffix('h') {
-        (d, 3_600_000)
-    } else {
-        (v, 1_000)
-    };
-    let digits = digits.trim();
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
-    }
-    let n: u64 = digits.parse().map_err(|_| bad())?;
-    n.checked_mul(unit_ms)
-        .map(Duration::from_millis)
-        .ok_or_else(bad)
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
@@ -220,6 +182,7 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+    use crate::error::DbError;
 
     fn settings(vars: &[(&str, &str)]) -> Result<DbSettings> {
         let vars: HashMap<String, String> = vars
@@ -285,7 +248,7 @@ mod tests {
         );
         assert!(
             config_error(&[("ROSTER_DIRECTORY_DB_MAX_CONNECTIONS", "many")])
-                .starts_with("ROSTER_DIRECTORY_DB_MAX_CONNECTIONS: 'many' is not a whole number")
+                .starts_with("ROSTER_DIRECTORY_DB_MAX_CONNECTIONS: invalid count 'many'")
         );
         assert!(
             config_error(&[("ROSTER_DIRECTORY_DB_MAX_CONNECTIONS", "0")])
@@ -300,7 +263,7 @@ mod tests {
         );
         assert!(
             config_error(&[("ROSTER_DIRECTORY_DB_ACQUIRE_TIMEOUT", "5 parsecs")])
-                .starts_with("ROSTER_DIRECTORY_DB_ACQUIRE_TIMEOUT: '5 parsecs' is not a duration")
+                .starts_with("ROSTER_DIRECTORY_DB_ACQUIRE_TIMEOUT: invalid duration '5 parsecs'")
         );
         assert!(
             config_error(&[("ROSTER_DIRECTORY_MIGRATE_ON_START", "maybe")])
@@ -313,15 +276,18 @@ mod tests {
     }
 
     #[test]
-    fn durations_accept_the_documented_forms() {
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_duration(" 45 "), Ok(Duration::from_secs(45)));
-        assert!(parse_duration("").is_err());
-        assert!(parse_duration("-1s").is_err());
-        assert!(parse_duration("1.5s").is_err());
-        assert!(parse_duration("ms").is_err());
+    fn words_read_as_every_roster_setting_reads_them() {
+        let s = settings(&[
+            ("ROSTER_DIRECTORY_MIGRATE_ON_START", "off"),
+            ("ROSTER_DIRECTORY_DB_IDLE_TIMEOUT", "90"),
+            ("ROSTER_DIRECTORY_DB_STATEMENT_TIMEOUT", "0"),
+        ])
+        .unwrap();
+        assert!(!s.migrate_on_start);
+        assert_eq!(s.idle_timeout, Duration::from_secs(90));
+        assert_eq!(s.statement_timeout, None);
+
+        let s = settings(&[("ROSTER_DIRECTORY_MIGRATE_ON_START", "YES")]).unwrap();
+        assert!(s.migrate_on_start);
     }
 }

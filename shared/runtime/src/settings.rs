@@ -1,72 +1,16 @@
 //! Typed settings read from environment variables and validated at start-up.
 //!
-//! A misconfigured pod should refuse to start with a message that names the variable, rather
-//! than start and misbehave, so every reader here returns a [`SettingsError`] that does.
-//! An empty (or all-whitespace) variable counts as unset: Kubernetes manifests and `.env`
-//! files often declare a variable with no value to mean "use the default".
+//! The readers and their error type come from `roster-settings`, shared with `roster-db`
+//! and `roster-auth`, so a duration or a boolean reads the same in every variable; this
+//! module adds what a gRPC server needs.
 
-use std::env::VarError;
-use std::fmt::Display;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::str::FromStr;
 use std::time::Duration;
 
-/// A setting that could not be read or failed validation. `Display` starts with the variable's
-/// name, e.g. `ROSTER_DIRECTORY_LISTEN_ADDR: invalid socket address 'x': ...`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{variable}: {message}")]
-pub struct SettingsError {
-    variable: String,
-    message: String,
-}
-
-impl SettingsError {
-    /// For callers validating their own settings, so every start-up error reads the same way.
-    pub fn new(variable: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            variable: variable.into(),
-            message: message.into(),
-        }
-    }
-
-    /// The environment variable at fault.
-    pub fn variable(&self) -> &str {
-        &self.variable
-    }
-}
-
-/// Reads `name` and parses it, or returns `default` when it is unset or empty.
-pub fn env_or<T>(name: &str, default: T) -> Result<T, SettingsError>
-where
-    T: FromStr,
-    T::Err: Display,
-{
-    parse_or(&process_env, name, default, "value")
-}
-
-/// Reads `name` and parses it; `None` when it is unset or empty.
-pub fn env_opt<T>(name: &str) -> Result<Option<T>, SettingsError>
-where
-    T: FromStr,
-    T::Err: Display,
-{
-    parse_opt(&process_env, name, "value")
-}
-
-/// Reads a duration such as `30s`, `500ms`, `2m` or `1h`; a bare integer means seconds.
-pub fn env_duration_or(name: &str, default: Duration) -> Result<Duration, SettingsError> {
-    duration_or(&process_env, name, default)
-}
-
-/// Like [`env_duration_or`] for settings whose absence means "disabled".
-pub fn env_duration_opt(name: &str) -> Result<Option<Duration>, SettingsError> {
-    duration_opt(&process_env, name)
-}
-
-/// Reads `true`/`false`, `1`/`0` or `yes`/`no` (any case).
-pub fn env_bool_or(name: &str, default: bool) -> Result<bool, SettingsError> {
-    bool_or(&process_env, name, default)
-}
+pub use roster_settings::{
+    SettingsError, env_bool_or, env_duration_opt, env_duration_or, env_opt, env_or,
+};
+use roster_settings::{Source, duration_opt, duration_or, parse_or, process_env, require};
 
 /// How a gRPC server listens, limits and shuts down. See [`ServerSettings::from_env`] for the
 /// variables.
@@ -97,6 +41,10 @@ pub struct ServerSettings {
     /// `{PREFIX}SHUTDOWN_GRACE`, default 25s: the longest shutdown waits for in-flight calls.
     /// Keep it below the pod's `terminationGracePeriodSeconds` minus the drain.
     pub shutdown_grace: Duration,
+    /// `{PREFIX}HEALTH_CHECK_INTERVAL`, default 10s: how often a service checks what its
+    /// readiness depends on (its database), so health turns NOT_SERVING within one interval
+    /// of losing it and SERVING within one interval of getting it back.
+    pub health_check_interval: Duration,
 }
 
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -107,12 +55,14 @@ const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 256;
 const DEFAULT_HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 const DEFAULT_SHUTDOWN_DRAIN: Duration = Duration::ZERO;
 const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
+const DEFAULT_HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(10);
 
 impl ServerSettings {
     /// Reads `{prefix}LISTEN_ADDR`, `{prefix}REQUEST_TIMEOUT`, `{prefix}CONCURRENCY_LIMIT`,
     /// `{prefix}MAX_MESSAGE_BYTES`, `{prefix}MAX_CONCURRENT_STREAMS`,
     /// `{prefix}MAX_CONNECTION_AGE`, `{prefix}HTTP2_KEEPALIVE_INTERVAL`,
-    /// `{prefix}SHUTDOWN_DRAIN` and `{prefix}SHUTDOWN_GRACE`. `prefix` is e.g.
+    /// `{prefix}SHUTDOWN_DRAIN`, `{prefix}SHUTDOWN_GRACE` and
+    /// `{prefix}HEALTH_CHECK_INTERVAL`. `prefix` is e.g.
     /// `"ROSTER_DIRECTORY_"`.
     pub fn from_env(prefix: &str, default_port: u16) -> Result<Self, SettingsError> {
         Self::from_source(&process_env, prefix, default_port)
@@ -147,6 +97,7 @@ impl ServerSettings {
             http2_keepalive_interval: DEFAULT_HTTP2_KEEPALIVE_INTERVAL,
             shutdown_drain: DEFAULT_SHUTDOWN_DRAIN,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            health_check_interval: DEFAULT_HEALTH_CHECK_INTERVAL,
         }
     }
 
@@ -206,6 +157,14 @@ impl ServerSettings {
         let shutdown_drain = duration_or(source, &var("SHUTDOWN_DRAIN"), defaults.shutdown_drain)?;
         let shutdown_grace = duration_or(source, &var("SHUTDOWN_GRACE"), defaults.shutdown_grace)?;
 
+        let name = var("HEALTH_CHECK_INTERVAL");
+        let health_check_interval = duration_or(source, &name, defaults.health_check_interval)?;
+        require(
+            !health_check_interval.is_zero(),
+            &name,
+            "must be greater than 0",
+        )?;
+
         Ok(Self {
             listen_addr,
             request_timeout,
@@ -216,130 +175,8 @@ impl ServerSettings {
             http2_keepalive_interval,
             shutdown_drain,
             shutdown_grace,
+            health_check_interval,
         })
-    }
-}
-
-/// Where variables come from: the process environment in production, a closure in tests.
-/// Errors are reserved for values that exist but cannot be read (not UTF-8).
-pub(crate) type Source<'a> = &'a dyn Fn(&str) -> Result<Option<String>, SettingsError>;
-
-pub(crate) fn process_env(name: &str) -> Result<Option<String>, SettingsError> {
-    match std::env::var(name) {
-        Ok(value) => Ok(Some(value)),
-        Err(VarError::NotPresent) => Ok(None),
-        Err(VarError::NotUnicode(_)) => Err(SettingsError::new(name, "value is not valid UTF-8")),
-    }
-}
-
-/// The trimmed value, with empty treated as unset.
-pub(crate) fn read(source: Source<'_>, name: &str) -> Result<Option<String>, SettingsError> {
-    Ok(source(name)?
-        .map(|value| value.trim().to_owned())
-        .filter(|value| !value.is_empty()))
-}
-
-fn require(ok: bool, name: &str, message: impl Into<String>) -> Result<(), SettingsError> {
-    if ok {
-        Ok(())
-    } else {
-        Err(SettingsError::new(name, message))
-    }
-}
-
-/// `what` names the expected kind of value in the error ("socket address", "count").
-pub(crate) fn parse_opt<T>(
-    source: Source<'_>,
-    name: &str,
-    what: &str,
-) -> Result<Option<T>, SettingsError>
-where
-    T: FromStr,
-    T::Err: Display,
-{
-    read(source, name)?
-        .map(|raw| {
-            raw.parse::<T>()
-                .map_err(|err| SettingsError::new(name, format!("invalid {what} '{raw}': {err}")))
-        })
-        .transpose()
-}
-
-pub(crate) fn parse_or<T>(
-    source: Source<'_>,
-    name: &str,
-    default: T,
-    what: &str,
-) -> Result<T, SettingsError>
-where
-    T: FromStr,
-    T::Err: Display,
-{
-    Ok(parse_opt(source, name, what)?.unwrap_or(default))
-}
-
-pub(crate) fn duration_opt(
-    source: Source<'_>,
-    name: &str,
-) -> Result<Option<Duration>, SettingsError> {
-    read(source, name)?
-        .map(|raw| {
-            parse_duration(&raw)
-                .map_err(|why| SettingsError::new(name, format!("invalid duration '{raw}': {why}")))
-        })
-        .transpose()
-}
-
-pub(crate) fn duration_or(
-    source: Source<'_>,
-    name: &str,
-    default: Duration,
-) -> Result<Duration, SettingsError> {
-    Ok(duration_opt(source, name)?.unwrap_or(default))
-}
-
-pub(crate) fn bool_or(
-    source: Source<'_>,
-    name: &str,
-    default: bool,
-) -> Result<bool, SettingsError> {
-    let Some(raw) = read(source, name)? else {
-        return Ok(default);
-    };
-    match raw.to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" => Ok(true),
-        "false" | "0" | "no" => Ok(false),
-        _ => Err(SettingsError::new(
-            name,
-            format!("invalid boolean '{raw}': expected true/false, 1/0 or yes/no"),
-        )),
-    }
-}
-
-const DURATION_FORMAT: &str = "expected a whole number followed by ms, s, m or h (e.g. 500ms, 30s, 2m); a bare number means seconds";
-
-fn parse_duration(raw: &str) -> Result<Duration, String> {
-    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
-    let (digits, unit) = raw.split_at(split);
-    if digits.is_empty() {
-        return Err(DURATION_FORMAT.to_owned());
-    }
-    let amount: u64 = digits
-        .parse()
-        .map_err(|_| format!("number is too large; {DURATION_FORMAT}"))?;
-    let too_large = || format!("{raw} is too large");
-    match unit.trim() {
-        "ms" => Ok(Duration::from_millis(amount)),
-        "" | "s" => Ok(Duration::from_secs(amount)),
-        "m" => amount
-            .checked_mul(60)
-            .map(Duration::from_secs)
-            .ok_or_else(too_large),
-        "h" => amount
-            .checked_mul(3600)
-            .map(Duration::from_secs)
-            .ok_or_else(too_large),
-        _ => Err(DURATION_FORMAT.to_owned()),
     }
 }
 
@@ -384,6 +221,7 @@ mod tests {
             ("ROSTER_X_HTTP2_KEEPALIVE_INTERVAL", "10s"),
             ("ROSTER_X_SHUTDOWN_DRAIN", "5s"),
             ("ROSTER_X_SHUTDOWN_GRACE", "20"),
+            ("ROSTER_X_HEALTH_CHECK_INTERVAL", "250ms"),
         ]);
 
         let settings = ServerSettings::from_lookup("ROSTER_X_", 1, lookup).unwrap();
@@ -397,6 +235,7 @@ mod tests {
         assert_eq!(settings.http2_keepalive_interval, Duration::from_secs(10));
         assert_eq!(settings.shutdown_drain, Duration::from_secs(5));
         assert_eq!(settings.shutdown_grace, Duration::from_secs(20));
+        assert_eq!(settings.health_check_interval, Duration::from_millis(250));
     }
 
     #[test]
@@ -438,6 +277,7 @@ mod tests {
             ("ROSTER_X_REQUEST_TIMEOUT", "0s"),
             ("ROSTER_X_MAX_CONNECTION_AGE", "0"),
             ("ROSTER_X_HTTP2_KEEPALIVE_INTERVAL", "0ms"),
+            ("ROSTER_X_HEALTH_CHECK_INTERVAL", "0s"),
             ("ROSTER_X_CONCURRENCY_LIMIT", "-1"),
             ("ROSTER_X_SHUTDOWN_GRACE", "soon"),
         ];
@@ -446,69 +286,5 @@ mod tests {
                 .expect_err(name);
             assert_eq!(err.variable(), name, "{err}");
         }
-    }
-
-    #[test]
-    fn durations_accept_units_and_bare_seconds() {
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
-        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
-    }
-
-    #[test]
-    fn durations_reject_other_shapes() {
-        for raw in [
-            "",
-            "s",
-            "1.5s",
-            "-1s",
-            "10d",
-            "ten",
-            "99999999999999999999s",
-        ] {
-            assert!(parse_duration(raw).is_err(), "{raw} should be rejected");
-        }
-        assert!(parse_duration(&format!("{}h", u64::MAX / 60)).is_err());
-    }
-
-    #[test]
-    fn booleans_accept_the_usual_spellings() {
-        let lookup = vars(&[
-            ("A", "TRUE"),
-            ("B", "0"),
-            ("C", "yes"),
-            ("D", "No"),
-            ("E", "maybe"),
-        ]);
-        let source = |name: &str| Ok(lookup(name));
-
-        assert!(bool_or(&source, "A", false).unwrap());
-        assert!(!bool_or(&source, "B", true).unwrap());
-        assert!(bool_or(&source, "C", false).unwrap());
-        assert!(!bool_or(&source, "D", true).unwrap());
-        assert!(bool_or(&source, "MISSING", true).unwrap());
-        let err = bool_or(&source, "E", true).unwrap_err();
-        assert!(
-            err.to_string().starts_with("E: invalid boolean 'maybe'"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn generic_readers_use_the_process_environment() {
-        // Variables that no environment defines exercise the real reader without mutating the
-        // process environment, which edition 2024 makes `unsafe`.
-        let unset = "ROSTER_RUNTIME_TEST_SURELY_UNSET_VARIABLE";
-        assert_eq!(env_or(unset, 5u16).unwrap(), 5);
-        assert_eq!(env_opt::<u16>(unset).unwrap(), None);
-        assert_eq!(
-            env_duration_or(unset, Duration::from_secs(3)).unwrap(),
-            Duration::from_secs(3)
-        );
-        assert_eq!(env_duration_opt(unset).unwrap(), None);
-        assert!(env_bool_or(unset, true).unwrap());
     }
 }

@@ -15,7 +15,7 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
-use crate::settings::{SettingsError, Source, parse_or, process_env, read};
+use roster_settings::{SettingsError, Source, parse_or, process_env, read};
 
 /// How log lines are written to stdout.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

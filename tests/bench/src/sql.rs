@@ -18,7 +18,7 @@ use uuid::Uuid;
 /// `"end_users"."…"` for every column, in the entity's order (what SeaORM selects).
 macro_rules! user_columns {
     () => {
-        r#""end_users"."workspace_id", "end_users"."user_id", "end_users"."external_id", "end_users"."email", "end_users"."email_key", "end_users"."name", "end_users"."avatar_url", "end_users"."customer_id", "end_users"."status", "end_users"."restore_status", "end_users"."title", "end_users"."first_name", "end_users"."last_name", "end_users"."phone", "end_users"."mobile", "end_users"."fax", "end_users"."street", "end_users"."zip", "end_users"."city", "end_users"."country", "end_users"."notes", "end_users"."search_text", "end_users"."created_at", "end_users"."updated_at", "end_users"."confirmed_at", "end_users"."last_activity_at", "end_users"."deleted_at", "end_users"."conversation_count", "end_users"."merged_into", "end_users"."version""#
+        r#""end_users"."workspace_id", "end_users"."user_id", "end_users"."external_id", "end_users"."email", "end_users"."email_key", "end_users"."name", "end_users"."avatar_url", "end_users"."customer_id", "end_users"."status", "end_users"."restore_status", "end_users"."title", "end_users"."first_name", "end_users"."last_name", "end_users"."phone", "end_users"."mobile", "end_users"."fax", "end_users"."street", "end_users"."zip", "end_users"."city", "end_users"."country", "end_users"."notes", "end_users"."search_text", "end_users"."created_at", "end_users"."updated_at", "end_users"."confirmed_at", "end_users"."last_activity_at", "end_users"."deleted_at", "end_users"."deactivated_at", "end_users"."conversation_count", "end_users"."merged_into", "end_users"."version""#
     };
 }
 
@@ -38,7 +38,7 @@ const GET_USER: &str = concat!(
 );
 
 /// `store::users::insert`: every column set.
-const INSERT_USER: &str = r#"INSERT INTO "end_users" ("workspace_id", "user_id", "external_id", "email", "email_key", "name", "avatar_url", "customer_id", "status", "restore_status", "title", "first_name", "last_name", "phone", "mobile", "fax", "street", "zip", "city", "country", "notes", "search_text", "created_at", "updated_at", "confirmed_at", "last_activity_at", "deleted_at", "conversation_count", "merged_into", "version") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)"#;
+const INSERT_USER: &str = r#"INSERT INTO "end_users" ("workspace_id", "user_id", "external_id", "email", "email_key", "name", "avatar_url", "customer_id", "status", "restore_status", "title", "first_name", "last_name", "phone", "mobile", "fax", "street", "zip", "city", "country", "notes", "search_text", "created_at", "updated_at", "confirmed_at", "last_activity_at", "deleted_at", "deactivated_at", "conversation_count", "merged_into", "version") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)"#;
 
 /// `roster_db::outbox::append` with one event.
 const INSERT_OUTBOX: &str = r#"INSERT INTO "outbox_events" ("workspace_id", "event_id", "occurred_at", "actor_kind", "actor_id", "action", "target_type", "target_id", "changes", "request_id", "trace_id", "peer_ip", "user_agent", "outcome", "delivered_at", "attempts") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"#;
@@ -93,15 +93,16 @@ pub fn decode_user(row: &PgRow) -> Result<end_user::Model, sqlx::Error> {
         confirmed_at: row.try_get(24)?,
         last_activity_at: row.try_get(25)?,
         deleted_at: row.try_get(26)?,
-        conversation_count: row.try_get(27)?,
-        merged_into: row.try_get(28)?,
-        version: row.try_get(29)?,
+        deactivated_at: row.try_get(27)?,
+        conversation_count: row.try_get(28)?,
+        merged_into: row.try_get(29)?,
+        version: row.try_get(30)?,
     })
 }
 
-/// The `identities` column (index 30) split into (source, key) pairs.
+/// The `identities` column (index 31) split into (source, key) pairs.
 fn decode_identities(row: &PgRow) -> Result<Vec<(String, String)>, sqlx::Error> {
-    let aggregated: Option<String> = row.try_get(30)?;
+    let aggregated: Option<String> = row.try_get(31)?;
     Ok(aggregated
         .unwrap_or_default()
         .split('\u{1e}')
@@ -161,6 +162,7 @@ pub fn new_user(workspace_id: &str, email: &str, name: &str, now_us: i64) -> end
         confirmed_at: Some(now_us),
         last_activity_at: 0,
         deleted_at: None,
+        deactivated_at: None,
         conversation_count: 0,
         merged_into: None,
         version: 1,
@@ -279,6 +281,7 @@ fn bind_user<'q>(query: PgQuery<'q>, user: &'q end_user::Model) -> PgQuery<'q> {
         .bind(user.confirmed_at)
         .bind(user.last_activity_at)
         .bind(user.deleted_at)
+        .bind(user.deactivated_at)
         .bind(user.conversation_count)
         .bind(user.merged_into)
         .bind(user.version)

@@ -12,6 +12,7 @@ mod concurrency;
 mod contract;
 mod customers;
 mod guests_settings;
+mod health;
 mod identity_order;
 mod import;
 mod import_batches;

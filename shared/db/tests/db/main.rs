@@ -8,6 +8,8 @@ mod atomic_inserts;
 mod bulk;
 mod connect;
 mod errors;
+#[cfg(target_os = "linux")]
+mod nodelay;
 mod outbox;
 mod pool_release;
 mod test_databases;

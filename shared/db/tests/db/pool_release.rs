@@ -1,6 +1,7 @@
-//! What a PostgreSQL connection carries back into the pool. The vendored sqlx-core pings a
-//! released connection only when it still has messages queued (vendor/README.md); these
-//! pin down that nothing a caller relies on was lost with the other pings.
+//! What a PostgreSQL connection carries back into the pool: whatever the previous caller
+//! abandoned on it (unread rows, an open transaction) must not reach the next one. sqlx's
+//! ping on release is what guarantees it; these pin that down should anyone patch it out
+//! again to save the round trip (vendor/README.md).
 
 use std::time::Duration;
 

@@ -311,15 +311,6 @@ impl<DB: Database> Floating<DB, Live<DB>> {
         // returned to the pool; also of course, if it was dropped due to an error
         // this is simply a band-aid as SQLx-next connections should be able
         // to recover from cancellations
-        // Roster patch (vendor/README.md): only a connection with messages still queued (a
-        // dropped transaction's ROLLBACK, say) is pinged, to send them now rather than at
-        // its next use. Replies a cancelled query left unread are drained by the next
-        // query anyway, before it is sent; pinging every connection cost a round trip per
-        // checkout, some 16% of the service's CPU on a primary-key lookup.
-        if !self.raw.should_flush() {
-            self.release();
-            return true;
-        }
         if let Err(error) = self.raw.ping().await {
             tracing::warn!(
                 %error,

@@ -1,0 +1,314 @@
+//! The bootstrap every Roster service shares, so a service's crate holds only its own
+//! domain: its routes, its migrator and a [`ServiceDef`] naming it. Its `main` is then
+//!
+//! ```ignore
+//! #[tokio::main]
+//! async fn main() -> anyhow::Result<()> {
+//!     roster_service::main::<Migrator>(&SERVICE, |parts| routes(parts.db, parts.verifier)).await
+//! }
+//! ```
+//!
+//! where `routes` is an async function answering a [`ServiceRoutes`] (the gRPC routes, plus
+//! any background work, such as purges, that runs while the service serves), which gives it `serve` (the default) and `migrate` subcommands, settings from
+//! `ROSTER_<NAME>_…` and `ROSTER_AUTH_…` variables, a database connected, migrated (or
+//! checked to be current) and pinged before the port answers, and health that follows the
+//! database on a connection of its own until a signal stops the process.
+//!
+//! This is a crate of its own rather than part of `roster-runtime` because it needs the
+//! database and token verification: the runtime serves gRPC and knows neither, and a
+//! process without a database (a relay, a gateway) can use it alone.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use roster_auth::{AuthSettings, KeySet, TokenVerifier};
+use roster_db::{Db, DbSettings, HealthProbe};
+use roster_runtime::telemetry::{TelemetrySettings, init_telemetry};
+use roster_runtime::{GrpcServer, HealthHandle, ServerSettings};
+use sea_orm_migration::MigratorTrait;
+use tonic::service::Routes;
+
+/// What names a service and what the shared server must know about it.
+#[derive(Clone, Copy, Debug)]
+pub struct ServiceDef {
+    /// `directory`: the binary is `roster-<name>`, its variables `ROSTER_<NAME>_…`, its
+    /// default database `sqlite://data/<name>.db`.
+    pub name: &'static str,
+    pub default_port: u16,
+    /// Fully qualified gRPC service names, each reported by health alongside "".
+    pub grpc_services: &'static [&'static str],
+    /// Encoded `FileDescriptorSet`s that reflection serves.
+    pub file_descriptor_sets: &'static [&'static [u8]],
+    /// Methods (`/package.Service/Method`) exempt from the server's request timeout:
+    /// uploads that last as long as the file takes to send.
+    pub long_running: &'static [&'static str],
+}
+
+impl ServiceDef {
+    /// `ROSTER_<NAME>_`.
+    pub fn env_prefix(&self) -> String {
+        format!("ROSTER_{}_", self.name.to_ascii_uppercase())
+    }
+
+    /// `roster-<name>`: the binary, and the name telemetry reports.
+    pub fn binary(&self) -> String {
+        format!("roster-{}", self.name)
+    }
+
+    /// `sqlite://<data_dir>/<name>.db?mode=rwc`.
+    pub fn default_database_url(&self, data_dir: &std::path::Path) -> String {
+        format!(
+            "sqlite://{}?mode=rwc",
+            data_dir.join(format!("{}.db", self.name)).display()
+        )
+    }
+
+    /// Server settings from `ROSTER_<NAME>_…`.
+    pub fn server_settings(&self) -> anyhow::Result<ServerSettings> {
+        Ok(ServerSettings::from_env(
+            &self.env_prefix(),
+            self.default_port,
+        )?)
+    }
+
+    /// Database settings from `ROSTER_<NAME>_…`, the database under `data_dir` by default.
+    pub fn database_settings(&self, data_dir: &std::path::Path) -> anyhow::Result<DbSettings> {
+        DbSettings::from_env(&self.env_prefix(), &self.default_database_url(data_dir))
+            .context("database settings")
+    }
+}
+
+/// Work a service runs beside its routes for as long as it serves (purging expired keys,
+/// say); it must be safe with several replicas running it at once.
+pub type BackgroundTask = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// What a service serves: its gRPC routes and its background work.
+pub struct ServiceRoutes {
+    routes: Routes,
+    background: Vec<BackgroundTask>,
+}
+
+impl ServiceRoutes {
+    pub fn new(routes: Routes) -> Self {
+        Self {
+            routes,
+            background: Vec::new(),
+        }
+    }
+
+    /// Runs `task` while the service serves; it is stopped when serving ends.
+    pub fn with_background(mut self, task: impl Future<Output = ()> + Send + 'static) -> Self {
+        self.background.push(Box::pin(task));
+        self
+    }
+}
+
+/// What a service's routes are built from.
+pub struct RouteParts {
+    pub db: Db,
+    pub verifier: TokenVerifier,
+    /// `ROSTER_<NAME>_MAX_MESSAGE_BYTES`, for the generated server's message limits.
+    pub max_message_bytes: usize,
+}
+
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve gRPC (the default).
+    Serve,
+    /// Apply pending database migrations and exit (a Kubernetes Job runs this).
+    Migrate,
+}
+
+/// A service's whole `main`: parses `serve|migrate`, reads its settings, and either
+/// migrates and exits or serves `routes` until SIGINT or SIGTERM.
+pub async fn main<M, F, Fut>(def: &ServiceDef, routes: F) -> anyhow::Result<()>
+where
+    M: MigratorTrait,
+    F: FnOnce(RouteParts) -> Fut,
+    Fut: Future<Output = anyhow::Result<ServiceRoutes>>,
+{
+    let cli = Cli::parse();
+    let telemetry = init_telemetry(&TelemetrySettings::from_env(&def.binary())?)?;
+    let database = def.database_settings(std::path::Path::new("data"))?;
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Migrate => migrate::<M>(def, &database).await,
+        Command::Serve => serve::<M, F, Fut>(def, &database, routes).await,
+    };
+    telemetry.shutdown().await;
+    result
+}
+
+async fn migrate<M: MigratorTrait>(def: &ServiceDef, database: &DbSettings) -> anyhow::Result<()> {
+    let db = Db::connect(database)
+        .await
+        .with_context(|| format!("connecting to the {} database", def.name))?;
+    db.migrate::<M>().await.context("running migrations")?;
+    tracing::info!("migrations applied");
+    db.close().await;
+    Ok(())
+}
+
+async fn serve<M, F, Fut>(def: &ServiceDef, database: &DbSettings, routes: F) -> anyhow::Result<()>
+where
+    M: MigratorTrait,
+    F: FnOnce(RouteParts) -> Fut,
+    Fut: Future<Output = anyhow::Result<ServiceRoutes>>,
+{
+    let server = def.server_settings()?;
+    let auth = AuthSettings::from_env()?;
+    let jwks = auth.jwks_file.clone().context(
+        "ROSTER_AUTH_JWKS_FILE: required; point it at the staff service's JWKS (the `roster` binary sets up development keys itself)",
+    )?;
+    let keys = KeySet::from_jwks_file(&jwks)
+        .with_context(|| format!("ROSTER_AUTH_JWKS_FILE: reading {}", jwks.display()))?;
+    let verifier = TokenVerifier::new(auth.verifier, keys);
+    let db = prepare_database::<M>(def, database).await?;
+    let parts = RouteParts {
+        db: db.clone(),
+        verifier,
+        max_message_bytes: server.max_message_bytes,
+    };
+    let app = ServiceApp::bind(def, server, db, routes(parts).await?).await?;
+    tracing::info!(address = %app.local_addr(), "{} listening", def.name);
+    app.run_until_stopped(roster_runtime::shutdown_signal())
+        .await
+}
+
+/// Connects and brings the schema up to date, or, with `ROSTER_<NAME>_MIGRATE_ON_START=false`
+/// (migrations run as a separate job), checks it is; then checks the database answers.
+pub async fn prepare_database<M: MigratorTrait>(
+    def: &ServiceDef,
+    settings: &DbSettings,
+) -> anyhow::Result<Db> {
+    let db = Db::connect(settings)
+        .await
+        .with_context(|| format!("connecting to the {} database", def.name))?;
+    if settings.migrate_on_start {
+        db.migrate::<M>()
+            .await
+            .with_context(|| format!("running the {}'s migrations", def.name))?;
+    } else {
+        let pending = M::get_pending_migrations(db.conn())
+            .await
+            .context("reading migration state")?;
+        if !pending.is_empty() {
+            anyhow::bail!(
+                "the {name} database has {count} pending migration(s); run `{binary} migrate` or set {prefix}MIGRATE_ON_START=true",
+                name = def.name,
+                count = pending.len(),
+                binary = def.binary(),
+                prefix = def.env_prefix(),
+            );
+        }
+    }
+    db.ping()
+        .await
+        .with_context(|| format!("the {} database does not answer", def.name))?;
+    Ok(db)
+}
+
+/// A service bound to its port with its routes, not yet serving.
+pub struct ServiceApp {
+    server: GrpcServer,
+    routes: ServiceRoutes,
+    db: Db,
+    file_descriptor_sets: &'static [&'static [u8]],
+    health_check_interval: Duration,
+}
+
+impl ServiceApp {
+    /// Binds now, so tests learn the port (bound to 0) before serving.
+    pub async fn bind(
+        def: &ServiceDef,
+        settings: ServerSettings,
+        db: Db,
+        routes: ServiceRoutes,
+    ) -> anyhow::Result<Self> {
+        let health_check_interval = settings.health_check_interval;
+        let server = GrpcServer::bind(settings, def.grpc_services)
+            .await
+            .with_context(|| format!("binding the {}'s listen address", def.name))?
+            .long_running(def.long_running);
+        Ok(Self {
+            server,
+            routes,
+            db,
+            file_descriptor_sets: def.file_descriptor_sets,
+            health_check_interval,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+
+    pub fn health(&self) -> HealthHandle {
+        self.server.health()
+    }
+
+    /// Serves until `shutdown` resolves, then closes the pool. Health turns SERVING now
+    /// (the database answered and the schema is current) and follows the database
+    /// afterwards, checked every `health_check_interval`.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let health = self.server.health();
+        health.set_serving().await;
+        let watcher = tokio::spawn(watch_database(
+            self.db.health_probe(),
+            health,
+            self.health_check_interval,
+        ));
+        let ServiceRoutes { routes, background } = self.routes;
+        let background: Vec<_> = background.into_iter().map(tokio::spawn).collect();
+        let result = self
+            .server
+            .serve(routes, self.file_descriptor_sets, shutdown)
+            .await;
+        for task in background {
+            task.abort();
+        }
+        watcher.abort();
+        self.db.close().await;
+        result
+    }
+}
+
+/// Follows the database on the probe's own connection: a pool busy with calls is no
+/// reason to leave the load balancer's rotation.
+async fn watch_database(mut probe: HealthProbe, health: HealthHandle, interval: Duration) {
+    let mut serving = true;
+    let mut ticks = tokio::time::interval(interval);
+    // A check that overran its interval is followed by the next one a full interval later,
+    // not by a burst of catch-up checks against a struggling database.
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        match probe.check().await {
+            Ok(()) if !serving => {
+                tracing::info!("the database answers again; serving");
+                health.set_serving().await;
+                serving = true;
+            }
+            Err(error) if serving => {
+                tracing::error!(error = %error, "the database does not answer; health is NOT_SERVING");
+                health.set_not_serving().await;
+                serving = false;
+            }
+            _ => {}
+        }
+    }
+}
