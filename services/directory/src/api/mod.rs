@@ -80,6 +80,20 @@ fn user_target(
     Ok((workspace_id, user_id, version))
 }
 
+/// The workspace, customer and optional etag of a call that acts on one customer, checked
+/// and authorized.
+fn customer_target(
+    principal: &Principal,
+    workspace_id: &str,
+    customer_id: &str,
+    etag: &str,
+) -> Result<(String, String, Option<i64>)> {
+    let workspace_id = workspace(principal, workspace_id, CUSTOMERS_WRITE)?;
+    let customer_id = values::customer_id("customer_id", customer_id)?;
+    let version = parse_etag("etag", etag)?;
+    Ok((workspace_id, customer_id, version))
+}
+
 /// The request id of a create or counter change, bound to the request's content: the
 /// operation and the request message without its id, hashed. prost encodes fields in
 /// number order and leaves out defaults, so the same request always hashes the same, and a
@@ -343,10 +357,9 @@ impl DirectoryService for DirectoryApi {
                 status,
                 etag,
             } = request.into_inner();
-            let workspace_id = workspace(&principal, &workspace_id, CUSTOMERS_WRITE)?;
-            let customer_id = values::customer_id("customer_id", &customer_id)?;
+            let (workspace_id, customer_id, version) =
+                customer_target(&principal, &workspace_id, &customer_id, &etag)?;
             let status = convert::customer_status("status", status)?;
-            let version = parse_etag("etag", &etag)?;
             convert::customer(
                 self.directory
                     .set_customer_status(&actor, &workspace_id, &customer_id, version, status)
@@ -367,9 +380,8 @@ impl DirectoryService for DirectoryApi {
                 customer_id,
                 etag,
             } = request.into_inner();
-            let workspace_id = workspace(&principal, &workspace_id, CUSTOMERS_WRITE)?;
-            let customer_id = values::customer_id("customer_id", &customer_id)?;
-            let version = parse_etag("etag", &etag)?;
+            let (workspace_id, customer_id, version) =
+                customer_target(&principal, &workspace_id, &customer_id, &etag)?;
             convert::customer(
                 self.directory
                     .delete_customer(&actor, &workspace_id, &customer_id, version)
@@ -390,9 +402,8 @@ impl DirectoryService for DirectoryApi {
                 customer_id,
                 etag,
             } = request.into_inner();
-            let workspace_id = workspace(&principal, &workspace_id, CUSTOMERS_WRITE)?;
-            let customer_id = values::customer_id("customer_id", &customer_id)?;
-            let version = parse_etag("etag", &etag)?;
+            let (workspace_id, customer_id, version) =
+                customer_target(&principal, &workspace_id, &customer_id, &etag)?;
             convert::customer(
                 self.directory
                     .undelete_customer(&actor, &workspace_id, &customer_id, version)

@@ -153,19 +153,23 @@ async fn a_saturated_pool_keeps_the_replica_serving_sqlite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(roster_postgres_tests),
+    ignore = "ROSTER_TEST_DATABASE_URL is not set"
+)]
 async fn a_saturated_pool_keeps_the_replica_serving_postgres() {
-    match TestBackend::from_env_postgres() {
-        Some(backend) => a_saturated_pool_keeps_the_replica_serving(backend).await,
-        None => eprintln!("PostgreSQL run skipped: ROSTER_TEST_DATABASE_URL is not set"),
-    }
+    let backend = TestBackend::from_env_postgres().expect("ROSTER_TEST_DATABASE_URL is set");
+    a_saturated_pool_keeps_the_replica_serving(backend).await;
 }
 
 /// PostgreSQL only: a SQLite file cannot stop answering while its process runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(roster_postgres_tests),
+    ignore = "ROSTER_TEST_DATABASE_URL is not set"
+)]
 async fn a_database_that_stops_answering_takes_the_replica_out_until_it_is_back() {
-    let Some(backend) = TestBackend::from_env_postgres() else {
-        return eprintln!("PostgreSQL run skipped: ROSTER_TEST_DATABASE_URL is not set");
-    };
+    let backend = TestBackend::from_env_postgres().expect("ROSTER_TEST_DATABASE_URL is set");
     roster_runtime::init_test_telemetry();
     let database = TestDatabase::create(&backend).await.unwrap();
     let (authority, proxied_url) = through_proxy(&database.url);

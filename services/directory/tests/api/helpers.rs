@@ -46,11 +46,14 @@ macro_rules! on_both_databases {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[cfg_attr(
+                not(roster_postgres_tests),
+                ignore = "ROSTER_TEST_DATABASE_URL is not set"
+            )]
             async fn postgres() {
-                match roster_db::testing::TestBackend::from_env_postgres() {
-                    Some(backend) => $crate::helpers::run(backend, super::$name).await,
-                    None => eprintln!("PostgreSQL run skipped: ROSTER_TEST_DATABASE_URL is not set"),
-                }
+                let backend = roster_db::testing::TestBackend::from_env_postgres()
+                    .expect("ROSTER_TEST_DATABASE_URL names a PostgreSQL server");
+                $crate::helpers::run(backend, super::$name).await;
             }
         }
     )*};

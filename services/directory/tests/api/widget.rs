@@ -283,7 +283,7 @@ async fn tokens_must_expire_within_the_workspace_maximum(app: TestApp) {
     app.import_widget_token(&widget_token(&secret, &two_days))
         .await
         .unwrap();
-    for out_of_bounds in [0, 59, 30 * 86_400 + 1] {
+    for out_of_bounds in [59, 30 * 86_400 + 1] {
         assert_invalid(
             app.update_settings(
                 pb::WorkspaceSettings {
@@ -296,6 +296,15 @@ async fn tokens_must_expire_within_the_workspace_maximum(app: TestApp) {
             "settings.widget_token_max_lifetime_seconds",
         );
     }
+    // Clearing the field (0, as AIP-134's `*` sends it) puts the default back.
+    let cleared = app
+        .update_settings(
+            pb::WorkspaceSettings::default(),
+            &["widget_token_max_lifetime_seconds"],
+        )
+        .await
+        .unwrap();
+    assert_eq!(cleared.widget_token_max_lifetime_seconds, 86_400);
 }
 
 async fn widget_secrets_are_sealed_at_rest(app: TestApp) {
