@@ -36,4 +36,4 @@ pub use keys::{KeySet, SigningAlgorithm};
 pub use principal::{Principal, PrincipalKind, WorkspaceScope, principal, principal_of};
 pub use settings::AuthSettings;
 pub use sign::{TokenRequest, TokenSigner};
-pub use verify::{Clock, TokenVerifier, VerifierSettings, unix_now};
+pub use verify::{TokenVerifier, VerifierSettings, unix_now};

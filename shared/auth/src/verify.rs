@@ -1,10 +1,11 @@
 //! Token verification: settings, the verifier with its cache, and the tonic interceptor.
 
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Header, Validation};
+use roster_core::{Clock, SystemClock};
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Status};
 
@@ -14,15 +15,9 @@ use crate::error::AuthError;
 use crate::keys::{KeySet, SigningAlgorithm};
 use crate::principal::Principal;
 
-/// Current time in unix seconds, as the verifier sees it.
-pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
-
 /// The system clock in unix seconds (0 if the clock is before 1970).
 pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    SystemClock.now_secs()
 }
 
 #[derive(Clone, Debug)]
@@ -68,7 +63,7 @@ struct Inner {
     cache_ttl_secs: i64,
     keys: RwLock<Arc<KeySet>>,
     cache: TokenCache,
-    clock: Clock,
+    clock: Arc<dyn Clock>,
 }
 
 /// Header fields that name or embed a key. Honouring any of them lets the token choose the
@@ -77,11 +72,15 @@ const UNTRUSTED_HEADERS: [&str; 5] = ["jwk", "jku", "x5u", "x5c", "crit"];
 
 impl TokenVerifier {
     pub fn new(settings: VerifierSettings, keys: KeySet) -> TokenVerifier {
-        TokenVerifier::with_clock(settings, keys, Arc::new(unix_now))
+        TokenVerifier::with_clock(settings, keys, Arc::new(SystemClock))
     }
 
-    /// Like [`TokenVerifier::new`] with an injected clock (unix seconds), so tests control time.
-    pub fn with_clock(settings: VerifierSettings, keys: KeySet, clock: Clock) -> TokenVerifier {
+    /// Like [`TokenVerifier::new`] with an injected clock, so tests control time.
+    pub fn with_clock(
+        settings: VerifierSettings,
+        keys: KeySet,
+        clock: Arc<dyn Clock>,
+    ) -> TokenVerifier {
         let mut validation = Validation::new(settings.algorithm.jwt_algorithm());
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.set_issuer(&[&settings.issuer]);
@@ -128,7 +127,7 @@ impl TokenVerifier {
     /// Verifies a bare token (without the `Bearer ` prefix).
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         let inner = &self.inner;
-        let now = (inner.clock)();
+        let now = inner.clock.now_secs();
         if let Some(principal) = inner.cache.get(token, now) {
             return Ok(principal);
         }

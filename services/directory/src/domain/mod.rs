@@ -1,7 +1,6 @@
 //! Types and rules of the directory, free of protobuf and of SQL.
 
 pub mod changes;
-pub mod clock;
 pub mod filter;
 pub mod paging;
 pub mod status;
@@ -9,6 +8,8 @@ pub mod user_fields;
 pub mod values;
 pub mod widget_token;
 
-pub use clock::{Clock, ShiftedClock, SystemClock};
+/// The clock every Roster crate reads time from (`roster-core`), so the directory and the
+/// token verifier agree on "now".
+pub use roster_core::{Clock, ShiftedClock, SystemClock};
 pub use status::{ChatAccess, CustomerStatus, IdentitySource, UserStatus};
 pub use user_fields::UserField;

@@ -22,6 +22,15 @@ GTTnmgmpN1NnP16zwa4FMHaTuKKZq6MhK6dGlYzuctYSmPvzAJFCPMaS
 -----END PRIVATE KEY-----
 ";
 
+/// A clock the test sets to any unix second.
+struct SetClock(Arc<AtomicI64>);
+
+impl Clock for SetClock {
+    fn now_us(&self) -> i64 {
+        self.0.load(Ordering::SeqCst) * 1_000_000
+    }
+}
+
 struct Fixture {
     signer: TokenSigner,
     verifier: TokenVerifier,
@@ -40,11 +49,10 @@ impl Fixture {
 
     fn with(signer: TokenSigner, keys: KeySet, settings: VerifierSettings) -> Fixture {
         let now = Arc::new(AtomicI64::new(T0));
-        let clock_now = Arc::clone(&now);
-        let clock: Clock = Arc::new(move || clock_now.load(Ordering::SeqCst));
+        let clock = SetClock(Arc::clone(&now));
         Fixture {
             signer,
-            verifier: TokenVerifier::with_clock(settings, keys, clock),
+            verifier: TokenVerifier::with_clock(settings, keys, Arc::new(clock)),
             now,
         }
     }
