@@ -24,6 +24,7 @@ use crate::widget_kek::WidgetKeyring;
 pub use customers::{CustomerEffect, CustomerPatch, CustomerRenames, NewCustomer};
 pub use import::{ImportCounts, ImportOptions, ImportRow};
 pub use request_ids::{REQUEST_ID_WINDOW_US, RequestKey};
+pub use roster_core::etag::etag;
 pub use settings::{
     ChatAccessDecision, ChatAccessDenial, DEFAULT_WIDGET_TOKEN_MAX_LIFETIME_SECONDS,
     MAX_WIDGET_GRACE_SECONDS, SettingsPatch, WIDGET_TOKEN_MAX_LIFETIME_BOUNDS, WorkspaceSettings,
@@ -188,32 +189,15 @@ impl Directory {
     }
 }
 
-/// Etags are the row version. Bare digits, because callers type them into grpcurl's JSON;
-/// HTTP-style quoted (`"3"`) and weak (`W/"3"`) forms are accepted too.
-pub fn etag(version: i64) -> String {
-    version.to_string()
-}
-
 /// An empty etag means "no precondition".
 pub fn parse_etag(field: &str, etag: &str) -> Result<Option<i64>> {
-    if etag.is_empty() {
-        return Ok(None);
-    }
-    etag.trim_start_matches("W/")
-        .trim_matches('"')
-        .parse::<i64>()
-        .map(Some)
-        .map_err(|_| {
-            DirectoryError::invalid(
-                field,
-                format!("'{etag}' is not an etag this service returned"),
-            )
-        })
+    Ok(roster_core::etag::parse_etag(field, etag)?)
 }
 
 fn check_etag(expected: Option<i64>, version: i64) -> Result<()> {
-    match expected {
-        Some(expected) if expected != version => Err(DirectoryError::stale_etag()),
-        _ => Ok(()),
+    if roster_core::etag::is_current(expected, version) {
+        Ok(())
+    } else {
+        Err(DirectoryError::stale_etag())
     }
 }
