@@ -40,6 +40,18 @@ pub fn mint(data_dir: &Path, args: &Args) -> anyhow::Result<String> {
         "service" => PrincipalKind::Service,
         other => anyhow::bail!("--kind {other}: use agent or service"),
     };
+    let catalogue = roster_directory::api::authz::PERMISSIONS;
+    if let Some(unknown) = args
+        .permissions
+        .iter()
+        .find(|name| catalogue.get(name).is_none())
+    {
+        let known: Vec<&str> = catalogue.permissions.iter().map(|p| p.name).collect();
+        anyhow::bail!(
+            "--permission {unknown}: no service checks it; known: {}",
+            known.join(", ")
+        );
+    }
     let mut permissions = args.permissions.clone();
     if permissions.is_empty() && args.role == "agent" {
         permissions = vec!["end_users.write".into(), "customers.write".into()];

@@ -22,6 +22,7 @@ mod claims;
 mod dev;
 mod error;
 mod keys;
+mod permissions;
 mod principal;
 mod settings;
 mod sign;
@@ -33,6 +34,7 @@ pub use dev::{
 };
 pub use error::{AuthError, ERROR_DOMAIN, KeyError};
 pub use keys::{KeySet, SigningAlgorithm};
+pub use permissions::{Permission, PermissionCatalogue};
 pub use principal::{Principal, PrincipalKind, WorkspaceScope, principal, principal_of};
 pub use settings::AuthSettings;
 pub use sign::{TokenRequest, TokenSigner};

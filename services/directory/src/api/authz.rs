@@ -1,6 +1,6 @@
 //! Who may call what, decided here and nowhere else, from the caller's token.
 
-use roster_auth::Principal;
+use roster_auth::{Permission, PermissionCatalogue, Principal};
 
 use crate::error::{DirectoryError, reason};
 use crate::service::CustomerRenames;
@@ -11,15 +11,46 @@ pub enum Need {
     /// Any role in the workspace.
     Read,
     /// A role that may write (not a viewer) holding this permission; admins hold all.
-    Write(&'static str),
+    Write(&'static Permission),
 }
 
-pub const CUSTOMERS_WRITE: Need = Need::Write("customers.write");
-pub const END_USERS_WRITE: Need = Need::Write("end_users.write");
-pub const END_USERS_DELETE: Need = Need::Write("end_users.delete");
-pub const END_USERS_ERASE: Need = Need::Write("end_users.erase");
-pub const END_USERS_MERGE: Need = Need::Write("end_users.merge");
-pub const WORKSPACE_MANAGE: Need = Need::Write("workspace.manage");
+/// The directory's permissions, for the staff service's roles and for tokens.
+pub const PERMISSIONS: PermissionCatalogue = PermissionCatalogue {
+    service: "directory",
+    permissions: &[
+        Permission {
+            name: "customers.write",
+            description: "Create, change, delete and restore customers, and rename them through imports",
+        },
+        Permission {
+            name: "end_users.write",
+            description: "Create, change, import, deactivate and reactivate end-users and guests",
+        },
+        Permission {
+            name: "end_users.delete",
+            description: "Soft-delete end-users and restore them",
+        },
+        Permission {
+            name: "end_users.erase",
+            description: "Erase an end-user's personal data for good (GDPR erasure)",
+        },
+        Permission {
+            name: "end_users.merge",
+            description: "Merge duplicate end-users into one",
+        },
+        Permission {
+            name: "workspace.manage",
+            description: "Change the workspace's directory settings and rotate its widget secret",
+        },
+    ],
+};
+
+pub const CUSTOMERS_WRITE: Need = Need::Write(&PERMISSIONS.permissions[0]);
+pub const END_USERS_WRITE: Need = Need::Write(&PERMISSIONS.permissions[1]);
+pub const END_USERS_DELETE: Need = Need::Write(&PERMISSIONS.permissions[2]);
+pub const END_USERS_ERASE: Need = Need::Write(&PERMISSIONS.permissions[3]);
+pub const END_USERS_MERGE: Need = Need::Write(&PERMISSIONS.permissions[4]);
+pub const WORKSPACE_MANAGE: Need = Need::Write(&PERMISSIONS.permissions[5]);
 
 pub fn authorize(
     principal: &Principal,
@@ -36,15 +67,15 @@ pub fn authorize(
         Need::Read => Ok(()),
         Need::Write(permission) => {
             if principal.is_admin()
-                || (principal.role != "viewer" && principal.has_permission(permission))
+                || (principal.role != "viewer" && principal.has_permission(permission.name))
             {
                 Ok(())
             } else {
                 Err(DirectoryError::permission_denied(
                     reason::PERMISSION_MISSING,
                     format!(
-                        "this call needs the '{permission}' permission (or the admin role); the token's role is '{}'",
-                        principal.role
+                        "this call needs the '{}' permission (or the admin role); the token's role is '{}'",
+                        permission.name, principal.role
                     ),
                 ))
             }
@@ -63,5 +94,26 @@ pub fn customer_renames(
         CustomerRenames::Apply
     } else {
         otherwise
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_catalogue_is_sound_and_every_need_names_what_it_says() {
+        assert_eq!(PERMISSIONS.problems(), Vec::<String>::new());
+        let named = [
+            (CUSTOMERS_WRITE, "customers.write"),
+            (END_USERS_WRITE, "end_users.write"),
+            (END_USERS_DELETE, "end_users.delete"),
+            (END_USERS_ERASE, "end_users.erase"),
+            (END_USERS_MERGE, "end_users.merge"),
+            (WORKSPACE_MANAGE, "workspace.manage"),
+        ];
+        for (need, name) in named {
+            assert_eq!(Some(need), PERMISSIONS.get(name).map(Need::Write), "{name}");
+        }
     }
 }
