@@ -11,7 +11,7 @@ use roster_auth::{TokenVerifier, VerifierSettings};
 use roster_db::testing::{TestBackend, TestDatabase};
 use roster_db::{Db, DbError, DbSettings};
 use roster_directory::domain::ShiftedClock;
-use roster_directory::{Application, prepare_database};
+use roster_directory::prepare_database;
 use roster_runtime::ServerSettings;
 use sea_orm::TransactionTrait;
 use tokio::net::{TcpListener, TcpStream};
@@ -50,29 +50,15 @@ impl HealthApp {
         let verifier = TokenVerifier::new(VerifierSettings::default(), keys);
         let mut settings = ServerSettings::for_tests();
         settings.health_check_interval = CHECK_INTERVAL;
-        let app = Application::build(
+        let running = crate::helpers::serve(
             settings,
             db.clone(),
             verifier,
             Arc::new(ShiftedClock::default()),
             roster_directory::widget_kek::WidgetKeyring::generate("test-kek").unwrap(),
         )
-        .await
-        .expect("app builds");
-        let addr = app.local_addr();
-        let (shutdown, stop) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            app.run_until_stopped(async move {
-                let _ = stop.await;
-            })
-            .await
-            .expect("server runs");
-        });
-        let channel = Channel::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect()
-            .await
-            .expect("connects");
+        .await;
+        let (channel, shutdown, server) = (running.channel, running.shutdown, running.server);
         Self {
             health: HealthClient::new(channel),
             db,

@@ -98,30 +98,16 @@ pub async fn spawn(
     let clock = ShiftedClock::default();
     let mut server = ServerSettings::for_tests();
     server.max_message_bytes = 1024 * 1024;
-    let app = Application::build(
+    let running = serve(
         server,
         db,
         verifier,
         Arc::new(clock.clone()),
         widget_kek.clone(),
     )
-    .await
-    .expect("app builds");
-    let addr = app.local_addr();
-    let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        app.run_until_stopped(async move {
-            let _ = shutdown_rx.await;
-        })
-        .await
-        .expect("server runs");
-    });
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .expect("connects");
-    let client = DirectoryServiceClient::new(channel);
+    .await;
+    let (addr, shutdown_tx, server) = (running.addr, running.shutdown, running.server);
+    let client = DirectoryServiceClient::new(running.channel);
     let app = TestApp {
         addr,
         client,
@@ -132,6 +118,47 @@ pub async fn spawn(
         widget_kek,
     };
     (app, shutdown_tx, server)
+}
+
+/// A directory serving on port 0 until `shutdown` is sent, and a channel to it.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub channel: Channel,
+    pub shutdown: oneshot::Sender<()>,
+    pub server: tokio::task::JoinHandle<()>,
+}
+
+/// Builds the directory on `db` and serves it on its own task.
+pub async fn serve(
+    server: ServerSettings,
+    db: roster_db::Db,
+    verifier: TokenVerifier,
+    clock: Arc<dyn roster_directory::domain::Clock>,
+    widget_kek: WidgetKeyring,
+) -> Running {
+    let app = Application::build(server, db, verifier, clock, widget_kek)
+        .await
+        .expect("app builds");
+    let addr = app.local_addr();
+    let (shutdown, stop) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        app.run_until_stopped(async move {
+            let _ = stop.await;
+        })
+        .await
+        .expect("server runs");
+    });
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .expect("connects");
+    Running {
+        addr,
+        channel,
+        shutdown,
+        server,
+    }
 }
 
 impl TestApp {
