@@ -17,7 +17,7 @@ use crate::domain::values::FieldViolation;
 /// The `ErrorInfo.reason` values the directory answers. Listed in the proto's header
 /// comment too: clients branch on them, so they never change meaning.
 pub mod reason {
-    pub const INVALID_ARGUMENT: &str = "INVALID_ARGUMENT";
+    pub const INVALID_ARGUMENT: &str = roster_runtime::error_details::INVALID_ARGUMENT;
     pub const NOT_FOUND: &str = "NOT_FOUND";
     pub const ALREADY_EXISTS: &str = "ALREADY_EXISTS";
     pub const FAILED_PRECONDITION: &str = "FAILED_PRECONDITION";
@@ -237,19 +237,7 @@ impl From<DirectoryError> for Status {
         let code = error.code();
         let refusal = match error {
             DirectoryError::Invalid(violations) => {
-                let summary = violations
-                    .iter()
-                    .map(|v| format!("{}: {}", v.field, v.description))
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                let mut details = ErrorDetails::new();
-                for violation in &violations {
-                    details.add_bad_request_violation(
-                        violation.field.clone(),
-                        violation.description.clone(),
-                    );
-                }
-                return with_details(code, summary, reason::INVALID_ARGUMENT, details);
+                return error_details::invalid_argument(domain::DIRECTORY, &violations);
             }
             DirectoryError::Refused(refusal) => *refusal,
             DirectoryError::NotFound(message) => generic(code, message, reason::NOT_FOUND),

@@ -100,6 +100,11 @@ impl Application {
         self.0.health()
     }
 
+    /// The service as the shared kit runs it, for `roster_testkit::serve`.
+    pub fn into_service_app(self) -> ServiceApp {
+        self.0
+    }
+
     /// Serves until `shutdown` resolves; see [`ServiceApp::run_until_stopped`].
     pub async fn run_until_stopped(
         self,

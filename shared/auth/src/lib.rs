@@ -35,7 +35,7 @@ pub use dev::{
 pub use error::{AuthError, ERROR_DOMAIN, KeyError};
 pub use keys::{KeySet, SigningAlgorithm};
 pub use permissions::{Permission, PermissionCatalogue};
-pub use principal::{Principal, PrincipalKind, WorkspaceScope, principal, principal_of};
+pub use principal::{Principal, PrincipalKind, WorkspaceScope, caller, principal, principal_of};
 pub use settings::AuthSettings;
 pub use sign::{TokenRequest, TokenSigner};
 pub use verify::{TokenVerifier, VerifierSettings, unix_now};

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 
+use roster_core::{Actor, RequestContext};
 use serde::{Deserialize, Serialize};
 use tonic::Status;
 
@@ -92,6 +93,15 @@ impl Principal {
     pub fn actor_kind(&self) -> &'static str {
         self.kind.as_str()
     }
+
+    /// The actor this principal's changes in the request `context` are recorded under.
+    pub fn actor(&self, context: RequestContext) -> Actor {
+        Actor {
+            kind: self.actor_kind().to_owned(),
+            id: self.subject.clone(),
+            context,
+        }
+    }
 }
 
 /// The principal the [`crate::TokenVerifier::interceptor`] stored in a request's extensions.
@@ -108,6 +118,20 @@ pub fn principal(request_extensions: &tonic::Extensions) -> Result<&Principal, S
 /// Like [`principal`], for handlers holding the whole request.
 pub fn principal_of<T>(request: &tonic::Request<T>) -> Result<Principal, Status> {
     principal(request.extensions()).cloned()
+}
+
+/// The verified caller of a request and the actor its changes are recorded under, with the
+/// request context the server runtime stored (an empty one when the request did not pass
+/// through its layers).
+pub fn caller<T>(request: &tonic::Request<T>) -> Result<(Principal, Actor), Status> {
+    let principal = principal_of(request)?;
+    let context = request
+        .extensions()
+        .get::<RequestContext>()
+        .cloned()
+        .unwrap_or_default();
+    let actor = principal.actor(context);
+    Ok((principal, actor))
 }
 
 #[cfg(test)]

@@ -1,10 +1,14 @@
 //! Building blocks that every Roster crate's domain shares and that depend on nothing of
 //! Roster's own: the clock that token checks, audit events and request-id windows all read
-//! time from, etags, and the field violations that input checks report.
+//! time from, the actor a change is recorded under, etags, list paging, and the field
+//! violations that input checks report.
 
+pub mod actor;
 pub mod clock;
 pub mod etag;
 pub mod field_violation;
+pub mod paging;
 
+pub use actor::{Actor, RequestContext};
 pub use clock::{Clock, ShiftedClock, SystemClock};
 pub use field_violation::FieldViolation;

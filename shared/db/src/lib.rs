@@ -14,6 +14,8 @@
 //!   a relay to deliver, and the [`CreateOutboxTable`] migration every service lists.
 //! - [`bulk`]: set-based writes of many SeaORM models in one statement on PostgreSQL, on a
 //!   raw transaction from [`Db::begin_postgres`].
+//! - [`retry`]: the one policy for writes that lost a race, and [`in_write_txn!`] to run a
+//!   transaction under it.
 //! - [`HealthProbe`]: readiness checks on a connection outside the pool, so a saturated
 //!   pool does not read as a dead database.
 //! - [`testing`]: a fresh SQLite file or PostgreSQL database per test.
@@ -32,6 +34,7 @@ pub mod db;
 pub mod error;
 pub mod outbox;
 pub mod probe;
+pub mod retry;
 pub mod settings;
 pub mod testing;
 

@@ -13,6 +13,7 @@
 //! [`pending`] does) and never keep a "highest seq seen" cursor, which would skip the late
 //! committer for good.
 
+use roster_core::Actor;
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
@@ -48,6 +49,37 @@ pub struct AuditEvent {
     pub user_agent: Option<String>,
     /// "success" | …
     pub outcome: String,
+}
+
+impl AuditEvent {
+    /// A successful change by `actor` to `target` (type, id) in a workspace, with a fresh
+    /// UUIDv7 id; the actor's request context goes on the event as it came.
+    pub fn new(
+        actor: &Actor,
+        workspace_id: &str,
+        action: &str,
+        target: (&str, String),
+        changes: Vec<FieldChange>,
+        occurred_at_us: i64,
+    ) -> Self {
+        let context = &actor.context;
+        AuditEvent {
+            event_id: uuid::Uuid::now_v7(),
+            workspace_id: workspace_id.to_owned(),
+            occurred_at_us,
+            actor_kind: actor.kind.clone(),
+            actor_id: actor.id.clone(),
+            action: action.to_owned(),
+            target_type: target.0.to_owned(),
+            target_id: target.1,
+            changes,
+            request_id: context.request_id.clone(),
+            trace_id: context.trace_id.clone(),
+            peer_ip: context.peer_ip.clone(),
+            user_agent: context.user_agent.clone(),
+            outcome: "success".to_owned(),
+        }
+    }
 }
 
 /// One changed field; `None` means absent (e.g. `before` of a created resource).

@@ -2,9 +2,12 @@
 //!
 //! The request-context layer builds one [`RequestContext`] per call and stores it in the
 //! request's extensions, so handlers (audit events, login history) read the same values that
-//! the logs carry instead of re-parsing headers each in their own way.
+//! the logs carry instead of re-parsing headers each in their own way. The type itself is
+//! plain data in `roster-core`, so crates without a server (the outbox's audit events) can
+//! name it.
 
 use http::{Extensions, HeaderMap};
+pub use roster_core::RequestContext;
 use tonic::transport::server::TcpConnectInfo;
 
 /// Metadata key carrying the request id, read from the caller and echoed on the response.
@@ -15,62 +18,41 @@ pub const TRACEPARENT_HEADER: &str = "traceparent";
 
 const MAX_REQUEST_ID_LEN: usize = 128;
 
-/// What the runtime knows about the call being handled.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RequestContext {
-    /// The caller's `x-request-id` when it is 1..=128 visible ASCII characters, otherwise a
-    /// fresh UUIDv7. Empty only when the request did not pass through the runtime's layers.
-    pub request_id: String,
-    /// 32 lowercase hex digits: the caller's W3C trace id, or the trace this server started.
-    pub trace_id: Option<String>,
-    /// Address of the TCP peer. Forwarding headers are ignored on purpose: any client can
-    /// forge them, and this value ends up in audit records.
-    pub peer_ip: Option<String>,
-    /// The `user-agent` header as sent.
-    pub user_agent: Option<String>,
+/// The context the server layer stored in a request, or an empty one (e.g. in handler unit
+/// tests that build a `tonic::Request` by hand).
+pub fn of_request<T>(request: &tonic::Request<T>) -> RequestContext {
+    request
+        .extensions()
+        .get::<RequestContext>()
+        .cloned()
+        .unwrap_or_default()
 }
 
-impl RequestContext {
-    /// The context the server layer stored, or an empty one (e.g. in handler unit tests that
-    /// build a `tonic::Request` by hand).
-    pub fn from_extensions(extensions: &Extensions) -> RequestContext {
-        extensions
-            .get::<RequestContext>()
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    /// Shorthand for `RequestContext::from_extensions(request.extensions())`.
-    pub fn from_request<T>(request: &tonic::Request<T>) -> RequestContext {
-        Self::from_extensions(request.extensions())
-    }
-
-    /// Everything that can be read from the request itself; the layer fills `trace_id` from
-    /// the server span when the caller sent no `traceparent`.
-    pub(crate) fn from_http(headers: &HeaderMap, extensions: &Extensions) -> RequestContext {
-        let request_id = headers
-            .get(REQUEST_ID_HEADER)
-            .and_then(|value| value.to_str().ok())
-            .filter(|id| is_acceptable_request_id(id))
-            .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
-        let trace_id = headers
-            .get(TRACEPARENT_HEADER)
-            .and_then(|value| value.to_str().ok())
-            .and_then(trace_id_from_traceparent);
-        let peer_ip = extensions
-            .get::<TcpConnectInfo>()
-            .and_then(TcpConnectInfo::remote_addr)
-            .map(|addr| addr.ip().to_string());
-        let user_agent = headers
-            .get(http::header::USER_AGENT)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned);
-        RequestContext {
-            request_id,
-            trace_id,
-            peer_ip,
-            user_agent,
-        }
+/// Everything that can be read from the request itself; the layer fills `trace_id` from
+/// the server span when the caller sent no `traceparent`.
+pub(crate) fn from_http(headers: &HeaderMap, extensions: &Extensions) -> RequestContext {
+    let request_id = headers
+        .get(REQUEST_ID_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| is_acceptable_request_id(id))
+        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
+    let trace_id = headers
+        .get(TRACEPARENT_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(trace_id_from_traceparent);
+    let peer_ip = extensions
+        .get::<TcpConnectInfo>()
+        .and_then(TcpConnectInfo::remote_addr)
+        .map(|addr| addr.ip().to_string());
+    let user_agent = headers
+        .get(http::header::USER_AGENT)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    RequestContext {
+        request_id,
+        trace_id,
+        peer_ip,
+        user_agent,
     }
 }
 
@@ -179,7 +161,7 @@ mod tests {
             remote_addr: Some(remote),
         });
 
-        let ctx = RequestContext::from_http(&headers, &extensions);
+        let ctx = from_http(&headers, &extensions);
 
         assert_eq!(
             ctx,
@@ -197,7 +179,7 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(REQUEST_ID_HEADER, HeaderValue::from_static("two words"));
 
-        let ctx = RequestContext::from_http(&headers, &Extensions::new());
+        let ctx = from_http(&headers, &Extensions::new());
 
         let id = uuid::Uuid::parse_str(&ctx.request_id).expect("a generated UUID");
         assert_eq!(id.get_version_num(), 7);
@@ -208,9 +190,6 @@ mod tests {
     #[test]
     fn missing_context_reads_as_default() {
         let request = tonic::Request::new(());
-        assert_eq!(
-            RequestContext::from_request(&request),
-            RequestContext::default()
-        );
+        assert_eq!(of_request(&request), RequestContext::default());
     }
 }

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use roster_core::FieldViolation;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -66,4 +67,66 @@ pub fn simple_status(code: Code, message: impl Into<String>, domain: &str, reaso
         ErrorDetails::new(),
         retry_delay(code),
     )
+}
+
+/// The `ErrorInfo.reason` of a request refused for its fields.
+pub const INVALID_ARGUMENT: &str = "INVALID_ARGUMENT";
+
+/// INVALID_ARGUMENT for `violations`: each one in a `BadRequest` for programs, and all of
+/// them in the message (`field: description; …`) for the person reading a log.
+pub fn invalid_argument(domain: &str, violations: &[FieldViolation]) -> Status {
+    let message = violations
+        .iter()
+        .map(|violation| format!("{}: {}", violation.field, violation.description))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut details = ErrorDetails::new();
+    for violation in violations {
+        details.add_bad_request_violation(violation.field.clone(), violation.description.clone());
+    }
+    status(
+        Code::InvalidArgument,
+        message,
+        domain,
+        INVALID_ARGUMENT,
+        details,
+        None,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_argument_names_every_field_in_details_and_message() {
+        let status = invalid_argument(
+            domain::DIRECTORY,
+            &[
+                FieldViolation::new("user.email", "is not an e-mail address"),
+                FieldViolation::new("page_size", "must not be negative"),
+            ],
+        );
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(
+            status.message(),
+            "user.email: is not an e-mail address; page_size: must not be negative"
+        );
+        let details = status.get_error_details();
+        let fields: Vec<_> = details
+            .bad_request()
+            .map(|bad| {
+                bad.field_violations
+                    .iter()
+                    .map(|v| v.field.as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(fields, ["user.email", "page_size"]);
+        assert_eq!(
+            details.error_info().map(|info| info.reason.as_str()),
+            Some(INVALID_ARGUMENT)
+        );
+        assert!(details.retry_info().is_none());
+    }
 }

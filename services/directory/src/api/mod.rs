@@ -11,7 +11,6 @@ use std::future::Future;
 use roster_auth::Principal;
 use roster_proto::directory::v1 as pb;
 use roster_proto::directory::v1::directory_service_server::DirectoryService;
-use roster_runtime::context::RequestContext;
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -21,7 +20,7 @@ use self::authz::{
 };
 use self::convert::CustomerInput;
 use crate::domain::filter::{parse_customer_filter, parse_user_filter};
-use crate::domain::paging::{customer_order, page_size, user_order};
+use crate::domain::order::{customer_order, user_order};
 use crate::domain::user_fields::UserValues;
 use crate::domain::values::{self, FieldViolation};
 use crate::domain::{UserField, UserStatus};
@@ -30,6 +29,7 @@ use crate::service::{
     Actor, CustomerPatch, CustomerRenames, Directory, Lookup, NewCustomer, RequestKey, UpsertInput,
     UpsertOutcome, UpsertResult, parse_etag,
 };
+use roster_core::paging::page_size;
 
 #[derive(Clone)]
 pub struct DirectoryApi {
@@ -44,18 +44,8 @@ impl DirectoryApi {
 
 /// The verified caller and the audit actor built from it and the request's context.
 fn caller<T>(request: &Request<T>) -> Result<(Principal, Actor)> {
-    let principal = roster_auth::principal_of(request)
-        .map_err(|status| DirectoryError::Unauthenticated(status.message().to_owned()))?;
-    let context = RequestContext::from_extensions(request.extensions());
-    let actor = Actor {
-        kind: principal.actor_kind().to_owned(),
-        id: principal.subject.clone(),
-        request_id: context.request_id,
-        trace_id: context.trace_id,
-        peer_ip: context.peer_ip,
-        user_agent: context.user_agent,
-    };
-    Ok((principal, actor))
+    roster_auth::caller(request)
+        .map_err(|status| DirectoryError::Unauthenticated(status.message().to_owned()))
 }
 
 /// Checks the workspace id and the caller's right to `need` in it.

@@ -2,7 +2,7 @@
 
 pub mod changes;
 pub mod filter;
-pub mod paging;
+pub mod order;
 pub mod status;
 pub mod user_fields;
 pub mod values;

@@ -6,10 +6,11 @@ use super::{Actor, Directory, RequestKey, check_etag, in_write_txn};
 use crate::domain::CustomerStatus;
 use crate::domain::changes::customer_changes;
 use crate::domain::filter::CustomerFilter;
-use crate::domain::paging::{Cursor, CustomerOrder, query_fingerprint};
+use crate::domain::order::CustomerOrder;
 use crate::entity::customer;
 use crate::error::{CUSTOMER_RESOURCE, DirectoryError, Result, reason};
 use crate::store;
+use roster_core::paging::{Cursor, query_fingerprint};
 
 #[derive(Clone, Debug)]
 pub struct NewCustomer {

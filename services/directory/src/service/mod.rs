@@ -15,7 +15,6 @@ use std::sync::Arc;
 use roster_db::outbox::{AuditEvent, FieldChange};
 use roster_db::{Db, DbError};
 use sea_orm::sea_query::InsertStatement;
-use uuid::Uuid;
 
 use crate::domain::Clock;
 use crate::error::{DirectoryError, Result};
@@ -33,15 +32,7 @@ pub use upsert::{UpsertInput, UpsertOutcome, UpsertResult};
 pub use users::{Lookup, UserView};
 
 /// Who asked, and the request's context; recorded on every audit event.
-#[derive(Clone, Debug, Default)]
-pub struct Actor {
-    pub kind: String,
-    pub id: String,
-    pub request_id: String,
-    pub trace_id: Option<String>,
-    pub peer_ip: Option<String>,
-    pub user_agent: Option<String>,
-}
+pub use roster_core::Actor;
 
 #[derive(Clone)]
 pub struct Directory {
@@ -52,57 +43,32 @@ pub struct Directory {
     widget_kek: WidgetKeyring,
 }
 
-/// Optimistic-concurrency races and concurrent inserts of the same new user are retried a
-/// few times before the caller sees ABORTED.
-const MAX_ATTEMPTS: u32 = 5;
+pub(crate) use roster_db::retry::MAX_ATTEMPTS;
 
-fn is_retryable(error: &DirectoryError, retry_unique: bool) -> bool {
-    match error {
-        DirectoryError::Database(DbError::Conflict) => true,
-        DirectoryError::Database(DbError::UniqueViolation { .. }) => retry_unique,
-        _ => false,
-    }
-}
-
-/// The error a caller sees once retries are spent: a conflict that kept recurring is
-/// ABORTED, anything else is itself.
-fn gave_up(error: DirectoryError) -> DirectoryError {
-    match error {
-        DirectoryError::Database(DbError::Conflict) => DirectoryError::aborted(
-            crate::error::reason::CONCURRENT_CHANGE,
-            "concurrent changes kept conflicting with this one; retry",
-        ),
-        other => other,
-    }
-}
-
-/// Runs `$body` in a write transaction, commits on success, rolls back on error, and
-/// retries transient conflicts. A macro rather than a closure-taking function because the
-/// body borrows the transaction across awaits.
-macro_rules! in_write_txn {
-    ($directory:expr, retry_unique = $retry_unique:expr, |$txn:ident| $body:expr) => {{
-        let mut attempt = 1u32;
-        loop {
-            let $txn = $directory.db.begin_write().await?;
-            let outcome: $crate::error::Result<_> = async { $body }.await;
-            match outcome {
-                Ok(value) => {
-                    $txn.commit().await?;
-                    break Ok(value);
-                }
-                Err(error) => {
-                    if let Err(rollback) = $txn.rollback().await {
-                        tracing::warn!(error = %rollback, "rollback failed");
-                    }
-                    if attempt < $crate::service::MAX_ATTEMPTS && $crate::service::is_retryable(&error, $retry_unique) {
-                        attempt += 1;
-                        continue;
-                    }
-                    break Err($crate::service::gave_up(error));
-                }
-            }
+impl roster_db::retry::RetryableError for DirectoryError {
+    fn as_db_error(&self) -> Option<&DbError> {
+        match self {
+            DirectoryError::Database(error) => Some(error),
+            _ => None,
         }
-    }};
+    }
+}
+
+/// Whether a failed write attempt should run again, under the shared retry policy.
+pub(crate) fn is_retryable(error: &DirectoryError, retry_unique: bool) -> bool {
+    roster_db::retry::is_retryable(error, retry_unique)
+}
+
+/// [`roster_db::in_write_txn!`] on the directory's database with its error type.
+macro_rules! in_write_txn {
+    ($directory:expr, retry_unique = $retry_unique:expr, |$txn:ident| $body:expr) => {
+        roster_db::in_write_txn!(
+            $directory.db,
+            $crate::error::DirectoryError,
+            retry_unique = $retry_unique,
+            |$txn| $body
+        )
+    };
 }
 pub(crate) use in_write_txn;
 
@@ -143,23 +109,9 @@ impl Directory {
     async fn insert_atomically_counting<T>(
         &self,
         retry_unique: bool,
-        mut attempt: impl FnMut() -> Result<(T, Vec<InsertStatement>)>,
+        attempt: impl FnMut() -> Result<(T, Vec<InsertStatement>)>,
     ) -> Result<(T, u64)> {
-        let mut attempts = 1u32;
-        loop {
-            let (created, inserts) = attempt()?;
-            match self.db.insert_atomically(inserts).await {
-                Ok(written) => return Ok((created, written)),
-                Err(error) => {
-                    let error = DirectoryError::from(error);
-                    if attempts < MAX_ATTEMPTS && is_retryable(&error, retry_unique) {
-                        attempts += 1;
-                        continue;
-                    }
-                    return Err(gave_up(error));
-                }
-            }
-        }
+        roster_db::retry::insert_atomically(&self.db, retry_unique, attempt).await
     }
 
     fn event(
@@ -170,22 +122,7 @@ impl Directory {
         target: (&str, String),
         changes: Vec<FieldChange>,
     ) -> AuditEvent {
-        AuditEvent {
-            event_id: Uuid::now_v7(),
-            workspace_id: workspace_id.to_owned(),
-            occurred_at_us: self.now_us(),
-            actor_kind: actor.kind.clone(),
-            actor_id: actor.id.clone(),
-            action: action.to_owned(),
-            target_type: target.0.to_owned(),
-            target_id: target.1,
-            changes,
-            request_id: actor.request_id.clone(),
-            trace_id: actor.trace_id.clone(),
-            peer_ip: actor.peer_ip.clone(),
-            user_agent: actor.user_agent.clone(),
-            outcome: "success".to_owned(),
-        }
+        AuditEvent::new(actor, workspace_id, action, target, changes, self.now_us())
     }
 }
 

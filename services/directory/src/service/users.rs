@@ -9,13 +9,14 @@ use super::customers::customer_unusable;
 use super::{Actor, Directory, RequestKey, check_etag, in_write_txn};
 use crate::domain::changes::{is_personal_user_field, user_changes};
 use crate::domain::filter::UserFilter;
-use crate::domain::paging::{Cursor, UserOrder, query_fingerprint};
+use crate::domain::order::UserOrder;
 use crate::domain::user_fields::{UserValues, refresh_derived};
 use crate::domain::{ChatAccess, IdentitySource, UserField, UserStatus};
 use crate::entity::end_user;
 use crate::error::{DirectoryError, END_USER_RESOURCE, Result, reason};
 use crate::store;
 use crate::store::search::{UserQuery, cursor_after};
+use roster_core::paging::{Cursor, query_fingerprint};
 
 /// A user with its identities, as the API returns it.
 #[derive(Clone, Debug)]

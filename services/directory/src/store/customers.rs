@@ -9,9 +9,10 @@ use sea_orm::{
 
 use super::search::like_pattern;
 use crate::domain::filter::CustomerFilter;
-use crate::domain::paging::{Cursor, CustomerOrder, CustomerSortKey};
+use crate::domain::order::{CustomerOrder, CustomerSortKey};
 use crate::entity::customer;
 use crate::error::{DirectoryError, Result};
+use roster_core::paging::Cursor;
 
 pub async fn get<C: ConnectionTrait>(
     conn: &C,

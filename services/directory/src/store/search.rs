@@ -14,9 +14,10 @@ use uuid::Uuid;
 
 use crate::domain::UserStatus;
 use crate::domain::filter::{Comparison, Term, TextField, TimeField, UserFilter};
-use crate::domain::paging::{Cursor, SortKey, UserOrder};
+use crate::domain::order::{SortKey, UserOrder};
 use crate::entity::end_user;
 use crate::error::{DirectoryError, Result};
+use roster_core::paging::Cursor;
 
 /// `%term%` with LIKE's wildcards escaped, for `LIKE … ESCAPE '\'`.
 pub fn like_pattern(term: &str) -> String {

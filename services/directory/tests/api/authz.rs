@@ -682,12 +682,9 @@ async fn matrix_covers_every_rpc_of_the_service(_app: TestApp) {
 }
 
 async fn missing_garbage_expired_or_foreign_tokens_are_unauthenticated(app: TestApp) {
-    let (foreign_signer, _, _) = roster_auth::generate_ed25519("test-key").unwrap();
-    let foreign = TestApp {
-        signer: foreign_signer,
-        ..app.clone()
-    }
-    .admin_token();
+    // Signed by a key of the same id that the service does not trust.
+    let (foreign_tokens, _) = roster_testkit::TestTokens::generate();
+    let foreign = foreign_tokens.agent(&[WS], "admin", &[]);
     let unauthenticated = |label, token: Option<String>| Caller {
         label,
         token,

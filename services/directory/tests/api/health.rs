@@ -15,7 +15,7 @@ use roster_directory::prepare_database;
 use roster_runtime::ServerSettings;
 use sea_orm::TransactionTrait;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
@@ -33,8 +33,7 @@ struct HealthApp {
     health: HealthClient<Channel>,
     /// Shares the service's pool.
     db: Db,
-    shutdown: oneshot::Sender<()>,
-    server: JoinHandle<()>,
+    served: roster_testkit::Served,
 }
 
 impl HealthApp {
@@ -50,7 +49,7 @@ impl HealthApp {
         let verifier = TokenVerifier::new(VerifierSettings::default(), keys);
         let mut settings = ServerSettings::for_tests();
         settings.health_check_interval = CHECK_INTERVAL;
-        let running = crate::helpers::serve(
+        let served = crate::helpers::serve(
             settings,
             db.clone(),
             verifier,
@@ -58,12 +57,10 @@ impl HealthApp {
             roster_directory::widget_kek::WidgetKeyring::generate("test-kek").unwrap(),
         )
         .await;
-        let (channel, shutdown, server) = (running.channel, running.shutdown, running.server);
         Self {
-            health: HealthClient::new(channel),
+            health: HealthClient::new(served.channel.clone()),
             db,
-            shutdown,
-            server,
+            served,
         }
     }
 
@@ -105,8 +102,7 @@ impl HealthApp {
     }
 
     async fn stop(self) {
-        let _ = self.shutdown.send(());
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.server).await;
+        self.served.stop().await;
         self.db.close().await;
     }
 }

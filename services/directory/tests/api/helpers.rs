@@ -3,20 +3,16 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use futures_util::FutureExt as _;
-use roster_auth::{PrincipalKind, TokenRequest, TokenSigner, TokenVerifier, VerifierSettings};
+use roster_auth::{PrincipalKind, TokenVerifier};
 use roster_db::DbSettings;
-use roster_db::testing::{TestBackend, TestDatabase};
 use roster_directory::domain::ShiftedClock;
 use roster_directory::widget_kek::WidgetKeyring;
 use roster_directory::{Application, prepare_database};
 use roster_proto::directory::v1 as pb;
 use roster_proto::directory::v1::directory_service_client::DirectoryServiceClient;
 use roster_runtime::ServerSettings;
-use tokio::sync::oneshot;
-use tonic::metadata::MetadataValue;
+use roster_testkit::{Served, TestBackend, TestTokens};
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
@@ -27,7 +23,7 @@ pub const WS: &str = "acme";
 pub struct TestApp {
     pub addr: SocketAddr,
     pub client: DirectoryServiceClient<Channel>,
-    pub signer: TokenSigner,
+    pub tokens: TestTokens,
     pub clock: ShiftedClock,
     pub backend_name: &'static str,
     pub database_url: String,
@@ -38,58 +34,37 @@ pub struct TestApp {
 /// Runs every listed test against SQLite, and against PostgreSQL when configured.
 #[macro_export]
 macro_rules! on_both_databases {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                $crate::helpers::run(roster_db::testing::TestBackend::Sqlite, super::$name).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            #[cfg_attr(
-                not(roster_postgres_tests),
-                ignore = "ROSTER_TEST_DATABASE_URL is not set"
-            )]
-            async fn postgres() {
-                let backend = roster_db::testing::TestBackend::from_env_postgres()
-                    .expect("ROSTER_TEST_DATABASE_URL names a PostgreSQL server");
-                $crate::helpers::run(backend, super::$name).await;
-            }
-        }
-    )*};
+    ($($name:ident),* $(,)?) => {
+        roster_testkit::on_both_databases!($crate::helpers::run => $($name),*);
+    };
 }
 
+/// A directory on a fresh database of `backend` for `test`.
 pub async fn run<F, Fut>(backend: TestBackend, test: F)
 where
     F: FnOnce(TestApp) -> Fut,
     Fut: Future<Output = ()>,
 {
-    roster_runtime::init_test_telemetry();
-    let backend_name = match backend {
-        TestBackend::Sqlite => "sqlite",
-        TestBackend::Postgres(_) => "postgres",
-    };
-    let database = TestDatabase::create(&backend).await.expect("test database");
-    let widget_kek = WidgetKeyring::generate("test-kek").unwrap();
-    let (app, shutdown, server) = spawn(&database.url, backend_name, widget_kek).await;
-    let outcome = std::panic::AssertUnwindSafe(test(app)).catch_unwind().await;
-    let _ = shutdown.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
-    database.cleanup().await;
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
+    let backend_name = roster_testkit::backend_name(&backend);
+    roster_testkit::run(
+        backend,
+        |database_url| async move {
+            let widget_kek = WidgetKeyring::generate("test-kek").unwrap();
+            spawn(&database_url, backend_name, widget_kek).await
+        },
+        test,
+    )
+    .await;
 }
 
 /// A directory on `database_url`; a second one on the same database stands for another
-/// replica (or a restart) with its own configuration.
+/// replica (or a restart) with its own configuration. Stop it with [`Served::stop`].
 pub async fn spawn(
     database_url: &str,
     backend_name: &'static str,
     widget_kek: WidgetKeyring,
-) -> (TestApp, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
-    let (signer, keys, _) = roster_auth::generate_ed25519("test-key").unwrap();
-    let verifier = TokenVerifier::new(VerifierSettings::default(), keys);
+) -> (TestApp, Served) {
+    let (tokens, verifier) = TestTokens::generate();
     let mut db_settings = DbSettings::new(database_url);
     db_settings.max_connections = 8;
     let db = prepare_database(&db_settings)
@@ -98,7 +73,7 @@ pub async fn spawn(
     let clock = ShiftedClock::default();
     let mut server = ServerSettings::for_tests();
     server.max_message_bytes = 1024 * 1024;
-    let running = serve(
+    let served = serve(
         server,
         db,
         verifier,
@@ -106,26 +81,16 @@ pub async fn spawn(
         widget_kek.clone(),
     )
     .await;
-    let (addr, shutdown_tx, server) = (running.addr, running.shutdown, running.server);
-    let client = DirectoryServiceClient::new(running.channel);
     let app = TestApp {
-        addr,
-        client,
-        signer,
+        addr: served.addr,
+        client: DirectoryServiceClient::new(served.channel.clone()),
+        tokens,
         clock,
         backend_name,
         database_url: database_url.to_owned(),
         widget_kek,
     };
-    (app, shutdown_tx, server)
-}
-
-/// A directory serving on port 0 until `shutdown` is sent, and a channel to it.
-pub struct Running {
-    pub addr: SocketAddr,
-    pub channel: Channel,
-    pub shutdown: oneshot::Sender<()>,
-    pub server: tokio::task::JoinHandle<()>,
+    (app, served)
 }
 
 /// Builds the directory on `db` and serves it on its own task.
@@ -135,47 +100,16 @@ pub async fn serve(
     verifier: TokenVerifier,
     clock: Arc<dyn roster_directory::domain::Clock>,
     widget_kek: WidgetKeyring,
-) -> Running {
+) -> Served {
     let app = Application::build(server, db, verifier, clock, widget_kek)
         .await
         .expect("app builds");
-    let addr = app.local_addr();
-    let (shutdown, stop) = oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        app.run_until_stopped(async move {
-            let _ = stop.await;
-        })
-        .await
-        .expect("server runs");
-    });
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .expect("connects");
-    Running {
-        addr,
-        channel,
-        shutdown,
-        server,
-    }
+    roster_testkit::serve(app.into_service_app()).await
 }
 
 impl TestApp {
     pub fn token(&self, workspaces: &[&str], role: &str, permissions: &[&str]) -> String {
-        let request = TokenRequest {
-            subject: format!("agent-{role}"),
-            kind: PrincipalKind::Agent,
-            workspaces: workspaces.iter().map(|w| (*w).to_owned()).collect(),
-            role: role.to_owned(),
-            permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
-            ttl: Duration::from_secs(600),
-            issuer: VerifierSettings::default().issuer,
-            audience: VerifierSettings::default().audience,
-        };
-        self.signer
-            .mint_for(&request, roster_auth::unix_now())
-            .unwrap()
+        self.tokens.agent(workspaces, role, permissions)
     }
 
     pub fn admin_token(&self) -> String {
@@ -184,10 +118,7 @@ impl TestApp {
 
     /// A request carrying a token.
     pub fn with_token<T>(&self, token: &str, message: T) -> Request<T> {
-        let mut request = Request::new(message);
-        let value: MetadataValue<_> = format!("Bearer {token}").parse().unwrap();
-        request.metadata_mut().insert("authorization", value);
-        request
+        roster_testkit::with_bearer(token, message)
     }
 
     /// A request as the workspace's admin.
@@ -329,7 +260,6 @@ pub const ALL_PERMISSIONS: [&str; 6] = [
 
 impl TestApp {
     /// A token for any principal, minted as if at `now_unix`.
-    #[allow(clippy::too_many_arguments)]
     pub fn token_at(
         &self,
         kind: PrincipalKind,
@@ -339,29 +269,13 @@ impl TestApp {
         permissions: &[&str],
         now_unix: i64,
     ) -> String {
-        let request = TokenRequest {
-            subject: subject.to_owned(),
-            kind,
-            workspaces: workspaces.iter().map(|w| (*w).to_owned()).collect(),
-            role: role.to_owned(),
-            permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
-            ttl: Duration::from_secs(600),
-            issuer: VerifierSettings::default().issuer,
-            audience: VerifierSettings::default().audience,
-        };
-        self.signer.mint_for(&request, now_unix).unwrap()
+        self.tokens
+            .at(kind, subject, workspaces, role, permissions, now_unix)
     }
 
     /// A platform service's token: every workspace, the given permissions.
     pub fn service_token(&self, permissions: &[&str]) -> String {
-        self.token_at(
-            PrincipalKind::Service,
-            "svc-widget-gateway",
-            &["*"],
-            "service",
-            permissions,
-            roster_auth::unix_now(),
-        )
+        self.tokens.service("svc-widget-gateway", permissions)
     }
 
     /// An admin token that expired 50 minutes ago.

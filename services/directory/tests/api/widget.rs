@@ -331,7 +331,7 @@ async fn widget_secrets_are_sealed_at_rest(app: TestApp) {
     let old = app.widget_kek.clone();
     let new = WidgetKeyring::generate("kek-2").unwrap();
     let rotated_keyring = keyring_of(&[&new, &old]);
-    let (replica, stop, server) = spawn(&app.database_url, app.backend_name, rotated_keyring).await;
+    let (replica, served) = spawn(&app.database_url, app.backend_name, rotated_keyring).await;
     replica
         .import_widget_token(&token(&second, 3))
         .await
@@ -342,13 +342,12 @@ async fn widget_secrets_are_sealed_at_rest(app: TestApp) {
         .import_widget_token(&token(&third, 4))
         .await
         .unwrap();
-    let _ = stop.send(());
-    let _ = server.await;
+    served.stop().await;
 
     // A replica with a different key-encryption key fails closed: no token verifies, and
     // the caller learns nothing about keys.
     let stranger = WidgetKeyring::generate("test-kek").unwrap();
-    let (replica, stop, server) = spawn(&app.database_url, app.backend_name, stranger).await;
+    let (replica, served) = spawn(&app.database_url, app.backend_name, stranger).await;
     for secret in [&second, &third] {
         let status = assert_code(
             replica.import_widget_token(&token(secret, 5)).await,
@@ -368,8 +367,7 @@ async fn widget_secrets_are_sealed_at_rest(app: TestApp) {
             .into_inner()
             .widget_secret_set
     );
-    let _ = stop.send(());
-    let _ = server.await;
+    served.stop().await;
     assert_code(app.lookup_external_id("u5").await, Code::NotFound);
 }
 
@@ -389,7 +387,7 @@ async fn plaintext_secrets_are_sealed_when_the_service_starts(app: TestApp) {
         "UPDATE workspace_settings SET widget_secret = 'wsec_legacy-plaintext-secret' WHERE workspace_id = '{WS}'"
     ))
     .await;
-    let (restarted, stop, server) =
+    let (restarted, served) =
         spawn(&app.database_url, app.backend_name, app.widget_kek.clone()).await;
     let row = restarted.settings_row_text().await;
     assert!(!row.contains("legacy-plaintext-secret"), "{row}");
@@ -398,8 +396,7 @@ async fn plaintext_secrets_are_sealed_when_the_service_starts(app: TestApp) {
         &widget_claims("vendor-kirk", "kirk@example.com", "uss001"),
     );
     restarted.import_widget_token(&token).await.unwrap();
-    let _ = stop.send(());
-    let _ = server.await;
+    served.stop().await;
 }
 
 async fn unreadable_widget_keys_fail_closed(app: TestApp) {

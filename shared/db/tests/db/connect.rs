@@ -140,9 +140,13 @@ async fn exhausted_pool_is_unavailable(backend: &TestBackend) {
 on_both_backends!(exhausted_pool_is_unavailable);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(roster_postgres_tests),
+    ignore = "ROSTER_TEST_DATABASE_URL is not set"
+)]
 async fn replicas_migrating_one_postgres_database_at_once_both_succeed() {
     let Some(backend) = crate::support::postgres() else {
-        return crate::support::skip_note();
+        crate::support::postgres_missing()
     };
     let tdb = TestDatabase::create(&backend).await.unwrap();
     let a = Db::connect(&DbSettings::new(&tdb.url)).await.unwrap();
@@ -162,9 +166,13 @@ async fn replicas_migrating_one_postgres_database_at_once_both_succeed() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(roster_postgres_tests),
+    ignore = "ROSTER_TEST_DATABASE_URL is not set"
+)]
 async fn postgres_connections_carry_the_statement_timeout() {
     let Some(backend) = crate::support::postgres() else {
-        return crate::support::skip_note();
+        crate::support::postgres_missing()
     };
     let tdb = TestDatabase::create(&backend).await.unwrap();
     let mut settings = DbSettings::new(&tdb.url);
@@ -189,10 +197,14 @@ async fn postgres_connections_carry_the_statement_timeout() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(roster_postgres_tests),
+    ignore = "ROSTER_TEST_DATABASE_URL is not set"
+)]
 async fn missing_postgres_database_is_a_configuration_error() {
     let Some(roster_db::testing::TestBackend::Postgres(admin_url)) = crate::support::postgres()
     else {
-        return crate::support::skip_note();
+        crate::support::postgres_missing()
     };
     let (server, _) = admin_url.rsplit_once('/').unwrap();
     let url = format!("{server}/roster_no_such_database");

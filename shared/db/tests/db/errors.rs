@@ -3,7 +3,7 @@ use roster_db::testing::TestBackend;
 use roster_db::{Backend, DbError};
 use sea_orm::{IsolationLevel, TransactionTrait};
 
-use crate::support::{event, exec, on_both_backends, postgres, setup, skip_note};
+use crate::support::{event, exec, on_both_backends, postgres, postgres_missing, setup};
 
 async fn duplicate_event_is_a_unique_violation_naming_the_key(backend: &TestBackend) {
     let fx = setup(backend).await;
@@ -76,9 +76,13 @@ async fn missing_parent_is_a_foreign_key_violation(backend: &TestBackend) {
 on_both_backends!(missing_parent_is_a_foreign_key_violation);
 
 #[tokio::test]
+#[cfg_attr(
+    not(roster_postgres_tests),
+    ignore = "ROSTER_TEST_DATABASE_URL is not set"
+)]
 async fn postgres_serialization_failure_is_a_retryable_conflict() {
     let Some(backend) = postgres() else {
-        return skip_note();
+        postgres_missing()
     };
     let fx = setup(&backend).await;
     exec(

@@ -12,5 +12,6 @@ mod errors;
 mod nodelay;
 mod outbox;
 mod pool_release;
+mod retry;
 mod test_databases;
 mod write_lock;

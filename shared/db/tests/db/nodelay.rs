@@ -15,14 +15,18 @@ use std::os::fd::RawFd;
 use rustix::process::{PidfdFlags, PidfdGetfdFlags, getpid, pidfd_getfd, pidfd_open};
 use sea_orm::sqlx::{self, PgConnection};
 
-use crate::support::{postgres, setup_with, skip_note};
+use crate::support::{postgres, postgres_missing, setup_with};
 
 const HELD_CONNECTIONS: u32 = 3;
 
 #[tokio::test]
+#[cfg_attr(
+    not(roster_postgres_tests),
+    ignore = "ROSTER_TEST_DATABASE_URL is not set"
+)]
 async fn pooled_postgres_connections_have_tcp_nodelay() {
     let Some(backend) = postgres() else {
-        return skip_note();
+        postgres_missing()
     };
     let fx = setup_with(&backend, |s| {
         s.max_connections = HELD_CONNECTIONS;

@@ -8,12 +8,11 @@ use std::time::Duration;
 use futures_util::TryStreamExt;
 use sea_orm::sqlx::{self, PgPool};
 
-use crate::support::{Fixture, postgres, setup_with, skip_note};
+use crate::support::{Fixture, postgres, postgres_missing, setup_with};
 
-async fn postgres_fixture(max_connections: u32) -> Option<(Fixture, PgPool)> {
+async fn postgres_fixture(max_connections: u32) -> (Fixture, PgPool) {
     let Some(backend) = postgres() else {
-        skip_note();
-        return None;
+        postgres_missing();
     };
     let fx = setup_with(&backend, |s| {
         s.max_connections = max_connections;
@@ -21,16 +20,18 @@ async fn postgres_fixture(max_connections: u32) -> Option<(Fixture, PgPool)> {
     })
     .await;
     let pool = fx.db.conn().get_postgres_connection_pool().clone();
-    Some((fx, pool))
+    (fx, pool)
 }
 
 /// A caller that gives up halfway through a result (a cancelled request) leaves unread
 /// rows on its connection; the next caller on that connection must get its own answer.
 #[tokio::test]
+#[cfg_attr(
+    not(roster_postgres_tests),
+    ignore = "ROSTER_TEST_DATABASE_URL is not set"
+)]
 async fn a_query_after_a_cancelled_one_gets_its_own_answer() {
-    let Some((fx, pool)) = postgres_fixture(1).await else {
-        return;
-    };
+    let (fx, pool) = postgres_fixture(1).await;
     {
         let mut rows =
             sqlx::query_scalar::<_, i32>("SELECT g FROM generate_series(1, 200000) AS g")
@@ -49,10 +50,12 @@ async fn a_query_after_a_cancelled_one_gets_its_own_answer() {
 /// A transaction dropped without commit or rollback (a handler that returned early, or
 /// was cancelled) must release its locks at once, not when its connection is next used.
 #[tokio::test]
+#[cfg_attr(
+    not(roster_postgres_tests),
+    ignore = "ROSTER_TEST_DATABASE_URL is not set"
+)]
 async fn a_dropped_transaction_releases_its_locks_at_once() {
-    let Some((fx, pool)) = postgres_fixture(2).await else {
-        return;
-    };
+    let (fx, pool) = postgres_fixture(2).await;
     sqlx::query(
         "INSERT INTO notes (workspace_id, id, body, version) VALUES ('ws-1', 'a', 'one', 1)",
     )

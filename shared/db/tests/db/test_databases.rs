@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use roster_db::testing::{TestBackend, TestDatabase};
 use roster_db::{Db, DbSettings};
 
-use crate::support::{TestMigrator, count, postgres, skip_note};
+use crate::support::{TestMigrator, count, postgres, postgres_missing};
 
 fn database_name(url: &str) -> String {
     let path = url.rsplit('/').next().unwrap();
@@ -22,9 +22,13 @@ async fn database_exists(admin_url: &str, name: &str) -> bool {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(roster_postgres_tests),
+    ignore = "ROSTER_TEST_DATABASE_URL is not set"
+)]
 async fn postgres_test_database_is_dropped_by_cleanup_even_with_open_connections() {
     let Some(backend) = postgres() else {
-        return skip_note();
+        postgres_missing()
     };
     let TestBackend::Postgres(admin_url) = &backend else {
         unreachable!("from_env_postgres returns Postgres");
@@ -43,9 +47,13 @@ async fn postgres_test_database_is_dropped_by_cleanup_even_with_open_connections
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(roster_postgres_tests),
+    ignore = "ROSTER_TEST_DATABASE_URL is not set"
+)]
 async fn postgres_test_database_is_dropped_when_a_test_forgets_cleanup() {
     let Some(backend) = postgres() else {
-        return skip_note();
+        postgres_missing()
     };
     let TestBackend::Postgres(admin_url) = &backend else {
         unreachable!("from_env_postgres returns Postgres");

@@ -52,12 +52,16 @@ mod concurrent_read_then_write_transactions_all_commit {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    #[cfg_attr(
+        not(roster_postgres_tests),
+        ignore = "ROSTER_TEST_DATABASE_URL is not set"
+    )]
     async fn postgres() {
         match crate::support::postgres() {
             Some(backend) => {
                 super::concurrent_read_then_write_transactions_all_commit(&backend).await
             }
-            None => crate::support::skip_note(),
+            None => crate::support::postgres_missing(),
         }
     }
 }

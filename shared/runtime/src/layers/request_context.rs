@@ -21,7 +21,7 @@ use tracing::Span;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::context::{REQUEST_ID_HEADER, RequestContext};
+use crate::context::{self, REQUEST_ID_HEADER};
 use crate::health::HEALTH_PATH_PREFIX;
 use crate::propagation::extract_parent;
 
@@ -58,7 +58,7 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let started = Instant::now();
-        let mut ctx = RequestContext::from_http(request.headers(), request.extensions());
+        let mut ctx = context::from_http(request.headers(), request.extensions());
         let rpc = request.uri().path();
         let span = tracing::info_span!(
             "grpc_request",

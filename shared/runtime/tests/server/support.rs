@@ -57,7 +57,7 @@ impl Probe {
     async fn handle(&self, method: &str, request: Request<()>) -> Result<Response<()>, Status> {
         tracing::info!(method, "handler running");
         self.seen.lock().unwrap().push(Seen {
-            context: RequestContext::from_request(&request),
+            context: roster_runtime::context::of_request(&request),
             remote_addr: request.remote_addr(),
         });
         match method {

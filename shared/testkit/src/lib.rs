@@ -1,0 +1,211 @@
+//! What every Roster service's tests share, so a service's test harness holds only what is
+//! its own (its clients and shortcuts for its calls).
+//!
+//! - [`on_both_databases!`]: each test as two, `name::sqlite` and `name::postgres`, each on
+//!   a database of its own so tests run in parallel and leave nothing behind. The
+//!   PostgreSQL half is compiled as *ignored* when `ROSTER_TEST_DATABASE_URL` is not set,
+//!   so the runner reports it skipped rather than passed; the crate's build script sets
+//!   the cfg that decides it (`build = "../../shared/testkit/postgres_tests_cfg.rs"`).
+//! - [`run`]: a fresh database, the service started on it, the test, then the server
+//!   stopped and the database dropped, also when the test panics.
+//! - [`serve`]: a bound service served on its own task, with a channel to it.
+//! - [`TestTokens`]: tokens signed with a key generated for the test, and the verifier
+//!   that accepts them.
+
+// A test-support crate: a failure to set up is the test's failure, reported by a panic.
+#![allow(clippy::expect_used, clippy::panic)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::FutureExt as _;
+use roster_auth::{PrincipalKind, TokenRequest, TokenSigner, TokenVerifier, VerifierSettings};
+pub use roster_db::testing::{TestBackend, TestDatabase};
+use roster_service::ServiceApp;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+
+/// Runs every listed test function (`async fn name(app: App)`) as `name::sqlite` and
+/// `name::postgres` through `$runner(backend, name)`, usually a service's wrapper of
+/// [`run`]:
+///
+/// ```ignore
+/// roster_testkit::on_both_databases!(crate::helpers::run => creates_a_user, lists_users);
+/// ```
+#[macro_export]
+macro_rules! on_both_databases {
+    ($runner:path => $($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                $runner($crate::TestBackend::Sqlite, super::$name).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[cfg_attr(
+                not(roster_postgres_tests),
+                ignore = "ROSTER_TEST_DATABASE_URL is not set"
+            )]
+            async fn postgres() {
+                $runner($crate::postgres(), super::$name).await;
+            }
+        }
+    )*};
+}
+
+/// The PostgreSQL server named by `ROSTER_TEST_DATABASE_URL`, for a test compiled to run
+/// only when it is set.
+pub fn postgres() -> TestBackend {
+    TestBackend::from_env_postgres()
+        .expect("ROSTER_TEST_DATABASE_URL names a PostgreSQL server (an admin URL)")
+}
+
+/// `"sqlite"` or `"postgres"`, for messages and for tests whose expectations differ.
+pub fn backend_name(backend: &TestBackend) -> &'static str {
+    match backend {
+        TestBackend::Sqlite => "sqlite",
+        TestBackend::Postgres(_) => "postgres",
+    }
+}
+
+/// Runs `test` against what `start` builds on a fresh database of `backend`: the value a
+/// test works with and the server behind it. Afterwards the server is stopped and the
+/// database dropped, also when the test panicked, whose panic is then raised again.
+pub async fn run<App, Start, Started, Test, Tested>(backend: TestBackend, start: Start, test: Test)
+where
+    Start: FnOnce(String) -> Started,
+    Started: Future<Output = (App, Served)>,
+    Test: FnOnce(App) -> Tested,
+    Tested: Future<Output = ()>,
+{
+    roster_runtime::init_test_telemetry();
+    let database = TestDatabase::create(&backend)
+        .await
+        .expect("a test database");
+    let (app, served) = start(database.url.clone()).await;
+    let outcome = std::panic::AssertUnwindSafe(test(app)).catch_unwind().await;
+    served.stop().await;
+    database.cleanup().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// A service serving on its own task until stopped, and a channel to it.
+pub struct Served {
+    pub addr: SocketAddr,
+    pub channel: Channel,
+    shutdown: oneshot::Sender<()>,
+    server: JoinHandle<()>,
+}
+
+impl Served {
+    /// Asks the server to shut down and waits (up to 10 s) for it to finish.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.server).await;
+    }
+}
+
+/// Serves `app` (bound, usually on port 0) on its own task and connects a channel to it.
+pub async fn serve(app: ServiceApp) -> Served {
+    let addr = app.local_addr();
+    let (shutdown, stop) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        app.run_until_stopped(async move {
+            let _ = stop.await;
+        })
+        .await
+        .expect("the service serves until stopped");
+    });
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .expect("a loopback URL")
+        .connect()
+        .await
+        .expect("the service accepts connections");
+    Served {
+        addr,
+        channel,
+        shutdown,
+        server,
+    }
+}
+
+/// Signs tokens the way a vendor's backend would, with a key generated for one test.
+#[derive(Clone)]
+pub struct TestTokens {
+    signer: TokenSigner,
+}
+
+impl TestTokens {
+    /// A fresh signing key, and a verifier (default issuer and audience) that trusts it.
+    pub fn generate() -> (TestTokens, TokenVerifier) {
+        let (signer, keys, _) = roster_auth::generate_ed25519("test-key").expect("a key pair");
+        let verifier = TokenVerifier::new(VerifierSettings::default(), keys);
+        (TestTokens { signer }, verifier)
+    }
+
+    /// An agent's token, valid for ten minutes from now.
+    pub fn agent(&self, workspaces: &[&str], role: &str, permissions: &[&str]) -> String {
+        self.at(
+            PrincipalKind::Agent,
+            &format!("agent-{role}"),
+            workspaces,
+            role,
+            permissions,
+            roster_auth::unix_now(),
+        )
+    }
+
+    /// A platform service's token for every workspace with `permissions`.
+    pub fn service(&self, subject: &str, permissions: &[&str]) -> String {
+        self.at(
+            PrincipalKind::Service,
+            subject,
+            &["*"],
+            "service",
+            permissions,
+            roster_auth::unix_now(),
+        )
+    }
+
+    /// Any principal's token, issued at `issued_at_unix` and valid for ten minutes from
+    /// then: in the past for an expired token, in the future for one not yet valid.
+    pub fn at(
+        &self,
+        kind: PrincipalKind,
+        subject: &str,
+        workspaces: &[&str],
+        role: &str,
+        permissions: &[&str],
+        issued_at_unix: i64,
+    ) -> String {
+        let defaults = VerifierSettings::default();
+        let request = TokenRequest {
+            subject: subject.to_owned(),
+            kind,
+            workspaces: workspaces.iter().map(|w| (*w).to_owned()).collect(),
+            role: role.to_owned(),
+            permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+            ttl: Duration::from_secs(600),
+            issuer: defaults.issuer,
+            audience: defaults.audience,
+        };
+        self.signer
+            .mint_for(&request, issued_at_unix)
+            .expect("valid token claims")
+    }
+}
+
+/// `message` as a request carrying `token` as its bearer credential.
+pub fn with_bearer<T>(token: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    let value: MetadataValue<_> = format!("Bearer {token}")
+        .parse()
+        .expect("a token is visible ASCII");
+    request.metadata_mut().insert("authorization", value);
+    request
+}
