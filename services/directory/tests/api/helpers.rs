@@ -259,20 +259,6 @@ pub const ALL_PERMISSIONS: [&str; 6] = [
 ];
 
 impl TestApp {
-    /// A token for any principal, minted as if at `now_unix`.
-    pub fn token_at(
-        &self,
-        kind: PrincipalKind,
-        subject: &str,
-        workspaces: &[&str],
-        role: &str,
-        permissions: &[&str],
-        now_unix: i64,
-    ) -> String {
-        self.tokens
-            .at(kind, subject, workspaces, role, permissions, now_unix)
-    }
-
     /// A platform service's token: every workspace, the given permissions.
     pub fn service_token(&self, permissions: &[&str]) -> String {
         self.tokens.service("svc-widget-gateway", permissions)
@@ -280,7 +266,7 @@ impl TestApp {
 
     /// An admin token that expired 50 minutes ago.
     pub fn expired_token(&self) -> String {
-        self.token_at(
+        self.tokens.at(
             PrincipalKind::Agent,
             "agent-admin",
             &[WS],

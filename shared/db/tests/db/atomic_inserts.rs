@@ -1,21 +1,9 @@
 use roster_db::outbox;
 use roster_db::testing::TestBackend;
 use roster_db::{DbError, Result};
-use sea_orm::sea_query::{Alias, InsertStatement, Query};
+use sea_orm::sea_query::InsertStatement;
 
-use crate::support::{count, event, on_both_backends, setup};
-
-fn parent(id: &str, name: &str) -> InsertStatement {
-    Query::insert()
-        .into_table(Alias::new("parents"))
-        .columns([
-            Alias::new("workspace_id"),
-            Alias::new("id"),
-            Alias::new("name"),
-        ])
-        .values_panic(["ws-1".into(), id.into(), name.into()])
-        .to_owned()
-}
+use crate::support::{count, event, on_both_backends, parent, setup};
 
 fn event_insert(target: &str) -> InsertStatement {
     outbox::insert_statement(&[event("ws-1", target)]).unwrap()

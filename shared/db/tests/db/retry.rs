@@ -6,21 +6,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use roster_db::retry::MAX_ATTEMPTS;
 use roster_db::testing::TestBackend;
 use roster_db::{DbError, in_write_txn};
-use sea_orm::sea_query::{Alias, Query};
 
-use crate::support::{count, exec, on_both_backends, setup};
-
-fn insert_parent(id: &str, name: &str) -> sea_orm::sea_query::InsertStatement {
-    Query::insert()
-        .into_table(Alias::new("parents"))
-        .columns([
-            Alias::new("workspace_id"),
-            Alias::new("id"),
-            Alias::new("name"),
-        ])
-        .values_panic(["ws-1".into(), id.into(), name.into()])
-        .to_owned()
-}
+use crate::support::{count, exec, on_both_backends, parent, setup};
 
 async fn a_conflicting_transaction_runs_again_and_only_its_last_attempt_commits(
     backend: &TestBackend,
@@ -103,7 +90,7 @@ async fn atomic_inserts_are_rebuilt_for_each_attempt(backend: &TestBackend) {
     let outcome = roster_db::retry::insert_atomically(&fx.db, true, || {
         next_id += 1;
         let id = format!("p{next_id}");
-        Ok::<_, DbError>((id.clone(), vec![insert_parent(&id, &format!("n{next_id}"))]))
+        Ok::<_, DbError>((id.clone(), vec![parent(&id, &format!("n{next_id}"))]))
     })
     .await;
     assert_eq!(outcome.ok(), Some(("p2".to_owned(), 1)));

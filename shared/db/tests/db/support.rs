@@ -162,6 +162,20 @@ pub fn event(workspace_id: &str, target_id: &str) -> AuditEvent {
     }
 }
 
+/// An INSERT of one `parents` row in workspace `ws-1`.
+pub fn parent(id: &str, name: &str) -> sea_orm::sea_query::InsertStatement {
+    use sea_orm::sea_query::{Alias, Query};
+    Query::insert()
+        .into_table(Alias::new("parents"))
+        .columns([
+            Alias::new("workspace_id"),
+            Alias::new("id"),
+            Alias::new("name"),
+        ])
+        .values_panic(["ws-1".into(), id.into(), name.into()])
+        .to_owned()
+}
+
 /// Runs one statement whose values are test literals.
 pub async fn exec(conn: &impl ConnectionTrait, sql: &str) -> roster_db::Result<()> {
     conn.execute_unprepared(sql).await?;
