@@ -1,20 +1,28 @@
 //! ImportUsers: a client stream of CSV bytes parsed on a blocking thread and written by the
 //! service in batches. Memory stays flat: the parser pulls one gRPC message at a time (so
 //! HTTP/2 flow control slows a fast client down) and hands rows over a bounded channel.
+//! The parser marks the end of the file; a stream that fails first ends the rows without
+//! it, so the service writes nothing past the break, and the error says how many rows
+//! committed before it.
 
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 
 use roster_proto::directory::v1 as pb;
+use roster_runtime::error_details::domain;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Code, Request, Response, Status, Streaming};
+use tonic_types::StatusExt as _;
 
 use super::authz::{END_USERS_WRITE, customer_renames};
 use super::{caller, workspace};
 use crate::error::DirectoryError;
 use crate::import::csv_rows::CsvRows;
-use crate::service::{CustomerRenames, Directory, ImportCounts, ImportOptions, ImportRow};
+use crate::service::{
+    CustomerRenames, Directory, ImportCounts, ImportError, ImportInterruption, ImportOptions,
+    ImportRow,
+};
 
 /// Rows in flight between the parser and the writer.
 const ROW_CHANNEL: usize = 2048;
@@ -51,9 +59,13 @@ impl Read for StreamReader {
                 Ok(Some(pb::ImportUsersRequest {
                     part: Some(pb::import_users_request::Part::Header(_)),
                 })) => {
-                    return Err(self.fail(Status::invalid_argument(
-                        "the header may be sent only once, as the first message",
-                    )));
+                    return Err(self.fail(
+                        DirectoryError::invalid(
+                            "header",
+                            "the header may be sent only once, as the first message",
+                        )
+                        .into(),
+                    ));
                 }
                 Ok(Some(pb::ImportUsersRequest { part: None })) => {}
                 Ok(None) => return Ok(0),
@@ -68,6 +80,7 @@ impl Read for StreamReader {
 }
 
 fn response(counts: ImportCounts, dry_run: bool) -> pb::ImportUsersResponse {
+    let rows_committed = if dry_run { 0 } else { counts.rows() };
     let ImportCounts {
         created,
         updated,
@@ -98,7 +111,56 @@ fn response(counts: ImportCounts, dry_run: bool) -> pb::ImportUsersResponse {
         dry_run,
         customers_undeleted,
         customer_renames_skipped,
+        rows_committed,
     }
+}
+
+/// The reason an `ErrorInfo` gives when nothing more precise applies: the code's own name.
+fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// An import's error with what it committed before: in the message, for people, and as
+/// `rows_committed` in the ErrorInfo's metadata, for programs that resume the file.
+fn with_rows_committed(status: Status, rows: i64) -> Status {
+    let mut details = status.get_error_details();
+    let (reason, domain, mut metadata) = match details.error_info() {
+        Some(info) => (
+            info.reason.clone(),
+            info.domain.clone(),
+            info.metadata.clone(),
+        ),
+        None => (
+            code_name(status.code()).to_owned(),
+            domain::DIRECTORY.to_owned(),
+            Default::default(),
+        ),
+    };
+    metadata.insert("rows_committed".to_owned(), rows.to_string());
+    details.set_error_info(reason, domain, metadata);
+    let message = format!(
+        "{}; the file's first {rows} rows were committed before the import stopped",
+        status.message()
+    );
+    Status::with_error_details(status.code(), message, details)
 }
 
 pub async fn import_users(
@@ -153,6 +215,7 @@ pub async fn import_users(
         failure: failure.clone(),
     };
     let (rows_tx, mut rows_rx) = mpsc::channel(ROW_CHANNEL);
+    let stream_failure = failure.clone();
     let parser = tokio::task::spawn_blocking(move || {
         let rows = CsvRows::new(reader)?;
         for item in rows {
@@ -168,8 +231,13 @@ pub async fn import_users(
             };
             // The writer hung up: it stopped at a bad row or failed.
             if rows_tx.blocking_send(row).is_err() {
-                break;
+                return Ok(());
             }
+        }
+        // A stream that failed ended the rows early: that is no end of the file.
+        let broke_off = stream_failure.lock().map_or(true, |slot| slot.is_some());
+        if !broke_off {
+            let _ = rows_tx.blocking_send(ImportRow::EndOfFile);
         }
         Ok::<(), crate::import::csv_rows::HeaderError>(())
     });
@@ -188,15 +256,37 @@ pub async fn import_users(
             "CSV parser thread: {error}"
         )))
     })?;
+    let committed = match &imported {
+        Ok(_) => 0,
+        Err(ImportError { committed, .. }) => committed.rows(),
+    };
     if let Ok(mut slot) = failure.lock()
         && let Some(status) = slot.take()
     {
-        return Err(status);
+        return Err(with_rows_committed(status, committed));
     }
     if let Err(header_error) = parsed {
         return Err(DirectoryError::invalid("chunk", format!("CSV header: {header_error}")).into());
     }
-    let counts = imported?;
+    let counts = match imported {
+        Ok(counts) => counts,
+        Err(ImportError { cause, committed }) => {
+            let error = match cause {
+                ImportInterruption::Failed(error) => error,
+                // The parser ends the rows early only after the stream failed, which the
+                // slot above reports.
+                ImportInterruption::UploadBrokenOff => DirectoryError::Internal(
+                    "the CSV rows ended before the file without a stream error".to_owned(),
+                ),
+            };
+            tracing::warn!(
+                workspace_id = %workspace_id,
+                rows_committed = committed.rows(),
+                "import stopped early"
+            );
+            return Err(with_rows_committed(error.into(), committed.rows()));
+        }
+    };
     tracing::info!(
         workspace_id = %workspace_id,
         created = counts.created,

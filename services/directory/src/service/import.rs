@@ -3,6 +3,12 @@
 //! the users and customers it may touch, read up front in a few queries (`batch.rs`), and
 //! written set-based (`store::bulk`: one statement per kind of write on PostgreSQL), so a
 //! row costs no round trip of its own; a bad row fails alone before anything of it is written.
+//!
+//! Batches commit in file order, so what an import committed is always the file's first
+//! rows, and an import that ends early says how many ([`ImportError::committed`]). Nothing
+//! writes once the call is gone: a dropped call drops its transactions and aborts its writer
+//! tasks, and an upload that breaks off (the client cancels, the stream fails) writes no
+//! batch after the break.
 
 mod batch;
 mod pipeline;
@@ -37,6 +43,35 @@ pub enum ImportRow {
         line: u64,
         reason: String,
     },
+    /// The file ended here. Rows that stop coming without it (the channel closed) mean the
+    /// upload broke off, and the batch under way is not written.
+    EndOfFile,
+}
+
+/// How an import ended short of the end of its file.
+#[derive(Debug)]
+pub enum ImportInterruption {
+    /// The rows stopped before the end of the file: the upload failed or was cancelled.
+    UploadBrokenOff,
+    /// Reading or writing a batch failed.
+    Failed(DirectoryError),
+}
+
+/// An import that ended early, with what it committed before: the counts of the batches
+/// that landed, which hold the file's first rows.
+#[derive(Debug)]
+pub struct ImportError {
+    pub cause: ImportInterruption,
+    pub committed: ImportCounts,
+}
+
+impl ImportError {
+    fn failed(error: DirectoryError, committed: ImportCounts) -> Self {
+        ImportError {
+            cause: ImportInterruption::Failed(error),
+            committed,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -63,6 +98,12 @@ pub struct ImportCounts {
 }
 
 impl ImportCounts {
+    /// Rows of the file these counts cover: imported, unchanged or failed. Batches commit in
+    /// file order, so a committed import covers the file's first this-many rows.
+    pub fn rows(&self) -> i64 {
+        self.created + self.updated + self.undeleted + self.unchanged + self.failed
+    }
+
     fn fail(&mut self, line: u64, reason: String) {
         self.failed += 1;
         if self.failures.len() < MAX_LISTED_FAILURES {
@@ -181,16 +222,6 @@ enum Prepared {
     Failed { line: u64, reason: String },
 }
 
-fn prepare(row: ImportRow, customer_renames: CustomerRenames) -> Prepared {
-    match row {
-        ImportRow::Row { line, record } => match row_input(*record, customer_renames) {
-            Ok(input) => Prepared::Row { line, input },
-            Err(reason) => Prepared::Failed { line, reason },
-        },
-        ImportRow::Failed { line, reason } => Prepared::Failed { line, reason },
-    }
-}
-
 /// Errors that belong to one row (its data conflicts with stored state); anything else is
 /// the database's and fails the batch.
 fn is_row_error(error: &DirectoryError) -> bool {
@@ -214,26 +245,68 @@ fn describe(error: &DirectoryError) -> String {
     }
 }
 
+/// What [`next_batch`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Next {
+    /// A full batch, or the last one of the file.
+    Batch,
+    /// The file is through.
+    Done,
+    /// The rows stopped before the end of the file; the batch gathered so far is dropped.
+    BrokenOff,
+}
+
 /// Waits for a full batch (or the end of the file): taking whatever the parser has ready
 /// would make batches of a few rows whenever the writer is faster than the parser, and a
-/// batch costs the same few round trips whatever its size. Returns false at the end.
-async fn next_batch(rows: &mut mpsc::Receiver<ImportRow>, batch: &mut Vec<ImportRow>) -> bool {
-    while batch.len() < BATCH_ROWS {
-        if rows.recv_many(batch, BATCH_ROWS - batch.len()).await == 0 {
-            break;
+/// batch costs the same few round trips whatever its size.
+async fn next_batch(
+    rows: &mut mpsc::Receiver<ImportRow>,
+    ended: &mut bool,
+    batch: &mut Vec<Prepared>,
+    customer_renames: CustomerRenames,
+) -> Next {
+    let mut received = Vec::with_capacity(BATCH_ROWS);
+    while !*ended && batch.len() < BATCH_ROWS {
+        if rows
+            .recv_many(&mut received, BATCH_ROWS - batch.len())
+            .await
+            == 0
+        {
+            batch.clear();
+            return Next::BrokenOff;
+        }
+        for row in received.drain(..) {
+            // Checked once per batch, however often the batch is run.
+            batch.push(match row {
+                ImportRow::Row { line, record } => match row_input(*record, customer_renames) {
+                    Ok(input) => Prepared::Row { line, input },
+                    Err(reason) => Prepared::Failed { line, reason },
+                },
+                ImportRow::Failed { line, reason } => Prepared::Failed { line, reason },
+                ImportRow::EndOfFile => {
+                    *ended = true;
+                    continue;
+                }
+            });
         }
     }
-    !batch.is_empty()
+    if batch.is_empty() {
+        Next::Done
+    } else {
+        Next::Batch
+    }
 }
 
 impl Directory {
+    /// Imports the rows in batches until the end of the file. An import that ends early
+    /// reports what it committed: every batch before the failure, in file order.
     pub async fn import_rows(
         &self,
         actor: &Actor,
         workspace_id: &str,
         options: ImportOptions,
         rows: &mut mpsc::Receiver<ImportRow>,
-    ) -> Result<ImportCounts> {
+    ) -> std::result::Result<ImportCounts, ImportError> {
         if options.dry_run {
             return self.dry_run_rows(actor, workspace_id, options, rows).await;
         }
@@ -244,47 +317,74 @@ impl Directory {
         }
         let mut totals = ImportCounts::default();
         let mut batch = Vec::with_capacity(BATCH_ROWS);
-        while !totals.stopped && next_batch(rows, &mut batch).await {
-            let prepared: Vec<Prepared> = batch
-                .drain(..)
-                .map(|row| prepare(row, options.customer_renames))
-                .collect();
-            let counts = self
-                .import_batch(actor, workspace_id, options, &prepared, Locking::None)
-                .await?;
-            totals.add(counts);
+        let mut ended = false;
+        while !totals.stopped {
+            match next_batch(rows, &mut ended, &mut batch, options.customer_renames).await {
+                Next::Batch => {}
+                Next::Done => break,
+                Next::BrokenOff => {
+                    return Err(ImportError {
+                        cause: ImportInterruption::UploadBrokenOff,
+                        committed: totals,
+                    });
+                }
+            }
+            match self
+                .import_batch(actor, workspace_id, options, &batch, Locking::None)
+                .await
+            {
+                Ok(counts) => totals.add(counts),
+                Err(error) => return Err(ImportError::failed(error, totals)),
+            }
+            batch.clear();
         }
         Ok(totals)
     }
 
     /// A dry run must count what the real run would: a customer or user that row 2 creates
     /// exists for row 3 even when the rows land in different batches. So every batch of a
-    /// dry run shares one transaction, rolled back at the end.
+    /// dry run shares one transaction, rolled back at the end; it commits nothing.
     async fn dry_run_rows(
         &self,
         actor: &Actor,
         workspace_id: &str,
         options: ImportOptions,
         rows: &mut mpsc::Receiver<ImportRow>,
-    ) -> Result<ImportCounts> {
-        let scope = self.scope(actor, workspace_id, options).await?;
-        let mut txn = BulkTxn::begin(&self.db, Locking::None).await?;
+    ) -> std::result::Result<ImportCounts, ImportError> {
+        let nothing = |cause| ImportError {
+            cause,
+            committed: ImportCounts::default(),
+        };
+        let failed = |error| nothing(ImportInterruption::Failed(error));
+        let scope = self
+            .scope(actor, workspace_id, options)
+            .await
+            .map_err(failed)?;
+        let mut txn = BulkTxn::begin(&self.db, Locking::None)
+            .await
+            .map_err(failed)?;
         let mut totals = ImportCounts::default();
         let mut batch = Vec::with_capacity(BATCH_ROWS);
-        let outcome: Result<()> = async {
-            while !totals.stopped && next_batch(rows, &mut batch).await {
-                let prepared: Vec<Prepared> = batch
-                    .drain(..)
-                    .map(|row| prepare(row, options.customer_renames))
-                    .collect();
-                let counts = self.import_batch_in(&mut txn, scope, &prepared).await?;
+        let mut ended = false;
+        let outcome: std::result::Result<(), ImportInterruption> = async {
+            while !totals.stopped {
+                match next_batch(rows, &mut ended, &mut batch, options.customer_renames).await {
+                    Next::Batch => {}
+                    Next::Done => break,
+                    Next::BrokenOff => return Err(ImportInterruption::UploadBrokenOff),
+                }
+                let counts = self
+                    .import_batch_in(&mut txn, scope, &batch)
+                    .await
+                    .map_err(ImportInterruption::Failed)?;
                 totals.add(counts);
+                batch.clear();
             }
             Ok(())
         }
         .await;
-        txn.rollback().await?;
-        outcome.map(|()| totals)
+        txn.rollback().await.map_err(failed)?;
+        outcome.map(|()| totals).map_err(nothing)
     }
 
     /// What a batch is decided with. The workspace's rule is read before the batch's

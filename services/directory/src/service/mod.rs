@@ -21,7 +21,7 @@ use crate::error::{DirectoryError, Result};
 use crate::widget_kek::WidgetKeyring;
 
 pub use customers::{CustomerEffect, CustomerPatch, CustomerRenames, NewCustomer};
-pub use import::{ImportCounts, ImportOptions, ImportRow};
+pub use import::{ImportCounts, ImportError, ImportInterruption, ImportOptions, ImportRow};
 pub use request_ids::{REQUEST_ID_WINDOW_US, RequestKey};
 pub use roster_core::etag::etag;
 pub use settings::{

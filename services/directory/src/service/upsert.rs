@@ -1,19 +1,25 @@
 //! The one import path: every source (UpsertUser, CSV rows, widget tokens, Slack and Teams
-//! bridges) matches and writes end-users through `upsert_in`.
+//! bridges) is decided by the same rules, [`decision::decide`]. `upsert_in` reads what
+//! they look at for one row and writes what they decided; ImportUsers does the same for a
+//! batch of rows at once (`import/batch.rs`).
+
+pub(super) mod decision;
 
 use roster_db::outbox;
-use sea_orm::ConnectionTrait;
+use sea_orm::{ConnectionTrait, sea_query::LockType};
 use uuid::Uuid;
 
-use super::customers::{CustomerEffect, CustomerRenames};
+use self::decision::{Decision, Key, Known, Stored};
+use super::customers::{CustomerChange, CustomerEffect, CustomerRenames, customer_update_action};
 use super::settings::Rules;
-use super::users::{UserView, blank_user, undelete};
+use super::users::UserView;
 use super::{Actor, Directory, in_write_txn};
-use crate::domain::changes::user_changes;
+use crate::domain::changes::{customer_changes, user_changes};
 use crate::domain::user_fields::UserValues;
+use crate::domain::values::email_key;
 use crate::domain::widget_token::{WidgetTokenError, verify_widget_token};
 use crate::domain::{IdentitySource, UserField, UserStatus};
-use crate::entity::end_user;
+use crate::entity::{customer, end_user};
 use crate::error::{DirectoryError, Result, reason};
 use crate::store;
 
@@ -66,38 +72,77 @@ pub(super) fn customer_required() -> DirectoryError {
     )
 }
 
+/// The stored state one upsert is decided against, read in its transaction: every user
+/// holding a key the decision looks at, and the customer the user ends up in.
+#[derive(Default)]
+struct Fetched {
+    users: Vec<end_user::Model>,
+    customer: Option<customer::Model>,
+}
+
+impl Fetched {
+    fn add(&mut self, users: Vec<end_user::Model>) {
+        for user in users {
+            if !self.users.iter().any(|known| known.user_id == user.user_id) {
+                self.users.push(user);
+            }
+        }
+    }
+}
+
+impl Known for Fetched {
+    fn holders<'s>(&'s self, key: &Key) -> impl Iterator<Item = &'s end_user::Model> {
+        let key = key.clone();
+        self.users.iter().filter(move |user| key.held_by(user))
+    }
+
+    fn customer(&self, customer_id: &str) -> Option<&customer::Model> {
+        self.customer
+            .as_ref()
+            .filter(|customer| customer.customer_id == customer_id)
+    }
+}
+
+/// Users of any status holding `key`.
+async fn holders_of<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    key: &Key,
+) -> Result<Vec<end_user::Model>> {
+    let (column, value) = match key {
+        Key::ExternalId(id) => (end_user::Column::ExternalId, id),
+        Key::Email(email_key) => (end_user::Column::EmailKey, email_key),
+    };
+    store::users::holding(conn, workspace_id, column, value).await
+}
+
 impl Directory {
-    /// Finds the user an import means: by identity, else external id, else e-mail.
-    async fn match_user<C: ConnectionTrait>(
+    /// The user the upsert's identity names, merges followed, unless erased; and whether
+    /// anyone holds the identity already.
+    async fn identity_match<C: ConnectionTrait>(
         &self,
         conn: &C,
         workspace_id: &str,
         input: &UpsertInput,
-    ) -> Result<Option<end_user::Model>> {
-        if let Some((source, key)) = &input.identity
-            && let Some(owner) = store::identities::owner(conn, workspace_id, *source, key).await?
-            && let Some(user) = store::users::get(conn, workspace_id, owner).await?
-        {
-            let user = resolve_merged(conn, user).await?;
-            if user.status != UserStatus::Erased.as_str() {
-                return Ok(Some(user));
-            }
-        }
-        if let Some(external_id) = input.values.get(UserField::ExternalId)
-            && let Some(user) =
-                store::users::find_by_external_id(conn, workspace_id, external_id).await?
-        {
-            return Ok(Some(user));
-        }
-        if let Some(email) = input.values.get(UserField::Email)
-            && let Some(user) = store::users::find_by_email(conn, workspace_id, email).await?
-        {
-            return Ok(Some(user));
-        }
-        Ok(None)
+    ) -> Result<(Option<end_user::Model>, bool)> {
+        let Some((source, key)) = &input.identity else {
+            return Ok((None, false));
+        };
+        let Some(owner) = store::identities::owner(conn, workspace_id, *source, key).await? else {
+            return Ok((None, false));
+        };
+        let Some(user) = store::users::get(conn, workspace_id, owner).await? else {
+            return Ok((None, true));
+        };
+        let user = resolve_merged(conn, user).await?;
+        Ok((
+            (user.status != UserStatus::Erased.as_str()).then_some(user),
+            true,
+        ))
     }
 
-    /// Upserts inside the caller's transaction and collects the audit events.
+    /// Upserts inside the caller's transaction and collects the audit events: reads what
+    /// [`decision::decide`] looks at, then writes what it decided.
     pub(super) async fn upsert_in<C: ConnectionTrait>(
         &self,
         conn: &C,
@@ -108,107 +153,118 @@ impl Directory {
         events: &mut Vec<outbox::AuditEvent>,
     ) -> Result<(end_user::Model, UpsertOutcome, CustomerEffect)> {
         let now = self.now_us();
-        let matched = self.match_user(conn, workspace_id, input).await?;
-        let (before, mut after) = match matched {
-            Some(user) => (Some(user.clone()), user),
-            None => (
-                None,
-                blank_user(workspace_id, Uuid::now_v7(), UserStatus::Active, now),
-            ),
-        };
-        input.values.apply(&mut after);
-        let outcome = match &before {
-            None => {
-                after.confirmed_at = Some(now);
-                UpsertOutcome::Created
-            }
-            Some(_) if after.status == UserStatus::Deleted.as_str() => {
-                undelete(&mut after);
-                UpsertOutcome::Undeleted
-            }
-            Some(before) if *before != after => UpsertOutcome::Updated,
-            Some(_) => UpsertOutcome::Unchanged,
-        };
-        let customer_changed = before
-            .as_ref()
-            .is_none_or(|b| b.customer_id != after.customer_id);
-        // A user that joins a customer, or comes back to one, needs it live; one that stays
-        // in its customer keeps it live by being counted by DeleteCustomer.
-        let customer = if after.customer_id.is_empty() {
-            if settings.require_customer && after.status != UserStatus::Guest.as_str() {
-                return Err(customer_required());
-            }
-            CustomerEffect::default()
-        } else if customer_changed
-            || input.customer_name.is_some()
-            || outcome == UpsertOutcome::Undeleted
+        let (by_identity, identity_held) = self.identity_match(conn, workspace_id, input).await?;
+        let mut fetched = Fetched::default();
+        let own_keys = [
+            input
+                .values
+                .get(UserField::ExternalId)
+                .map(|id| Key::ExternalId(id.to_owned())),
+            input
+                .values
+                .get(UserField::Email)
+                .map(|email| Key::Email(email_key(email))),
+        ];
+        for key in own_keys.iter().flatten() {
+            fetched.add(holders_of(conn, workspace_id, key).await?);
+        }
+        let matched = decision::matched(input, by_identity.as_ref(), &fetched).cloned();
+        let (keys, customer_id) = decision::lookups(input, matched.as_ref());
+        for key in keys
+            .iter()
+            .filter(|key| !own_keys.contains(&Some((*key).clone())))
         {
-            self.ensure_customer(
-                conn,
-                actor,
-                workspace_id,
-                &after.customer_id,
-                input.customer_name.as_deref(),
-                input.customer_renames,
-                events,
-            )
-            .await?
-        } else {
-            CustomerEffect::default()
+            fetched.add(holders_of(conn, workspace_id, key).await?);
+        }
+        // Locked so DeleteCustomer cannot slip between this read and the user's write.
+        if let Some(customer_id) = customer_id {
+            fetched.customer =
+                store::customers::get_locked(conn, workspace_id, &customer_id, LockType::KeyShare)
+                    .await?;
+        }
+        let stored = Stored {
+            workspace_id,
+            require_customer: settings.require_customer,
+            by_identity: by_identity.as_ref(),
+            known: &fetched,
         };
-        match &before {
-            None => {
-                // Matching found nobody holding these keys. A holder now committed in the
-                // meantime (READ COMMITTED gives each statement a fresh snapshot): another
-                // upsert of the same person won, and running again matches its user.
-                store::users::ensure_unique_keys(conn, &after)
-                    .await
-                    .map_err(|error| {
-                        if error.code() == tonic::Code::AlreadyExists {
-                            DirectoryError::Database(roster_db::DbError::Conflict)
-                        } else {
-                            error
-                        }
-                    })?;
-                store::users::insert(conn, &after).await?;
-                events.push(self.event(
-                    actor,
-                    workspace_id,
-                    "end_user.created",
-                    ("end_user", after.user_id.to_string()),
-                    user_changes(None, &after),
-                ));
+        let decided = decision::decide(input, stored, Uuid::now_v7(), now)?;
+        self.decision_events(actor, workspace_id, &decided, events);
+        let Decision {
+            before,
+            after,
+            outcome,
+            customer,
+            customer_effect,
+        } = decided;
+        match customer {
+            CustomerChange::Keep => {}
+            CustomerChange::Create(created) => store::customers::insert(conn, &created).await?,
+            CustomerChange::Update { before, after } => {
+                if !store::customers::update(conn, &before, &after).await? {
+                    return Err(DirectoryError::Database(roster_db::DbError::Conflict));
+                }
             }
+        }
+        // A holder of the user's keys committed since they were read (READ COMMITTED gives
+        // each statement a fresh snapshot) hits a unique index: `upsert_user` runs again and
+        // then sees it.
+        match &before {
+            None => store::users::insert(conn, &after).await?,
             Some(before) if outcome != UpsertOutcome::Unchanged => {
-                after.version += 1;
-                after.updated_at = now;
-                store::users::ensure_unique_keys(conn, &after).await?;
                 if !store::users::update(conn, before, &after).await? {
                     return Err(DirectoryError::Database(roster_db::DbError::Conflict));
                 }
-                let action = if outcome == UpsertOutcome::Undeleted {
-                    "end_user.undeleted"
-                } else {
-                    "end_user.updated"
-                };
-                events.push(self.event(
-                    actor,
-                    workspace_id,
-                    action,
-                    ("end_user", after.user_id.to_string()),
-                    user_changes(Some(before), &after),
-                ));
             }
             Some(_) => {}
         }
         if let Some((source, key)) = &input.identity
-            && store::identities::owner(conn, workspace_id, *source, key)
-                .await?
-                .is_none()
+            && !identity_held
         {
             store::identities::attach(conn, workspace_id, *source, key, after.user_id, now).await?;
         }
-        Ok((after, outcome, customer))
+        Ok((after, outcome, customer_effect))
+    }
+
+    /// The audit events of a decided upsert, customer first, as both the single upsert and
+    /// an import batch record them.
+    pub(super) fn decision_events(
+        &self,
+        actor: &Actor,
+        workspace_id: &str,
+        decision: &Decision,
+        events: &mut Vec<outbox::AuditEvent>,
+    ) {
+        match &decision.customer {
+            CustomerChange::Keep => {}
+            CustomerChange::Create(created) => events.push(self.event(
+                actor,
+                workspace_id,
+                "customer.created",
+                ("customer", created.customer_id.clone()),
+                customer_changes(None, Some(created)),
+            )),
+            CustomerChange::Update { before, after } => events.push(self.event(
+                actor,
+                workspace_id,
+                customer_update_action(before),
+                ("customer", after.customer_id.clone()),
+                customer_changes(Some(before), Some(after)),
+            )),
+        }
+        let action = match decision.outcome {
+            UpsertOutcome::Unchanged => return,
+            UpsertOutcome::Created => "end_user.created",
+            UpsertOutcome::Updated => "end_user.updated",
+            UpsertOutcome::Undeleted => "end_user.undeleted",
+        };
+        events.push(self.event(
+            actor,
+            workspace_id,
+            action,
+            ("end_user", decision.after.user_id.to_string()),
+            user_changes(decision.before.as_ref(), &decision.after),
+        ));
     }
 
     pub async fn upsert_user(

@@ -33,8 +33,8 @@ pub async fn require<C: ConnectionTrait>(
 }
 
 /// The user holding a key, preferring the live one; otherwise the most recently deleted
-/// one, which an import may bring back. Merged and erased users are never matched. Shared
-/// with the bulk import, which matches against users it holds in memory.
+/// one, which an import may bring back. Merged and erased users are never matched. Also
+/// what the upsert rules (`service::upsert::decision`) match with, on users in memory.
 pub(crate) fn pick_match<'a>(
     candidates: impl IntoIterator<Item = &'a end_user::Model>,
 ) -> Option<&'a end_user::Model> {
@@ -55,17 +55,33 @@ pub(crate) fn pick_match<'a>(
     best
 }
 
+/// Users of any status whose `column` (external id or e-mail key) is `value`.
+pub async fn holding<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    column: end_user::Column,
+    value: &str,
+) -> Result<Vec<end_user::Model>> {
+    Ok(end_user::Entity::find()
+        .filter(end_user::Column::WorkspaceId.eq(workspace_id))
+        .filter(column.eq(value))
+        .all(conn)
+        .await
+        .map_err(roster_db::DbError::from)?)
+}
+
 pub async fn find_by_external_id<C: ConnectionTrait>(
     conn: &C,
     workspace_id: &str,
     external_id: &str,
 ) -> Result<Option<end_user::Model>> {
-    let candidates = end_user::Entity::find()
-        .filter(end_user::Column::WorkspaceId.eq(workspace_id))
-        .filter(end_user::Column::ExternalId.eq(external_id))
-        .all(conn)
-        .await
-        .map_err(roster_db::DbError::from)?;
+    let candidates = holding(
+        conn,
+        workspace_id,
+        end_user::Column::ExternalId,
+        external_id,
+    )
+    .await?;
     Ok(pick_match(&candidates).cloned())
 }
 
@@ -74,12 +90,8 @@ pub async fn find_by_email<C: ConnectionTrait>(
     workspace_id: &str,
     email: &str,
 ) -> Result<Option<end_user::Model>> {
-    let candidates = end_user::Entity::find()
-        .filter(end_user::Column::WorkspaceId.eq(workspace_id))
-        .filter(end_user::Column::EmailKey.eq(email.to_lowercase()))
-        .all(conn)
-        .await
-        .map_err(roster_db::DbError::from)?;
+    let key = crate::domain::values::email_key(email);
+    let candidates = holding(conn, workspace_id, end_user::Column::EmailKey, &key).await?;
     Ok(pick_match(&candidates).cloned())
 }
 

@@ -15,6 +15,7 @@ on_both_databases!(
     a_key_handed_over_across_batches,
     stop_mode_keeps_the_rows_before_the_clash,
     an_import_racing_other_writers_loses_no_write,
+    a_row_naming_no_customer_brings_a_deleted_user_back_with_its_customer,
 );
 
 async fn customer_name(app: &TestApp, customer_id: &str) -> String {
@@ -372,4 +373,63 @@ async fn an_import_racing_other_writers_loses_no_write(app: TestApp) {
         assert_eq!(user.name, format!("Renamed {index}"), "{user:?}");
         assert_eq!(user.conversation_count, 1, "{user:?}");
     }
+}
+
+/// The rule UpsertUser follows (`imports_restore_a_deleted_customer_and_say_so`): a deleted
+/// user that comes back restores the customer it belongs to, even when the row names none.
+/// The import once decided rows by a copy of those rules that knew only the customers the
+/// rows named, took the user's customer for missing and tried to create it again.
+async fn a_row_naming_no_customer_brings_a_deleted_user_back_with_its_customer(app: TestApp) {
+    app.create_customer("px002", "Planet Express").await;
+    app.create_customer("mom003", "Mom's Friendly Robots").await;
+    let mut ids = Vec::new();
+    for (external_id, customer_id) in [("f001", "px002"), ("b001", "mom003")] {
+        let user = app
+            .try_create_user(pb::User {
+                customer_id: customer_id.into(),
+                ..crate::helpers::user(external_id, &format!("{external_id}@example.com"))
+            })
+            .await
+            .unwrap();
+        app.delete_user(&user.user_id).await.unwrap();
+        ids.push(user.user_id);
+    }
+    app.client()
+        .delete_customer(app.admin(pb::DeleteCustomerRequest {
+            workspace_id: WS.into(),
+            customer_id: "mom003".into(),
+            etag: String::new(),
+        }))
+        .await
+        .unwrap();
+
+    let csv = b"external_id,name\nf001,Fry\nb001,Bender\n";
+    let result = app.import_csv(csv, 64, false, false).await.unwrap();
+    assert_eq!(
+        (
+            result.undeleted,
+            result.failed,
+            result.customers_created,
+            result.customers_undeleted
+        ),
+        (2, 0, 0, 1),
+        "{result:?}"
+    );
+    for (user_id, customer_id) in ids.iter().zip(["px002", "mom003"]) {
+        let user = app.get_user(user_id).await.unwrap();
+        assert_eq!(
+            (user.status, user.customer_id.as_str()),
+            (pb::UserStatus::Active as i32, customer_id)
+        );
+    }
+    let restored = app
+        .client()
+        .get_customer(app.admin(pb::GetCustomerRequest {
+            workspace_id: WS.into(),
+            customer_id: "mom003".into(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(restored.deleted_at.is_none(), "{restored:?}");
 }

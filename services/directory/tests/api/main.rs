@@ -16,6 +16,7 @@ mod health;
 mod identity_order;
 mod import;
 mod import_batches;
+mod import_interrupted;
 mod lifecycle;
 mod merge_erase;
 mod search_paging;

@@ -1,8 +1,8 @@
 //! One batch of import rows, decided in memory and written set-based.
 //!
 //! `Batch::load` reads, in a few queries, every user a row of the batch may match or clash
-//! with and every customer the rows name. Each row is then matched, applied and checked
-//! against that view with the rules of `upsert_in` (which serves single upserts), and its
+//! with and every customer the rows or those users name. Each row is then decided against
+//! that view by the upsert rules (`upsert::decision`, which single upserts use too), and its
 //! effects go into the view at once, so a later row sees an earlier one exactly as it would
 //! see it in the database. A row that fails does so before anything of it is recorded, so no
 //! savepoints are needed. The changes are written by `flush` through the batch's
@@ -20,53 +20,15 @@ use std::collections::{HashMap, HashSet};
 use roster_db::outbox::AuditEvent;
 use uuid::Uuid;
 
-use super::super::customers::{
-    CustomerChange, CustomerEffect, customer_change, customer_update_action,
-};
-use super::super::upsert::{UpsertInput, UpsertOutcome, customer_required};
-use super::super::users::{blank_user, undelete};
+use super::super::customers::{CustomerChange, CustomerEffect};
+use super::super::upsert::decision::{self, Decision, Key, Known, Stored, live_keys};
+use super::super::upsert::{UpsertInput, UpsertOutcome};
 use super::super::{Actor, Directory};
-use crate::domain::changes::{customer_changes, user_changes};
+use crate::domain::UserField;
 use crate::domain::values::email_key;
-use crate::domain::{UserField, UserStatus};
 use crate::entity::{customer, end_user};
 use crate::error::{DirectoryError, Result};
-use crate::store;
 use crate::store::bulk::{BulkTxn, Changes};
-
-/// A key that only one live user of a workspace may hold.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum Key {
-    ExternalId(String),
-    Email(String),
-}
-
-fn is_retired(user: &end_user::Model) -> bool {
-    UserStatus::parse(&user.status).is_some_and(UserStatus::is_retired)
-}
-
-/// The keys a user holds in the partial unique indexes (none while it is retired).
-fn live_keys(user: &end_user::Model) -> Vec<Key> {
-    let mut keys = Vec::new();
-    if !is_retired(user) {
-        if !user.external_id.is_empty() {
-            keys.push(Key::ExternalId(user.external_id.clone()));
-        }
-        if !user.email_key.is_empty() {
-            keys.push(Key::Email(user.email_key.clone()));
-        }
-    }
-    keys
-}
-
-/// What one row does, decided but not yet recorded.
-pub(super) struct Decision {
-    before: Option<end_user::Model>,
-    after: end_user::Model,
-    outcome: UpsertOutcome,
-    customer: CustomerChange,
-    customer_effect: CustomerEffect,
-}
 
 /// Writes not yet sent, keyed by id: the stored state at the last flush (`None`: not in
 /// the database yet), in the order the rows first touched them.
@@ -172,8 +134,8 @@ pub(super) fn changed_keys(changes: &Changes) -> Keys {
 }
 
 impl<'a> Batch<'a> {
-    /// Reads what the rows may touch. Beyond the users holding a row's external id or
-    /// e-mail, a second read fetches the live holders of those users' other keys: a row that
+    /// Reads what the rows may touch: the users holding a row's external id or e-mail, and
+    /// the customers the rows or those users name. Beyond those users, a second read fetches the live holders of those users' other keys: a row that
     /// gives only an e-mail keeps its match's external id, which another live user may hold
     /// (an undeleted user whose id was reused, say).
     pub(super) async fn load(
@@ -219,6 +181,11 @@ impl<'a> Batch<'a> {
         let mut more_ids = Vec::new();
         let mut more_emails = Vec::new();
         for user in &found {
+            // A row that names no customer may still bring its match back into the
+            // customer it had, which must then be restored.
+            if !user.customer_id.is_empty() {
+                customer_ids.insert(user.customer_id.clone());
+            }
             if !user.external_id.is_empty() && external_ids.insert(user.external_id.clone()) {
                 more_ids.push(user.external_id.clone());
             }
@@ -272,127 +239,16 @@ impl<'a> Batch<'a> {
         self.users.insert(id, user);
     }
 
-    /// Users whose current external id (or e-mail key) is `key`.
-    fn holders<'s>(&'s self, key: &Key) -> impl Iterator<Item = &'s end_user::Model> + use<'s> {
-        let (index, value, is_email) = match key {
-            Key::ExternalId(value) => (&self.by_external_id, value, false),
-            Key::Email(value) => (&self.by_email_key, value, true),
-        };
-        let ids = index.get(value).map(Vec::as_slice).unwrap_or_default();
-        let value = value.clone();
-        ids.iter()
-            .filter_map(|id| self.users.get(id))
-            .filter(move |user| {
-                let current = if is_email {
-                    &user.email_key
-                } else {
-                    &user.external_id
-                };
-                *current == value
-            })
-    }
-
-    /// The user an import row means: by external id, else by e-mail (`match_user`).
-    fn match_user(&self, input: &UpsertInput) -> Option<&end_user::Model> {
-        if let Some(id) = input.values.get(UserField::ExternalId)
-            && let Some(user) =
-                store::users::pick_match(self.holders(&Key::ExternalId(id.to_owned())))
-        {
-            return Some(user);
-        }
-        let email = input.values.get(UserField::Email)?;
-        store::users::pick_match(self.holders(&Key::Email(email_key(email))))
-    }
-
-    /// Another live user holding `key` (`store::users::live_holder`).
-    fn live_holder(&self, key: &Key, except: Uuid) -> Option<Uuid> {
-        self.holders(key)
-            .find(|user| user.user_id != except && !is_retired(user))
-            .map(|user| user.user_id)
-    }
-
-    /// `store::users::ensure_unique_keys` against the view.
-    fn ensure_unique_keys(&self, user: &end_user::Model) -> Result<()> {
-        if is_retired(user) {
-            return Ok(());
-        }
-        if !user.external_id.is_empty()
-            && let Some(holder) =
-                self.live_holder(&Key::ExternalId(user.external_id.clone()), user.user_id)
-        {
-            return Err(store::users::external_id_taken(user, holder));
-        }
-        if !user.email_key.is_empty()
-            && let Some(holder) =
-                self.live_holder(&Key::Email(user.email_key.clone()), user.user_id)
-        {
-            return Err(store::users::email_taken(user, holder));
-        }
-        Ok(())
-    }
-
-    /// Decides one row exactly as `upsert_in` would against the same state. An error
-    /// belongs to the row (ALREADY_EXISTS, FAILED_PRECONDITION) and leaves the view as it was.
+    /// Decides one row by the upsert rules against the view. An error belongs to the row
+    /// (ALREADY_EXISTS, FAILED_PRECONDITION) and leaves the view as it was.
     pub(super) fn decide(&self, input: &UpsertInput, now: i64) -> Result<Decision> {
-        let (before, mut after) = match self.match_user(input) {
-            Some(user) => (Some(user.clone()), user.clone()),
-            None => (
-                None,
-                blank_user(self.workspace_id, Uuid::now_v7(), UserStatus::Active, now),
-            ),
+        let stored = Stored {
+            workspace_id: self.workspace_id,
+            require_customer: self.require_customer,
+            by_identity: None,
+            known: self,
         };
-        input.values.apply(&mut after);
-        let outcome = match &before {
-            None => {
-                after.confirmed_at = Some(now);
-                UpsertOutcome::Created
-            }
-            Some(_) if after.status == UserStatus::Deleted.as_str() => {
-                undelete(&mut after);
-                UpsertOutcome::Undeleted
-            }
-            Some(before) if *before != after => UpsertOutcome::Updated,
-            Some(_) => UpsertOutcome::Unchanged,
-        };
-        let customer_changed = before
-            .as_ref()
-            .is_none_or(|b| b.customer_id != after.customer_id);
-        let (customer, customer_effect) = if after.customer_id.is_empty() {
-            if self.require_customer && after.status != UserStatus::Guest.as_str() {
-                return Err(customer_required());
-            }
-            (CustomerChange::Keep, CustomerEffect::default())
-        } else if customer_changed
-            || input.customer_name.is_some()
-            || outcome == UpsertOutcome::Undeleted
-        {
-            customer_change(
-                self.customers.get(&after.customer_id),
-                self.workspace_id,
-                &after.customer_id,
-                input.customer_name.as_deref(),
-                input.customer_renames,
-                now,
-            )?
-        } else {
-            (CustomerChange::Keep, CustomerEffect::default())
-        };
-        match outcome {
-            UpsertOutcome::Created => self.ensure_unique_keys(&after)?,
-            UpsertOutcome::Updated | UpsertOutcome::Undeleted => {
-                after.version += 1;
-                after.updated_at = now;
-                self.ensure_unique_keys(&after)?;
-            }
-            UpsertOutcome::Unchanged => {}
-        }
-        Ok(Decision {
-            before,
-            after,
-            outcome,
-            customer,
-            customer_effect,
-        })
+        decision::decide(input, stored, Uuid::now_v7(), now)
     }
 
     /// Whether the row takes a key that another live user gave up since the last flush, so
@@ -410,6 +266,8 @@ impl<'a> Batch<'a> {
     /// Records a decided row in the view, its writes and its audit events; returns its
     /// outcome and what it did to its customer.
     pub(super) fn record(&mut self, decision: Decision) -> (UpsertOutcome, CustomerEffect) {
+        self.directory
+            .decision_events(self.actor, self.workspace_id, &decision, &mut self.events);
         let Decision {
             before,
             after,
@@ -417,46 +275,21 @@ impl<'a> Batch<'a> {
             customer,
             customer_effect,
         } = decision;
-        let directory = self.directory;
         match customer {
             CustomerChange::Keep => {}
             CustomerChange::Create(created) => {
-                self.events.push(directory.event(
-                    self.actor,
-                    self.workspace_id,
-                    "customer.created",
-                    ("customer", created.customer_id.clone()),
-                    customer_changes(None, Some(&created)),
-                ));
                 self.customer_writes.touch(&created.customer_id, || None);
                 self.customers.insert(created.customer_id.clone(), created);
             }
             CustomerChange::Update { before, after } => {
-                self.events.push(directory.event(
-                    self.actor,
-                    self.workspace_id,
-                    customer_update_action(&before),
-                    ("customer", after.customer_id.clone()),
-                    customer_changes(Some(&before), Some(&after)),
-                ));
                 self.customer_writes
                     .touch(&after.customer_id, || Some(before));
                 self.customers.insert(after.customer_id.clone(), after);
             }
         }
-        let action = match outcome {
-            UpsertOutcome::Unchanged => return (outcome, customer_effect),
-            UpsertOutcome::Created => "end_user.created",
-            UpsertOutcome::Updated => "end_user.updated",
-            UpsertOutcome::Undeleted => "end_user.undeleted",
-        };
-        self.events.push(directory.event(
-            self.actor,
-            self.workspace_id,
-            action,
-            ("end_user", after.user_id.to_string()),
-            user_changes(before.as_ref(), &after),
-        ));
+        if outcome == UpsertOutcome::Unchanged {
+            return (outcome, customer_effect);
+        }
         if let Some(before) = &before {
             let kept = live_keys(&after);
             self.released.extend(
@@ -503,6 +336,33 @@ impl<'a> Batch<'a> {
             changed_users,
             events: Vec::new(),
         })
+    }
+}
+
+/// The view, for the upsert rules: a lookup checks a user's current key, so index entries
+/// that went stale when a row changed a key are skipped.
+impl Known for Batch<'_> {
+    fn holders<'s>(&'s self, key: &Key) -> impl Iterator<Item = &'s end_user::Model> {
+        let (index, value, is_email) = match key {
+            Key::ExternalId(value) => (&self.by_external_id, value, false),
+            Key::Email(value) => (&self.by_email_key, value, true),
+        };
+        let ids = index.get(value).map(Vec::as_slice).unwrap_or_default();
+        let value = value.clone();
+        ids.iter()
+            .filter_map(|id| self.users.get(id))
+            .filter(move |user| {
+                let current = if is_email {
+                    &user.email_key
+                } else {
+                    &user.external_id
+                };
+                *current == value
+            })
+    }
+
+    fn customer(&self, customer_id: &str) -> Option<&customer::Model> {
+        self.customers.get(customer_id)
     }
 }
 

@@ -18,15 +18,22 @@
 //!
 //! A batch that must flush halfway (a key handed from one user to another within it) is not
 //! overlapped either: it waits for everything in flight and runs on its own.
+//!
+//! The writers belong to the call: an import that fails or whose upload breaks off waits
+//! for them (so it can say what committed), and a call that is dropped aborts them.
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinError, JoinHandle};
 
 use super::batch::Keys;
 use super::{
-    BATCH_ROWS, Decided, ImportCounts, ImportOptions, ImportRow, Prepared, next_batch, prepare,
+    BATCH_ROWS, Decided, ImportCounts, ImportError, ImportInterruption, ImportOptions, ImportRow,
+    Next, Prepared, next_batch,
 };
 use crate::error::{DirectoryError, Result};
 use crate::service::{Actor, Directory, is_retryable};
@@ -37,9 +44,27 @@ use roster_db::bulk::Locking;
 /// for the same cores and hold more of the pool.
 const WRITERS: usize = 2;
 
+/// A spawned task that is aborted when its handle is dropped, so a writer never outlives
+/// the call that started it.
+struct Writer<T>(JoinHandle<T>);
+
+impl<T> Drop for Writer<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> Future for Writer<T> {
+    type Output = std::result::Result<T, JoinError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx)
+    }
+}
+
 /// A batch being written and committed by its own task.
 struct InFlight {
-    task: JoinHandle<Result<Landing>>,
+    task: Writer<Result<Landing>>,
     /// What its writes change, to tell whether a later batch's view is still good.
     keys: Keys,
     counts: ImportCounts,
@@ -75,7 +100,7 @@ impl Directory {
         workspace_id: &str,
         options: ImportOptions,
         rows: &mut mpsc::Receiver<ImportRow>,
-    ) -> Result<ImportCounts> {
+    ) -> std::result::Result<ImportCounts, ImportError> {
         let mut pipeline = Pipeline {
             directory: self,
             actor,
@@ -86,16 +111,40 @@ impl Directory {
             totals: ImportCounts::default(),
         };
         let mut batch = Vec::with_capacity(BATCH_ROWS);
+        let mut ended = false;
         let mut stopped = false;
-        while !stopped && next_batch(rows, &mut batch).await {
-            let prepared: Vec<Prepared> = batch
-                .drain(..)
-                .map(|row| prepare(row, options.customer_renames))
-                .collect();
-            stopped = pipeline.push(prepared).await?;
+        let outcome = loop {
+            if stopped {
+                break Ok(());
+            }
+            match next_batch(rows, &mut ended, &mut batch, options.customer_renames).await {
+                Next::Batch => {}
+                Next::Done => break Ok(()),
+                Next::BrokenOff => break Err(ImportInterruption::UploadBrokenOff),
+            }
+            match pipeline.push(std::mem::take(&mut batch)).await {
+                Ok(stop) => stopped = stop,
+                Err(error) => break Err(ImportInterruption::Failed(error)),
+            }
+        };
+        // The batches in flight come before the end or the break in the file, so they land
+        // (and are run again if they must). After a failure none is run again: a batch that
+        // did not commit then stays out, and every later one with it.
+        let outcome = match outcome {
+            Ok(()) | Err(ImportInterruption::UploadBrokenOff) => match pipeline.drain().await {
+                Ok(()) => outcome,
+                Err(error) => Err(ImportInterruption::Failed(error)),
+            },
+            failed => failed,
+        };
+        pipeline.join().await;
+        match outcome {
+            Ok(()) => Ok(pipeline.totals),
+            Err(cause) => Err(ImportError {
+                cause,
+                committed: pipeline.totals,
+            }),
         }
-        pipeline.drain().await?;
-        Ok(pipeline.totals)
     }
 }
 
@@ -197,7 +246,7 @@ impl Pipeline<'_> {
         } = decided;
         let after = self.newest_committed.take();
         let (committed, newest_committed) = oneshot::channel();
-        let task = tokio::spawn(async move {
+        let task = Writer(tokio::spawn(async move {
             let written = txn.write(writes).await;
             // A dropped sender means the batch before ended without saying: not committed.
             let go_ahead = match after {
@@ -216,7 +265,7 @@ impl Pipeline<'_> {
             // The next batch may be gone already, after a failure of its own.
             let _ = committed.send(matches!(landing, Ok(Landing::Committed)));
             landing
-        });
+        }));
         self.newest_committed = Some(newest_committed);
         self.in_flight.push_back(InFlight {
             task,
@@ -267,6 +316,17 @@ impl Pipeline<'_> {
             )),
             Err(error) => Err(error),
         }
+    }
+
+    /// Waits for every writer in flight and counts the batches that committed, running
+    /// none again.
+    async fn join(&mut self) {
+        for flight in std::mem::take(&mut self.in_flight) {
+            if let Ok(Ok(Landing::Committed)) = flight.task.await {
+                self.totals.add(flight.counts);
+            }
+        }
+        self.newest_committed = None;
     }
 
     /// Lands everything in flight, oldest first.
