@@ -164,6 +164,7 @@ pub const AGENT_ORDER_KEYS: &[(&str, AgentOrderKey)] = &[
 pub const AGENT_ORDER_NAMES: &str = "created_at, email, name or last_sign_in_at";
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -16,7 +16,7 @@ pub const MAX_CHARS: usize = 128;
 /// Checks a new password against the policy; the password is never echoed.
 pub fn check(field: &str, password: &str) -> Result<(), FieldViolation> {
     let chars = password.chars().count();
-    if chars < MIN_CHARS || chars > MAX_CHARS {
+    if !(MIN_CHARS..=MAX_CHARS).contains(&chars) {
         return Err(FieldViolation::new(
             field,
             format!("must be {MIN_CHARS} to {MAX_CHARS} characters long (it is {chars})"),
@@ -41,6 +41,7 @@ pub fn hash(password: &str) -> Result<String, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use argon2::password_hash::PasswordVerifier as _;
     use argon2::password_hash::phc::PasswordHash;

@@ -66,8 +66,8 @@ pub async fn end_pending<C: ConnectionTrait>(
     now: i64,
 ) -> Result<u64> {
     let result = invitation::Entity::update_many()
-        .col_expr(invitation::Column::State, Expr::val(state.as_str()).into())
-        .col_expr(invitation::Column::EndedAt, Expr::val(now).into())
+        .col_expr(invitation::Column::State, Expr::val(state.as_str()))
+        .col_expr(invitation::Column::EndedAt, Expr::val(now))
         .filter(invitation::Column::WorkspaceId.eq(workspace_id))
         .filter(invitation::Column::AgentId.eq(agent_id))
         .filter(invitation::Column::State.eq(InvitationState::Pending.as_str()))

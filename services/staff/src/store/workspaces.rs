@@ -28,10 +28,10 @@ pub async fn lock<C: ConnectionTrait>(
             staff_workspace::Column::UpdatedAt,
         ])
         .values_panic([
-            Expr::val(workspace_id).into(),
-            Expr::val(0i64).into(),
-            Expr::val(now).into(),
-            Expr::val(now).into(),
+            Expr::val(workspace_id),
+            Expr::val(0i64),
+            Expr::val(now),
+            Expr::val(now),
         ])
         .on_conflict(
             OnConflict::column(staff_workspace::Column::WorkspaceId)
@@ -67,15 +67,9 @@ pub async fn set_seat_limit<C: ConnectionTrait>(
     now: i64,
 ) -> Result<()> {
     staff_workspace::Entity::update_many()
-        .col_expr(
-            staff_workspace::Column::SeatLimit,
-            Expr::val(seat_limit).into(),
-        )
-        .col_expr(staff_workspace::Column::UpdatedAt, Expr::val(now).into())
-        .col_expr(
-            staff_workspace::Column::Version,
-            Expr::val(row.version + 1).into(),
-        )
+        .col_expr(staff_workspace::Column::SeatLimit, Expr::val(seat_limit))
+        .col_expr(staff_workspace::Column::UpdatedAt, Expr::val(now))
+        .col_expr(staff_workspace::Column::Version, Expr::val(row.version + 1))
         .filter(staff_workspace::Column::WorkspaceId.eq(row.workspace_id.as_str()))
         .exec(conn)
         .await?;

@@ -64,7 +64,7 @@ async fn role_changes_name_the_agent_and_the_permissions_before_and_after(app: T
         .await
         .unwrap();
     assert_eq!(updated.role, "admin");
-    assert_eq!(updated.team_ids, [tier1.team_id.clone()]);
+    assert_eq!(updated.team_ids, std::slice::from_ref(&tier1.team_id));
     assert_ne!(updated.etag, spock.etag);
 
     // A stale etag is ABORTED.

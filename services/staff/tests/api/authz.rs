@@ -44,7 +44,8 @@ async fn call(
     let mut client = app.client();
     let ws = || WS.to_owned();
     let id = || agent_id.to_owned();
-    let result = match method {
+
+    match method {
         "InviteAgent" => client
             .invite_agent(req(
                 token,
@@ -212,8 +213,7 @@ async fn call(
             .await
             .map(|_| ()),
         other => panic!("no call for {other}"),
-    };
-    result
+    }
 }
 
 async fn every_rpc_against_every_caller(app: TestApp) {
