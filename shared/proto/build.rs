@@ -2,7 +2,10 @@
 
 use std::path::PathBuf;
 
-const PROTO_FILES: &[&str] = &["roster/directory/v1/directory.proto"];
+const PROTO_FILES: &[&str] = &[
+    "roster/directory/v1/directory.proto",
+    "roster/staff/v1/staff.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Read at run time: `env!` would bake in the directory the build script was first

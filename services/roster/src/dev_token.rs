@@ -40,13 +40,15 @@ pub fn mint(data_dir: &Path, args: &Args) -> anyhow::Result<String> {
         "service" => PrincipalKind::Service,
         other => anyhow::bail!("--kind {other}: use agent or service"),
     };
-    let catalogue = roster_directory::api::authz::PERMISSIONS;
+    // Every service's permissions (the directory's and the staff service's).
     if let Some(unknown) = args
         .permissions
         .iter()
-        .find(|name| catalogue.get(name).is_none())
+        .find(|name| roster_auth::catalogues::find(name).is_none())
     {
-        let known: Vec<&str> = catalogue.permissions.iter().map(|p| p.name).collect();
+        let known: Vec<&str> = roster_auth::catalogues::all_permissions()
+            .map(|p| p.name)
+            .collect();
         anyhow::bail!(
             "--permission {unknown}: no service checks it; known: {}",
             known.join(", ")

@@ -25,7 +25,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run every service locally (the default): directory on 127.0.0.1:50051.
+    /// Run every service locally (the default): directory on 127.0.0.1:50051, staff on
+    /// 127.0.0.1:50052.
     Serve,
     /// Print an access token signed with the local development key, for grpcurl.
     DevToken(dev_token::Args),

@@ -11,6 +11,7 @@ use roster_directory::startup::SERVICE as DIRECTORY;
 use roster_directory::widget_kek::WidgetKeyring;
 use roster_directory::{Application, prepare_database};
 use roster_runtime::{TelemetrySettings, init_telemetry};
+use roster_staff::startup::SERVICE as STAFF;
 use tokio::sync::watch;
 
 fn verifier(data_dir: &Path, auth: &AuthSettings) -> anyhow::Result<TokenVerifier> {
@@ -38,12 +39,28 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     let server = DIRECTORY.server_settings()?;
     let widget_kek = WidgetKeyring::from_env(data_dir)?;
     let db = prepare_database(&database).await?;
-    let directory =
-        Application::build(server, db, verifier, Arc::new(SystemClock), widget_kek).await?;
+    let directory = Application::build(
+        server,
+        db,
+        verifier.clone(),
+        Arc::new(SystemClock),
+        widget_kek,
+    )
+    .await?;
     tracing::info!(address = %directory.local_addr(), "directory listening");
+    let staff_db = roster_staff::prepare_database(&STAFF.database_settings(data_dir)?).await?;
+    let staff = roster_staff::Application::build(
+        STAFF.server_settings()?,
+        staff_db,
+        verifier,
+        Arc::new(SystemClock),
+    )
+    .await?;
+    tracing::info!(address = %staff.local_addr(), "staff listening");
     println!(
-        "roster: directory on {} (data in {})",
+        "roster: directory on {}, staff on {} (data in {})",
         directory.local_addr(),
+        staff.local_addr(),
         data_dir.display()
     );
 
@@ -53,9 +70,12 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
         let _ = rx.wait_for(|stop| *stop).await;
     };
     let directory = tokio::spawn(directory.run_until_stopped(stopped(stop_rx.clone())));
+    let staff = tokio::spawn(staff.run_until_stopped(stopped(stop_rx.clone())));
     roster_runtime::shutdown_signal().await;
     let _ = stop_tx.send(true);
-    let result = directory.await.context("directory task")?;
+    let directory = directory.await.context("directory task")?;
+    let staff = staff.await.context("staff task")?;
+    let result = directory.and(staff);
     telemetry.shutdown().await;
     result
 }

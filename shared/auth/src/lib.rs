@@ -18,12 +18,14 @@
 //! ```
 
 mod cache;
+pub mod catalogues;
 mod claims;
 mod dev;
 mod error;
 mod keys;
 mod permissions;
 mod principal;
+mod public;
 mod settings;
 mod sign;
 mod verify;
@@ -36,6 +38,7 @@ pub use error::{AuthError, ERROR_DOMAIN, KeyError};
 pub use keys::{KeySet, SigningAlgorithm};
 pub use permissions::{Permission, PermissionCatalogue};
 pub use principal::{Principal, PrincipalKind, WorkspaceScope, caller, principal, principal_of};
+pub use public::Guarded;
 pub use settings::AuthSettings;
 pub use sign::{TokenRequest, TokenSigner};
 pub use verify::{TokenVerifier, VerifierSettings, unix_now};

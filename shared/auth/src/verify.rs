@@ -235,13 +235,24 @@ fn reject_untrusted_headers(header: &Header) -> Result<(), AuthError> {
 }
 
 fn bearer_token(metadata: &MetadataMap) -> Result<&str, AuthError> {
-    let mut values = metadata.get_all("authorization").iter();
+    bearer_token_of(
+        metadata
+            .get_all("authorization")
+            .iter()
+            .map(|value| value.to_str().ok()),
+    )
+}
+
+/// The token of the one `authorization` value (`None`: not visible ASCII).
+pub(crate) fn bearer_token_of<'a>(
+    mut values: impl Iterator<Item = Option<&'a str>>,
+) -> Result<&'a str, AuthError> {
     let value = values.next().ok_or(AuthError::MissingToken)?;
     // Two credentials leave it ambiguous which one a proxy or log line saw.
     if values.next().is_some() {
         return Err(AuthError::MalformedHeader);
     }
-    let value = value.to_str().map_err(|_| AuthError::MalformedHeader)?;
+    let value = value.ok_or(AuthError::MalformedHeader)?;
     let (scheme, token) = value
         .trim()
         .split_once(' ')

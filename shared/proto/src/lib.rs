@@ -21,3 +21,20 @@ pub mod directory {
         pub use generated::*;
     }
 }
+
+pub mod staff {
+    pub mod v1 {
+        #![allow(
+            clippy::all,
+            clippy::pedantic,
+            clippy::unwrap_used,
+            clippy::expect_used,
+            clippy::panic
+        )]
+        #[rustfmt::skip]
+        mod generated {
+            tonic::include_proto!("roster.staff.v1");
+        }
+        pub use generated::*;
+    }
+}

@@ -16,6 +16,8 @@ pub mod domain {
     pub const RUNTIME: &str = "runtime.roster";
     /// The directory service.
     pub const DIRECTORY: &str = "directory.roster";
+    /// The staff service.
+    pub const STAFF: &str = "staff.roster";
 }
 
 /// The runtime's own reasons.

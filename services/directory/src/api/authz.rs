@@ -14,36 +14,9 @@ pub enum Need {
     Write(&'static Permission),
 }
 
-/// The directory's permissions, for the staff service's roles and for tokens.
-pub const PERMISSIONS: PermissionCatalogue = PermissionCatalogue {
-    service: "directory",
-    permissions: &[
-        Permission {
-            name: "customers.write",
-            description: "Create, change, delete and restore customers, and rename them through imports",
-        },
-        Permission {
-            name: "end_users.write",
-            description: "Create, change, import, deactivate and reactivate end-users and guests",
-        },
-        Permission {
-            name: "end_users.delete",
-            description: "Soft-delete end-users and restore them",
-        },
-        Permission {
-            name: "end_users.erase",
-            description: "Erase an end-user's personal data for good (GDPR erasure)",
-        },
-        Permission {
-            name: "end_users.merge",
-            description: "Merge duplicate end-users into one",
-        },
-        Permission {
-            name: "workspace.manage",
-            description: "Change the workspace's directory settings and rotate its widget secret",
-        },
-    ],
-};
+/// The directory's permissions (kept with every service's in `roster_auth::catalogues`, so
+/// the staff service's roles can offer them).
+pub const PERMISSIONS: PermissionCatalogue = roster_auth::catalogues::DIRECTORY;
 
 pub const CUSTOMERS_WRITE: Need = Need::Write(&PERMISSIONS.permissions[0]);
 pub const END_USERS_WRITE: Need = Need::Write(&PERMISSIONS.permissions[1]);

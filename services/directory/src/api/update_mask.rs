@@ -1,12 +1,8 @@
-//! Update masks as AIP-134 reads them, for every Update call: a named path updates that
-//! field (an empty value clears it); an omitted or empty mask updates every field the
-//! message populates (non-default values), so a field cannot be cleared without a mask;
-//! `*` replaces every updatable field, clearing those the message leaves empty. A path
-//! naming an unknown or output-only field is INVALID_ARGUMENT.
+//! Update masks as AIP-134 reads them, through the rule every service shares
+//! (`roster_core::update_mask`).
 
 use prost_types::FieldMask;
 
-use crate::domain::values::FieldViolation;
 use crate::error::{DirectoryError, Result};
 
 /// The updatable fields of `resource` (the request's field name, e.g. `user`) that the
@@ -18,44 +14,6 @@ pub fn fields_to_update(
     populated: impl Fn(&str) -> bool,
 ) -> Result<Vec<String>> {
     let paths = mask.map(|mask| mask.paths).unwrap_or_default();
-    if paths.is_empty() {
-        return Ok(updatable
-            .iter()
-            .filter(|field| populated(field))
-            .map(|field| (*field).to_owned())
-            .collect());
-    }
-    if paths.iter().any(|path| path == "*") {
-        if paths.len() > 1 {
-            return Err(DirectoryError::invalid(
-                "update_mask",
-                "'*' replaces every updatable field and cannot be combined with other paths",
-            ));
-        }
-        return Ok(updatable.iter().map(|field| (*field).to_owned()).collect());
-    }
-    let prefix = format!("{resource}.");
-    let mut fields = Vec::new();
-    let mut violations = Vec::new();
-    for path in &paths {
-        let field = path.strip_prefix(&prefix).unwrap_or(path);
-        if updatable.contains(&field) {
-            if !fields.iter().any(|known| known == field) {
-                fields.push(field.to_owned());
-            }
-        } else {
-            violations.push(FieldViolation::new(
-                "update_mask",
-                format!(
-                    "'{path}' cannot be updated; updatable fields: {} (or '*' for all)",
-                    updatable.join(", ")
-                ),
-            ));
-        }
-    }
-    if violations.is_empty() {
-        Ok(fields)
-    } else {
-        Err(DirectoryError::Invalid(violations))
-    }
+    roster_core::update_mask::fields_to_update(paths, resource, updatable, populated)
+        .map_err(DirectoryError::Invalid)
 }

@@ -1,0 +1,131 @@
+//! Rows to protobuf messages.
+
+use prost_types::Timestamp;
+use roster_core::etag::etag;
+use roster_proto::staff::v1 as pb;
+
+use crate::domain::AgentStatus;
+use crate::domain::values::NotificationPreferences;
+use crate::entity::{invitation, team};
+use crate::error::{Result, StaffError};
+use crate::service::{AgentView, Usage, agents_extra_permissions};
+
+pub fn timestamp(us: i64) -> Timestamp {
+    Timestamp {
+        seconds: us.div_euclid(1_000_000),
+        // Below 1e9 by construction.
+        nanos: i32::try_from(us.rem_euclid(1_000_000) * 1000).unwrap_or(0),
+    }
+}
+
+pub fn status(value: &str) -> pb::AgentStatus {
+    match AgentStatus::parse(value) {
+        Some(AgentStatus::Invited) => pb::AgentStatus::Invited,
+        Some(AgentStatus::Active) => pb::AgentStatus::Active,
+        Some(AgentStatus::Deactivated) => pb::AgentStatus::Deactivated,
+        None => pb::AgentStatus::Unspecified,
+    }
+}
+
+pub fn theme(value: &str) -> pb::Theme {
+    match value {
+        "light" => pb::Theme::Light,
+        "dark" => pb::Theme::Dark,
+        _ => pb::Theme::Unspecified,
+    }
+}
+
+pub fn preferences(value: NotificationPreferences) -> pb::NotificationPreferences {
+    let NotificationPreferences {
+        email_on_assignment,
+        email_on_mention,
+        email_on_new_team_ticket,
+        desktop,
+    } = value;
+    pb::NotificationPreferences {
+        email_on_assignment,
+        email_on_mention,
+        email_on_new_team_ticket,
+        desktop,
+    }
+}
+
+pub fn agent(view: AgentView) -> Result<pb::Agent> {
+    let extra_permissions = agents_extra_permissions(&view.agent)?;
+    let AgentView { agent, team_ids } = view;
+    let prefs: NotificationPreferences = serde_json::from_str(&agent.notification_preferences)
+        .map_err(|error| {
+            StaffError::Internal(format!(
+                "agent {}'s notification preferences do not parse: {error}",
+                agent.agent_id
+            ))
+        })?;
+    Ok(pb::Agent {
+        agent_id: agent.agent_id.to_string(),
+        workspace_id: agent.workspace_id,
+        email: agent.email,
+        name: agent.name,
+        avatar_url: agent.avatar_url,
+        role: agent.role,
+        team_ids: team_ids.iter().map(ToString::to_string).collect(),
+        extra_permissions,
+        status: status(&agent.status) as i32,
+        notification_preferences: Some(preferences(prefs)),
+        signature: agent.signature,
+        theme: theme(&agent.theme) as i32,
+        language: agent.language,
+        created_at: Some(timestamp(agent.created_at)),
+        updated_at: Some(timestamp(agent.updated_at)),
+        activated_at: agent.activated_at.map(timestamp),
+        deactivated_at: agent.deactivated_at.map(timestamp),
+        deactivation_reason: agent.deactivation_reason,
+        last_sign_in_at: (agent.last_sign_in_at != 0).then(|| timestamp(agent.last_sign_in_at)),
+        etag: etag(agent.version),
+    })
+}
+
+pub fn invitation(
+    row: invitation::Model,
+    agent: &crate::entity::agent::Model,
+    now: i64,
+) -> pb::Invitation {
+    let state = if now >= row.expires_at {
+        pb::InvitationState::Expired
+    } else {
+        pb::InvitationState::Pending
+    };
+    pb::Invitation {
+        invitation_id: row.invitation_id.to_string(),
+        agent_id: row.agent_id.to_string(),
+        email: agent.email.clone(),
+        name: agent.name.clone(),
+        role: agent.role.clone(),
+        state: state as i32,
+        created_at: Some(timestamp(row.created_at)),
+        expires_at: Some(timestamp(row.expires_at)),
+        invited_by_kind: row.invited_by_kind,
+        invited_by_id: row.invited_by_id,
+    }
+}
+
+pub fn team(row: team::Model) -> pb::Team {
+    pb::Team {
+        team_id: row.team_id.to_string(),
+        name: row.name,
+        description: row.description,
+        created_at: Some(timestamp(row.created_at)),
+        etag: etag(row.version),
+    }
+}
+
+pub fn usage(workspace_id: String, usage: Usage) -> pb::WorkspaceUsage {
+    let clamp = |n: i64| i32::try_from(n).unwrap_or(i32::MAX);
+    pb::WorkspaceUsage {
+        workspace_id,
+        seat_limit: clamp(usage.seat_limit),
+        seats_used: clamp(usage.counts.seats_used()),
+        active_agents: clamp(usage.counts.active),
+        invited_agents: clamp(usage.counts.invited),
+        deactivated_agents: clamp(usage.counts.deactivated),
+    }
+}

@@ -1,0 +1,13 @@
+//! Types and rules of the staff service, free of protobuf and of SQL. Time and randomness
+//! come in as arguments.
+
+pub mod filter;
+pub mod invitation;
+pub mod password;
+pub mod roles;
+pub mod status;
+pub mod values;
+
+pub use roles::Role;
+pub use roster_core::{Clock, ShiftedClock, SystemClock};
+pub use status::{AgentStatus, InvitationState};

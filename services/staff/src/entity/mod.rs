@@ -1,0 +1,9 @@
+//! SeaORM models of the staff schema (`migration/`). Plain data: `domain/` reads them as
+//! its records, `store/` is what touches a connection.
+
+pub mod agent;
+pub mod agent_password;
+pub mod invitation;
+pub mod staff_workspace;
+pub mod team;
+pub mod team_member;

@@ -1,0 +1,243 @@
+//! The staff service's one error type and its one mapping to gRPC statuses.
+//!
+//! Every status carries google.rpc details (AIP-193): an `ErrorInfo` with a stable
+//! `reason` from [`reason`] in the domain `staff.roster`, a `ResourceInfo` on NOT_FOUND and
+//! ALREADY_EXISTS, a `RetryInfo` on ABORTED, UNAVAILABLE and RESOURCE_EXHAUSTED, and
+//! `BadRequest` field violations on INVALID_ARGUMENT.
+
+use roster_core::FieldViolation;
+use roster_db::DbError;
+use roster_db::retry::RetryableError;
+use roster_runtime::error_details::{self, domain, retry_delay};
+use tonic::{Code, Status};
+use tonic_types::ErrorDetails;
+
+/// The `ErrorInfo.reason` values the staff service answers; listed in the proto's header
+/// comment too, since clients branch on them.
+pub mod reason {
+    pub const INVALID_ARGUMENT: &str = roster_runtime::error_details::INVALID_ARGUMENT;
+    pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
+    pub const INTERNAL: &str = "INTERNAL";
+    pub const ALREADY_EXISTS: &str = "ALREADY_EXISTS";
+
+    pub const AGENT_NOT_FOUND: &str = "AGENT_NOT_FOUND";
+    pub const TEAM_NOT_FOUND: &str = "TEAM_NOT_FOUND";
+    pub const AGENT_ALREADY_ACTIVE: &str = "AGENT_ALREADY_ACTIVE";
+    pub const AGENT_DEACTIVATED: &str = "AGENT_DEACTIVATED";
+    pub const TEAM_ALREADY_EXISTS: &str = "TEAM_ALREADY_EXISTS";
+    pub const AGENT_STATUS: &str = "AGENT_STATUS";
+    pub const SEAT_LIMIT_REACHED: &str = "SEAT_LIMIT_REACHED";
+    pub const LAST_ADMIN: &str = "LAST_ADMIN";
+    pub const INVITATION_INVALID: &str = "INVITATION_INVALID";
+    pub const INVITATION_USED: &str = "INVITATION_USED";
+    pub const INVITATION_REVOKED: &str = "INVITATION_REVOKED";
+    pub const INVITATION_SUPERSEDED: &str = "INVITATION_SUPERSEDED";
+    pub const INVITATION_EXPIRED: &str = "INVITATION_EXPIRED";
+    pub const NO_PENDING_INVITATION: &str = "NO_PENDING_INVITATION";
+    pub const REQUEST_ID_REUSED: &str = "REQUEST_ID_REUSED";
+    pub const ETAG_MISMATCH: &str = "ETAG_MISMATCH";
+    pub const CONCURRENT_CHANGE: &str = "CONCURRENT_CHANGE";
+    pub const WORKSPACE_NOT_GRANTED: &str = "WORKSPACE_NOT_GRANTED";
+    pub const PERMISSION_MISSING: &str = "PERMISSION_MISSING";
+    pub const GRANT_NOT_HELD: &str = "GRANT_NOT_HELD";
+    pub const OWN_ROLE: &str = "OWN_ROLE";
+    pub const NOT_AN_AGENT: &str = "NOT_AN_AGENT";
+    pub const DATABASE_UNAVAILABLE: &str = "DATABASE_UNAVAILABLE";
+}
+
+/// The resource types named in `ResourceInfo`.
+pub const AGENT_RESOURCE: &str = "roster.staff.v1.Agent";
+pub const TEAM_RESOURCE: &str = "roster.staff.v1.Team";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StaffError {
+    #[error("invalid request")]
+    Invalid(Vec<FieldViolation>),
+    /// A refusal with its precise reason (and resource).
+    #[error("{}", .0.message)]
+    Refused(Box<Refusal>),
+    #[error(transparent)]
+    Database(#[from] DbError),
+    /// Logged once where it is turned into a status; the client sees a generic message.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+#[derive(Debug)]
+pub struct Refusal {
+    pub code: Code,
+    pub message: String,
+    pub reason: &'static str,
+    /// (resource type, resource name), answered as `ResourceInfo`.
+    pub resource: Option<(&'static str, String)>,
+}
+
+pub type Result<T, E = StaffError> = std::result::Result<T, E>;
+
+impl StaffError {
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        StaffError::Invalid(vec![FieldViolation::new(field, description)])
+    }
+
+    pub fn refused(
+        code: Code,
+        reason: &'static str,
+        resource: Option<(&'static str, String)>,
+        message: impl Into<String>,
+    ) -> Self {
+        StaffError::Refused(Box::new(Refusal {
+            code,
+            message: message.into(),
+            reason,
+            resource,
+        }))
+    }
+
+    pub fn failed_precondition(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::refused(Code::FailedPrecondition, reason, None, message)
+    }
+
+    pub fn permission_denied(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::refused(Code::PermissionDenied, reason, None, message)
+    }
+
+    pub fn agent_not_found(agent_id: impl std::fmt::Display) -> Self {
+        Self::refused(
+            Code::NotFound,
+            reason::AGENT_NOT_FOUND,
+            Some((AGENT_RESOURCE, agent_id.to_string())),
+            format!("agent {agent_id} not found in this workspace"),
+        )
+    }
+
+    pub fn team_not_found(team_id: impl std::fmt::Display) -> Self {
+        Self::refused(
+            Code::NotFound,
+            reason::TEAM_NOT_FOUND,
+            Some((TEAM_RESOURCE, team_id.to_string())),
+            format!("team {team_id} not found in this workspace"),
+        )
+    }
+
+    pub fn stale_etag() -> Self {
+        Self::refused(
+            Code::Aborted,
+            reason::ETAG_MISMATCH,
+            None,
+            "the agent changed since it was read (etag mismatch); read it again and retry",
+        )
+    }
+
+    /// The gRPC code this error is answered with.
+    pub fn code(&self) -> Code {
+        match self {
+            StaffError::Invalid(_) => Code::InvalidArgument,
+            StaffError::Refused(refusal) => refusal.code,
+            StaffError::Database(DbError::UniqueViolation { .. }) => Code::AlreadyExists,
+            StaffError::Database(DbError::Conflict) => Code::Aborted,
+            StaffError::Database(DbError::Unavailable(_)) => Code::Unavailable,
+            StaffError::Database(_) | StaffError::Internal(_) => Code::Internal,
+        }
+    }
+}
+
+impl From<FieldViolation> for StaffError {
+    fn from(violation: FieldViolation) -> Self {
+        StaffError::Invalid(vec![violation])
+    }
+}
+
+impl From<Vec<FieldViolation>> for StaffError {
+    fn from(violations: Vec<FieldViolation>) -> Self {
+        StaffError::Invalid(violations)
+    }
+}
+
+impl From<sea_orm::DbErr> for StaffError {
+    fn from(error: sea_orm::DbErr) -> Self {
+        StaffError::Database(DbError::from(error))
+    }
+}
+
+impl RetryableError for StaffError {
+    fn as_db_error(&self) -> Option<&DbError> {
+        match self {
+            StaffError::Database(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl From<StaffError> for Status {
+    fn from(error: StaffError) -> Self {
+        let refusal = match error {
+            StaffError::Invalid(violations) => {
+                return error_details::invalid_argument(domain::STAFF, &violations);
+            }
+            StaffError::Refused(refusal) => *refusal,
+            StaffError::Database(error) => database_refusal(error),
+            StaffError::Internal(context) => {
+                tracing::error!(error = %context, "internal error");
+                internal()
+            }
+        };
+        let mut details = ErrorDetails::new();
+        if let Some((resource_type, name)) = refusal.resource {
+            details.set_resource_info(resource_type, name, "", "");
+        }
+        error_details::status(
+            refusal.code,
+            refusal.message,
+            domain::STAFF,
+            refusal.reason,
+            details,
+            retry_delay(refusal.code),
+        )
+    }
+}
+
+fn generic(code: Code, message: &str, reason: &'static str) -> Refusal {
+    Refusal {
+        code,
+        message: message.to_owned(),
+        reason,
+        resource: None,
+    }
+}
+
+fn internal() -> Refusal {
+    generic(
+        Code::Internal,
+        "internal error; the request id in the logs has the details",
+        reason::INTERNAL,
+    )
+}
+
+/// Unique violations the service did not explain itself, lost races that kept losing, an
+/// unreachable database; the rest is the server's problem, logged here, once.
+fn database_refusal(error: DbError) -> Refusal {
+    match error {
+        DbError::UniqueViolation { .. } => generic(
+            Code::AlreadyExists,
+            "the resource already exists",
+            reason::ALREADY_EXISTS,
+        ),
+        DbError::Conflict => generic(
+            Code::Aborted,
+            "a concurrent change conflicted with this one; retry",
+            reason::CONCURRENT_CHANGE,
+        ),
+        DbError::Unavailable(detail) => {
+            tracing::warn!(error = %detail, "database unavailable");
+            generic(
+                Code::Unavailable,
+                "the database is unavailable; retry with backoff",
+                reason::DATABASE_UNAVAILABLE,
+            )
+        }
+        DbError::ForeignKeyViolation | DbError::Config(_) | DbError::Other(_) => {
+            tracing::error!(error = %error, "database error");
+            internal()
+        }
+    }
+}

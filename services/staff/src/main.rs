@@ -1,0 +1,21 @@
+//! The staff service as its own process, for containers: `roster-staff serve` (default) or
+//! `roster-staff migrate`, configured by `ROSTER_STAFF_…` and `ROSTER_AUTH_…`.
+
+use std::sync::Arc;
+
+use roster_staff::domain::SystemClock;
+use roster_staff::migration::Migrator;
+use roster_staff::startup::{SERVICE, routes};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    roster_service::main::<Migrator, _, _>(&SERVICE, |parts| async move {
+        Ok(routes(
+            parts.db,
+            parts.verifier,
+            Arc::new(SystemClock),
+            parts.max_message_bytes,
+        ))
+    })
+    .await
+}

@@ -1,0 +1,474 @@
+//! Reading agents, the admin's changes (role, teams, extra permissions, status), the
+//! agent's own profile, and seats.
+
+use std::collections::BTreeSet;
+
+use roster_core::paging::{Cursor, Order};
+use roster_core::{Actor, etag::is_current};
+use roster_db::outbox::FieldChange;
+use roster_db::{in_write_txn, outbox};
+use sea_orm::ConnectionTrait;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{AgentView, Staff, Usage, agent_context, change};
+use crate::domain::filter::{AgentFilter, AgentOrderKey};
+use crate::domain::roles::effective_permissions;
+use crate::domain::{AgentStatus, InvitationState, Role};
+use crate::entity::agent;
+use crate::error::{Result, StaffError, reason};
+use crate::store;
+
+/// UpdateAgent's admin-controlled fields; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct AgentPatch {
+    pub role: Option<Role>,
+    pub team_ids: Option<Vec<Uuid>>,
+    pub extra_permissions: Option<Vec<String>>,
+    /// ACTIVE (reactivate) or DEACTIVATED (deactivate).
+    pub status: Option<AgentStatus>,
+    /// Kept with a deactivation.
+    pub deactivation_reason: String,
+}
+
+/// UpdateMyProfile's fields; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct ProfilePatch {
+    pub name: Option<String>,
+    pub avatar_url: Option<String>,
+    /// JSON of the preferences.
+    pub notification_preferences: Option<String>,
+    pub signature: Option<String>,
+    /// "", "light" or "dark".
+    pub theme: Option<String>,
+    pub language: Option<String>,
+}
+
+fn stored_role(agent: &agent::Model) -> Result<Role> {
+    Role::parse(&agent.role).ok_or_else(|| {
+        StaffError::Internal(format!(
+            "agent {} has the unknown role '{}'",
+            agent.agent_id, agent.role
+        ))
+    })
+}
+
+fn stored_status(agent: &agent::Model) -> Result<AgentStatus> {
+    AgentStatus::parse(&agent.status).ok_or_else(|| {
+        StaffError::Internal(format!(
+            "agent {} has the unknown status '{}'",
+            agent.agent_id, agent.status
+        ))
+    })
+}
+
+pub fn extra_permissions(agent: &agent::Model) -> Result<Vec<String>> {
+    serde_json::from_str(&agent.extra_permissions).map_err(|error| {
+        StaffError::Internal(format!(
+            "agent {}'s extra permissions do not parse: {error}",
+            agent.agent_id
+        ))
+    })
+}
+
+fn permission_list(set: &BTreeSet<String>) -> serde_json::Value {
+    json!(set.iter().collect::<Vec<_>>())
+}
+
+impl Staff {
+    pub(super) async fn view<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        agent: agent::Model,
+    ) -> Result<AgentView> {
+        let mut teams =
+            store::agents::teams_of(conn, &agent.workspace_id, &[agent.agent_id]).await?;
+        let team_ids = teams.remove(&agent.agent_id).unwrap_or_default();
+        Ok(AgentView { agent, team_ids })
+    }
+
+    pub async fn get_agent(&self, workspace_id: &str, agent_id: Uuid) -> Result<AgentView> {
+        let conn = self.db.conn();
+        let agent = store::agents::require(conn, workspace_id, agent_id).await?;
+        self.view(conn, agent).await
+    }
+
+    pub async fn list_agents(
+        &self,
+        workspace_id: &str,
+        filter: &AgentFilter,
+        order: Order<AgentOrderKey>,
+        after: Option<&Cursor>,
+        limit: u64,
+    ) -> Result<Vec<AgentView>> {
+        let conn = self.db.conn();
+        let rows = store::agents::list(conn, workspace_id, filter, order, after, limit).await?;
+        let ids: Vec<Uuid> = rows.iter().map(|row| row.agent_id).collect();
+        let mut teams = store::agents::teams_of(conn, workspace_id, &ids).await?;
+        Ok(rows
+            .into_iter()
+            .map(|agent| {
+                let team_ids = teams.remove(&agent.agent_id).unwrap_or_default();
+                AgentView { agent, team_ids }
+            })
+            .collect())
+    }
+
+    /// The admin's change of an agent. `caller_agent` is the caller's own agent id (an
+    /// agent's token), which may not change its own role.
+    pub async fn update_agent(
+        &self,
+        actor: &Actor,
+        workspace_id: &str,
+        agent_id: Uuid,
+        expected_version: Option<i64>,
+        caller_agent: Option<Uuid>,
+        patch: AgentPatch,
+    ) -> Result<AgentView> {
+        in_write_txn!(self.db, StaffError, retry_unique = false, |txn| {
+            let conn = &*txn;
+            let now = self.now_us();
+            // First, so seat and last-admin counts below are decided one change at a time.
+            let workspace = store::workspaces::lock(conn, workspace_id, now).await?;
+            let before = store::agents::require(conn, workspace_id, agent_id).await?;
+            if !is_current(expected_version, before.version) {
+                return Err(StaffError::stale_etag());
+            }
+            let role_before = stored_role(&before)?;
+            let status_before = stored_status(&before)?;
+            let extra_before = extra_permissions(&before)?;
+            let teams_before = store::agents::teams_of(conn, workspace_id, &[agent_id])
+                .await?
+                .remove(&agent_id)
+                .unwrap_or_default();
+            let role_after = patch.role.unwrap_or(role_before);
+            let extra_after = patch
+                .extra_permissions
+                .clone()
+                .unwrap_or_else(|| extra_before.clone());
+            let teams_after = patch
+                .team_ids
+                .clone()
+                .unwrap_or_else(|| teams_before.clone());
+            let status_after = match patch.status {
+                None => status_before,
+                Some(AgentStatus::Deactivated) => AgentStatus::Deactivated,
+                // Reactivation: back to ACTIVE, or to INVITED for one that never accepted.
+                Some(_) if status_before == AgentStatus::Deactivated => {
+                    if before.activated_at.is_some() {
+                        AgentStatus::Active
+                    } else {
+                        AgentStatus::Invited
+                    }
+                }
+                Some(_) => status_before,
+            };
+
+            if role_after != role_before && caller_agent == Some(agent_id) {
+                return Err(StaffError::permission_denied(
+                    reason::OWN_ROLE,
+                    "an agent cannot change their own role; ask another administrator",
+                ));
+            }
+            let was_active_admin =
+                role_before == Role::Admin && status_before == AgentStatus::Active;
+            let stays_active_admin =
+                role_after == Role::Admin && status_after == AgentStatus::Active;
+            if was_active_admin
+                && !stays_active_admin
+                && store::workspaces::active_admins(conn, workspace_id).await? <= 1
+            {
+                return Err(StaffError::failed_precondition(
+                    reason::LAST_ADMIN,
+                    format!(
+                        "{} is the workspace's last active admin; make another agent admin first",
+                        before.email
+                    ),
+                ));
+            }
+            if !status_before.uses_seat() && status_after.uses_seat() {
+                self.require_free_seat(conn, &workspace).await?;
+            }
+            let teams = store::teams::require_all(conn, workspace_id, &teams_after).await?;
+
+            let mut after = before.clone();
+            after.role = role_after.as_str().to_owned();
+            after.extra_permissions = serde_json::to_string(&extra_after)
+                .map_err(|error| StaffError::Internal(error.to_string()))?;
+            after.status = status_after.as_str().to_owned();
+            if status_after != status_before {
+                if status_after == AgentStatus::Deactivated {
+                    after.deactivated_at = Some(now);
+                    after.deactivation_reason = patch.deactivation_reason.clone();
+                } else {
+                    after.deactivated_at = None;
+                    after.deactivation_reason = String::new();
+                }
+            }
+            let teams_changed = {
+                let (mut a, mut b) = (teams_before.clone(), teams_after.clone());
+                a.sort_unstable();
+                b.sort_unstable();
+                a != b
+            };
+            if after == before && !teams_changed {
+                return self.view(conn, before).await;
+            }
+            after.updated_at = now;
+            after.version += 1;
+            if !store::agents::update(conn, &before, &after).await? {
+                return Err(StaffError::Database(roster_db::DbError::Conflict));
+            }
+
+            let target = ("agent", agent_id.to_string());
+            let mut events = Vec::new();
+            let permissions_before = effective_permissions(role_before, &extra_before);
+            let permissions_after = effective_permissions(role_after, &extra_after);
+            if role_after != role_before {
+                let mut changes = agent_context(&before);
+                changes.push(change(
+                    "role",
+                    Some(role_before.as_str().into()),
+                    Some(role_after.as_str().into()),
+                ));
+                changes.push(change(
+                    "permissions",
+                    Some(permission_list(&permissions_before)),
+                    Some(permission_list(&permissions_after)),
+                ));
+                events.push(self.event(
+                    actor,
+                    workspace_id,
+                    "agent.role_changed",
+                    target.clone(),
+                    changes,
+                ));
+            }
+            if extra_after != extra_before {
+                let mut changes = agent_context(&before);
+                changes.push(change(
+                    "extra_permissions",
+                    Some(json!(extra_before)),
+                    Some(json!(extra_after)),
+                ));
+                changes.push(change(
+                    "permissions",
+                    Some(permission_list(&permissions_before)),
+                    Some(permission_list(&permissions_after)),
+                ));
+                events.push(self.event(
+                    actor,
+                    workspace_id,
+                    "agent.permissions_changed",
+                    target.clone(),
+                    changes,
+                ));
+            }
+            if teams_changed {
+                let named_before =
+                    store::teams::require_all(conn, workspace_id, &teams_before).await?;
+                store::agents::set_teams(conn, workspace_id, agent_id, &teams_after, now).await?;
+                let names = |teams: &[crate::entity::team::Model]| {
+                    json!(
+                        teams
+                            .iter()
+                            .map(|team| team.name.clone())
+                            .collect::<Vec<_>>()
+                    )
+                };
+                let mut changes = agent_context(&before);
+                changes.push(change(
+                    "teams",
+                    Some(names(&named_before)),
+                    Some(names(&teams)),
+                ));
+                events.push(self.event(
+                    actor,
+                    workspace_id,
+                    "agent.teams_changed",
+                    target.clone(),
+                    changes,
+                ));
+            }
+            if status_after != status_before {
+                let action = if status_after == AgentStatus::Deactivated {
+                    // An invitation must not outlive the agent's deactivation.
+                    store::invitations::end_pending(
+                        conn,
+                        workspace_id,
+                        agent_id,
+                        InvitationState::Revoked,
+                        now,
+                    )
+                    .await?;
+                    "agent.deactivated"
+                } else {
+                    "agent.reactivated"
+                };
+                let mut changes: Vec<FieldChange> = agent_context(&before);
+                changes.push(change(
+                    "status",
+                    Some(status_before.as_str().into()),
+                    Some(status_after.as_str().into()),
+                ));
+                if status_after == AgentStatus::Deactivated {
+                    changes.push(change(
+                        "deactivation_reason",
+                        None,
+                        Some(after.deactivation_reason.clone().into()),
+                    ));
+                }
+                events.push(self.event(actor, workspace_id, action, target.clone(), changes));
+            }
+            outbox::append(conn, &events).await?;
+            Ok(AgentView {
+                agent: after,
+                team_ids: teams_after.clone(),
+            })
+        })
+    }
+
+    pub async fn deactivate_agent(
+        &self,
+        actor: &Actor,
+        workspace_id: &str,
+        agent_id: Uuid,
+        expected_version: Option<i64>,
+        reason: String,
+    ) -> Result<AgentView> {
+        let patch = AgentPatch {
+            status: Some(AgentStatus::Deactivated),
+            deactivation_reason: reason,
+            ..AgentPatch::default()
+        };
+        self.update_agent(actor, workspace_id, agent_id, expected_version, None, patch)
+            .await
+    }
+
+    pub async fn reactivate_agent(
+        &self,
+        actor: &Actor,
+        workspace_id: &str,
+        agent_id: Uuid,
+        expected_version: Option<i64>,
+    ) -> Result<AgentView> {
+        let patch = AgentPatch {
+            status: Some(AgentStatus::Active),
+            ..AgentPatch::default()
+        };
+        self.update_agent(actor, workspace_id, agent_id, expected_version, None, patch)
+            .await
+    }
+
+    /// The caller's own personal settings.
+    pub async fn update_my_profile(
+        &self,
+        actor: &Actor,
+        workspace_id: &str,
+        agent_id: Uuid,
+        expected_version: Option<i64>,
+        patch: ProfilePatch,
+    ) -> Result<AgentView> {
+        in_write_txn!(self.db, StaffError, retry_unique = false, |txn| {
+            let conn = &*txn;
+            let before = store::agents::find(conn, workspace_id, agent_id)
+                .await?
+                .ok_or_else(|| {
+                    StaffError::permission_denied(
+                        reason::NOT_AN_AGENT,
+                        "the access token's subject is not an agent of this workspace",
+                    )
+                })?;
+            if !is_current(expected_version, before.version) {
+                return Err(StaffError::stale_etag());
+            }
+            if stored_status(&before)? == AgentStatus::Deactivated {
+                return Err(StaffError::failed_precondition(
+                    reason::AGENT_STATUS,
+                    "a deactivated agent cannot change their profile",
+                ));
+            }
+            let mut after = before.clone();
+            let mut changes = Vec::new();
+            let mut set = |field: &str, value: &Option<String>, slot: &mut String| {
+                if let Some(value) = value
+                    && value != slot
+                {
+                    changes.push(change(
+                        field,
+                        Some(slot.clone().into()),
+                        Some(value.clone().into()),
+                    ));
+                    *slot = value.clone();
+                }
+            };
+            set("name", &patch.name, &mut after.name);
+            set("avatar_url", &patch.avatar_url, &mut after.avatar_url);
+            set(
+                "notification_preferences",
+                &patch.notification_preferences,
+                &mut after.notification_preferences,
+            );
+            set("signature", &patch.signature, &mut after.signature);
+            set("theme", &patch.theme, &mut after.theme);
+            set("language", &patch.language, &mut after.language);
+            if changes.is_empty() {
+                return self.view(conn, before).await;
+            }
+            after.name_key = after.name.to_lowercase();
+            after.updated_at = self.now_us();
+            after.version += 1;
+            if !store::agents::update(conn, &before, &after).await? {
+                return Err(StaffError::Database(roster_db::DbError::Conflict));
+            }
+            let event = self.event(
+                actor,
+                workspace_id,
+                "agent.profile_updated",
+                ("agent", agent_id.to_string()),
+                changes,
+            );
+            outbox::append(conn, &[event]).await?;
+            self.view(conn, after).await
+        })
+    }
+
+    pub async fn set_seat_limit(
+        &self,
+        actor: &Actor,
+        workspace_id: &str,
+        seat_limit: i64,
+    ) -> Result<Usage> {
+        in_write_txn!(self.db, StaffError, retry_unique = false, |txn| {
+            let conn = &*txn;
+            let now = self.now_us();
+            let workspace = store::workspaces::lock(conn, workspace_id, now).await?;
+            if workspace.seat_limit != seat_limit {
+                store::workspaces::set_seat_limit(conn, &workspace, seat_limit, now).await?;
+                let event = self.event(
+                    actor,
+                    workspace_id,
+                    "workspace.seat_limit_changed",
+                    ("workspace", workspace_id.to_owned()),
+                    vec![change(
+                        "seat_limit",
+                        Some(workspace.seat_limit.into()),
+                        Some(seat_limit.into()),
+                    )],
+                );
+                outbox::append(conn, &[event]).await?;
+            }
+            let counts = store::workspaces::counts(conn, workspace_id).await?;
+            Ok(Usage { seat_limit, counts })
+        })
+    }
+
+    pub async fn usage(&self, workspace_id: &str) -> Result<Usage> {
+        let conn = self.db.conn();
+        let seat_limit = store::workspaces::get(conn, workspace_id)
+            .await?
+            .map_or(0, |row| row.seat_limit);
+        let counts = store::workspaces::counts(conn, workspace_id).await?;
+        Ok(Usage { seat_limit, counts })
+    }
+}

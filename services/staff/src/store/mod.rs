@@ -1,0 +1,21 @@
+//! SeaORM queries, each taking any `ConnectionTrait` (a pool or the caller's transaction).
+//! Every query names its workspace; none spans workspaces.
+
+pub mod agents;
+pub mod invitations;
+pub mod teams;
+pub mod workspaces;
+
+/// `value` with LIKE's wildcards escaped (with `\`), inside `%…%`.
+pub(crate) fn contains_pattern(value: &str) -> String {
+    let mut pattern = String::with_capacity(value.len() + 2);
+    pattern.push('%');
+    for c in value.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}

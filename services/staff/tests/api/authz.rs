@@ -1,0 +1,290 @@
+//! The authorization matrix: every RPC of the service against every kind of caller. Each
+//! call is valid apart from authorization, so the only question is whether the caller
+//! gets past `authz` (any answer but PERMISSION_DENIED / UNAUTHENTICATED).
+
+use roster_proto::staff::v1 as pb;
+use tonic::Code;
+
+use crate::helpers::{TestApp, WS};
+use crate::on_both_databases;
+
+on_both_databases!(every_rpc_against_every_caller);
+
+/// Who calls, and which RPCs they may call.
+struct Caller {
+    name: &'static str,
+    token: Option<String>,
+    may: fn(&str) -> bool,
+}
+
+const READS: &[&str] = &["GetAgent", "ListAgents", "ListTeams", "GetWorkspaceUsage"];
+const STAFF_WRITES: &[&str] = &[
+    "InviteAgent",
+    "ResendInvitation",
+    "RevokeInvitation",
+    "ListInvitations",
+    "UpdateAgent",
+    "DeactivateAgent",
+    "ReactivateAgent",
+    "CreateTeam",
+];
+
+async fn call(
+    app: &TestApp,
+    token: Option<&str>,
+    method: &str,
+    agent_id: &str,
+) -> Result<(), tonic::Status> {
+    fn req<T>(token: Option<&str>, message: T) -> tonic::Request<T> {
+        match token {
+            Some(token) => roster_testkit::with_bearer(token, message),
+            None => tonic::Request::new(message),
+        }
+    }
+    let mut client = app.client();
+    let ws = || WS.to_owned();
+    let id = || agent_id.to_owned();
+
+    match method {
+        "InviteAgent" => client
+            .invite_agent(req(
+                token,
+                pb::InviteAgentRequest {
+                    workspace_id: ws(),
+                    email: "m@example.com".into(),
+                    role: "viewer".into(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "ResendInvitation" => client
+            .resend_invitation(req(
+                token,
+                pb::ResendInvitationRequest {
+                    workspace_id: ws(),
+                    agent_id: id(),
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "RevokeInvitation" => client
+            .revoke_invitation(req(
+                token,
+                pb::RevokeInvitationRequest {
+                    workspace_id: ws(),
+                    agent_id: id(),
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "ListInvitations" => client
+            .list_invitations(req(
+                token,
+                pb::ListInvitationsRequest {
+                    workspace_id: ws(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "AcceptInvitation" => client
+            .accept_invitation(req(
+                token,
+                pb::AcceptInvitationRequest {
+                    workspace_id: ws(),
+                    secret: "wrong".into(),
+                    password: "long enough!".into(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "GetAgent" => client
+            .get_agent(req(
+                token,
+                pb::GetAgentRequest {
+                    workspace_id: ws(),
+                    agent_id: id(),
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "ListAgents" => client
+            .list_agents(req(
+                token,
+                pb::ListAgentsRequest {
+                    workspace_id: ws(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "UpdateAgent" => client
+            .update_agent(req(
+                token,
+                pb::UpdateAgentRequest {
+                    workspace_id: ws(),
+                    agent: Some(pb::Agent {
+                        agent_id: id(),
+                        ..Default::default()
+                    }),
+                    update_mask: Some(prost_types::FieldMask {
+                        paths: vec!["team_ids".into()],
+                    }),
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "UpdateMyProfile" => client
+            .update_my_profile(req(
+                token,
+                pb::UpdateMyProfileRequest {
+                    workspace_id: ws(),
+                    profile: Some(pb::Profile {
+                        signature: "s".into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "DeactivateAgent" => client
+            .deactivate_agent(req(
+                token,
+                pb::DeactivateAgentRequest {
+                    workspace_id: ws(),
+                    agent_id: id(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "ReactivateAgent" => client
+            .reactivate_agent(req(
+                token,
+                pb::ReactivateAgentRequest {
+                    workspace_id: ws(),
+                    agent_id: id(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "CreateTeam" => client
+            .create_team(req(
+                token,
+                pb::CreateTeamRequest {
+                    workspace_id: ws(),
+                    team: Some(pb::Team {
+                        name: format!("t-{}", uuid::Uuid::now_v7()),
+                        ..Default::default()
+                    }),
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "ListTeams" => client
+            .list_teams(req(
+                token,
+                pb::ListTeamsRequest {
+                    workspace_id: ws(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "SetSeatLimit" => client
+            .set_seat_limit(req(
+                token,
+                pb::SetSeatLimitRequest {
+                    workspace_id: ws(),
+                    seat_limit: 0,
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "GetWorkspaceUsage" => client
+            .get_workspace_usage(req(
+                token,
+                pb::GetWorkspaceUsageRequest { workspace_id: ws() },
+            ))
+            .await
+            .map(|_| ()),
+        other => panic!("no call for {other}"),
+    }
+}
+
+async fn every_rpc_against_every_caller(app: TestApp) {
+    // A second admin keeps the target's deactivation from being the last admin's.
+    let root = app.active("root@example.com", "admin").await.agent_id;
+    let target = app.active("target@example.com", "agent").await.agent_id;
+    let me = app.active("me@example.com", "agent").await.agent_id;
+
+    let methods: Vec<&str> = roster_staff::api::authz::NEEDS
+        .iter()
+        .map(|(name, _)| *name)
+        .chain(["AcceptInvitation"])
+        .collect();
+    assert_eq!(
+        methods.len(),
+        15,
+        "every RPC of the service is in the matrix"
+    );
+
+    let callers = [
+        Caller {
+            name: "admin (own token)",
+            token: Some(app.token_as(&root, &[WS], "admin", &[])),
+            may: |_| true,
+        },
+        Caller {
+            name: "agent (own token)",
+            token: Some(app.token_as(&me, &[WS], "agent", &[])),
+            may: |m| READS.contains(&m) || m == "UpdateMyProfile" || m == "AcceptInvitation",
+        },
+        Caller {
+            name: "agent + staff.manage",
+            token: Some(app.token("agent", &["staff.manage"])),
+            may: |m| READS.contains(&m) || STAFF_WRITES.contains(&m) || m == "AcceptInvitation",
+        },
+        Caller {
+            name: "viewer + staff.manage",
+            token: Some(app.token("viewer", &["staff.manage", "seats.manage"])),
+            may: |m| READS.contains(&m) || m == "AcceptInvitation",
+        },
+        Caller {
+            name: "billing service",
+            token: Some(app.tokens.service("billing", &["seats.manage"])),
+            may: |m| READS.contains(&m) || m == "SetSeatLimit" || m == "AcceptInvitation",
+        },
+        Caller {
+            name: "admin of another workspace",
+            token: Some(app.tokens.agent(&["other"], "admin", &[])),
+            may: |m| m == "AcceptInvitation",
+        },
+        Caller {
+            name: "no token",
+            token: None,
+            may: |m| m == "AcceptInvitation",
+        },
+        Caller {
+            name: "garbage token",
+            token: Some("garbage".into()),
+            may: |m| m == "AcceptInvitation",
+        },
+    ];
+    for caller in &callers {
+        for method in &methods {
+            let result = call(&app, caller.token.as_deref(), method, &target).await;
+            let denied = matches!(&result, Err(status) if matches!(status.code(), Code::PermissionDenied | Code::Unauthenticated));
+            assert_eq!(
+                !denied,
+                (caller.may)(method),
+                "{} calling {method}: {result:?}",
+                caller.name
+            );
+        }
+    }
+}

@@ -1,0 +1,239 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
+
+use std::future::Future;
+use std::sync::Arc;
+
+use roster_auth::PrincipalKind;
+use roster_db::DbSettings;
+use roster_proto::staff::v1 as pb;
+use roster_proto::staff::v1::staff_service_client::StaffServiceClient;
+use roster_runtime::ServerSettings;
+use roster_staff::domain::ShiftedClock;
+use roster_staff::{Application, prepare_database};
+use roster_testkit::{Served, TestBackend, TestTokens};
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
+use tonic_types::StatusExt as _;
+
+pub const WS: &str = "acme";
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A running staff service and what a test needs to call it.
+#[derive(Clone)]
+pub struct TestApp {
+    pub client: StaffServiceClient<Channel>,
+    pub tokens: TestTokens,
+    pub clock: ShiftedClock,
+    pub database_url: String,
+}
+
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        roster_testkit::on_both_databases!($crate::helpers::run => $($name),*);
+    };
+}
+
+pub async fn run<F, Fut>(backend: TestBackend, test: F)
+where
+    F: FnOnce(TestApp) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    roster_testkit::run(backend, |url| async move { spawn(&url).await }, test).await;
+}
+
+pub async fn spawn(database_url: &str) -> (TestApp, Served) {
+    let (tokens, verifier) = TestTokens::generate();
+    let mut db_settings = DbSettings::new(database_url);
+    db_settings.max_connections = 8;
+    let db = prepare_database(&db_settings)
+        .await
+        .expect("database ready");
+    let clock = ShiftedClock::default();
+    let app = Application::build(
+        ServerSettings::for_tests(),
+        db,
+        verifier,
+        Arc::new(clock.clone()),
+    )
+    .await
+    .expect("app builds");
+    let served = roster_testkit::serve(app.into_service_app()).await;
+    let app = TestApp {
+        client: StaffServiceClient::new(served.channel.clone()),
+        tokens,
+        clock,
+        database_url: database_url.to_owned(),
+    };
+    (app, served)
+}
+
+impl TestApp {
+    pub fn client(&self) -> StaffServiceClient<Channel> {
+        self.client.clone()
+    }
+
+    /// An agent's token for `workspaces` whose subject is `subject`.
+    pub fn token_as(
+        &self,
+        subject: &str,
+        workspaces: &[&str],
+        role: &str,
+        permissions: &[&str],
+    ) -> String {
+        self.tokens.at(
+            PrincipalKind::Agent,
+            subject,
+            workspaces,
+            role,
+            permissions,
+            roster_auth::unix_now(),
+        )
+    }
+
+    pub fn token(&self, role: &str, permissions: &[&str]) -> String {
+        self.tokens.agent(&[WS], role, permissions)
+    }
+
+    pub fn admin_token(&self) -> String {
+        self.token("admin", &[])
+    }
+
+    pub fn with<T>(&self, token: &str, message: T) -> Request<T> {
+        roster_testkit::with_bearer(token, message)
+    }
+
+    pub fn admin<T>(&self, message: T) -> Request<T> {
+        self.with(&self.admin_token(), message)
+    }
+
+    pub async fn invite_in(
+        &self,
+        workspace: &str,
+        email: &str,
+        role: &str,
+    ) -> Result<pb::InviteAgentResponse, Status> {
+        let token = self.tokens.agent(&[workspace], "admin", &[]);
+        self.client()
+            .invite_agent(self.with(
+                &token,
+                pb::InviteAgentRequest {
+                    workspace_id: workspace.into(),
+                    email: email.into(),
+                    name: email.split('@').next().unwrap_or_default().into(),
+                    role: role.into(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub async fn invite(&self, email: &str, role: &str) -> pb::InviteAgentResponse {
+        self.invite_in(WS, email, role).await.expect("invite")
+    }
+
+    pub async fn accept(&self, secret: &str) -> Result<pb::Agent, Status> {
+        self.client()
+            .accept_invitation(pb::AcceptInvitationRequest {
+                workspace_id: WS.into(),
+                secret: secret.into(),
+                name: String::new(),
+                password: PASSWORD.into(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// An ACTIVE agent: invited and accepted.
+    pub async fn active(&self, email: &str, role: &str) -> pb::Agent {
+        let invited = self.invite(email, role).await;
+        self.accept(&invited.secret).await.expect("accept")
+    }
+
+    pub async fn get(&self, agent_id: &str) -> pb::Agent {
+        self.client()
+            .get_agent(self.admin(pb::GetAgentRequest {
+                workspace_id: WS.into(),
+                agent_id: agent_id.into(),
+            }))
+            .await
+            .expect("get agent")
+            .into_inner()
+    }
+
+    pub async fn usage(&self) -> pb::WorkspaceUsage {
+        self.client()
+            .get_workspace_usage(self.admin(pb::GetWorkspaceUsageRequest {
+                workspace_id: WS.into(),
+            }))
+            .await
+            .expect("usage")
+            .into_inner()
+    }
+
+    pub async fn set_seats(&self, seat_limit: i32) {
+        self.client()
+            .set_seat_limit(self.admin(pb::SetSeatLimitRequest {
+                workspace_id: WS.into(),
+                seat_limit,
+            }))
+            .await
+            .expect("seat limit");
+    }
+
+    /// The workspace's outbox events' actions, in order.
+    pub async fn actions(&self) -> Vec<String> {
+        self.events().await.into_iter().map(|e| e.action).collect()
+    }
+
+    pub async fn events(&self) -> Vec<roster_db::outbox::entity::Model> {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+        let db = roster_db::Db::connect(&DbSettings::new(&self.database_url))
+            .await
+            .unwrap();
+        let rows = roster_db::outbox::entity::Entity::find()
+            .filter(roster_db::outbox::entity::Column::WorkspaceId.eq(WS))
+            .order_by_asc(roster_db::outbox::entity::Column::Seq)
+            .all(db.conn())
+            .await
+            .unwrap();
+        db.close().await;
+        rows
+    }
+}
+
+/// The status's `ErrorInfo.reason`.
+pub fn reason(status: &Status) -> String {
+    status
+        .get_error_details()
+        .error_info()
+        .map(|info| info.reason.clone())
+        .unwrap_or_default()
+}
+
+/// Asserts a refusal's code and reason.
+pub fn assert_refused<T: std::fmt::Debug>(
+    result: Result<T, Status>,
+    code: Code,
+    expected_reason: &str,
+) -> Status {
+    let status = result.expect_err("the call is refused");
+    assert_eq!(status.code(), code, "{status:?}");
+    assert_eq!(reason(&status), expected_reason, "{status:?}");
+    status
+}
+
+/// The fields of a status's BadRequest.
+pub fn violated_fields(status: &Status) -> Vec<String> {
+    status
+        .get_error_details()
+        .bad_request()
+        .map(|bad| {
+            bad.field_violations
+                .iter()
+                .map(|v| v.field.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
