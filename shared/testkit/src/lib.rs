@@ -56,6 +56,26 @@ macro_rules! on_both_databases {
     )*};
 }
 
+/// Runs every listed test as `name::postgres` only, ignored without
+/// `ROSTER_TEST_DATABASE_URL`: for behaviour SQLite cannot have (row locks held by another
+/// session, a server that stops answering), so no SQLite half passes without checking
+/// anything.
+#[macro_export]
+macro_rules! on_postgres_only {
+    ($runner:path => $($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[cfg_attr(
+                not(roster_postgres_tests),
+                ignore = "ROSTER_TEST_DATABASE_URL is not set"
+            )]
+            async fn postgres() {
+                $runner($crate::postgres(), super::$name).await;
+            }
+        }
+    )*};
+}
+
 /// The PostgreSQL server named by `ROSTER_TEST_DATABASE_URL`, for a test compiled to run
 /// only when it is set.
 pub fn postgres() -> TestBackend {
@@ -146,6 +166,13 @@ impl TestTokens {
         let (signer, keys, _) = roster_auth::generate_ed25519("test-key").expect("a key pair");
         let verifier = TokenVerifier::new(VerifierSettings::default(), keys);
         (TestTokens { signer }, verifier)
+    }
+
+    /// Another verifier trusting these tokens, for a second server in the same test.
+    pub fn verifier(&self) -> TokenVerifier {
+        let jwks = self.signer.jwks_json().expect("the public key as a JWKS");
+        let keys = roster_auth::KeySet::from_jwks_json(&jwks).expect("a JWKS we wrote");
+        TokenVerifier::new(VerifierSettings::default(), keys)
     }
 
     /// An agent's token, valid for ten minutes from now.

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use roster_auth::{KeySet, TokenVerifier, VerifierSettings};
 use roster_db::DbSettings;
 use roster_directory::domain::ShiftedClock;
 use roster_directory::prepare_database;
@@ -23,7 +22,9 @@ use crate::on_both_databases;
 on_both_databases!(
     a_finished_import_reports_the_rows_it_committed,
     a_stream_failing_midway_commits_whole_batches_and_says_how_many,
-    a_cancelled_import_writes_nothing_once_the_call_is_gone,
+);
+roster_testkit::on_postgres_only!(
+    crate::helpers::run => a_cancelled_import_writes_nothing_once_the_call_is_gone
 );
 
 /// Rows per batch on the service side (`service::import::BATCH_ROWS`).
@@ -151,13 +152,12 @@ async fn a_stream_failing_midway_commits_whole_batches_and_says_how_many(app: Te
 
 /// A second directory on the app's database that admits one call at a time, so that a call
 /// getting in proves the one before it is over on the server (its handler was dropped). It
-/// serves until the returned sender is dropped.
-async fn one_call_at_a_time(app: &TestApp) -> (TestApp, tokio::sync::oneshot::Sender<()>) {
+/// serves until the returned server is stopped or dropped.
+async fn one_call_at_a_time(app: &TestApp) -> (TestApp, roster_testkit::Served) {
     let mut db_settings = DbSettings::new(&app.database_url);
     db_settings.max_connections = 8;
     let db = prepare_database(&db_settings).await.unwrap();
-    let keys = KeySet::from_jwks_json(&app.signer.jwks_json().unwrap()).unwrap();
-    let verifier = TokenVerifier::new(VerifierSettings::default(), keys);
+    let verifier = app.tokens.verifier();
     let mut server = ServerSettings::for_tests();
     server.concurrency_limit = 1;
     let running = crate::helpers::serve(
@@ -170,10 +170,10 @@ async fn one_call_at_a_time(app: &TestApp) -> (TestApp, tokio::sync::oneshot::Se
     .await;
     let limited = TestApp {
         addr: running.addr,
-        client: DirectoryServiceClient::new(running.channel),
+        client: DirectoryServiceClient::new(running.channel.clone()),
         ..app.clone()
     };
-    (limited, running.shutdown)
+    (limited, running)
 }
 
 /// Cancels an upload while a batch is held up in the database (the test locks a row it
@@ -182,9 +182,6 @@ async fn one_call_at_a_time(app: &TestApp) -> (TestApp, tokio::sync::oneshot::Se
 /// PostgreSQL only: the held-up writer needs row locks, and SQLite writes on the call's own
 /// task anyway.
 async fn a_cancelled_import_writes_nothing_once_the_call_is_gone(app: TestApp) {
-    if app.backend_name != "postgres" {
-        return;
-    }
     let held = BATCH + BATCH / 2;
     app.create_user(
         &format!("u{held:05}"),
