@@ -24,9 +24,16 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 
-sed -n '/<!-- walkthrough:start -->/,/<!-- walkthrough:end -->/p' README.md | sed '1,2d;$d' | sed '$d' > "$workdir/walkthrough.sh"
+# The shell block between the README's `<!-- NAME:start -->` and `<!-- NAME:end -->`.
+readme_block() {
+  sed -n "/<!-- $1:start -->/,/<!-- $1:end -->/p" README.md | sed '1,2d;$d' | sed '$d'
+}
+readme_block walkthrough > "$workdir/walkthrough.sh"
 output=$(bash -euo pipefail "$workdir/walkthrough.sh")
 echo "$output"
+readme_block walkthrough-staff > "$workdir/staff.sh"
+staff_output=$(bash -euo pipefail "$workdir/staff.sh")
+echo "$staff_output"
 
 # What the README promises a new user sees.
 grep -q 'roster.directory.v1.DirectoryService' <<<"$output"
@@ -35,6 +42,9 @@ grep -q 'created 10, updated 0' <<<"$output"
 grep -q '"email": "captain.kirk@example.com"' <<<"$output"
 grep -q '"status": "USER_STATUS_DEACTIVATED"' <<<"$output"
 grep -q '"reason": "the end-user is deactivated"' <<<"$output"
+# The invitee accepted without a token, is listed active and holds the one seat in use.
+[ "$(grep -c '"status": "AGENT_STATUS_ACTIVE"' <<<"$staff_output")" -eq 2 ]
+grep -q '"seatsUsed": 1' <<<"$staff_output"
 
 TOKEN=$(cargo run -q --release -- dev-token --workspace demo --role admin)
 python3 tests/python/check_directory.py 127.0.0.1:50051 "$TOKEN" demo
