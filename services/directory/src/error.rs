@@ -8,9 +8,9 @@
 //! below ([`DirectoryError::not_found`], …) name the precise one.
 
 use roster_db::DbError;
-use roster_runtime::error_details::{self, domain, retry_delay};
+use roster_runtime::error_details::{self, domain};
+use roster_service::Refusal;
 use tonic::{Code, Status};
-use tonic_types::ErrorDetails;
 
 use crate::domain::values::FieldViolation;
 
@@ -19,13 +19,13 @@ use crate::domain::values::FieldViolation;
 pub mod reason {
     pub const INVALID_ARGUMENT: &str = roster_runtime::error_details::INVALID_ARGUMENT;
     pub const NOT_FOUND: &str = "NOT_FOUND";
-    pub const ALREADY_EXISTS: &str = "ALREADY_EXISTS";
+    pub const ALREADY_EXISTS: &str = roster_service::refusal::reason::ALREADY_EXISTS;
     pub const FAILED_PRECONDITION: &str = "FAILED_PRECONDITION";
     pub const ABORTED: &str = "ABORTED";
     pub const PERMISSION_DENIED: &str = "PERMISSION_DENIED";
     pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
     pub const RESOURCE_EXHAUSTED: &str = "RESOURCE_EXHAUSTED";
-    pub const INTERNAL: &str = "INTERNAL";
+    pub const INTERNAL: &str = roster_service::refusal::reason::INTERNAL;
 
     pub const END_USER_NOT_FOUND: &str = "END_USER_NOT_FOUND";
     pub const CUSTOMER_NOT_FOUND: &str = "CUSTOMER_NOT_FOUND";
@@ -50,10 +50,10 @@ pub mod reason {
     pub const WIDGET_SECRET_SUPERSEDED: &str = "WIDGET_SECRET_SUPERSEDED";
     pub const ETAG_MISMATCH: &str = "ETAG_MISMATCH";
     /// Concurrent changes kept conflicting; retrying the same call may succeed.
-    pub const CONCURRENT_CHANGE: &str = "CONCURRENT_CHANGE";
+    pub const CONCURRENT_CHANGE: &str = roster_service::refusal::reason::CONCURRENT_CHANGE;
     pub const WORKSPACE_NOT_GRANTED: &str = "WORKSPACE_NOT_GRANTED";
     pub const PERMISSION_MISSING: &str = "PERMISSION_MISSING";
-    pub const DATABASE_UNAVAILABLE: &str = "DATABASE_UNAVAILABLE";
+    pub const DATABASE_UNAVAILABLE: &str = roster_service::refusal::reason::DATABASE_UNAVAILABLE;
 }
 
 /// The resource types named in `ResourceInfo`: the proto message of the resource.
@@ -85,16 +85,6 @@ pub enum DirectoryError {
     Database(#[from] DbError),
     #[error("internal: {0}")]
     Internal(String),
-}
-
-/// A refusal a client can act on: its code, words, reason and the resource it concerns.
-#[derive(Debug)]
-pub struct Refusal {
-    pub code: Code,
-    pub message: String,
-    pub reason: &'static str,
-    /// (resource type, resource name), answered as `ResourceInfo`.
-    pub resource: Option<(&'static str, String)>,
 }
 
 pub type Result<T, E = DirectoryError> = std::result::Result<T, E>;
@@ -260,43 +250,15 @@ impl From<DirectoryError> for Status {
             DirectoryError::Database(error) => database_refusal(error),
             DirectoryError::Internal(context) => {
                 tracing::error!(error = %context, "internal error");
-                internal()
+                Refusal::internal()
             }
         };
-        let mut details = ErrorDetails::new();
-        if let Some((resource_type, name)) = refusal.resource {
-            details.set_resource_info(resource_type, name, "", "");
-        }
-        with_details(refusal.code, refusal.message, refusal.reason, details)
+        refusal.into_status(domain::DIRECTORY)
     }
-}
-
-fn with_details(code: Code, message: String, reason: &str, details: ErrorDetails) -> Status {
-    error_details::status(
-        code,
-        message,
-        domain::DIRECTORY,
-        reason,
-        details,
-        retry_delay(code),
-    )
 }
 
 fn generic(code: Code, message: String, reason: &'static str) -> Refusal {
-    Refusal {
-        code,
-        message,
-        reason,
-        resource: None,
-    }
-}
-
-fn internal() -> Refusal {
-    generic(
-        Code::Internal,
-        "internal error; the request id in the logs has the details".into(),
-        reason::INTERNAL,
-    )
+    Refusal::new(code, reason, message)
 }
 
 /// Unique violations that reach this point were not translated by the store into a
@@ -324,22 +286,6 @@ fn database_refusal(error: DbError) -> Refusal {
             };
             generic(Code::AlreadyExists, what.into(), reason)
         }
-        DbError::Conflict => generic(
-            Code::Aborted,
-            "a concurrent change conflicted with this one; retry".into(),
-            reason::CONCURRENT_CHANGE,
-        ),
-        DbError::Unavailable(detail) => {
-            tracing::warn!(error = %detail, "database unavailable");
-            generic(
-                Code::Unavailable,
-                "the database is unavailable; retry with backoff".into(),
-                reason::DATABASE_UNAVAILABLE,
-            )
-        }
-        DbError::ForeignKeyViolation | DbError::Config(_) | DbError::Other(_) => {
-            tracing::error!(error = %error, "database error");
-            internal()
-        }
+        other => Refusal::from_database(other),
     }
 }

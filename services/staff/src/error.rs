@@ -8,17 +8,17 @@
 use roster_core::FieldViolation;
 use roster_db::DbError;
 use roster_db::retry::RetryableError;
-use roster_runtime::error_details::{self, domain, retry_delay};
+use roster_runtime::error_details::{self, domain};
+use roster_service::Refusal;
 use tonic::{Code, Status};
-use tonic_types::ErrorDetails;
 
 /// The `ErrorInfo.reason` values the staff service answers; listed in the proto's header
 /// comment too, since clients branch on them.
 pub mod reason {
     pub const INVALID_ARGUMENT: &str = roster_runtime::error_details::INVALID_ARGUMENT;
     pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
-    pub const INTERNAL: &str = "INTERNAL";
-    pub const ALREADY_EXISTS: &str = "ALREADY_EXISTS";
+    pub const INTERNAL: &str = roster_service::refusal::reason::INTERNAL;
+    pub const ALREADY_EXISTS: &str = roster_service::refusal::reason::ALREADY_EXISTS;
 
     pub const AGENT_NOT_FOUND: &str = "AGENT_NOT_FOUND";
     pub const TEAM_NOT_FOUND: &str = "TEAM_NOT_FOUND";
@@ -36,13 +36,13 @@ pub mod reason {
     pub const NO_PENDING_INVITATION: &str = "NO_PENDING_INVITATION";
     pub const REQUEST_ID_REUSED: &str = "REQUEST_ID_REUSED";
     pub const ETAG_MISMATCH: &str = "ETAG_MISMATCH";
-    pub const CONCURRENT_CHANGE: &str = "CONCURRENT_CHANGE";
+    pub const CONCURRENT_CHANGE: &str = roster_service::refusal::reason::CONCURRENT_CHANGE;
     pub const WORKSPACE_NOT_GRANTED: &str = "WORKSPACE_NOT_GRANTED";
     pub const PERMISSION_MISSING: &str = "PERMISSION_MISSING";
     pub const GRANT_NOT_HELD: &str = "GRANT_NOT_HELD";
     pub const OWN_ROLE: &str = "OWN_ROLE";
     pub const NOT_AN_AGENT: &str = "NOT_AN_AGENT";
-    pub const DATABASE_UNAVAILABLE: &str = "DATABASE_UNAVAILABLE";
+    pub const DATABASE_UNAVAILABLE: &str = roster_service::refusal::reason::DATABASE_UNAVAILABLE;
 }
 
 /// The resource types named in `ResourceInfo`.
@@ -61,15 +61,6 @@ pub enum StaffError {
     /// Logged once where it is turned into a status; the client sees a generic message.
     #[error("internal: {0}")]
     Internal(String),
-}
-
-#[derive(Debug)]
-pub struct Refusal {
-    pub code: Code,
-    pub message: String,
-    pub reason: &'static str,
-    /// (resource type, resource name), answered as `ResourceInfo`.
-    pub resource: Option<(&'static str, String)>,
 }
 
 pub type Result<T, E = StaffError> = std::result::Result<T, E>;
@@ -175,69 +166,12 @@ impl From<StaffError> for Status {
                 return error_details::invalid_argument(domain::STAFF, &violations);
             }
             StaffError::Refused(refusal) => *refusal,
-            StaffError::Database(error) => database_refusal(error),
+            StaffError::Database(error) => Refusal::from_database(error),
             StaffError::Internal(context) => {
                 tracing::error!(error = %context, "internal error");
-                internal()
+                Refusal::internal()
             }
         };
-        let mut details = ErrorDetails::new();
-        if let Some((resource_type, name)) = refusal.resource {
-            details.set_resource_info(resource_type, name, "", "");
-        }
-        error_details::status(
-            refusal.code,
-            refusal.message,
-            domain::STAFF,
-            refusal.reason,
-            details,
-            retry_delay(refusal.code),
-        )
-    }
-}
-
-fn generic(code: Code, message: &str, reason: &'static str) -> Refusal {
-    Refusal {
-        code,
-        message: message.to_owned(),
-        reason,
-        resource: None,
-    }
-}
-
-fn internal() -> Refusal {
-    generic(
-        Code::Internal,
-        "internal error; the request id in the logs has the details",
-        reason::INTERNAL,
-    )
-}
-
-/// Unique violations the service did not explain itself, lost races that kept losing, an
-/// unreachable database; the rest is the server's problem, logged here, once.
-fn database_refusal(error: DbError) -> Refusal {
-    match error {
-        DbError::UniqueViolation { .. } => generic(
-            Code::AlreadyExists,
-            "the resource already exists",
-            reason::ALREADY_EXISTS,
-        ),
-        DbError::Conflict => generic(
-            Code::Aborted,
-            "a concurrent change conflicted with this one; retry",
-            reason::CONCURRENT_CHANGE,
-        ),
-        DbError::Unavailable(detail) => {
-            tracing::warn!(error = %detail, "database unavailable");
-            generic(
-                Code::Unavailable,
-                "the database is unavailable; retry with backoff",
-                reason::DATABASE_UNAVAILABLE,
-            )
-        }
-        DbError::ForeignKeyViolation | DbError::Config(_) | DbError::Other(_) => {
-            tracing::error!(error = %error, "database error");
-            internal()
-        }
+        refusal.into_status(domain::STAFF)
     }
 }

@@ -18,6 +18,10 @@
 //! database and token verification: the runtime serves gRPC and knows neither, and a
 //! process without a database (a relay, a gateway) can use it alone.
 
+pub mod refusal;
+
+pub use refusal::Refusal;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;

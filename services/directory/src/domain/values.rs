@@ -114,45 +114,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn emails_are_checked_by_the_shared_checker() {
-        assert_eq!(
-            email("email", " Captain.Kirk@Example.com ").as_deref(),
-            Ok("Captain.Kirk@Example.com")
-        );
-        for bad in [
-            "kirk",
-            "kirk@",
-            "@example.com",
-            "kirk@example",
-            "ki rk@example.com",
-            "kirk@exa_mple.com",
-            "a..b@example.com",
-            "kirk@-example.com",
-        ] {
-            assert!(email("email", bad).is_err(), "{bad} should be rejected");
-        }
-    }
-
-    #[test]
-    fn urls() {
-        assert!(url("avatar_url", "https://cdn.example.com/a.png").is_ok());
-        for bad in [
-            "ftp://x.com",
-            "https://",
-            "example.com/a.png",
-            "https://exa mple.com",
-        ] {
-            assert!(url("avatar_url", bad).is_err(), "{bad} should be rejected");
-        }
-    }
-
-    #[test]
     fn phones_and_ids() {
         assert!(phone("phone", "+1 (555) 010-0199").is_ok());
         assert!(phone("phone", "call me").is_err());
         assert!(customer_id("customer_id", "uss001").is_ok());
         assert!(customer_id("customer_id", "uss 001").is_err());
-        assert!(workspace_id("workspace_id", "demo").is_ok());
-        assert!(workspace_id("workspace_id", "de/mo").is_err());
     }
 }
