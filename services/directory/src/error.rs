@@ -202,10 +202,8 @@ impl DirectoryError {
             DirectoryError::Unauthenticated(_) => Code::Unauthenticated,
             DirectoryError::ResourceExhausted(_) => Code::ResourceExhausted,
             DirectoryError::Refused(refusal) => refusal.code,
-            DirectoryError::Database(DbError::UniqueViolation { .. }) => Code::AlreadyExists,
-            DirectoryError::Database(DbError::Conflict) => Code::Aborted,
-            DirectoryError::Database(DbError::Unavailable(_)) => Code::Unavailable,
-            DirectoryError::Database(_) | DirectoryError::Internal(_) => Code::Internal,
+            DirectoryError::Database(error) => Refusal::database_code(error),
+            DirectoryError::Internal(_) => Code::Internal,
         }
     }
 }

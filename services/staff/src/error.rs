@@ -124,10 +124,8 @@ impl StaffError {
         match self {
             StaffError::Invalid(_) => Code::InvalidArgument,
             StaffError::Refused(refusal) => refusal.code,
-            StaffError::Database(DbError::UniqueViolation { .. }) => Code::AlreadyExists,
-            StaffError::Database(DbError::Conflict) => Code::Aborted,
-            StaffError::Database(DbError::Unavailable(_)) => Code::Unavailable,
-            StaffError::Database(_) | StaffError::Internal(_) => Code::Internal,
+            StaffError::Database(error) => Refusal::database_code(error),
+            StaffError::Internal(_) => Code::Internal,
         }
     }
 }

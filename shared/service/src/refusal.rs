@@ -82,6 +82,17 @@ impl Refusal {
         }
     }
 
+    /// The code [`Refusal::from_database`] answers `error` with, for a service that needs
+    /// the code without building the refusal (to tell errors apart, say).
+    pub fn database_code(error: &DbError) -> Code {
+        match error {
+            DbError::UniqueViolation { .. } => Code::AlreadyExists,
+            DbError::Conflict => Code::Aborted,
+            DbError::Unavailable(_) => Code::Unavailable,
+            DbError::ForeignKeyViolation | DbError::Config(_) | DbError::Other(_) => Code::Internal,
+        }
+    }
+
     /// The status a client receives, with `domain` (the service's) in its `ErrorInfo`.
     pub fn into_status(self, domain: &str) -> Status {
         let mut details = ErrorDetails::new();
@@ -135,6 +146,7 @@ mod tests {
             ),
         ];
         for (error, code, reason, retryable) in cases {
+            assert_eq!(Refusal::database_code(&error), code);
             let status = Refusal::from_database(error).into_status("test.roster");
             assert_eq!(status.code(), code);
             assert!(!status.message().contains("secret"), "{}", status.message());

@@ -224,45 +224,39 @@ impl Staff {
             let mut events = Vec::new();
             let permissions_before = effective_permissions(role_before, &extra_before);
             let permissions_after = effective_permissions(role_after, &extra_after);
-            if role_after != role_before {
+            // A role or extra-permission change is one event each, both naming the agent
+            // and the effective permissions before and after.
+            let grant_changes = [
+                (role_after != role_before).then(|| {
+                    (
+                        "agent.role_changed",
+                        change(
+                            "role",
+                            Some(role_before.as_str().into()),
+                            Some(role_after.as_str().into()),
+                        ),
+                    )
+                }),
+                (extra_after != extra_before).then(|| {
+                    (
+                        "agent.permissions_changed",
+                        change(
+                            "extra_permissions",
+                            Some(json!(extra_before)),
+                            Some(json!(extra_after)),
+                        ),
+                    )
+                }),
+            ];
+            for (action, grant) in grant_changes.into_iter().flatten() {
                 let mut changes = agent_context(&before);
-                changes.push(change(
-                    "role",
-                    Some(role_before.as_str().into()),
-                    Some(role_after.as_str().into()),
-                ));
+                changes.push(grant);
                 changes.push(change(
                     "permissions",
                     Some(permission_list(&permissions_before)),
                     Some(permission_list(&permissions_after)),
                 ));
-                events.push(self.event(
-                    actor,
-                    workspace_id,
-                    "agent.role_changed",
-                    target.clone(),
-                    changes,
-                ));
-            }
-            if extra_after != extra_before {
-                let mut changes = agent_context(&before);
-                changes.push(change(
-                    "extra_permissions",
-                    Some(json!(extra_before)),
-                    Some(json!(extra_after)),
-                ));
-                changes.push(change(
-                    "permissions",
-                    Some(permission_list(&permissions_before)),
-                    Some(permission_list(&permissions_after)),
-                ));
-                events.push(self.event(
-                    actor,
-                    workspace_id,
-                    "agent.permissions_changed",
-                    target.clone(),
-                    changes,
-                ));
+                events.push(self.event(actor, workspace_id, action, target.clone(), changes));
             }
             if teams_changed {
                 let named_before =

@@ -72,6 +72,26 @@ fn unknown_secret() -> StaffError {
     )
 }
 
+/// The agent, when it is INVITED: only such an agent can `what` (resend, revoke).
+async fn invited_agent(
+    conn: &impl sea_orm::ConnectionTrait,
+    workspace_id: &str,
+    agent_id: Uuid,
+    what: &str,
+) -> Result<agent::Model> {
+    let agent = store::agents::require(conn, workspace_id, agent_id).await?;
+    if agent.status != AgentStatus::Invited.as_str() {
+        return Err(StaffError::failed_precondition(
+            reason::AGENT_STATUS,
+            format!(
+                "agent {agent_id} is {}; only invited agents {what}",
+                agent.status
+            ),
+        ));
+    }
+    Ok(agent)
+}
+
 fn team_names(teams: &[team::Model]) -> serde_json::Value {
     json!(
         teams
@@ -309,16 +329,7 @@ impl Staff {
         in_write_txn!(self.db, StaffError, retry_unique = false, |txn| {
             let conn = &*txn;
             let now = self.now_us();
-            let before = store::agents::require(conn, workspace_id, agent_id).await?;
-            if before.status != AgentStatus::Invited.as_str() {
-                return Err(StaffError::failed_precondition(
-                    reason::AGENT_STATUS,
-                    format!(
-                        "agent {agent_id} is {}; only invited agents get invitations",
-                        before.status
-                    ),
-                ));
-            }
+            let before = invited_agent(conn, workspace_id, agent_id, "get invitations").await?;
             store::invitations::end_pending(
                 conn,
                 workspace_id,
@@ -382,16 +393,8 @@ impl Staff {
         in_write_txn!(self.db, StaffError, retry_unique = false, |txn| {
             let conn = &*txn;
             let now = self.now_us();
-            let before = store::agents::require(conn, workspace_id, agent_id).await?;
-            if before.status != AgentStatus::Invited.as_str() {
-                return Err(StaffError::failed_precondition(
-                    reason::AGENT_STATUS,
-                    format!(
-                        "agent {agent_id} is {}; only an invited agent's invitation can be revoked",
-                        before.status
-                    ),
-                ));
-            }
+            let before =
+                invited_agent(conn, workspace_id, agent_id, "have an invitation to revoke").await?;
             let revoked = store::invitations::end_pending(
                 conn,
                 workspace_id,
