@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use roster_auth::{
-    PrincipalKind, TokenRequest, VerifierSettings, load_or_create_dev_keys, unix_now,
+    PrincipalKind, TokenRequest, VerifierSettings, WorkspaceAccess, load_or_create_dev_keys,
+    unix_now,
 };
 
 #[derive(clap::Args, Clone, Debug)]
@@ -62,9 +63,20 @@ pub fn mint(data_dir: &Path, args: &Args) -> anyhow::Result<String> {
     let request = TokenRequest {
         subject: args.subject.clone(),
         kind,
-        workspaces: args.workspaces.clone(),
-        role: args.role.clone(),
-        permissions,
+        workspaces: args
+            .workspaces
+            .iter()
+            .map(|workspace| {
+                (
+                    workspace.clone(),
+                    WorkspaceAccess {
+                        role: args.role.clone(),
+                        permissions: permissions.clone(),
+                    },
+                )
+            })
+            .collect(),
+        generation: 0,
         ttl: Duration::from_secs(args.ttl_minutes.saturating_mul(60)),
         issuer: defaults.issuer,
         audience: defaults.audience,

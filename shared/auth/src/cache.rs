@@ -124,17 +124,20 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::principal::{PrincipalKind, WorkspaceScope};
+    use crate::principal::{Grant, PrincipalKind, WorkspaceScope};
 
     fn principal(subject: &str) -> Principal {
         Principal {
             subject: subject.into(),
             kind: PrincipalKind::Service,
-            workspaces: WorkspaceScope::All,
-            role: "agent".into(),
-            permissions: Default::default(),
+            workspaces: WorkspaceScope::All(Grant {
+                role: "service".into(),
+                permissions: Default::default(),
+            }),
             token_id: "t".into(),
+            issued_at: 0,
             expires_at: 1_000,
+            generation: 0,
         }
     }
 

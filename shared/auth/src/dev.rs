@@ -208,9 +208,8 @@ mod tests {
         TokenRequest {
             subject: "directory".into(),
             kind: PrincipalKind::Service,
-            workspaces: vec!["*".into()],
-            role: "agent".into(),
-            permissions: vec![],
+            workspaces: [("*".to_owned(), crate::WorkspaceAccess::new("service", &[]))].into(),
+            generation: 0,
             ttl: Duration::from_secs(300),
             issuer: "roster-staff".into(),
             audience: "roster".into(),

@@ -29,6 +29,10 @@ pub enum AuthError {
     InvalidSignature,
     #[error("token expired")]
     Expired,
+    #[error("token not valid yet (`nbf`)")]
+    NotYetValid,
+    #[error("token issued in the future (`iat`)")]
+    IssuedInFuture,
     #[error("token issuer is not accepted")]
     WrongIssuer,
     #[error("token audience is not accepted")]
@@ -51,6 +55,7 @@ impl AuthError {
         match self {
             AuthError::MissingToken | AuthError::MalformedHeader => "TOKEN_MISSING",
             AuthError::Expired => "TOKEN_EXPIRED",
+            AuthError::NotYetValid | AuthError::IssuedInFuture => "TOKEN_NOT_YET_VALID",
             AuthError::MissingKeyId | AuthError::UnknownKey(_) => "TOKEN_KEY_UNKNOWN",
             AuthError::WrongIssuer | AuthError::WrongAudience => "TOKEN_NOT_FOR_THIS_SERVICE",
             AuthError::DisallowedAlgorithm { .. }
@@ -104,6 +109,12 @@ impl From<AuthError> for Status {
             }
             AuthError::InvalidSignature => "token signature is invalid".to_owned(),
             AuthError::Expired => "token expired; request a new one".to_owned(),
+            AuthError::NotYetValid => {
+                "token is not valid yet (`nbf` is in the future); check the clocks".to_owned()
+            }
+            AuthError::IssuedInFuture => {
+                "token was issued in the future (`iat`); check the issuer's clock".to_owned()
+            }
             AuthError::WrongIssuer => "token was not issued by the expected issuer".to_owned(),
             AuthError::WrongAudience => "token was issued for a different audience".to_owned(),
             AuthError::InvalidClaims(reason) => format!("token claims are invalid: {reason}"),

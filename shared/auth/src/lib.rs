@@ -30,14 +30,16 @@ mod settings;
 mod sign;
 mod verify;
 
-pub use claims::{ALL_WORKSPACES, Claims};
+pub use claims::{ALL_WORKSPACES, Claims, WorkspaceAccess};
 pub use dev::{
     DEV_KEY_ID, DevKeys, create_private_file_once, generate_ed25519, load_or_create_dev_keys,
 };
 pub use error::{AuthError, ERROR_DOMAIN, KeyError};
 pub use keys::{KeySet, SigningAlgorithm};
 pub use permissions::{Permission, PermissionCatalogue};
-pub use principal::{Principal, PrincipalKind, WorkspaceScope, caller, principal, principal_of};
+pub use principal::{
+    Grant, Principal, PrincipalKind, WorkspaceScope, caller, principal, principal_of,
+};
 pub use public::Guarded;
 pub use settings::AuthSettings;
 pub use sign::{TokenRequest, TokenSigner};

@@ -1,6 +1,6 @@
 //! Who is calling, as established by a verified token, and how handlers read it back.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use roster_core::{Actor, RequestContext};
 use serde::{Deserialize, Serialize};
@@ -26,19 +26,40 @@ impl PrincipalKind {
     }
 }
 
-/// The workspaces a principal may act in.
+/// What a principal holds in one workspace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grant {
+    pub role: String,
+    pub permissions: BTreeSet<String>,
+}
+
+/// Role whose holder has every permission within its workspace.
+const ADMIN_ROLE: &str = "admin";
+
+impl Grant {
+    pub fn is_admin(&self) -> bool {
+        self.role == ADMIN_ROLE
+    }
+
+    /// Admins hold every permission.
+    pub fn has_permission(&self, permission: &str) -> bool {
+        self.is_admin() || self.permissions.contains(permission)
+    }
+}
+
+/// The workspaces a principal may act in, each with what it holds there.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WorkspaceScope {
-    /// Every workspace (`["*"]`, service tokens only).
-    All,
-    Only(BTreeSet<String>),
+    /// Every workspace, with one grant (`{"*": …}`, service tokens only).
+    All(Grant),
+    Only(BTreeMap<String, Grant>),
 }
 
 impl WorkspaceScope {
-    pub fn contains(&self, workspace_id: &str) -> bool {
+    pub fn grant(&self, workspace_id: &str) -> Option<&Grant> {
         match self {
-            WorkspaceScope::All => true,
-            WorkspaceScope::Only(ids) => ids.contains(workspace_id),
+            WorkspaceScope::All(grant) => Some(grant),
+            WorkspaceScope::Only(grants) => grants.get(workspace_id),
         }
     }
 }
@@ -46,20 +67,19 @@ impl WorkspaceScope {
 /// The verified caller of a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Principal {
-    /// Agent id or service name (`sub`).
+    /// Agent id, service account id or service name (`sub`).
     pub subject: String,
     pub kind: PrincipalKind,
     pub workspaces: WorkspaceScope,
-    pub role: String,
-    pub permissions: BTreeSet<String>,
     /// `jti`, for audit records.
     pub token_id: String,
+    /// Token issue time, unix seconds.
+    pub issued_at: i64,
     /// Token expiry, unix seconds.
     pub expires_at: i64,
+    /// The subject's token generation when the token was issued (`gen`).
+    pub generation: u64,
 }
-
-/// Role whose holder has every permission within its workspaces.
-const ADMIN_ROLE: &str = "admin";
 
 impl Principal {
     pub(crate) fn from_claims(claims: Claims) -> Result<Principal, &'static str> {
@@ -68,25 +88,20 @@ impl Principal {
             subject: claims.sub,
             kind: claims.kind,
             workspaces,
-            role: claims.role,
-            permissions: claims.permissions.into_iter().collect(),
             token_id: claims.jti,
+            issued_at: claims.iat,
             expires_at: claims.exp,
+            generation: claims.generation,
         })
     }
 
+    /// What the principal holds in `workspace_id`; `None`: it may not act there at all.
+    pub fn grant(&self, workspace_id: &str) -> Option<&Grant> {
+        self.workspaces.grant(workspace_id)
+    }
+
     pub fn can_access_workspace(&self, workspace_id: &str) -> bool {
-        self.workspaces.contains(workspace_id)
-    }
-
-    pub fn is_admin(&self) -> bool {
-        self.role == ADMIN_ROLE
-    }
-
-    /// Admins hold every permission. This says nothing about workspaces: check
-    /// [`Principal::can_access_workspace`] as well.
-    pub fn has_permission(&self, permission: &str) -> bool {
-        self.is_admin() || self.permissions.contains(permission)
+        self.grant(workspace_id).is_some()
     }
 
     /// `"agent"` or `"service"`, for audit records.
@@ -138,25 +153,33 @@ pub fn caller<T>(request: &tonic::Request<T>) -> Result<(Principal, Actor), Stat
 mod tests {
     use super::*;
 
-    fn principal_with(role: &str, permissions: &[&str], scope: WorkspaceScope) -> Principal {
-        Principal {
-            subject: "agent-7".into(),
-            kind: PrincipalKind::Agent,
-            workspaces: scope,
+    fn grant(role: &str, permissions: &[&str]) -> Grant {
+        Grant {
             role: role.into(),
             permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
-            token_id: "t".into(),
-            expires_at: 0,
         }
     }
 
-    fn only(ids: &[&str]) -> WorkspaceScope {
-        WorkspaceScope::Only(ids.iter().map(|w| (*w).to_owned()).collect())
+    fn agent_in(grants: &[(&str, Grant)]) -> Principal {
+        Principal {
+            subject: "agent-7".into(),
+            kind: PrincipalKind::Agent,
+            workspaces: WorkspaceScope::Only(
+                grants
+                    .iter()
+                    .map(|(w, g)| ((*w).to_owned(), g.clone()))
+                    .collect(),
+            ),
+            token_id: "t".into(),
+            issued_at: 0,
+            expires_at: 0,
+            generation: 0,
+        }
     }
 
     #[test]
     fn admin_has_every_permission() {
-        let admin = principal_with("admin", &[], only(&["w1"]));
+        let admin = grant("admin", &[]);
         assert!(admin.is_admin());
         assert!(admin.has_permission("end_users.erase"));
         assert!(admin.has_permission("workspace.manage"));
@@ -164,24 +187,41 @@ mod tests {
 
     #[test]
     fn others_have_only_listed_permissions() {
-        let agent = principal_with("agent", &["end_users.write"], only(&["w1"]));
+        let agent = grant("agent", &["end_users.write"]);
         assert!(!agent.is_admin());
         assert!(agent.has_permission("end_users.write"));
         assert!(!agent.has_permission("end_users.delete"));
-        let custom = principal_with("Admin", &[], only(&["w1"]));
-        assert!(!custom.is_admin(), "role names are case-sensitive");
+        assert!(
+            !grant("Admin", &[]).is_admin(),
+            "role names are case-sensitive"
+        );
     }
 
     #[test]
-    fn workspace_access_follows_scope() {
-        let agent = principal_with("admin", &[], only(&["w1", "w2"]));
-        assert!(agent.can_access_workspace("w1"));
+    fn each_workspace_answers_with_its_own_grant() {
+        let agent = agent_in(&[("w1", grant("admin", &[])), ("w2", grant("viewer", &[]))]);
+        assert!(agent.grant("w1").is_some_and(Grant::is_admin));
+        assert!(
+            agent
+                .grant("w2")
+                .is_some_and(|g| !g.has_permission("end_users.write"))
+        );
         assert!(!agent.can_access_workspace("w3"));
-        let mut service = principal_with("agent", &[], WorkspaceScope::All);
-        service.kind = PrincipalKind::Service;
-        assert!(service.can_access_workspace("anything"));
-        assert_eq!(service.actor_kind(), "service");
         assert_eq!(agent.actor_kind(), "agent");
+    }
+
+    #[test]
+    fn every_workspace_scope_grants_the_same_everywhere() {
+        let mut service = agent_in(&[]);
+        service.kind = PrincipalKind::Service;
+        service.workspaces = WorkspaceScope::All(grant("service", &["end_users.write"]));
+        assert!(service.can_access_workspace("anything"));
+        assert!(
+            service
+                .grant("w9")
+                .is_some_and(|g| g.has_permission("end_users.write"))
+        );
+        assert_eq!(service.actor_kind(), "service");
     }
 
     #[test]
@@ -194,7 +234,7 @@ mod tests {
     #[test]
     fn stored_principal_is_returned() {
         let mut request = tonic::Request::new(());
-        let stored = principal_with("viewer", &[], only(&["w1"]));
+        let stored = agent_in(&[("w1", grant("viewer", &[]))]);
         request.extensions_mut().insert(stored.clone());
         assert_eq!(principal_of(&request).ok(), Some(stored));
     }

@@ -113,9 +113,9 @@ mod tests {
                 &crate::TokenRequest {
                     subject: "a".into(),
                     kind: crate::PrincipalKind::Agent,
-                    workspaces: vec!["w".into()],
-                    role: "admin".into(),
-                    permissions: vec![],
+                    workspaces: [("w".to_owned(), crate::WorkspaceAccess::new("admin", &[]))]
+                        .into(),
+                    generation: 0,
                     ttl: std::time::Duration::from_secs(60),
                     issuer: defaults.issuer,
                     audience: defaults.audience,

@@ -1,5 +1,6 @@
 //! Token minting, used by the staff service and by tests.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use jsonwebtoken::jwk::{
 };
 use jsonwebtoken::{EncodingKey, Header};
 
-use crate::claims::Claims;
+use crate::claims::{Claims, WorkspaceAccess};
 use crate::error::KeyError;
 use crate::keys::SigningAlgorithm;
 use crate::principal::PrincipalKind;
@@ -37,9 +38,10 @@ pub struct TokenSigner {
 pub struct TokenRequest {
     pub subject: String,
     pub kind: PrincipalKind,
-    pub workspaces: Vec<String>,
-    pub role: String,
-    pub permissions: Vec<String>,
+    /// Workspace id (or `*` for a service token for every workspace) → role and permissions.
+    pub workspaces: BTreeMap<String, WorkspaceAccess>,
+    /// The subject's current token generation (0 for subjects that are never revoked).
+    pub generation: u64,
     pub ttl: Duration,
     pub issuer: String,
     pub audience: String,
@@ -132,8 +134,8 @@ impl TokenSigner {
         serde_json::to_string_pretty(&set).map_err(KeyError::Serialize)
     }
 
-    /// Signs `claims` after checking the rules verifiers enforce (non-empty `sub`, `role`,
-    /// `jti`; `["*"]` only for services; `exp >= iat`).
+    /// Signs `claims` after checking the rules verifiers enforce (non-empty `sub`, roles and
+    /// `jti`; `{"*": …}` only for services; `exp >= iat`).
     pub fn mint(&self, claims: &Claims) -> Result<String, KeyError> {
         claims
             .check()
@@ -161,11 +163,11 @@ impl TokenSigner {
             sub: req.subject.clone(),
             exp,
             iat: now_unix,
+            nbf: None,
             jti: uuid::Uuid::new_v4().to_string(),
             kind: req.kind,
             workspaces: req.workspaces.clone(),
-            role: req.role.clone(),
-            permissions: req.permissions.clone(),
+            generation: req.generation,
         })
     }
 }

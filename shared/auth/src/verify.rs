@@ -200,6 +200,15 @@ impl TokenVerifier {
         if now > claims.exp.saturating_add(inner.leeway_secs) {
             return Err(AuthError::Expired);
         }
+        let latest_start = now.saturating_add(inner.leeway_secs);
+        if claims.nbf.is_some_and(|nbf| nbf > latest_start) {
+            return Err(AuthError::NotYetValid);
+        }
+        // A token from the future means a skewed or compromised issuer; honouring it would
+        // stretch its life past what the issuer's clock allowed.
+        if claims.iat > latest_start {
+            return Err(AuthError::IssuedInFuture);
+        }
         Principal::from_claims(claims).map_err(|reason| AuthError::InvalidClaims(reason.to_owned()))
     }
 }

@@ -15,12 +15,16 @@
 // A test-support crate: a failure to set up is the test's failure, reported by a panic.
 #![allow(clippy::expect_used, clippy::panic)]
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::FutureExt as _;
-use roster_auth::{PrincipalKind, TokenRequest, TokenSigner, TokenVerifier, VerifierSettings};
+use roster_auth::{
+    ALL_WORKSPACES, PrincipalKind, TokenRequest, TokenSigner, TokenVerifier, VerifierSettings,
+    WorkspaceAccess,
+};
 pub use roster_db::testing::{TestBackend, TestDatabase};
 use roster_service::ServiceApp;
 use tokio::sync::oneshot;
@@ -175,32 +179,48 @@ impl TestTokens {
         TokenVerifier::new(VerifierSettings::default(), keys)
     }
 
-    /// An agent's token, valid for ten minutes from now.
+    /// An agent's token with the same role and permissions in each of `workspaces`, valid
+    /// for ten minutes from now.
     pub fn agent(&self, workspaces: &[&str], role: &str, permissions: &[&str]) -> String {
-        self.at(
-            PrincipalKind::Agent,
+        self.agent_with(
             &format!("agent-{role}"),
-            workspaces,
-            role,
-            permissions,
+            &workspaces
+                .iter()
+                .map(|w| (*w, WorkspaceAccess::new(role, permissions)))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    /// Agent `subject`'s token holding its own access in each workspace listed.
+    pub fn agent_with(&self, subject: &str, workspaces: &[(&str, WorkspaceAccess)]) -> String {
+        self.mint(
+            PrincipalKind::Agent,
+            subject,
+            workspaces
+                .iter()
+                .map(|(w, access)| ((*w).to_owned(), access.clone()))
+                .collect(),
             roster_auth::unix_now(),
         )
     }
 
     /// A platform service's token for every workspace with `permissions`.
     pub fn service(&self, subject: &str, permissions: &[&str]) -> String {
-        self.at(
+        self.mint(
             PrincipalKind::Service,
             subject,
-            &["*"],
-            "service",
-            permissions,
+            [(
+                ALL_WORKSPACES.to_owned(),
+                WorkspaceAccess::new("service", permissions),
+            )]
+            .into(),
             roster_auth::unix_now(),
         )
     }
 
-    /// Any principal's token, issued at `issued_at_unix` and valid for ten minutes from
-    /// then: in the past for an expired token, in the future for one not yet valid.
+    /// Any principal's token with one role everywhere, issued at `issued_at_unix` and valid
+    /// for ten minutes from then: in the past for an expired token, in the future for one
+    /// not yet valid.
     pub fn at(
         &self,
         kind: PrincipalKind,
@@ -210,13 +230,30 @@ impl TestTokens {
         permissions: &[&str],
         issued_at_unix: i64,
     ) -> String {
+        self.mint(
+            kind,
+            subject,
+            workspaces
+                .iter()
+                .map(|w| ((*w).to_owned(), WorkspaceAccess::new(role, permissions)))
+                .collect(),
+            issued_at_unix,
+        )
+    }
+
+    fn mint(
+        &self,
+        kind: PrincipalKind,
+        subject: &str,
+        workspaces: BTreeMap<String, WorkspaceAccess>,
+        issued_at_unix: i64,
+    ) -> String {
         let defaults = VerifierSettings::default();
         let request = TokenRequest {
             subject: subject.to_owned(),
             kind,
-            workspaces: workspaces.iter().map(|w| (*w).to_owned()).collect(),
-            role: role.to_owned(),
-            permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+            workspaces,
+            generation: 0,
             ttl: Duration::from_secs(600),
             issuer: defaults.issuer,
             audience: defaults.audience,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use roster_auth::{PrincipalKind, TokenRequest, TokenVerifier, VerifierSettings};
+use roster_auth::{PrincipalKind, TokenRequest, TokenVerifier, VerifierSettings, WorkspaceAccess};
 use roster_db::DbSettings;
 use roster_directory::domain::SystemClock;
 use roster_directory::{Application, prepare_database};
@@ -42,9 +42,9 @@ impl Directory {
                 &TokenRequest {
                     subject: "agent-bench".to_owned(),
                     kind: PrincipalKind::Agent,
-                    workspaces: vec![workspace_id.to_owned()],
-                    role: "admin".to_owned(),
-                    permissions: Vec::new(),
+                    workspaces: [(workspace_id.to_owned(), WorkspaceAccess::new("admin", &[]))]
+                        .into(),
+                    generation: 0,
                     ttl: Duration::from_secs(3600),
                     issuer: verifier_settings.issuer.clone(),
                     audience: verifier_settings.audience.clone(),

@@ -30,25 +30,24 @@ pub fn authorize(
     workspace_id: &str,
     need: Need,
 ) -> Result<(), DirectoryError> {
-    if !principal.can_access_workspace(workspace_id) {
+    let Some(grant) = principal.grant(workspace_id) else {
         return Err(DirectoryError::permission_denied(
             reason::WORKSPACE_NOT_GRANTED,
             format!("the access token does not grant workspace '{workspace_id}'"),
         ));
-    }
+    };
     match need {
         Need::Read => Ok(()),
         Need::Write(permission) => {
-            if principal.is_admin()
-                || (principal.role != "viewer" && principal.has_permission(permission.name))
+            if grant.is_admin() || (grant.role != "viewer" && grant.has_permission(permission.name))
             {
                 Ok(())
             } else {
                 Err(DirectoryError::permission_denied(
                     reason::PERMISSION_MISSING,
                     format!(
-                        "this call needs the '{}' permission (or the admin role); the token's role is '{}'",
-                        permission.name, principal.role
+                        "this call needs the '{}' permission (or the admin role); the token's role in workspace '{workspace_id}' is '{}'",
+                        permission.name, grant.role
                     ),
                 ))
             }

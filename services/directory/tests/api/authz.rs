@@ -3,6 +3,7 @@
 //! workspace's admin), so OK versus PERMISSION_DENIED is the authorization decision alone.
 
 use prost::Message as _;
+use roster_auth::WorkspaceAccess;
 use roster_proto::directory::v1 as pb;
 use tonic::{Code, Request, Status};
 
@@ -15,6 +16,7 @@ on_both_databases!(
     a_token_for_another_workspace_is_permission_denied,
     roles_and_permissions_unlock_exactly_their_calls,
     service_tokens_work_in_any_workspace,
+    each_workspace_of_a_token_has_its_own_role,
     renaming_a_customer_through_an_import_path_needs_customers_write,
 );
 
@@ -757,6 +759,37 @@ async fn roles_and_permissions_unlock_exactly_their_calls(app: TestApp) {
             agent(&app, "agent customers.write", "agent", &["customers.write"]),
             agent(&app, "admin", "admin", &[]),
         ],
+    )
+    .await;
+}
+
+async fn each_workspace_of_a_token_has_its_own_role(app: TestApp) {
+    // One agent, admin of WS and viewer of "beta": each workspace answers with its own role.
+    let token = app.tokens.agent_with(
+        "agent-two-hats",
+        &[
+            (WS, WorkspaceAccess::new("admin", &[])),
+            ("beta", WorkspaceAccess::new("viewer", &ALL_PERMISSIONS)),
+        ],
+    );
+    check_matrix(
+        &app,
+        WS,
+        vec![Caller {
+            label: "admin here, viewer elsewhere",
+            token: Some(token.clone()),
+            expect: Box::new(|_| None),
+        }],
+    )
+    .await;
+    check_matrix(
+        &app,
+        "beta",
+        vec![Caller {
+            label: "viewer here, admin elsewhere",
+            token: Some(token),
+            expect: Box::new(|rpc| rpc.needs().map(|_| Code::PermissionDenied)),
+        }],
     )
     .await;
 }

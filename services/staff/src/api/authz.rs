@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use roster_auth::{Permission, PermissionCatalogue, Principal, PrincipalKind};
+use roster_auth::{Grant, Permission, PermissionCatalogue, Principal, PrincipalKind};
 use uuid::Uuid;
 
 use crate::domain::Role;
@@ -59,28 +59,33 @@ pub fn need(method: &str) -> Result<Need> {
         .ok_or_else(|| StaffError::Internal(format!("no authorization rule for {method}")))
 }
 
-pub fn authorize(principal: &Principal, workspace_id: &str, method: &str) -> Result<()> {
-    if !principal.can_access_workspace(workspace_id) {
-        return Err(StaffError::permission_denied(
+/// What the caller holds in `workspace_id`, or PERMISSION_DENIED when its token does not
+/// grant that workspace at all.
+fn grant<'a>(principal: &'a Principal, workspace_id: &str) -> Result<&'a Grant> {
+    principal.grant(workspace_id).ok_or_else(|| {
+        StaffError::permission_denied(
             reason::WORKSPACE_NOT_GRANTED,
             format!("the access token does not grant workspace '{workspace_id}'"),
-        ));
-    }
+        )
+    })
+}
+
+pub fn authorize(principal: &Principal, workspace_id: &str, method: &str) -> Result<()> {
+    let grant = grant(principal, workspace_id)?;
     match need(method)? {
         Need::Read => Ok(()),
         Need::OwnAgent => own_agent(principal).map(|_| ()),
         Need::Write(permission) => {
-            if principal.is_admin()
-                || (principal.role != Role::Viewer.as_str()
-                    && principal.has_permission(permission.name))
+            if grant.is_admin()
+                || (grant.role != Role::Viewer.as_str() && grant.has_permission(permission.name))
             {
                 Ok(())
             } else {
                 Err(StaffError::permission_denied(
                     reason::PERMISSION_MISSING,
                     format!(
-                        "this call needs the '{}' permission (or the admin role); the token's role is '{}'",
-                        permission.name, principal.role
+                        "this call needs the '{}' permission (or the admin role); the token's role in workspace '{workspace_id}' is '{}'",
+                        permission.name, grant.role
                     ),
                 ))
             }
@@ -107,24 +112,30 @@ pub fn caller_agent(principal: &Principal) -> Option<Uuid> {
     own_agent(principal).ok()
 }
 
-/// What the caller holds: everything for an admin, otherwise its built-in role's
-/// permissions and the permissions its token lists.
-fn held(principal: &Principal) -> BTreeSet<String> {
-    let mut held = Role::parse(&principal.role)
+/// What the caller holds in a workspace: its built-in role's permissions and the
+/// permissions its token lists there.
+fn held(grant: &Grant) -> BTreeSet<String> {
+    let mut held = Role::parse(&grant.role)
         .map(Role::permissions)
         .unwrap_or_default();
-    held.extend(principal.permissions.iter().cloned());
+    held.extend(grant.permissions.iter().cloned());
     held
 }
 
-/// Nobody grants a role or permission they do not hold: `role` only if the caller holds
-/// every permission it carries (the admin role only by an admin), each of `extra` only if
-/// the caller holds it.
-pub fn check_grants(principal: &Principal, role: Option<Role>, extra: &[String]) -> Result<()> {
-    if principal.is_admin() {
+/// Nobody grants a role or permission they do not hold in the workspace: `role` only if
+/// the caller holds every permission it carries (the admin role only by an admin), each of
+/// `extra` only if the caller holds it.
+pub fn check_grants(
+    principal: &Principal,
+    workspace_id: &str,
+    role: Option<Role>,
+    extra: &[String],
+) -> Result<()> {
+    let grant = grant(principal, workspace_id)?;
+    if grant.is_admin() {
         return Ok(());
     }
-    let held = held(principal);
+    let held = held(grant);
     if let Some(role) = role {
         let missing: Vec<_> = role
             .permissions()
@@ -173,11 +184,20 @@ mod tests {
         Principal {
             subject: Uuid::now_v7().to_string(),
             kind: PrincipalKind::Agent,
-            workspaces: WorkspaceScope::Only(["w".to_owned()].into()),
-            role: role.into(),
-            permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+            workspaces: WorkspaceScope::Only(
+                [(
+                    "w".to_owned(),
+                    Grant {
+                        role: role.into(),
+                        permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+                    },
+                )]
+                .into(),
+            ),
             token_id: "t".into(),
+            issued_at: 0,
             expires_at: 0,
+            generation: 0,
         }
     }
 
@@ -197,15 +217,15 @@ mod tests {
     #[test]
     fn grants_need_holding_what_is_granted() {
         let admin = principal("admin", &[]);
-        assert!(check_grants(&admin, Some(Role::Admin), &["seats.manage".into()]).is_ok());
+        assert!(check_grants(&admin, "w", Some(Role::Admin), &["seats.manage".into()]).is_ok());
         let manager = principal("agent", &["staff.manage"]);
-        assert!(check_grants(&manager, Some(Role::Agent), &[]).is_ok());
-        assert!(check_grants(&manager, Some(Role::Viewer), &["staff.manage".into()]).is_ok());
-        assert!(check_grants(&manager, Some(Role::Admin), &[]).is_err());
-        assert!(check_grants(&manager, None, &["seats.manage".into()]).is_err());
+        assert!(check_grants(&manager, "w", Some(Role::Agent), &[]).is_ok());
+        assert!(check_grants(&manager, "w", Some(Role::Viewer), &["staff.manage".into()]).is_ok());
+        assert!(check_grants(&manager, "w", Some(Role::Admin), &[]).is_err());
+        assert!(check_grants(&manager, "w", None, &["seats.manage".into()]).is_err());
         let viewer_manager = principal("viewer", &["staff.manage"]);
         assert!(
-            check_grants(&viewer_manager, Some(Role::Agent), &[]).is_err(),
+            check_grants(&viewer_manager, "w", Some(Role::Agent), &[]).is_err(),
             "a viewer lacks end_users.write"
         );
     }

@@ -149,7 +149,7 @@ impl StaffService for StaffApi {
             let team_ids = checks.take_all(values::team_ids("team_ids", &team_ids));
             let request = checks.take(request_key("InviteAgent", &request_id, &content));
             checks.done()?;
-            authz::check_grants(&principal, Some(role), &[])?;
+            authz::check_grants(&principal, &workspace_id, Some(role), &[])?;
             let invited = self
                 .staff
                 .invite_agent(
@@ -452,6 +452,7 @@ impl StaffService for StaffApi {
                 agent_id.ok_or_else(|| StaffError::invalid("agent.agent_id", "is required"))?;
             authz::check_grants(
                 &principal,
+                &workspace_id,
                 patch.role,
                 patch.extra_permissions.as_deref().unwrap_or_default(),
             )?;

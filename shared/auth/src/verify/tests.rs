@@ -9,7 +9,10 @@ use serde_json::json;
 use tonic::metadata::MetadataValue;
 
 use super::*;
-use crate::{KeyError, PrincipalKind, TokenRequest, TokenSigner, WorkspaceScope, generate_ed25519};
+use crate::{
+    KeyError, PrincipalKind, TokenRequest, TokenSigner, WorkspaceAccess, WorkspaceScope,
+    generate_ed25519,
+};
 
 const T0: i64 = 1_750_000_000;
 const KID: &str = "k1";
@@ -84,11 +87,18 @@ fn claims() -> Claims {
         sub: "agent-42".into(),
         exp: T0 + 300,
         iat: T0,
+        nbf: None,
         jti: "0b7e5c1e-8a53-4f0e-9d6c-3f1c0c8f5a11".into(),
         kind: PrincipalKind::Agent,
-        workspaces: vec!["w1".into(), "w2".into()],
-        role: "agent".into(),
-        permissions: vec!["end_users.write".into()],
+        workspaces: [
+            (
+                "w1".to_owned(),
+                WorkspaceAccess::new("agent", &["end_users.write"]),
+            ),
+            ("w2".to_owned(), WorkspaceAccess::new("viewer", &[])),
+        ]
+        .into(),
+        generation: 4,
     }
 }
 
@@ -106,14 +116,17 @@ fn round_trip_yields_the_principal() {
     let principal = fx.verifier.verify(&fx.mint(&claims())).unwrap();
     assert_eq!(principal.subject, "agent-42");
     assert_eq!(principal.kind, PrincipalKind::Agent);
-    assert_eq!(
-        principal.workspaces,
-        WorkspaceScope::Only(["w1".to_owned(), "w2".to_owned()].into())
-    );
-    assert_eq!(principal.role, "agent");
-    assert!(principal.has_permission("end_users.write"));
+    let w1 = principal.grant("w1").unwrap();
+    assert_eq!(w1.role, "agent");
+    assert!(w1.has_permission("end_users.write"));
+    let w2 = principal.grant("w2").unwrap();
+    assert_eq!(w2.role, "viewer");
+    assert!(!w2.has_permission("end_users.write"));
+    assert!(principal.grant("w3").is_none());
     assert_eq!(principal.token_id, claims().jti);
+    assert_eq!(principal.issued_at, T0);
     assert_eq!(principal.expires_at, T0 + 300);
+    assert_eq!(principal.generation, 4);
 }
 
 #[test]
@@ -122,9 +135,12 @@ fn mint_for_fills_time_and_id() {
     let request = TokenRequest {
         subject: "directory".into(),
         kind: PrincipalKind::Service,
-        workspaces: vec!["*".into()],
-        role: "agent".into(),
-        permissions: vec!["customers.write".into()],
+        workspaces: [(
+            "*".to_owned(),
+            WorkspaceAccess::new("service", &["customers.write"]),
+        )]
+        .into(),
+        generation: 0,
         ttl: Duration::from_secs(900),
         issuer: "roster-staff".into(),
         audience: "roster".into(),
@@ -133,7 +149,8 @@ fn mint_for_fills_time_and_id() {
     let second = fx.signer.mint_for(&request, T0).unwrap();
     let a = fx.verifier.verify(&first).unwrap();
     let b = fx.verifier.verify(&second).unwrap();
-    assert_eq!(a.workspaces, WorkspaceScope::All);
+    assert!(matches!(&a.workspaces, WorkspaceScope::All(grant)
+        if grant.permissions.contains("customers.write")));
     assert_eq!(a.expires_at, T0 + 900);
     assert_ne!(a.token_id, b.token_id);
     assert!(uuid::Uuid::parse_str(&a.token_id).is_ok());
@@ -205,6 +222,40 @@ fn expired_token_is_refused_after_leeway() {
         fx.verifier.verify(&token),
         Err(AuthError::Expired)
     ));
+}
+
+#[test]
+fn tokens_from_the_future_are_refused_beyond_leeway() {
+    let fx = Fixture::new();
+    let leeway = 30;
+    let early = Claims {
+        nbf: Some(T0 + leeway + 1),
+        ..claims()
+    };
+    assert!(matches!(
+        fx.verifier.verify(&fx.mint(&early)),
+        Err(AuthError::NotYetValid)
+    ));
+    let within_leeway = Claims {
+        nbf: Some(T0 + leeway),
+        ..claims()
+    };
+    assert!(fx.verifier.verify(&fx.mint(&within_leeway)).is_ok());
+
+    let issued_later = Claims {
+        iat: T0 + leeway + 1,
+        exp: T0 + 600,
+        ..claims()
+    };
+    assert!(matches!(
+        fx.verifier.verify(&fx.mint(&issued_later)),
+        Err(AuthError::IssuedInFuture)
+    ));
+    fx.set_time(T0 + 1);
+    assert!(
+        fx.verifier.verify(&fx.mint(&issued_later)).is_ok(),
+        "once the clock catches up within the leeway the token is good"
+    );
 }
 
 #[test]
@@ -355,7 +406,7 @@ fn tampered_payload_is_refused() {
     let token = fx.mint(&claims());
     let parts: Vec<&str> = token.split('.').collect();
     let mut elevated = claims_json();
-    elevated["role"] = json!("admin");
+    elevated["workspaces"]["w2"]["role"] = json!("admin");
     let forged = format!("{}.{}.{}", parts[0], b64(&elevated), parts[2]);
     assert!(matches!(
         fx.verifier.verify(&forged),
@@ -367,7 +418,7 @@ fn tampered_payload_is_refused() {
 fn agent_with_every_workspace_is_refused() {
     let fx = Fixture::new();
     let star = Claims {
-        workspaces: vec!["*".into()],
+        workspaces: [("*".to_owned(), WorkspaceAccess::new("admin", &[]))].into(),
         ..claims()
     };
     assert!(matches!(
@@ -385,10 +436,10 @@ fn agent_with_every_workspace_is_refused() {
         kind: PrincipalKind::Service,
         ..star
     };
-    assert_eq!(
+    assert!(matches!(
         fx.verifier.verify(&fx.mint(&service)).unwrap().workspaces,
-        WorkspaceScope::All
-    );
+        WorkspaceScope::All(_)
+    ));
 }
 
 #[test]
