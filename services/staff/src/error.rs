@@ -42,6 +42,10 @@ pub mod reason {
     pub const GRANT_NOT_HELD: &str = "GRANT_NOT_HELD";
     pub const OWN_ROLE: &str = "OWN_ROLE";
     pub const NOT_AN_AGENT: &str = "NOT_AN_AGENT";
+    pub const WRONG_CREDENTIALS: &str = "WRONG_CREDENTIALS";
+    pub const SIGN_IN_THROTTLED: &str = "SIGN_IN_THROTTLED";
+    pub const AGENT_NOT_ACTIVE: &str = "AGENT_NOT_ACTIVE";
+    pub const REFRESH_TOKEN_INVALID: &str = "REFRESH_TOKEN_INVALID";
     pub const DATABASE_UNAVAILABLE: &str = roster_service::refusal::reason::DATABASE_UNAVAILABLE;
 }
 
@@ -81,6 +85,7 @@ impl StaffError {
             message: message.into(),
             reason,
             resource,
+            retry_after: None,
         }))
     }
 

@@ -4,6 +4,7 @@
 
 pub mod authz;
 pub mod convert;
+mod sign_in;
 
 use std::future::Future;
 
@@ -750,5 +751,33 @@ impl StaffService for StaffApi {
             Ok(convert::usage(workspace_id, usage))
         })
         .await
+    }
+
+    async fn login(
+        &self,
+        request: Request<pb::LoginRequest>,
+    ) -> std::result::Result<Response<pb::LoginResponse>, Status> {
+        respond(sign_in::login(self, request)).await
+    }
+
+    async fn refresh_token(
+        &self,
+        request: Request<pb::RefreshTokenRequest>,
+    ) -> std::result::Result<Response<pb::LoginResponse>, Status> {
+        respond(sign_in::refresh_token(self, request)).await
+    }
+
+    async fn logout(
+        &self,
+        request: Request<pb::LogoutRequest>,
+    ) -> std::result::Result<Response<pb::LogoutResponse>, Status> {
+        respond(sign_in::logout(self, request)).await
+    }
+
+    async fn list_login_history(
+        &self,
+        request: Request<pb::ListLoginHistoryRequest>,
+    ) -> std::result::Result<Response<pb::ListLoginHistoryResponse>, Status> {
+        respond(sign_in::list_login_history(self, request)).await
     }
 }

@@ -5,6 +5,8 @@ pub mod filter;
 pub mod invitation;
 pub mod password;
 pub mod roles;
+pub mod secret;
+pub mod sign_in;
 pub mod status;
 pub mod values;
 

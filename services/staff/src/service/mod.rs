@@ -5,7 +5,9 @@
 
 mod agents;
 mod invitations;
+mod sign_in;
 mod teams;
+mod tokens;
 
 use std::sync::Arc;
 
@@ -17,6 +19,8 @@ use uuid::Uuid;
 
 pub use agents::{AgentPatch, ProfilePatch, extra_permissions as agents_extra_permissions};
 pub use invitations::{Invited, NewInvitation, RequestKey};
+pub use sign_in::{PasswordSignIn, Session, SignInPolicy};
+pub use tokens::{AccessToken, AccessTokens};
 
 use crate::entity::agent;
 
@@ -25,6 +29,7 @@ use crate::entity::agent;
 pub struct Staff {
     db: Db,
     clock: Arc<dyn Clock>,
+    sign_in: SignInPolicy,
 }
 
 /// An agent with its teams, as every call answers it.
@@ -42,8 +47,8 @@ pub struct Usage {
 }
 
 impl Staff {
-    pub fn new(db: Db, clock: Arc<dyn Clock>) -> Self {
-        Self { db, clock }
+    pub fn new(db: Db, clock: Arc<dyn Clock>, sign_in: SignInPolicy) -> Self {
+        Self { db, clock, sign_in }
     }
 
     fn now_us(&self) -> i64 {

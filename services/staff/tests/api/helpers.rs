@@ -9,6 +9,8 @@ use roster_proto::staff::v1 as pb;
 use roster_proto::staff::v1::staff_service_client::StaffServiceClient;
 use roster_runtime::ServerSettings;
 use roster_staff::domain::ShiftedClock;
+use roster_staff::service::SignInPolicy;
+use roster_staff::settings::SignInSettings;
 use roster_staff::{Application, prepare_database};
 use roster_testkit::{Served, TestBackend, TestTokens};
 use tonic::transport::Channel;
@@ -50,11 +52,19 @@ pub async fn spawn(database_url: &str) -> (TestApp, Served) {
         .await
         .expect("database ready");
     let clock = ShiftedClock::default();
+    let defaults = roster_auth::VerifierSettings::default();
+    let sign_in = SignInPolicy::new(
+        Arc::new(tokens.signer().clone()),
+        defaults.issuer,
+        defaults.audience,
+        SignInSettings::default(),
+    );
     let app = Application::build(
         ServerSettings::for_tests(),
         db,
         verifier,
         Arc::new(clock.clone()),
+        sign_in,
     )
     .await
     .expect("app builds");
@@ -143,6 +153,42 @@ impl TestApp {
             })
             .await
             .map(tonic::Response::into_inner)
+    }
+
+    /// Signs in with e-mail and password.
+    pub async fn login(&self, email: &str, password: &str) -> Result<pb::LoginResponse, Status> {
+        self.client()
+            .login(pb::LoginRequest {
+                workspace_id: WS.into(),
+                email: email.into(),
+                password: password.into(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Result<pb::LoginResponse, Status> {
+        self.client()
+            .refresh_token(pb::RefreshTokenRequest {
+                refresh_token: refresh_token.into(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// The agent's login history as an admin reads it, newest first.
+    pub async fn history(&self, agent_id: &str, page_size: i32) -> Vec<pb::LoginAttempt> {
+        self.client()
+            .list_login_history(self.admin(pb::ListLoginHistoryRequest {
+                workspace_id: WS.into(),
+                agent_id: agent_id.into(),
+                page_size,
+                ..Default::default()
+            }))
+            .await
+            .expect("login history")
+            .into_inner()
+            .attempts
     }
 
     /// An ACTIVE agent: invited and accepted.

@@ -10,3 +10,4 @@ mod agents;
 mod authz;
 mod invitations;
 mod seats;
+mod sign_in;
