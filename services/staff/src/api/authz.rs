@@ -36,6 +36,7 @@ pub const PUBLIC_METHODS: &[&str] = &[
     "/roster.staff.v1.StaffService/Login",
     "/roster.staff.v1.StaffService/RefreshToken",
     "/roster.staff.v1.StaffService/Logout",
+    "/roster.staff.v1.StaffService/IssueServiceToken",
 ];
 
 /// Every RPC but the public ones, with its need: the table the handlers use and the
@@ -59,6 +60,10 @@ pub const NEEDS: &[(&str, Need)] = &[
         "ListLoginHistory",
         Need::WriteOrAboutSelf(&PERMISSIONS.permissions[0]),
     ),
+    ("CreateServiceAccount", STAFF_MANAGE),
+    ("ListServiceAccounts", STAFF_MANAGE),
+    ("RotateServiceAccountSecret", STAFF_MANAGE),
+    ("RevokeServiceAccount", STAFF_MANAGE),
 ];
 
 /// The need of `method` (its short name) from [`NEEDS`].

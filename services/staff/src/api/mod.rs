@@ -4,6 +4,7 @@
 
 pub mod authz;
 pub mod convert;
+mod service_accounts;
 mod sign_in;
 
 use std::future::Future;
@@ -779,5 +780,40 @@ impl StaffService for StaffApi {
         request: Request<pb::ListLoginHistoryRequest>,
     ) -> std::result::Result<Response<pb::ListLoginHistoryResponse>, Status> {
         respond(sign_in::list_login_history(self, request)).await
+    }
+
+    async fn create_service_account(
+        &self,
+        request: Request<pb::CreateServiceAccountRequest>,
+    ) -> std::result::Result<Response<pb::ServiceAccountWithSecret>, Status> {
+        respond(service_accounts::create(self, request)).await
+    }
+
+    async fn list_service_accounts(
+        &self,
+        request: Request<pb::ListServiceAccountsRequest>,
+    ) -> std::result::Result<Response<pb::ListServiceAccountsResponse>, Status> {
+        respond(service_accounts::list(self, request)).await
+    }
+
+    async fn rotate_service_account_secret(
+        &self,
+        request: Request<pb::RotateServiceAccountSecretRequest>,
+    ) -> std::result::Result<Response<pb::ServiceAccountWithSecret>, Status> {
+        respond(service_accounts::rotate_secret(self, request)).await
+    }
+
+    async fn revoke_service_account(
+        &self,
+        request: Request<pb::RevokeServiceAccountRequest>,
+    ) -> std::result::Result<Response<pb::ServiceAccount>, Status> {
+        respond(service_accounts::revoke(self, request)).await
+    }
+
+    async fn issue_service_token(
+        &self,
+        request: Request<pb::IssueServiceTokenRequest>,
+    ) -> std::result::Result<Response<pb::IssueServiceTokenResponse>, Status> {
+        respond(service_accounts::issue_token(self, request)).await
     }
 }

@@ -15,7 +15,7 @@ use crate::error::{Result, StaffError};
 use crate::service::{PasswordSignIn, Session};
 
 /// The runtime's context of a request that carries no token.
-fn context_of<T>(request: &Request<T>) -> RequestContext {
+pub(super) fn context_of<T>(request: &Request<T>) -> RequestContext {
     request
         .extensions()
         .get::<RequestContext>()

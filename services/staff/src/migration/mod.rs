@@ -3,6 +3,7 @@
 
 mod m20261210_000001_create_staff;
 mod m20261215_000002_sign_in;
+mod m20261216_000003_service_accounts;
 
 use sea_orm_migration::prelude::*;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(roster_db::outbox::CreateOutboxTable),
             Box::new(m20261210_000001_create_staff::Migration),
             Box::new(m20261215_000002_sign_in::Migration),
+            Box::new(m20261216_000003_service_accounts::Migration),
         ]
     }
 }

@@ -5,6 +5,7 @@
 
 mod agents;
 mod invitations;
+mod service_accounts;
 mod sign_in;
 mod teams;
 mod tokens;
@@ -19,6 +20,9 @@ use uuid::Uuid;
 
 pub use agents::{AgentPatch, ProfilePatch, extra_permissions as agents_extra_permissions};
 pub use invitations::{Invited, NewInvitation, RequestKey};
+pub use service_accounts::{
+    NewServiceAccount, SERVICE_ACCOUNT_RESOURCE, WithSecret, listed as service_account_list,
+};
 pub use sign_in::{PasswordSignIn, Session, SignInPolicy};
 pub use tokens::{AccessToken, AccessTokens};
 

@@ -6,6 +6,7 @@
 //! checks than the limit. An unknown e-mail costs the same argon2 verification as a wrong
 //! password and is answered with the same status and message.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -414,11 +415,13 @@ impl Staff {
         let access = self.sign_in.tokens.mint(
             agent.agent_id.to_string(),
             PrincipalKind::Agent,
-            &agent.workspace_id,
-            WorkspaceAccess {
-                role: role.as_str().to_owned(),
-                permissions: effective_permissions(role, &extra).into_iter().collect(),
-            },
+            BTreeMap::from([(
+                agent.workspace_id.clone(),
+                WorkspaceAccess {
+                    role: role.as_str().to_owned(),
+                    permissions: effective_permissions(role, &extra).into_iter().collect(),
+                },
+            )]),
             agent.token_generation,
             self.now_us(),
         )?;

@@ -35,14 +35,13 @@ impl AccessTokens {
         }
     }
 
-    /// A token for `subject` holding `access` in `workspace_id`, issued under the subject's
-    /// token `generation`, at `now_us`.
+    /// A token for `subject` holding `workspaces` (id → role and permissions), issued under
+    /// the subject's token `generation`, at `now_us`.
     pub fn mint(
         &self,
         subject: String,
         kind: PrincipalKind,
-        workspace_id: &str,
-        access: WorkspaceAccess,
+        workspaces: BTreeMap<String, WorkspaceAccess>,
         generation: i64,
         now_us: i64,
     ) -> Result<AccessToken> {
@@ -50,7 +49,7 @@ impl AccessTokens {
         let request = TokenRequest {
             subject,
             kind,
-            workspaces: BTreeMap::from([(workspace_id.to_owned(), access)]),
+            workspaces,
             generation: u64::try_from(generation).unwrap_or_default(),
             ttl: self.ttl,
             issuer: self.issuer.clone(),

@@ -28,9 +28,19 @@ const STAFF_WRITES: &[&str] = &[
     "ReactivateAgent",
     "CreateTeam",
     "ListLoginHistory",
+    "CreateServiceAccount",
+    "ListServiceAccounts",
+    "RotateServiceAccountSecret",
+    "RevokeServiceAccount",
 ];
 /// Callable without a token; the credentials travel in the request.
-const PUBLIC: &[&str] = &["AcceptInvitation", "Login", "RefreshToken", "Logout"];
+const PUBLIC: &[&str] = &[
+    "AcceptInvitation",
+    "Login",
+    "RefreshToken",
+    "Logout",
+    "IssueServiceToken",
+];
 
 async fn call(
     app: &TestApp,
@@ -236,6 +246,62 @@ async fn call(
             ))
             .await
             .map(|_| ()),
+        "CreateServiceAccount" => client
+            .create_service_account(req(
+                token,
+                pb::CreateServiceAccountRequest {
+                    workspace_id: ws(),
+                    name: format!("sa-{}", uuid::Uuid::now_v7()),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "ListServiceAccounts" => client
+            .list_service_accounts(req(
+                token,
+                pb::ListServiceAccountsRequest {
+                    workspace_id: ws(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "RotateServiceAccountSecret" => client
+            .rotate_service_account_secret(req(
+                token,
+                pb::RotateServiceAccountSecretRequest {
+                    workspace_id: ws(),
+                    service_account_id: app.service_account(&[]).await.0.service_account_id,
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "RevokeServiceAccount" => client
+            .revoke_service_account(req(
+                token,
+                pb::RevokeServiceAccountRequest {
+                    workspace_id: ws(),
+                    service_account_id: app.service_account(&[]).await.0.service_account_id,
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "IssueServiceToken" => {
+            let (account, secret) = app.service_account(&[]).await;
+            client
+                .issue_service_token(req(
+                    token,
+                    pb::IssueServiceTokenRequest {
+                        client_id: account.client_id,
+                        client_secret: secret,
+                    },
+                ))
+                .await
+                .map(|_| ())
+        }
         "GetWorkspaceUsage" => client
             .get_workspace_usage(req(
                 token,
@@ -260,7 +326,7 @@ async fn every_rpc_against_every_caller(app: TestApp) {
         .collect();
     assert_eq!(
         methods.len(),
-        19,
+        24,
         "every RPC of the service is in the matrix"
     );
 

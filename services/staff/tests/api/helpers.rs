@@ -191,6 +191,36 @@ impl TestApp {
             .attempts
     }
 
+    /// A new service account of the workspace with `permissions`, and its client secret.
+    pub async fn service_account(&self, permissions: &[&str]) -> (pb::ServiceAccount, String) {
+        let created = self
+            .client()
+            .create_service_account(self.admin(pb::CreateServiceAccountRequest {
+                workspace_id: WS.into(),
+                name: format!("sa-{}", uuid::Uuid::now_v7()),
+                permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+                ..Default::default()
+            }))
+            .await
+            .expect("service account")
+            .into_inner();
+        (created.service_account.unwrap(), created.client_secret)
+    }
+
+    pub async fn issue(
+        &self,
+        client_id: &str,
+        client_secret: &str,
+    ) -> Result<pb::IssueServiceTokenResponse, Status> {
+        self.client()
+            .issue_service_token(pb::IssueServiceTokenRequest {
+                client_id: client_id.into(),
+                client_secret: client_secret.into(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
     /// An ACTIVE agent: invited and accepted.
     pub async fn active(&self, email: &str, role: &str) -> pb::Agent {
         let invited = self.invite(email, role).await;

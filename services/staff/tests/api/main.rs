@@ -10,4 +10,5 @@ mod agents;
 mod authz;
 mod invitations;
 mod seats;
+mod service_accounts;
 mod sign_in;
