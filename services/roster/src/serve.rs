@@ -5,7 +5,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use roster_auth::{AuthSettings, DevKeys, KeySet, TokenVerifier, load_or_create_dev_keys};
+use roster_auth::{
+    AuthSettings, DevKeys, KeySet, RevocationView, TokenVerifier, load_or_create_dev_keys,
+};
 use roster_directory::domain::SystemClock;
 use roster_directory::startup::SERVICE as DIRECTORY;
 use roster_directory::widget_kek::WidgetKeyring;
@@ -37,6 +39,10 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let auth = AuthSettings::from_env()?;
     let (verifier, dev_keys) = keys(data_dir, &auth)?;
+    // Both services follow the staff service's revocations; the feed starts once staff
+    // listens, and until the first snapshot arrives tokens are refused (fail closed).
+    let revocations = RevocationView::new(auth.revocation_max_staleness, Arc::new(SystemClock));
+    let verifier = verifier.with_revocations(revocations.clone());
 
     let database = DIRECTORY.database_settings(data_dir)?;
     let server = DIRECTORY.server_settings()?;
@@ -66,6 +72,11 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     )
     .await?;
     tracing::info!(address = %staff.local_addr(), "staff listening");
+    let staff_url = auth
+        .staff_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", staff.local_addr()));
+    let follower = tokio::spawn(roster_service::revocations::follow(staff_url, revocations));
     println!(
         "roster: directory on {}, staff on {} (data in {})",
         directory.local_addr(),
@@ -84,6 +95,7 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     let directory = directory.await.context("directory task")?;
     let staff = staff.await.context("staff task")?;
+    follower.abort();
     let result = directory.and(staff);
     telemetry.shutdown().await;
     result

@@ -26,7 +26,7 @@ pub const SERVICE: ServiceDef = ServiceDef {
     default_port: 50052,
     grpc_services: &[SERVICE_NAME],
     file_descriptor_sets: &[roster_proto::FILE_DESCRIPTOR_SET],
-    long_running: &[],
+    long_running: &["/roster.staff.v1.StaffService/WatchRevocations"],
 };
 
 /// The staff service's gRPC routes: every method behind token verification but the public
@@ -38,13 +38,28 @@ pub fn routes(
     sign_in: SignInPolicy,
     max_message_bytes: usize,
 ) -> ServiceRoutes {
-    let service = StaffServiceServer::new(StaffApi::new(Staff::new(db, clock, sign_in)))
+    let staff = Staff::new(db, clock, sign_in);
+    let service = StaffServiceServer::new(StaffApi::new(staff.clone()))
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(max_message_bytes);
     let routes = Routes::new(OversizeIsResourceExhausted(
         verifier.guard(service, PUBLIC_METHODS),
     ));
-    ServiceRoutes::new(routes)
+    ServiceRoutes::new(routes).with_background(purge_revocations(staff))
+}
+
+/// Deletes revocations that can no longer refuse a token, once a minute.
+async fn purge_revocations(staff: Staff) {
+    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(60));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match staff.purge_revocations().await {
+            Ok(0) => {}
+            Ok(purged) => tracing::debug!(purged, "purged expired revocations"),
+            Err(error) => tracing::warn!(%error, "purging expired revocations failed"),
+        }
+    }
 }
 
 /// Connects and brings the schema up to date (or checks it is, when migrations run as a

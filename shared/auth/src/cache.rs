@@ -40,6 +40,10 @@ impl TokenCache {
         }
     }
 
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     pub(crate) fn is_enabled(&self) -> bool {
         self.capacity > 0
     }

@@ -40,6 +40,12 @@ pub enum AuthError {
     /// The reason is our own wording, safe to show to the client.
     #[error("token claims are invalid: {0}")]
     InvalidClaims(String),
+    #[error("token revoked")]
+    Revoked,
+    /// The verifier cannot tell revoked tokens apart: it has not heard from the staff
+    /// service yet (`None`) or not for this many seconds.
+    #[error("revocations unknown (last heard {stale_secs:?} s ago)")]
+    RevocationsUnknown { stale_secs: Option<u64> },
     /// The reason may quote token content, so it goes to logs only.
     #[error("invalid token: {0}")]
     InvalidToken(String),
@@ -56,6 +62,8 @@ impl AuthError {
             AuthError::MissingToken | AuthError::MalformedHeader => "TOKEN_MISSING",
             AuthError::Expired => "TOKEN_EXPIRED",
             AuthError::NotYetValid | AuthError::IssuedInFuture => "TOKEN_NOT_YET_VALID",
+            AuthError::Revoked => "TOKEN_REVOKED",
+            AuthError::RevocationsUnknown { .. } => "REVOCATIONS_UNKNOWN",
             AuthError::MissingKeyId | AuthError::UnknownKey(_) => "TOKEN_KEY_UNKNOWN",
             AuthError::WrongIssuer | AuthError::WrongAudience => "TOKEN_NOT_FOR_THIS_SERVICE",
             AuthError::DisallowedAlgorithm { .. }
@@ -84,6 +92,25 @@ pub fn unauthenticated(reason: &str, message: impl Into<String>) -> Status {
 impl From<AuthError> for Status {
     fn from(error: AuthError) -> Status {
         let reason = error.reason();
+        if let AuthError::RevocationsUnknown { stale_secs } = error {
+            // Not the caller's fault and not about its token: UNAVAILABLE, so it retries.
+            let message = match stale_secs {
+                None => "this service has not yet heard from the staff service which tokens are revoked; retry shortly".to_owned(),
+                Some(secs) => format!(
+                    "this service has not heard from the staff service for {secs} s and cannot tell revoked tokens apart; retry later"
+                ),
+            };
+            let details = tonic_types::ErrorDetails::with_error_info(
+                reason,
+                ERROR_DOMAIN,
+                std::collections::HashMap::new(),
+            );
+            return <Status as tonic_types::StatusExt>::with_error_details(
+                tonic::Code::Unavailable,
+                message,
+                details,
+            );
+        }
         let message = match error {
             AuthError::MissingToken => {
                 "missing `authorization: Bearer <token>` metadata".to_owned()
@@ -118,6 +145,11 @@ impl From<AuthError> for Status {
             AuthError::WrongIssuer => "token was not issued by the expected issuer".to_owned(),
             AuthError::WrongAudience => "token was issued for a different audience".to_owned(),
             AuthError::InvalidClaims(reason) => format!("token claims are invalid: {reason}"),
+            AuthError::Revoked => {
+                "token was revoked (the agent was deactivated or its access changed); sign in again"
+                    .to_owned()
+            }
+            AuthError::RevocationsUnknown { .. } => String::new(),
             AuthError::InvalidToken(_) => "malformed access token".to_owned(),
         };
         unauthenticated(reason, message)

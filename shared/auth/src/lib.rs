@@ -26,6 +26,7 @@ mod keys;
 mod permissions;
 mod principal;
 mod public;
+mod revocations;
 mod settings;
 mod sign;
 mod verify;
@@ -41,6 +42,7 @@ pub use principal::{
     Grant, Principal, PrincipalKind, WorkspaceScope, caller, principal, principal_of,
 };
 pub use public::Guarded;
+pub use revocations::RevocationView;
 pub use settings::AuthSettings;
 pub use sign::{TokenRequest, TokenSigner};
 pub use verify::{TokenVerifier, VerifierSettings, unix_now};

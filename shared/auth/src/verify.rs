@@ -14,6 +14,7 @@ use crate::claims::Claims;
 use crate::error::AuthError;
 use crate::keys::{KeySet, SigningAlgorithm};
 use crate::principal::Principal;
+use crate::revocations::RevocationView;
 
 /// The system clock in unix seconds (0 if the clock is before 1970).
 pub fn unix_now() -> i64 {
@@ -64,6 +65,7 @@ struct Inner {
     keys: RwLock<Arc<KeySet>>,
     cache: TokenCache,
     clock: Arc<dyn Clock>,
+    revocations: Option<RevocationView>,
 }
 
 /// Header fields that name or embed a key. Honouring any of them lets the token choose the
@@ -105,6 +107,27 @@ impl TokenVerifier {
                 cache: TokenCache::new(cache_capacity),
                 clock,
                 settings,
+                revocations: None,
+            }),
+        }
+    }
+
+    /// This verifier also refusing tokens `view` says are revoked (checked on every call,
+    /// cached or not), and every token while `view` is not current.
+    pub fn with_revocations(self, view: RevocationView) -> TokenVerifier {
+        let inner = &self.inner;
+        TokenVerifier {
+            inner: Arc::new(Inner {
+                settings: inner.settings.clone(),
+                validation: inner.validation.clone(),
+                leeway_secs: inner.leeway_secs,
+                cache_ttl_secs: inner.cache_ttl_secs,
+                keys: RwLock::new(Arc::clone(
+                    &inner.keys.read().unwrap_or_else(PoisonError::into_inner),
+                )),
+                cache: TokenCache::new(inner.cache.capacity()),
+                clock: Arc::clone(&inner.clock),
+                revocations: Some(view),
             }),
         }
     }
@@ -126,6 +149,16 @@ impl TokenVerifier {
 
     /// Verifies a bare token (without the `Bearer ` prefix).
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let principal = self.verify_signed(token)?;
+        // After the cache, so a cached token is refused on the first call after its
+        // revocation arrived.
+        if let Some(revocations) = &self.inner.revocations {
+            revocations.check(&principal)?;
+        }
+        Ok(principal)
+    }
+
+    fn verify_signed(&self, token: &str) -> Result<Principal, AuthError> {
         let inner = &self.inner;
         let now = inner.clock.now_secs();
         if let Some(principal) = inner.cache.get(token, now) {

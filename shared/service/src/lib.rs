@@ -19,6 +19,7 @@
 //! process without a database (a relay, a gateway) can use it alone.
 
 pub mod refusal;
+pub mod revocations;
 
 pub use refusal::Refusal;
 
@@ -176,17 +177,45 @@ where
     )?;
     let keys = KeySet::from_jwks_file(&jwks)
         .with_context(|| format!("ROSTER_AUTH_JWKS_FILE: reading {}", jwks.display()))?;
-    let verifier = TokenVerifier::new(auth.verifier, keys);
+    let verifier = TokenVerifier::new(auth.verifier.clone(), keys);
+    let (verifier, follower) = following_revocations(verifier, &auth);
     let db = prepare_database::<M>(def, database).await?;
     let parts = RouteParts {
         db: db.clone(),
         verifier,
         max_message_bytes: server.max_message_bytes,
     };
-    let app = ServiceApp::bind(def, server, db, routes(parts).await?).await?;
+    let mut routes = routes(parts).await?;
+    if let Some(follower) = follower {
+        routes = routes.with_background(follower);
+    }
+    let app = ServiceApp::bind(def, server, db, routes).await?;
     tracing::info!(address = %app.local_addr(), "{} listening", def.name);
     app.run_until_stopped(roster_runtime::shutdown_signal())
         .await
+}
+
+/// `verifier` refusing revoked tokens, with the task that follows the staff service's
+/// revocation feed, when `ROSTER_AUTH_STAFF_URL` names it; otherwise `verifier` as it is.
+pub fn following_revocations(
+    verifier: TokenVerifier,
+    auth: &AuthSettings,
+) -> (
+    TokenVerifier,
+    Option<impl Future<Output = ()> + Send + 'static>,
+) {
+    let Some(staff_url) = auth.staff_url.clone() else {
+        tracing::warn!(
+            "ROSTER_AUTH_STAFF_URL is unset: revoked tokens keep working until they expire"
+        );
+        return (verifier, None);
+    };
+    let view = roster_auth::RevocationView::new(
+        auth.revocation_max_staleness,
+        std::sync::Arc::new(roster_core::SystemClock),
+    );
+    let verifier = verifier.with_revocations(view.clone());
+    (verifier, Some(revocations::follow(staff_url, view)))
 }
 
 /// Connects and brings the schema up to date, or, with `ROSTER_<NAME>_MIGRATE_ON_START=false`

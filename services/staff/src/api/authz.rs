@@ -37,6 +37,7 @@ pub const PUBLIC_METHODS: &[&str] = &[
     "/roster.staff.v1.StaffService/RefreshToken",
     "/roster.staff.v1.StaffService/Logout",
     "/roster.staff.v1.StaffService/IssueServiceToken",
+    "/roster.staff.v1.StaffService/WatchRevocations",
 ];
 
 /// Every RPC but the public ones, with its need: the table the handlers use and the

@@ -4,6 +4,7 @@
 
 pub mod authz;
 pub mod convert;
+mod revocations;
 mod service_accounts;
 mod sign_in;
 
@@ -815,5 +816,14 @@ impl StaffService for StaffApi {
         request: Request<pb::IssueServiceTokenRequest>,
     ) -> std::result::Result<Response<pb::IssueServiceTokenResponse>, Status> {
         respond(service_accounts::issue_token(self, request)).await
+    }
+
+    type WatchRevocationsStream = revocations::RevocationStream;
+
+    async fn watch_revocations(
+        &self,
+        _request: Request<pb::WatchRevocationsRequest>,
+    ) -> std::result::Result<Response<Self::WatchRevocationsStream>, Status> {
+        Ok(Response::new(revocations::watch(&self.staff)))
     }
 }

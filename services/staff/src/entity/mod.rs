@@ -11,3 +11,4 @@ pub mod sign_in_throttle;
 pub mod staff_workspace;
 pub mod team;
 pub mod team_member;
+pub mod token_revocation;

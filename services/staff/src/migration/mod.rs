@@ -4,6 +4,7 @@
 mod m20261210_000001_create_staff;
 mod m20261215_000002_sign_in;
 mod m20261216_000003_service_accounts;
+mod m20261217_000004_token_revocations;
 
 use sea_orm_migration::prelude::*;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261210_000001_create_staff::Migration),
             Box::new(m20261215_000002_sign_in::Migration),
             Box::new(m20261216_000003_service_accounts::Migration),
+            Box::new(m20261217_000004_token_revocations::Migration),
         ]
     }
 }

@@ -224,6 +224,14 @@ impl Staff {
                 || deactivated
             {
                 after.token_generation += 1;
+                store::revocations::publish(
+                    conn,
+                    workspace_id,
+                    agent_id.to_string(),
+                    after.token_generation,
+                    now,
+                )
+                .await?;
             }
             if deactivated {
                 store::sign_in::revoke_agent_tokens(conn, workspace_id, agent_id, now).await?;

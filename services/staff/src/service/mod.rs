@@ -5,6 +5,7 @@
 
 mod agents;
 mod invitations;
+mod revocations;
 mod service_accounts;
 mod sign_in;
 mod teams;

@@ -307,6 +307,16 @@ impl Staff {
         if !store::service_accounts::update(conn, before, &after).await? {
             return Err(StaffError::Database(roster_db::DbError::Conflict));
         }
+        if after.token_generation != before.token_generation {
+            store::revocations::publish(
+                conn,
+                &before.workspace_id,
+                before.service_account_id.to_string(),
+                after.token_generation,
+                after.updated_at,
+            )
+            .await?;
+        }
         let mut changes = account_context(before);
         changes.push(change(
             "status",

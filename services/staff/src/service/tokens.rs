@@ -67,6 +67,13 @@ impl AccessTokens {
     }
 }
 
+impl AccessTokens {
+    /// How long the tokens minted here last.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+}
+
 impl std::fmt::Debug for AccessTokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AccessTokens")

@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod invitations;
+pub mod revocations;
 pub mod service_accounts;
 pub mod sign_in;
 pub mod teams;

@@ -601,3 +601,38 @@ fn rejection_messages_never_echo_the_token() {
     assert!(!status.message().contains(&tampered));
     assert!(!status.message().contains(token.split('.').nth(1).unwrap()));
 }
+
+#[test]
+fn a_cached_token_is_refused_on_the_first_call_after_its_revocation() {
+    let fx = Fixture::new();
+    let clock: Arc<dyn Clock> = Arc::new(SetClock(Arc::clone(&fx.now)));
+    let view = crate::RevocationView::new(Duration::from_secs(300), clock);
+    let verifier = fx.verifier.clone().with_revocations(view.clone());
+    let token = fx.mint(&claims());
+
+    assert!(
+        matches!(
+            verifier.verify(&token),
+            Err(AuthError::RevocationsUnknown { stale_secs: None })
+        ),
+        "nothing heard from the staff service yet: fail closed"
+    );
+    view.replace([]);
+    assert!(verifier.verify(&token).is_ok());
+    assert!(verifier.verify(&token).is_ok(), "now served from the cache");
+
+    view.apply([("agent-42".to_owned(), 5, T0)]);
+    assert!(matches!(verifier.verify(&token), Err(AuthError::Revoked)));
+    let status = tonic::Status::from(AuthError::Revoked);
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
+
+    fx.set_time(T0 + 301);
+    let stale = verifier.verify(&fx.mint(&Claims {
+        generation: 9,
+        iat: T0 + 301,
+        exp: T0 + 600,
+        ..claims()
+    }));
+    let status = tonic::Status::from(stale.unwrap_err());
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+}
