@@ -1,6 +1,6 @@
 //! Token verification: settings, the verifier with its cache, and the tonic interceptor.
 
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use jsonwebtoken::errors::ErrorKind;
@@ -64,7 +64,12 @@ struct Inner {
     keys: RwLock<Arc<KeySet>>,
     cache: TokenCache,
     clock: Arc<dyn Clock>,
+    unknown_key: OnceLock<UnknownKeyHook>,
 }
+
+/// Told the `kid` of a token naming a key the verifier does not hold; see
+/// [`TokenVerifier::on_unknown_key`].
+type UnknownKeyHook = Box<dyn Fn(&str) + Send + Sync>;
 
 /// Header fields that name or embed a key. Honouring any of them lets the token choose the
 /// key that verifies it; nothing we issue sets them, so their presence alone is suspicious.
@@ -105,6 +110,7 @@ impl TokenVerifier {
                 cache: TokenCache::new(cache_capacity),
                 clock,
                 settings,
+                unknown_key: OnceLock::new(),
             }),
         }
     }
@@ -122,6 +128,15 @@ impl TokenVerifier {
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Arc::new(keys);
         self.inner.cache.reset();
+    }
+
+    /// Has `hook` told the `kid` of every otherwise well-formed token signed with a key
+    /// this verifier does not hold (the token is refused all the same), so whoever keeps
+    /// the keys can fetch them again: a key the staff service just rotated in works soon
+    /// after, without a restart. `kid`s are the caller's choice, so the hook must be cheap
+    /// and rate-limit what it triggers. One hook per verifier; false if one was set.
+    pub fn on_unknown_key(&self, hook: impl Fn(&str) + Send + Sync + 'static) -> bool {
+        self.inner.unknown_key.set(Box::new(hook)).is_ok()
     }
 
     /// Verifies a bare token (without the `Bearer ` prefix).
@@ -184,9 +199,12 @@ impl TokenVerifier {
         }
         let kid = header.kid.ok_or(AuthError::MissingKeyId)?;
         let keys = Arc::clone(&inner.keys.read().unwrap_or_else(PoisonError::into_inner));
-        let key = keys
-            .get(&kid)
-            .ok_or_else(|| AuthError::UnknownKey(kid.clone()))?;
+        let Some(key) = keys.get(&kid) else {
+            if let Some(hook) = inner.unknown_key.get() {
+                hook(&kid);
+            }
+            return Err(AuthError::UnknownKey(kid));
+        };
         if key.algorithm != expected {
             return Err(AuthError::InvalidToken(format!(
                 "key {kid:?} is an {} key but this verifier accepts only {}",
