@@ -19,8 +19,12 @@
 //! process without a database (a relay, a gateway) can use it alone.
 
 pub mod refusal;
+pub mod staff_link;
+pub mod trust;
 
 pub use refusal::Refusal;
+pub use staff_link::{KeyFollower, StaffLink, StaffLinkSettings};
+pub use trust::TrustedKeys;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -29,7 +33,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use roster_auth::{AuthSettings, KeySet, TokenVerifier};
+use roster_auth::{AuthSettings, TokenVerifier};
 use roster_db::{Db, DbSettings, HealthProbe};
 use roster_runtime::telemetry::{TelemetrySettings, init_telemetry};
 use roster_runtime::{GrpcServer, HealthHandle, ServerSettings};
@@ -50,6 +54,9 @@ pub struct ServiceDef {
     /// Methods (`/package.Service/Method`) exempt from the server's request timeout:
     /// uploads that last as long as the file takes to send.
     pub long_running: &'static [&'static str],
+    /// Whether the service signs access tokens and so trusts its own keys (the staff
+    /// service): it needs neither `ROSTER_AUTH_JWKS_FILE` nor `ROSTER_AUTH_STAFF_URL`.
+    pub signs_tokens: bool,
 }
 
 impl ServiceDef {
@@ -114,7 +121,10 @@ impl ServiceRoutes {
 /// What a service's routes are built from.
 pub struct RouteParts {
     pub db: Db,
+    /// `trust`'s verifier.
     pub verifier: TokenVerifier,
+    /// The keys the verifier trusts, for a service that learns its own (the staff service).
+    pub trust: TrustedKeys,
     /// `ROSTER_<NAME>_MAX_MESSAGE_BYTES`, for the generated server's message limits.
     pub max_message_bytes: usize,
 }
@@ -170,23 +180,74 @@ where
     Fut: Future<Output = anyhow::Result<ServiceRoutes>>,
 {
     let server = def.server_settings()?;
-    let auth = AuthSettings::from_env()?;
-    let jwks = auth.jwks_file.clone().context(
-        "ROSTER_AUTH_JWKS_FILE: required; point it at the staff service's JWKS (the `roster` binary sets up development keys itself)",
-    )?;
-    let keys = KeySet::from_jwks_file(&jwks)
-        .with_context(|| format!("ROSTER_AUTH_JWKS_FILE: reading {}", jwks.display()))?;
-    let verifier = TokenVerifier::new(auth.verifier, keys);
+    let (trust, keys) = follow_keys(def).await?;
     let db = prepare_database::<M>(def, database).await?;
     let parts = RouteParts {
         db: db.clone(),
-        verifier,
+        verifier: trust.verifier(),
+        trust: trust.clone(),
         max_message_bytes: server.max_message_bytes,
     };
-    let app = ServiceApp::bind(def, server, db, routes(parts).await?).await?;
+    let mut routes = routes(parts).await?;
+    if !trust.has_keys() {
+        anyhow::bail!("the {} has no keys to verify access tokens with", def.name);
+    }
+    if let Some(keys) = keys {
+        routes = routes.with_background(keys.run());
+    }
+    let app = ServiceApp::bind(def, server, db, routes).await?;
     tracing::info!(address = %app.local_addr(), "{} listening", def.name);
     app.run_until_stopped(roster_runtime::shutdown_signal())
         .await
+}
+
+/// The keys a service verifies tokens with, from `ROSTER_AUTH_…`: configured ones
+/// (`ROSTER_AUTH_JWKS_FILE`) and, with `ROSTER_AUTH_STAFF_URL`, the staff service's,
+/// fetched now and followed by the returned task. One of the two is required, except by
+/// a service that signs tokens itself.
+///
+/// # Errors
+///
+/// Bad settings, an unreadable key file, or neither source of keys.
+pub async fn follow_keys(def: &ServiceDef) -> anyhow::Result<(TrustedKeys, Option<KeyFollower>)> {
+    let auth = AuthSettings::from_env()?;
+    let link = StaffLinkSettings::from_env()?;
+    let trust = configured_keys(&auth)?;
+    let follower = match StaffLink::from_settings(&link)? {
+        Some(link) => Some(link.follow_keys(trust.clone()).await?),
+        None => None,
+    };
+    if follower.is_none() && !trust.has_configured() && !def.signs_tokens {
+        anyhow::bail!(
+            "ROSTER_AUTH_STAFF_URL or ROSTER_AUTH_JWKS_FILE: one is required; point the {} at the staff service (http://staff:50052) or at its JWKS",
+            def.name
+        );
+    }
+    Ok((trust, follower))
+}
+
+/// The keys of `ROSTER_AUTH_JWKS_FILE`, if set, with the verifier the settings describe.
+///
+/// # Errors
+///
+/// The file cannot be read or is not a JWKS of usable keys.
+pub fn configured_keys(auth: &AuthSettings) -> anyhow::Result<TrustedKeys> {
+    let configured = match &auth.jwks_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("ROSTER_AUTH_JWKS_FILE: reading {}", path.display()))?,
+        ),
+        None => None,
+    };
+    TrustedKeys::new(auth.verifier.clone(), configured.as_deref()).with_context(|| {
+        format!(
+            "ROSTER_AUTH_JWKS_FILE: {}",
+            auth.jwks_file
+                .as_deref()
+                .map(|path| path.display().to_string())
+                .unwrap_or_default()
+        )
+    })
 }
 
 /// Connects and brings the schema up to date, or, with `ROSTER_<NAME>_MIGRATE_ON_START=false`
