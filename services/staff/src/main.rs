@@ -1,21 +1,26 @@
 //! The staff service as its own process, for containers: `roster-staff serve` (default) or
 //! `roster-staff migrate`, configured by `ROSTER_STAFF_…` and `ROSTER_AUTH_…`.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use roster_staff::domain::SystemClock;
 use roster_staff::migration::Migrator;
-use roster_staff::startup::{SERVICE, routes};
+use roster_staff::startup::{SERVICE, Signing, routes};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     roster_service::main::<Migrator, _, _>(&SERVICE, |parts| async move {
-        Ok(routes(
+        let signing = Signing::from_env(Path::new("data"), parts.verifier.settings())?;
+        let (routes, _) = routes(
             parts.db,
-            parts.verifier,
+            parts.trust,
             Arc::new(SystemClock),
+            signing,
             parts.max_message_bytes,
-        ))
+        )
+        .await?;
+        Ok(routes)
     })
     .await
 }

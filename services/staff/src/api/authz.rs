@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use roster_auth::{Permission, PermissionCatalogue, Principal, PrincipalKind};
+use roster_auth::{Permission, PermissionCatalogue, Principal, PrincipalKind, WorkspaceScope};
 use uuid::Uuid;
 
 use crate::domain::Role;
@@ -22,14 +22,22 @@ pub enum Need {
     Write(&'static Permission),
     /// An agent's own token (its subject is the agent id), any role.
     OwnAgent,
+    /// A platform operation, in no workspace: a service token for every workspace (`*`)
+    /// that names this permission itself (no role implies it), never an agent's token.
+    Platform(&'static Permission),
 }
 
 pub const STAFF_MANAGE: Need = Need::Write(&PERMISSIONS.permissions[0]);
 pub const SEATS_MANAGE: Need = Need::Write(&PERMISSIONS.permissions[1]);
+pub const SIGNING_KEYS_ROTATE: Need = Need::Platform(&PERMISSIONS.permissions[2]);
 
-/// Methods callable without an access token: the invitee has none yet; the invitation
-/// secret is the credential.
-pub const PUBLIC_METHODS: &[&str] = &["/roster.staff.v1.StaffService/AcceptInvitation"];
+/// Methods callable without an access token: AcceptInvitation (the invitee has none yet;
+/// the invitation secret is the credential) and GetJwks (verifiers fetch the public keys
+/// that check tokens; nothing in them is secret).
+pub const PUBLIC_METHODS: &[&str] = &[
+    "/roster.staff.v1.StaffService/AcceptInvitation",
+    "/roster.staff.v1.StaffService/GetJwks",
+];
 
 /// Every RPC but the public ones, with its need: the table the handlers use and the
 /// authorization matrix tests.
@@ -48,6 +56,7 @@ pub const NEEDS: &[(&str, Need)] = &[
     ("ListTeams", Need::Read),
     ("SetSeatLimit", SEATS_MANAGE),
     ("GetWorkspaceUsage", Need::Read),
+    ("RotateSigningKey", SIGNING_KEYS_ROTATE),
 ];
 
 /// The need of `method` (its short name) from [`NEEDS`].
@@ -69,6 +78,9 @@ pub fn authorize(principal: &Principal, workspace_id: &str, method: &str) -> Res
     match need(method)? {
         Need::Read => Ok(()),
         Need::OwnAgent => own_agent(principal).map(|_| ()),
+        Need::Platform(_) => Err(StaffError::Internal(format!(
+            "{method} is a platform method, authorized without a workspace"
+        ))),
         Need::Write(permission) => {
             if principal.is_admin()
                 || (principal.role != Role::Viewer.as_str()
@@ -86,6 +98,27 @@ pub fn authorize(principal: &Principal, workspace_id: &str, method: &str) -> Res
             }
         }
     }
+}
+
+/// The caller's right to call `method`, a platform method (in no workspace).
+pub fn authorize_platform(principal: &Principal, method: &str) -> Result<()> {
+    let Need::Platform(permission) = need(method)? else {
+        return Err(StaffError::Internal(format!(
+            "{method} is a workspace method, authorized with its workspace"
+        )));
+    };
+    let everywhere =
+        principal.kind == PrincipalKind::Service && principal.workspaces == WorkspaceScope::All;
+    if everywhere && principal.permissions.contains(permission.name) {
+        return Ok(());
+    }
+    Err(StaffError::permission_denied(
+        reason::PERMISSION_MISSING,
+        format!(
+            "this call needs a service token for every workspace ('*') that lists the '{}' permission",
+            permission.name
+        ),
+    ))
 }
 
 /// The agent an agent's token stands for: its subject is the agent id.
@@ -165,8 +198,6 @@ pub fn check_grants(principal: &Principal, role: Option<Role>, extra: &[String])
 
 #[cfg(test)]
 mod tests {
-    use roster_auth::WorkspaceScope;
-
     use super::*;
 
     fn principal(role: &str, permissions: &[&str]) -> Principal {
@@ -192,6 +223,10 @@ mod tests {
             Some(SEATS_MANAGE),
             PERMISSIONS.get("seats.manage").map(Need::Write)
         );
+        assert_eq!(
+            Some(SIGNING_KEYS_ROTATE),
+            PERMISSIONS.get("signing_keys.rotate").map(Need::Platform)
+        );
     }
 
     #[test]
@@ -208,5 +243,29 @@ mod tests {
             check_grants(&viewer_manager, Some(Role::Agent), &[]).is_err(),
             "a viewer lacks end_users.write"
         );
+    }
+
+    #[test]
+    fn only_a_service_for_every_workspace_naming_the_permission_rotates_keys() {
+        let service = |workspaces: WorkspaceScope, role: &str, permissions: &[&str]| Principal {
+            kind: PrincipalKind::Service,
+            workspaces,
+            ..principal(role, permissions)
+        };
+        let rotate = |p: &Principal| authorize_platform(p, "RotateSigningKey").is_ok();
+        assert!(rotate(&service(
+            WorkspaceScope::All,
+            "service",
+            &["signing_keys.rotate"]
+        )));
+        assert!(!rotate(&service(WorkspaceScope::All, "admin", &[])));
+        assert!(!rotate(&service(
+            WorkspaceScope::Only(["w".to_owned()].into()),
+            "service",
+            &["signing_keys.rotate"]
+        )));
+        assert!(!rotate(&principal("admin", &["signing_keys.rotate"])));
+        assert!(authorize_platform(&principal("admin", &[]), "GetAgent").is_err());
+        assert!(authorize(&principal("admin", &[]), "w", "RotateSigningKey").is_err());
     }
 }

@@ -1,10 +1,12 @@
 //! The staff service's operations. Each write runs in one transaction
 //! (`roster_db::in_write_txn!`, which retries lost races) and appends its audit events to
 //! the outbox in that same transaction. Changes that take a seat or may remove the last
-//! active admin lock the workspace's row first (`store::workspaces::lock`).
+//! active admin lock the workspace's row first (`store::workspaces::lock`). `keys` holds
+//! the platform's token-signing keys.
 
 mod agents;
 mod invitations;
+pub mod keys;
 mod teams;
 
 use std::sync::Arc;
@@ -25,6 +27,7 @@ use crate::entity::agent;
 pub struct Staff {
     db: Db,
     clock: Arc<dyn Clock>,
+    keys: keys::Keyring,
 }
 
 /// An agent with its teams, as every call answers it.
@@ -42,8 +45,13 @@ pub struct Usage {
 }
 
 impl Staff {
-    pub fn new(db: Db, clock: Arc<dyn Clock>) -> Self {
-        Self { db, clock }
+    pub fn new(db: Db, clock: Arc<dyn Clock>, keys: keys::Keyring) -> Self {
+        Self { db, clock, keys }
+    }
+
+    /// The token-signing keys.
+    pub fn keys(&self) -> &keys::Keyring {
+        &self.keys
     }
 
     fn now_us(&self) -> i64 {

@@ -1,8 +1,10 @@
 //! SeaORM queries, each taking any `ConnectionTrait` (a pool or the caller's transaction).
-//! Every query names its workspace; none spans workspaces.
+//! Every query names its workspace; none spans workspaces, apart from those of the
+//! platform's token-signing keys (`signing_keys`), which belong to no workspace.
 
 pub mod agents;
 pub mod invitations;
+pub mod signing_keys;
 pub mod teams;
 pub mod workspaces;
 

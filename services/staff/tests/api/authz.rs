@@ -18,6 +18,8 @@ struct Caller {
 }
 
 const READS: &[&str] = &["GetAgent", "ListAgents", "ListTeams", "GetWorkspaceUsage"];
+/// Callable without a token (`authz::PUBLIC_METHODS`).
+const PUBLIC: &[&str] = &["AcceptInvitation", "GetJwks"];
 const STAFF_WRITES: &[&str] = &[
     "InviteAgent",
     "ResendInvitation",
@@ -212,6 +214,14 @@ async fn call(
             ))
             .await
             .map(|_| ()),
+        "GetJwks" => client
+            .get_jwks(req(token, pb::GetJwksRequest {}))
+            .await
+            .map(|_| ()),
+        "RotateSigningKey" => client
+            .rotate_signing_key(req(token, pb::RotateSigningKeyRequest {}))
+            .await
+            .map(|_| ()),
         other => panic!("no call for {other}"),
     }
 }
@@ -225,54 +235,72 @@ async fn every_rpc_against_every_caller(app: TestApp) {
     let methods: Vec<&str> = roster_staff::api::authz::NEEDS
         .iter()
         .map(|(name, _)| *name)
-        .chain(["AcceptInvitation"])
+        .chain(PUBLIC.iter().copied())
         .collect();
     assert_eq!(
         methods.len(),
-        15,
+        17,
         "every RPC of the service is in the matrix"
     );
+    assert_eq!(roster_staff::api::authz::PUBLIC_METHODS.len(), PUBLIC.len());
 
     let callers = [
         Caller {
             name: "admin (own token)",
-            token: Some(app.token_as(&root, &[WS], "admin", &[])),
-            may: |_| true,
+            token: Some(app.token_as(&root, &[WS], "admin", &["signing_keys.rotate"])),
+            may: |m| m != "RotateSigningKey",
         },
         Caller {
             name: "agent (own token)",
             token: Some(app.token_as(&me, &[WS], "agent", &[])),
-            may: |m| READS.contains(&m) || m == "UpdateMyProfile" || m == "AcceptInvitation",
+            may: |m| READS.contains(&m) || m == "UpdateMyProfile" || PUBLIC.contains(&m),
         },
         Caller {
             name: "agent + staff.manage",
             token: Some(app.token("agent", &["staff.manage"])),
-            may: |m| READS.contains(&m) || STAFF_WRITES.contains(&m) || m == "AcceptInvitation",
+            may: |m| READS.contains(&m) || STAFF_WRITES.contains(&m) || PUBLIC.contains(&m),
         },
         Caller {
             name: "viewer + staff.manage",
             token: Some(app.token("viewer", &["staff.manage", "seats.manage"])),
-            may: |m| READS.contains(&m) || m == "AcceptInvitation",
+            may: |m| READS.contains(&m) || PUBLIC.contains(&m),
         },
         Caller {
             name: "billing service",
             token: Some(app.tokens.service("billing", &["seats.manage"])),
-            may: |m| READS.contains(&m) || m == "SetSeatLimit" || m == "AcceptInvitation",
+            may: |m| READS.contains(&m) || m == "SetSeatLimit" || PUBLIC.contains(&m),
+        },
+        Caller {
+            name: "key rotation service",
+            token: Some(app.tokens.service("platform-ops", &["signing_keys.rotate"])),
+            may: |m| READS.contains(&m) || m == "RotateSigningKey" || PUBLIC.contains(&m),
+        },
+        Caller {
+            name: "admin service for every workspace",
+            token: Some(app.tokens.at(
+                roster_auth::PrincipalKind::Service,
+                "ops",
+                &["*"],
+                "admin",
+                &[],
+                roster_auth::unix_now(),
+            )),
+            may: |m| m != "RotateSigningKey" && m != "UpdateMyProfile",
         },
         Caller {
             name: "admin of another workspace",
             token: Some(app.tokens.agent(&["other"], "admin", &[])),
-            may: |m| m == "AcceptInvitation",
+            may: |m| PUBLIC.contains(&m),
         },
         Caller {
             name: "no token",
             token: None,
-            may: |m| m == "AcceptInvitation",
+            may: |m| PUBLIC.contains(&m),
         },
         Caller {
             name: "garbage token",
             token: Some("garbage".into()),
-            may: |m| m == "AcceptInvitation",
+            may: |m| PUBLIC.contains(&m),
         },
     ];
     for caller in &callers {

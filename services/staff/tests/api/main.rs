@@ -9,4 +9,5 @@ mod helpers;
 mod agents;
 mod authz;
 mod invitations;
+mod keys;
 mod seats;
