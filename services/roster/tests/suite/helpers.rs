@@ -75,9 +75,10 @@ where
     .unwrap()
     .unwrap();
     let follower = tokio::spawn(link.follow_keys(trust.clone()).await.unwrap().run());
-    let directory_db = roster_directory::prepare_database(&DbSettings::new(&directory_database.url))
-        .await
-        .unwrap();
+    let directory_db =
+        roster_directory::prepare_database(&DbSettings::new(&directory_database.url))
+            .await
+            .unwrap();
     let directory = roster_directory::Application::build(
         ServerSettings::for_tests(),
         directory_db,
@@ -95,7 +96,9 @@ where
         keys,
         tokens,
     };
-    let outcome = std::panic::AssertUnwindSafe(test(suite)).catch_unwind().await;
+    let outcome = std::panic::AssertUnwindSafe(test(suite))
+        .catch_unwind()
+        .await;
     directory.stop().await;
     follower.abort();
     staff.stop().await;

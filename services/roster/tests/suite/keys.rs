@@ -67,7 +67,9 @@ async fn the_directory_follows_the_staff_services_keys(suite: Suite) {
         .staff
         .clone()
         .rotate_signing_key(roster_testkit::with_bearer(
-            &suite.tokens.service("platform-ops", &["signing_keys.rotate"]),
+            &suite
+                .tokens
+                .service("platform-ops", &["signing_keys.rotate"]),
             staff::RotateSigningKeyRequest {},
         ))
         .await
