@@ -90,7 +90,10 @@ async fn the_jwks_needs_no_token_and_verifies_what_the_keyring_signs(app: TestAp
     let published = jwks(&app).await;
     let keys = KeySet::from_jwks_json(&published.jwks_json).unwrap();
     assert_eq!(keys.key_ids(), [published.signing_key_id.as_str()]);
-    assert_eq!(published.key_ids, std::slice::from_ref(&published.signing_key_id));
+    assert_eq!(
+        published.key_ids,
+        std::slice::from_ref(&published.signing_key_id)
+    );
     assert_eq!(
         published.refresh_interval.map(|d| d.seconds),
         Some(60),
@@ -203,7 +206,10 @@ async fn a_retired_key_leaves_the_jwks_once_its_tokens_expired(app: TestApp) {
 
     app.clock.advance_secs(3);
     let published = jwks(&app).await;
-    assert_eq!(published.key_ids, std::slice::from_ref(&rotation.signing_key_id));
+    assert_eq!(
+        published.key_ids,
+        std::slice::from_ref(&rotation.signing_key_id)
+    );
     assert_eq!(
         KeySet::from_jwks_json(&published.jwks_json)
             .unwrap()
