@@ -32,6 +32,7 @@ pub const SERVICE: ServiceDef = ServiceDef {
     // A CSV upload lasts as long as the file takes to send; only the client's deadline
     // bounds it.
     long_running: &[IMPORT_USERS_PATH],
+    signs_tokens: false,
 };
 
 /// The directory's gRPC routes: the API behind token verification, with oversized messages

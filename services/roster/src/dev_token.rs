@@ -1,14 +1,16 @@
-//! `roster dev-token`: mints an access token with the development key, the way the staff
-//! service will once it issues tokens.
+//! `roster dev-token`: mints an access token with the staff service's current signing key,
+//! read from its database under the data directory and opened with its KEK, so the token
+//! verifies wherever the staff service's keys are trusted.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use roster_auth::{
-    PrincipalKind, TokenRequest, VerifierSettings, WorkspaceAccess, load_or_create_dev_keys,
-    unix_now,
-};
+use roster_auth::{AuthSettings, PrincipalKind, TokenRequest, WorkspaceAccess, unix_now};
+use roster_staff::domain::SystemClock;
+use roster_staff::service::keys::Keyring;
+use roster_staff::startup::{SERVICE as STAFF, Signing};
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct Args {
@@ -33,9 +35,7 @@ pub struct Args {
     pub ttl_minutes: u64,
 }
 
-pub fn mint(data_dir: &Path, args: &Args) -> anyhow::Result<String> {
-    let keys = load_or_create_dev_keys(data_dir)
-        .with_context(|| format!("development keys in {}", data_dir.display()))?;
+pub async fn mint(data_dir: &Path, args: &Args) -> anyhow::Result<String> {
     let kind = match args.kind.as_str() {
         "agent" => PrincipalKind::Agent,
         "service" => PrincipalKind::Service,
@@ -59,7 +59,13 @@ pub fn mint(data_dir: &Path, args: &Args) -> anyhow::Result<String> {
     if permissions.is_empty() && args.role == "agent" {
         permissions = vec!["end_users.write".into(), "customers.write".into()];
     }
-    let defaults = VerifierSettings::default();
+    let auth = AuthSettings::from_env()?;
+    let defaults = auth.verifier.clone();
+    let signer = staff_keys(data_dir, &auth)
+        .await
+        .with_context(|| format!("the staff service's signing key in {}", data_dir.display()))?
+        .current_signer()
+        .await?;
     let request = TokenRequest {
         subject: args.subject.clone(),
         kind,
@@ -81,10 +87,18 @@ pub fn mint(data_dir: &Path, args: &Args) -> anyhow::Result<String> {
         issuer: defaults.issuer,
         audience: defaults.audience,
     };
-    Ok(keys.signer.mint_for(&request, unix_now())?)
+    Ok(signer.mint_for(&request, unix_now())?)
 }
 
-pub fn run(data_dir: &Path, args: &Args) -> anyhow::Result<()> {
-    println!("{}", mint(data_dir, args)?);
+/// The staff service's keys as `roster` keeps them (database and KEK under `data_dir`,
+/// unless `ROSTER_STAFF_…` variables say otherwise); the first key is made if none exists.
+async fn staff_keys(data_dir: &Path, auth: &AuthSettings) -> anyhow::Result<Keyring> {
+    let db = roster_staff::prepare_database(&STAFF.database_settings(data_dir)?).await?;
+    let signing = Signing::from_env(data_dir, &auth.verifier)?;
+    Ok(Keyring::start(db, signing.kek, Arc::new(SystemClock), signing.keys, None).await?)
+}
+
+pub async fn run(data_dir: &Path, args: &Args) -> anyhow::Result<()> {
+    println!("{}", mint(data_dir, args).await?);
     Ok(())
 }

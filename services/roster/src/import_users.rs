@@ -27,7 +27,7 @@ pub struct Args {
         default_value = "http://127.0.0.1:50051"
     )]
     pub addr: String,
-    /// Access token; by default one is minted with the development key.
+    /// Access token; by default one is minted with the staff service's signing key.
     #[arg(long, env = "ROSTER_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Validate and count without writing.
@@ -41,17 +41,20 @@ pub struct Args {
 pub async fn run(data_dir: &Path, args: Args) -> anyhow::Result<()> {
     let token = match &args.token {
         Some(token) => token.clone(),
-        None => crate::dev_token::mint(
-            data_dir,
-            &crate::dev_token::Args {
-                workspaces: vec![args.workspace.clone()],
-                role: "admin".into(),
-                permissions: Vec::new(),
-                kind: "agent".into(),
-                subject: "roster-import-users".into(),
-                ttl_minutes: 60,
-            },
-        )?,
+        None => {
+            crate::dev_token::mint(
+                data_dir,
+                &crate::dev_token::Args {
+                    workspaces: vec![args.workspace.clone()],
+                    role: "admin".into(),
+                    permissions: Vec::new(),
+                    kind: "agent".into(),
+                    subject: "roster-import-users".into(),
+                    ttl_minutes: 60,
+                },
+            )
+            .await?
+        }
     };
     let mut file = tokio::fs::File::open(&args.file)
         .await

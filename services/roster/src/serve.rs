@@ -1,102 +1,108 @@
 //! `roster serve`: every service in one process, each on its own port and its own SQLite
-//! file, verifying tokens against the development key set (or ROSTER_AUTH_JWKS_FILE).
+//! file. The staff service starts first: it signs tokens (its keys in its database, sealed
+//! with its KEK under the data directory), and the directory verifies them with the keys it
+//! fetches from it, as it would from a staff service elsewhere (plus ROSTER_AUTH_JWKS_FILE's,
+//! if set).
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use roster_auth::{
-    AuthSettings, DevKeys, KeySet, RevocationView, TokenVerifier, load_or_create_dev_keys,
-};
+use roster_auth::AuthSettings;
 use roster_directory::domain::SystemClock;
 use roster_directory::startup::SERVICE as DIRECTORY;
 use roster_directory::widget_kek::WidgetKeyring;
 use roster_directory::{Application, prepare_database};
 use roster_runtime::{TelemetrySettings, init_telemetry};
-use roster_staff::service::SignInPolicy;
-use roster_staff::settings::SignInSettings;
-use roster_staff::startup::SERVICE as STAFF;
+use roster_service::{StaffLink, StaffLinkSettings, configured_keys};
+use roster_staff::startup::{SERVICE as STAFF, Signing};
 use tokio::sync::watch;
-
-/// The verifier every service uses, and the development key the staff service signs with.
-fn keys(data_dir: &Path, auth: &AuthSettings) -> anyhow::Result<(TokenVerifier, DevKeys)> {
-    let dev = load_or_create_dev_keys(data_dir)
-        .with_context(|| format!("development keys in {}", data_dir.display()))?;
-    let keys = match &auth.jwks_file {
-        Some(path) => KeySet::from_jwks_file(path)
-            .with_context(|| format!("ROSTER_AUTH_JWKS_FILE: reading {}", path.display()))?,
-        None => {
-            tracing::info!(jwks = %dev.jwks_path.display(), "verifying tokens with the development key; mint one with `roster dev-token`");
-            KeySet::from_jwks_json(&dev.jwks_json)?
-        }
-    };
-    Ok((TokenVerifier::new(auth.verifier.clone(), keys), dev))
-}
 
 pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     let telemetry = init_telemetry(&TelemetrySettings::from_env("roster")?)?;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let auth = AuthSettings::from_env()?;
-    let (verifier, dev_keys) = keys(data_dir, &auth)?;
-    // Both services follow the staff service's revocations; the feed starts once staff
-    // listens, and until the first snapshot arrives tokens are refused (fail closed).
-    let revocations = RevocationView::new(auth.revocation_max_staleness, Arc::new(SystemClock));
-    let verifier = verifier.with_revocations(revocations.clone());
 
-    let database = DIRECTORY.database_settings(data_dir)?;
-    let server = DIRECTORY.server_settings()?;
-    let widget_kek = WidgetKeyring::from_env(data_dir)?;
-    let db = prepare_database(&database).await?;
-    let directory = Application::build(
-        server,
-        db,
-        verifier.clone(),
-        Arc::new(SystemClock),
-        widget_kek,
-    )
-    .await?;
-    tracing::info!(address = %directory.local_addr(), "directory listening");
     let staff_db = roster_staff::prepare_database(&STAFF.database_settings(data_dir)?).await?;
+    let staff_trust = configured_keys(&auth)?;
     let staff = roster_staff::Application::build(
         STAFF.server_settings()?,
         staff_db,
-        verifier,
+        staff_trust.clone(),
         Arc::new(SystemClock),
-        SignInPolicy::new(
-            Arc::new(dev_keys.signer),
-            auth.verifier.issuer.clone(),
-            auth.verifier.audience.clone(),
-            SignInSettings::from_env(&STAFF.env_prefix())?,
-        ),
+        Signing::from_env(data_dir, &auth.verifier)?,
     )
     .await?;
-    tracing::info!(address = %staff.local_addr(), "staff listening");
-    let staff_url = auth
-        .staff_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{}", staff.local_addr()));
-    let follower = tokio::spawn(roster_service::revocations::follow(staff_url, revocations));
-    println!(
-        "roster: directory on {}, staff on {} (data in {})",
-        directory.local_addr(),
-        staff.local_addr(),
-        data_dir.display()
-    );
+    let staff_addr = staff.local_addr();
+    tracing::info!(address = %staff_addr, "staff listening");
+    let link = StaffLink::from_settings(&StaffLinkSettings {
+        url: Some(format!("http://{}", reachable(staff_addr))),
+        ..StaffLinkSettings::from_env()?
+    })?
+    .context("the in-process staff service's address")?;
+    // Both services refuse revoked tokens, from one view of the staff service's feed; until
+    // its first snapshot arrives they refuse every token (fail closed).
+    let revocations = link.follow_revocations(&staff_trust.verifier());
+    let trust = configured_keys(&auth)?;
+    trust.verifier().follow_revocations(revocations.view());
+    let revocations = tokio::spawn(revocations.run());
 
     // One signal stops every service; each drains on its own.
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    let directory = tokio::spawn(directory.run_until_stopped(stopped(stop_rx.clone())));
+    // Serving before the directory starts, which fetches the staff service's keys.
     let staff = tokio::spawn(staff.run_until_stopped(stopped(stop_rx.clone())));
+
+    let keys = link
+        .follow_keys(trust.clone())
+        .await
+        .context("the directory fetching the staff service's keys")?;
+    let keys = tokio::spawn(keys.run());
+    let database = DIRECTORY.database_settings(data_dir)?;
+    let widget_kek = WidgetKeyring::from_env(data_dir)?;
+    let db = prepare_database(&database).await?;
+    let directory = Application::build(
+        DIRECTORY.server_settings()?,
+        db,
+        trust.verifier(),
+        Arc::new(SystemClock),
+        widget_kek,
+    )
+    .await?;
+    tracing::info!(address = %directory.local_addr(), "directory listening");
+    println!(
+        "roster: directory on {}, staff on {} (data in {}); mint a token with `roster dev-token`",
+        directory.local_addr(),
+        staff_addr,
+        data_dir.display()
+    );
+    let directory = tokio::spawn(directory.run_until_stopped(stopped(stop_rx.clone())));
+
     roster_runtime::shutdown_signal().await;
     let _ = stop_tx.send(true);
     let directory = directory.await.context("directory task")?;
+    keys.abort();
+    revocations.abort();
     let staff = staff.await.context("staff task")?;
-    follower.abort();
     let result = directory.and(staff);
     telemetry.shutdown().await;
     result
+}
+
+/// Where this process reaches a service listening on `addr`: a wildcard address is
+/// reached on loopback.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        let loopback = match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        };
+        SocketAddr::new(loopback, addr.port())
+    } else {
+        addr
+    }
 }

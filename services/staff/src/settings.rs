@@ -7,12 +7,10 @@ use roster_settings::{SettingsError, Source, duration_or, parse_or, process_env,
 
 use crate::domain::sign_in::Throttle;
 
-/// How agents sign in and how long what they get lasts.
+/// How agents sign in and how long a refresh token lasts (access tokens last
+/// `…ACCESS_TOKEN_TTL`, read with the signing keys' settings).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SignInSettings {
-    /// `…ACCESS_TOKEN_TTL` (default 15m): short, because a token is checked without asking
-    /// this service; revocation covers the gap.
-    pub access_ttl: Duration,
     /// `…REFRESH_TOKEN_TTL` (default 30d): how long a refresh token may wait to be used.
     pub refresh_ttl: Duration,
     /// `…SIGN_IN_ATTEMPTS_PER_ACCOUNT` (5), `…SIGN_IN_ATTEMPTS_PER_ADDRESS` (50) and
@@ -23,7 +21,6 @@ pub struct SignInSettings {
 impl Default for SignInSettings {
     fn default() -> Self {
         Self {
-            access_ttl: Duration::from_secs(15 * 60),
             refresh_ttl: Duration::from_secs(30 * 24 * 3600),
             throttle: Throttle::default(),
         }
@@ -45,17 +42,11 @@ impl SignInSettings {
     fn from_source(prefix: &str, source: Source<'_>) -> Result<Self, SettingsError> {
         let defaults = Self::default();
         let name = |suffix: &str| format!("{prefix}{suffix}");
-        let access_ttl = duration_or(source, &name("ACCESS_TOKEN_TTL"), defaults.access_ttl)?;
-        require(
-            access_ttl >= Duration::from_secs(60),
-            &name("ACCESS_TOKEN_TTL"),
-            "must be at least 1m",
-        )?;
         let refresh_ttl = duration_or(source, &name("REFRESH_TOKEN_TTL"), defaults.refresh_ttl)?;
         require(
-            refresh_ttl > access_ttl,
+            refresh_ttl >= Duration::from_secs(3600),
             &name("REFRESH_TOKEN_TTL"),
-            "must be longer than the access token's",
+            "must be at least 1h",
         )?;
         let throttle = Throttle {
             per_account: parse_or(
@@ -84,7 +75,6 @@ impl SignInSettings {
             "must be longer than zero",
         )?;
         Ok(Self {
-            access_ttl,
             refresh_ttl,
             throttle,
         })
@@ -104,14 +94,14 @@ mod tests {
         );
         let set = SignInSettings::from_lookup("ROSTER_STAFF_", |name| {
             match name {
-                "ROSTER_STAFF_ACCESS_TOKEN_TTL" => Some("5m"),
+                "ROSTER_STAFF_REFRESH_TOKEN_TTL" => Some("2h"),
                 "ROSTER_STAFF_SIGN_IN_ATTEMPTS_PER_ACCOUNT" => Some("3"),
                 _ => None,
             }
             .map(str::to_owned)
         })
         .unwrap();
-        assert_eq!(set.access_ttl, Duration::from_secs(300));
+        assert_eq!(set.refresh_ttl, Duration::from_secs(7200));
         assert_eq!(set.throttle.per_account, 3);
     }
 

@@ -4,21 +4,25 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
-use roster_auth::TokenVerifier;
+use anyhow::Context as _;
+use roster_auth::{SigningAlgorithm, VerifierSettings};
 use roster_db::{Db, DbSettings};
 use roster_proto::staff::v1::staff_service_server::{SERVICE_NAME, StaffServiceServer};
 use roster_runtime::limits::OversizeIsResourceExhausted;
 use roster_runtime::{HealthHandle, ServerSettings};
-use roster_service::{ServiceApp, ServiceDef, ServiceRoutes};
+use roster_service::{ServiceApp, ServiceDef, ServiceRoutes, TrustedKeys};
 use tonic::service::Routes;
 
 use crate::api::StaffApi;
 use crate::api::authz::PUBLIC_METHODS;
 use crate::domain::Clock;
 use crate::migration::Migrator;
+use crate::service::keys::{KEK_FILE, KeySettings, Keyring};
 use crate::service::{SignInPolicy, Staff};
+use crate::settings::SignInSettings;
 
 /// `roster-staff`, configured by `ROSTER_STAFF_…` variables, port 50052.
 pub const SERVICE: ServiceDef = ServiceDef {
@@ -27,25 +31,87 @@ pub const SERVICE: ServiceDef = ServiceDef {
     grpc_services: &[SERVICE_NAME],
     file_descriptor_sets: &[roster_proto::FILE_DESCRIPTOR_SET],
     long_running: &["/roster.staff.v1.StaffService/WatchRevocations"],
+    signs_tokens: true,
 };
 
+/// How the staff service issues tokens: the key-encryption keys that seal its signing
+/// keys at rest, the lifetimes that decide when a retired key leaves the JWKS, and how
+/// agents sign in.
+#[derive(Clone, Debug)]
+pub struct Signing {
+    pub kek: roster_kek::Keyring,
+    pub keys: KeySettings,
+    pub sign_in: SignInPolicy,
+}
+
+impl Signing {
+    /// `ROSTER_STAFF_KEK_FILE` (else the development key under `data_dir`),
+    /// `ROSTER_STAFF_ACCESS_TOKEN_TTL` with the verifier's leeway, and the sign-in settings
+    /// (`ROSTER_STAFF_REFRESH_TOKEN_TTL`, `ROSTER_STAFF_SIGN_IN_…`) for tokens the verifiers'
+    /// issuer and audience.
+    ///
+    /// # Errors
+    ///
+    /// A setting is invalid or the KEK file unreadable.
+    pub fn from_env(data_dir: &Path, verifier: &VerifierSettings) -> anyhow::Result<Self> {
+        let prefix = SERVICE.env_prefix();
+        Ok(Self {
+            kek: KEK_FILE.from_env(data_dir)?,
+            keys: KeySettings::from_env(&prefix, verifier)?,
+            sign_in: SignInPolicy::new(
+                verifier.issuer.clone(),
+                verifier.audience.clone(),
+                SignInSettings::from_env(&prefix)?,
+            ),
+        })
+    }
+}
+
 /// The staff service's gRPC routes: every method behind token verification but the public
-/// ones (`authz::PUBLIC_METHODS`), with oversized messages answered RESOURCE_EXHAUSTED.
-pub fn routes(
+/// ones (`authz::PUBLIC_METHODS`), with oversized messages answered RESOURCE_EXHAUSTED;
+/// beside them, following key rotations of other replicas and purging unpublished keys.
+/// The signing keys are loaded (the first created) before, and feed `trust`, so the
+/// service verifies the tokens it signs.
+///
+/// # Errors
+///
+/// The verifier expects another algorithm than the service signs with, or the keys cannot
+/// be loaded.
+pub async fn routes(
     db: Db,
-    verifier: TokenVerifier,
+    trust: TrustedKeys,
     clock: Arc<dyn Clock>,
-    sign_in: SignInPolicy,
+    signing: Signing,
     max_message_bytes: usize,
-) -> ServiceRoutes {
-    let staff = Staff::new(db, clock, sign_in);
+) -> anyhow::Result<(ServiceRoutes, Keyring)> {
+    let verifier = trust.verifier();
+    if verifier.settings().algorithm != SigningAlgorithm::EdDSA {
+        anyhow::bail!(
+            "ROSTER_AUTH_ALGORITHM: the staff service signs with EdDSA, so its tokens would not verify with {}",
+            verifier.settings().algorithm.as_str()
+        );
+    }
+    let keys = Keyring::start(
+        db.clone(),
+        signing.kek,
+        Arc::clone(&clock),
+        signing.keys,
+        Some(trust),
+    )
+    .await
+    .context("loading the token-signing keys")?;
+    let staff = Staff::new(db, clock, keys.clone(), signing.sign_in);
     let service = StaffServiceServer::new(StaffApi::new(staff.clone()))
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(max_message_bytes);
     let routes = Routes::new(OversizeIsResourceExhausted(
         verifier.guard(service, PUBLIC_METHODS),
     ));
-    ServiceRoutes::new(routes).with_background(purge_revocations(staff))
+    let routes = ServiceRoutes::new(routes)
+        .with_background(keys.clone().follow())
+        .with_background(keys.clone().purge_periodically())
+        .with_background(purge_revocations(staff));
+    Ok((routes, keys))
 }
 
 /// Deletes revocations that can no longer refuse a token, once a minute.
@@ -69,39 +135,49 @@ pub async fn prepare_database(settings: &DbSettings) -> anyhow::Result<Db> {
 }
 
 /// The staff service bound to its port, for the `roster` binary and tests.
-pub struct Application(ServiceApp);
+pub struct Application {
+    app: ServiceApp,
+    keys: Keyring,
+}
 
 impl Application {
     pub async fn build(
         server_settings: ServerSettings,
         db: Db,
-        verifier: TokenVerifier,
+        trust: TrustedKeys,
         clock: Arc<dyn Clock>,
-        sign_in: SignInPolicy,
+        signing: Signing,
     ) -> anyhow::Result<Self> {
-        let routes = routes(
+        let (routes, keys) = routes(
             db.clone(),
-            verifier,
+            trust,
             clock,
-            sign_in,
+            signing,
             server_settings.max_message_bytes,
-        );
-        Ok(Self(
-            ServiceApp::bind(&SERVICE, server_settings, db, routes).await?,
-        ))
+        )
+        .await?;
+        Ok(Self {
+            app: ServiceApp::bind(&SERVICE, server_settings, db, routes).await?,
+            keys,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.0.local_addr()
+        self.app.local_addr()
     }
 
     pub fn health(&self) -> HealthHandle {
-        self.0.health()
+        self.app.health()
+    }
+
+    /// The token-signing keys, for minting in-process (`roster dev-token`, tests).
+    pub fn keys(&self) -> &Keyring {
+        &self.keys
     }
 
     /// The service as the shared kit runs it, for `roster_testkit::serve`.
     pub fn into_service_app(self) -> ServiceApp {
-        self.0
+        self.app
     }
 
     /// Serves until `shutdown` resolves; see [`ServiceApp::run_until_stopped`].
@@ -109,6 +185,6 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        self.0.run_until_stopped(shutdown).await
+        self.app.run_until_stopped(shutdown).await
     }
 }

@@ -40,10 +40,6 @@ impl TokenCache {
         }
     }
 
-    pub(crate) fn capacity(&self) -> usize {
-        self.capacity
-    }
-
     pub(crate) fn is_enabled(&self) -> bool {
         self.capacity > 0
     }

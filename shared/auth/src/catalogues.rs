@@ -47,6 +47,10 @@ pub const STAFF: PermissionCatalogue = PermissionCatalogue {
             name: "seats.manage",
             description: "Set the workspace's licensed seat count (the billing service)",
         },
+        Permission {
+            name: "signing_keys.rotate",
+            description: "Rotate the key that signs every access token (a platform operator's service token for every workspace; never an agent)",
+        },
     ],
 };
 

@@ -13,13 +13,6 @@ pub struct AuthSettings {
     /// `ROSTER_AUTH_JWKS_FILE`: the staff service's public keys. Required to serve, except
     /// by the all-in-one `roster` binary, which falls back to its development keys.
     pub jwks_file: Option<PathBuf>,
-    /// `ROSTER_AUTH_STAFF_URL`: the staff service (`http://staff:50052`), whose revocation
-    /// feed this service follows. Unset: revocations are not followed (tokens live until
-    /// they expire), which start-up logs.
-    pub staff_url: Option<String>,
-    /// `ROSTER_AUTH_REVOCATION_MAX_STALENESS` (default 5m): how long without word from the
-    /// staff service before every token is refused.
-    pub revocation_max_staleness: std::time::Duration,
     /// `ROSTER_AUTH_ISSUER` (default `roster-staff`), `ROSTER_AUTH_AUDIENCE` (`roster`) and
     /// `ROSTER_AUTH_ALGORITHM` (`EdDSA` or `ES256`, default `EdDSA`).
     pub verifier: VerifierSettings,
@@ -70,22 +63,8 @@ impl AuthSettings {
             algorithm,
             ..defaults
         };
-        let staff_url: Option<String> = parse_opt(source, "ROSTER_AUTH_STAFF_URL", "URL")?;
-        if let Some(url) = &staff_url {
-            roster_settings::require(
-                url.starts_with("http://") || url.starts_with("https://"),
-                "ROSTER_AUTH_STAFF_URL",
-                format!("'{url}' must start with http:// or https://"),
-            )?;
-        }
         Ok(Self {
             jwks_file: parse_opt(source, "ROSTER_AUTH_JWKS_FILE", "path")?,
-            staff_url,
-            revocation_max_staleness: roster_settings::duration_or(
-                source,
-                "ROSTER_AUTH_REVOCATION_MAX_STALENESS",
-                std::time::Duration::from_secs(300),
-            )?,
             verifier,
         })
     }
@@ -101,11 +80,6 @@ mod tests {
         let settings = AuthSettings::from_lookup(|_| None).unwrap();
 
         assert_eq!(settings.jwks_file, None);
-        assert_eq!(settings.staff_url, None);
-        assert_eq!(
-            settings.revocation_max_staleness,
-            std::time::Duration::from_secs(300)
-        );
         assert_eq!(settings.verifier.issuer, "roster-staff");
         assert_eq!(settings.verifier.audience, "roster");
         assert_eq!(settings.verifier.algorithm, SigningAlgorithm::EdDSA);

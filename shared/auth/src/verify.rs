@@ -1,6 +1,6 @@
 //! Token verification: settings, the verifier with its cache, and the tonic interceptor.
 
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use jsonwebtoken::errors::ErrorKind;
@@ -65,8 +65,13 @@ struct Inner {
     keys: RwLock<Arc<KeySet>>,
     cache: TokenCache,
     clock: Arc<dyn Clock>,
-    revocations: Option<RevocationView>,
+    unknown_key: OnceLock<UnknownKeyHook>,
+    revocations: OnceLock<RevocationView>,
 }
+
+/// Told the `kid` of a token naming a key the verifier does not hold; see
+/// [`TokenVerifier::on_unknown_key`].
+type UnknownKeyHook = Box<dyn Fn(&str) + Send + Sync>;
 
 /// Header fields that name or embed a key. Honouring any of them lets the token choose the
 /// key that verifies it; nothing we issue sets them, so their presence alone is suspicious.
@@ -107,27 +112,8 @@ impl TokenVerifier {
                 cache: TokenCache::new(cache_capacity),
                 clock,
                 settings,
-                revocations: None,
-            }),
-        }
-    }
-
-    /// This verifier also refusing tokens `view` says are revoked (checked on every call,
-    /// cached or not), and every token while `view` is not current.
-    pub fn with_revocations(self, view: RevocationView) -> TokenVerifier {
-        let inner = &self.inner;
-        TokenVerifier {
-            inner: Arc::new(Inner {
-                settings: inner.settings.clone(),
-                validation: inner.validation.clone(),
-                leeway_secs: inner.leeway_secs,
-                cache_ttl_secs: inner.cache_ttl_secs,
-                keys: RwLock::new(Arc::clone(
-                    &inner.keys.read().unwrap_or_else(PoisonError::into_inner),
-                )),
-                cache: TokenCache::new(inner.cache.capacity()),
-                clock: Arc::clone(&inner.clock),
-                revocations: Some(view),
+                unknown_key: OnceLock::new(),
+                revocations: OnceLock::new(),
             }),
         }
     }
@@ -147,12 +133,28 @@ impl TokenVerifier {
         self.inner.cache.reset();
     }
 
+    /// Has `hook` told the `kid` of every otherwise well-formed token signed with a key
+    /// this verifier does not hold (the token is refused all the same), so whoever keeps
+    /// the keys can fetch them again: a key the staff service just rotated in works soon
+    /// after, without a restart. `kid`s are the caller's choice, so the hook must be cheap
+    /// and rate-limit what it triggers. One hook per verifier; false if one was set.
+    pub fn on_unknown_key(&self, hook: impl Fn(&str) + Send + Sync + 'static) -> bool {
+        self.inner.unknown_key.set(Box::new(hook)).is_ok()
+    }
+
+    /// Makes this verifier and its clones also refuse the tokens `view` says are revoked
+    /// (checked on every call, cached or not), and every token while `view` is not current.
+    /// Set it before serving; false if a view was set already.
+    pub fn follow_revocations(&self, view: RevocationView) -> bool {
+        self.inner.revocations.set(view).is_ok()
+    }
+
     /// Verifies a bare token (without the `Bearer ` prefix).
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         let principal = self.verify_signed(token)?;
         // After the cache, so a cached token is refused on the first call after its
         // revocation arrived.
-        if let Some(revocations) = &self.inner.revocations {
+        if let Some(revocations) = self.inner.revocations.get() {
             revocations.check(&principal)?;
         }
         Ok(principal)
@@ -217,9 +219,12 @@ impl TokenVerifier {
         }
         let kid = header.kid.ok_or(AuthError::MissingKeyId)?;
         let keys = Arc::clone(&inner.keys.read().unwrap_or_else(PoisonError::into_inner));
-        let key = keys
-            .get(&kid)
-            .ok_or_else(|| AuthError::UnknownKey(kid.clone()))?;
+        let Some(key) = keys.get(&kid) else {
+            if let Some(hook) = inner.unknown_key.get() {
+                hook(&kid);
+            }
+            return Err(AuthError::UnknownKey(kid));
+        };
         if key.algorithm != expected {
             return Err(AuthError::InvalidToken(format!(
                 "key {kid:?} is an {} key but this verifier accepts only {}",

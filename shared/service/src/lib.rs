@@ -20,8 +20,12 @@
 
 pub mod refusal;
 pub mod revocations;
+pub mod staff_link;
+pub mod trust;
 
 pub use refusal::Refusal;
+pub use staff_link::{KeyFollower, StaffLink, StaffLinkSettings};
+pub use trust::TrustedKeys;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -30,7 +34,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use roster_auth::{AuthSettings, KeySet, TokenVerifier};
+use roster_auth::{AuthSettings, TokenVerifier};
 use roster_db::{Db, DbSettings, HealthProbe};
 use roster_runtime::telemetry::{TelemetrySettings, init_telemetry};
 use roster_runtime::{GrpcServer, HealthHandle, ServerSettings};
@@ -51,6 +55,9 @@ pub struct ServiceDef {
     /// Methods (`/package.Service/Method`) exempt from the server's request timeout:
     /// uploads that last as long as the file takes to send.
     pub long_running: &'static [&'static str],
+    /// Whether the service signs access tokens and so trusts its own keys (the staff
+    /// service): it needs neither `ROSTER_AUTH_JWKS_FILE` nor `ROSTER_AUTH_STAFF_URL`.
+    pub signs_tokens: bool,
 }
 
 impl ServiceDef {
@@ -115,7 +122,10 @@ impl ServiceRoutes {
 /// What a service's routes are built from.
 pub struct RouteParts {
     pub db: Db,
+    /// `trust`'s verifier.
     pub verifier: TokenVerifier,
+    /// The keys the verifier trusts, for a service that learns its own (the staff service).
+    pub trust: TrustedKeys,
     /// `ROSTER_<NAME>_MAX_MESSAGE_BYTES`, for the generated server's message limits.
     pub max_message_bytes: usize,
 }
@@ -171,23 +181,23 @@ where
     Fut: Future<Output = anyhow::Result<ServiceRoutes>>,
 {
     let server = def.server_settings()?;
-    let auth = AuthSettings::from_env()?;
-    let jwks = auth.jwks_file.clone().context(
-        "ROSTER_AUTH_JWKS_FILE: required; point it at the staff service's JWKS (the `roster` binary sets up development keys itself)",
-    )?;
-    let keys = KeySet::from_jwks_file(&jwks)
-        .with_context(|| format!("ROSTER_AUTH_JWKS_FILE: reading {}", jwks.display()))?;
-    let verifier = TokenVerifier::new(auth.verifier.clone(), keys);
-    let (verifier, follower) = following_revocations(verifier, &auth);
+    let (trust, followers) = follow_keys(def).await?;
     let db = prepare_database::<M>(def, database).await?;
     let parts = RouteParts {
         db: db.clone(),
-        verifier,
+        verifier: trust.verifier(),
+        trust: trust.clone(),
         max_message_bytes: server.max_message_bytes,
     };
     let mut routes = routes(parts).await?;
-    if let Some(follower) = follower {
-        routes = routes.with_background(follower);
+    if !trust.has_keys() {
+        anyhow::bail!("the {} has no keys to verify access tokens with", def.name);
+    }
+    if let Some(keys) = followers.keys {
+        routes = routes.with_background(keys.run());
+    }
+    if let Some(revocations) = followers.revocations {
+        routes = routes.with_background(revocations.run());
     }
     let app = ServiceApp::bind(def, server, db, routes).await?;
     tracing::info!(address = %app.local_addr(), "{} listening", def.name);
@@ -195,27 +205,71 @@ where
         .await
 }
 
-/// `verifier` refusing revoked tokens, with the task that follows the staff service's
-/// revocation feed, when `ROSTER_AUTH_STAFF_URL` names it; otherwise `verifier` as it is.
-pub fn following_revocations(
-    verifier: TokenVerifier,
-    auth: &AuthSettings,
-) -> (
-    TokenVerifier,
-    Option<impl Future<Output = ()> + Send + 'static>,
-) {
-    let Some(staff_url) = auth.staff_url.clone() else {
-        tracing::warn!(
-            "ROSTER_AUTH_STAFF_URL is unset: revoked tokens keep working until they expire"
-        );
-        return (verifier, None);
+/// What follows the staff service while a service serves: its keys and its revocations.
+pub struct Followers {
+    pub keys: Option<KeyFollower>,
+    pub revocations: Option<revocations::RevocationFollower>,
+}
+
+/// The keys a service verifies tokens with, from `ROSTER_AUTH_…`: configured ones
+/// (`ROSTER_AUTH_JWKS_FILE`) and, with `ROSTER_AUTH_STAFF_URL`, the staff service's,
+/// fetched now and followed by the returned tasks, which also follow its revocations
+/// (the verifier then refuses revoked tokens). One of the two sources is required, except
+/// by a service that signs tokens itself.
+///
+/// # Errors
+///
+/// Bad settings, an unreadable key file, or neither source of keys.
+pub async fn follow_keys(def: &ServiceDef) -> anyhow::Result<(TrustedKeys, Followers)> {
+    let auth = AuthSettings::from_env()?;
+    let settings = StaffLinkSettings::from_env()?;
+    let trust = configured_keys(&auth)?;
+    let followers = match StaffLink::from_settings(&settings)? {
+        Some(link) => Followers {
+            keys: Some(link.follow_keys(trust.clone()).await?),
+            revocations: Some(link.follow_revocations(&trust.verifier())),
+        },
+        None => {
+            tracing::warn!(
+                "ROSTER_AUTH_STAFF_URL is unset: revoked tokens keep working until they expire"
+            );
+            Followers {
+                keys: None,
+                revocations: None,
+            }
+        }
     };
-    let view = roster_auth::RevocationView::new(
-        auth.revocation_max_staleness,
-        std::sync::Arc::new(roster_core::SystemClock),
-    );
-    let verifier = verifier.with_revocations(view.clone());
-    (verifier, Some(revocations::follow(staff_url, view)))
+    if followers.keys.is_none() && !trust.has_configured() && !def.signs_tokens {
+        anyhow::bail!(
+            "ROSTER_AUTH_STAFF_URL or ROSTER_AUTH_JWKS_FILE: one is required; point the {} at the staff service (http://staff:50052) or at its JWKS",
+            def.name
+        );
+    }
+    Ok((trust, followers))
+}
+
+/// The keys of `ROSTER_AUTH_JWKS_FILE`, if set, with the verifier the settings describe.
+///
+/// # Errors
+///
+/// The file cannot be read or is not a JWKS of usable keys.
+pub fn configured_keys(auth: &AuthSettings) -> anyhow::Result<TrustedKeys> {
+    let configured = match &auth.jwks_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("ROSTER_AUTH_JWKS_FILE: reading {}", path.display()))?,
+        ),
+        None => None,
+    };
+    TrustedKeys::new(auth.verifier.clone(), configured.as_deref()).with_context(|| {
+        format!(
+            "ROSTER_AUTH_JWKS_FILE: {}",
+            auth.jwks_file
+                .as_deref()
+                .map(|path| path.display().to_string())
+                .unwrap_or_default()
+        )
+    })
 }
 
 /// Connects and brings the schema up to date, or, with `ROSTER_<NAME>_MIGRATE_ON_START=false`

@@ -180,9 +180,20 @@ impl TestTokens {
 
     /// Another verifier trusting these tokens, for a second server in the same test.
     pub fn verifier(&self) -> TokenVerifier {
-        let jwks = self.signer.jwks_json().expect("the public key as a JWKS");
-        let keys = roster_auth::KeySet::from_jwks_json(&jwks).expect("a JWKS we wrote");
+        let keys = roster_auth::KeySet::from_jwks_json(&self.jwks_json()).expect("a JWKS we wrote");
         TokenVerifier::new(VerifierSettings::default(), keys)
+    }
+
+    /// The public key as a JWKS, as a service is configured with (`ROSTER_AUTH_JWKS_FILE`).
+    pub fn jwks_json(&self) -> String {
+        self.signer.jwks_json().expect("the public key as a JWKS")
+    }
+
+    /// Keys trusting these tokens as configured ones, for a service that also learns keys
+    /// (the staff service its own, another service the staff service's).
+    pub fn trusted_keys(&self) -> roster_service::TrustedKeys {
+        roster_service::TrustedKeys::new(VerifierSettings::default(), Some(&self.jwks_json()))
+            .expect("a JWKS we wrote")
     }
 
     /// An agent's token with the same role and permissions in each of `workspaces`, valid

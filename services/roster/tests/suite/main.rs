@@ -1,6 +1,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-//! The services together, as they run in production: each on its own database and port,
-//! talking over gRPC. One binary, many modules.
+//! The services together, as `roster` runs them: each on its own database (both SQLite or
+//! both PostgreSQL), talking over gRPC. One binary, many modules: each test binary costs a
+//! link.
 
+mod helpers;
+
+mod keys;
 mod revocation;

@@ -1,113 +1,38 @@
 //! A revocation at the staff service reaches the directory within seconds, and a directory
 //! cut off from the staff service fails closed once its view is too old.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use roster_auth::RevocationView;
-use roster_core::ShiftedClock;
-use roster_db::DbSettings;
-use roster_directory::widget_kek::WidgetKeyring;
 use roster_proto::directory::v1 as directory;
-use roster_proto::directory::v1::directory_service_client::DirectoryServiceClient;
 use roster_proto::staff::v1 as staff;
-use roster_proto::staff::v1::staff_service_client::StaffServiceClient;
-use roster_runtime::ServerSettings;
-use roster_staff::service::SignInPolicy;
-use roster_staff::settings::SignInSettings;
-use roster_testkit::{Served, TestBackend, TestDatabase, TestTokens, with_bearer};
+use roster_testkit::with_bearer;
 use tonic::Code;
-use tonic::transport::Channel;
 use tonic_types::StatusExt as _;
+
+use crate::helpers::Suite;
 
 const WS: &str = "acme";
 const PASSWORD: &str = "correct horse battery";
 
-roster_testkit::on_both_databases!(
-    crate::revocation::run => deactivating_an_agent_refuses_its_token_at_the_directory_within_seconds,
+crate::on_both_databases!(
+    deactivating_an_agent_refuses_its_token_at_the_directory_within_seconds,
     a_directory_cut_off_from_staff_keeps_serving_then_fails_closed,
 );
 
-/// Staff and directory, each on a database of its own, with the directory following the
-/// staff service's revocations on a clock the test controls.
-struct Suite {
-    tokens: TestTokens,
-    staff: StaffServiceClient<Channel>,
-    directory: DirectoryServiceClient<Channel>,
-    staff_served: Option<Served>,
-    /// The clock the directory's revocation view ages by.
-    view_clock: ShiftedClock,
+/// The test's own calls on the suite.
+trait Calls {
+    fn admin(&self) -> String;
+    async fn signed_in_agent(&mut self, email: &str) -> (String, String);
+    async fn list_users(&mut self, token: &str) -> Result<(), tonic::Status>;
+    async fn until(
+        &mut self,
+        token: &str,
+        within: Duration,
+        done: impl Fn(&Result<(), tonic::Status>) -> bool,
+    ) -> Duration;
 }
 
-async fn run<F, Fut>(backend: TestBackend, test: F)
-where
-    F: FnOnce(Suite) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    roster_runtime::init_test_telemetry();
-    let staff_db = TestDatabase::create(&backend).await.unwrap();
-    let directory_db = TestDatabase::create(&backend).await.unwrap();
-    let (tokens, staff_verifier) = TestTokens::generate();
-
-    let db = roster_staff::prepare_database(&DbSettings::new(&staff_db.url))
-        .await
-        .unwrap();
-    let defaults = roster_auth::VerifierSettings::default();
-    let staff_app = roster_staff::Application::build(
-        ServerSettings::for_tests(),
-        db,
-        staff_verifier,
-        Arc::new(roster_core::SystemClock),
-        SignInPolicy::new(
-            Arc::new(tokens.signer().clone()),
-            defaults.issuer,
-            defaults.audience,
-            SignInSettings::default(),
-        ),
-    )
-    .await
-    .unwrap();
-    let staff_served = roster_testkit::serve(staff_app.into_service_app()).await;
-
-    let view_clock = ShiftedClock::default();
-    let view = RevocationView::new(Duration::from_secs(300), Arc::new(view_clock.clone()));
-    let follower = tokio::spawn(roster_service::revocations::follow(
-        format!("http://{}", staff_served.addr),
-        view.clone(),
-    ));
-    let db = roster_directory::prepare_database(&DbSettings::new(&directory_db.url))
-        .await
-        .unwrap();
-    let directory_app = roster_directory::Application::build(
-        ServerSettings::for_tests(),
-        db,
-        tokens.verifier().with_revocations(view),
-        Arc::new(roster_core::SystemClock),
-        WidgetKeyring::generate("test-kek").unwrap(),
-    )
-    .await
-    .unwrap();
-    let directory_served = roster_testkit::serve(directory_app.into_service_app()).await;
-
-    let suite = Suite {
-        tokens,
-        staff: StaffServiceClient::new(staff_served.channel.clone()),
-        directory: DirectoryServiceClient::new(directory_served.channel.clone()),
-        staff_served: Some(staff_served),
-        view_clock,
-    };
-    let outcome =
-        futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(test(suite))).await;
-    follower.abort();
-    directory_served.stop().await;
-    staff_db.cleanup().await;
-    directory_db.cleanup().await;
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
-}
-
-impl Suite {
+impl Calls for Suite {
     fn admin(&self) -> String {
         self.tokens.agent(&[WS], "admin", &[])
     }
@@ -237,7 +162,7 @@ async fn a_directory_cut_off_from_staff_keeps_serving_then_fails_closed(mut suit
         .until(&token, Duration::from_secs(10), Result::is_ok)
         .await;
 
-    suite.staff_served.take().unwrap().stop().await;
+    suite.stop_staff().await;
     // Unrevoked tokens keep working on the last view while it is fresh enough...
     suite.view_clock.advance_secs(290);
     suite.list_users(&token).await.unwrap();

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use roster_auth::{Grant, Permission, PermissionCatalogue, Principal, PrincipalKind};
+use roster_auth::{
+    Grant, Permission, PermissionCatalogue, Principal, PrincipalKind, WorkspaceScope,
+};
 use uuid::Uuid;
 
 use crate::domain::Role;
@@ -24,13 +26,19 @@ pub enum Need {
     OwnAgent,
     /// Like `Write` of the permission, or the token of the agent the call is about.
     WriteOrAboutSelf(&'static Permission),
+    /// A platform operation, in no workspace: a service token for every workspace (`*`)
+    /// that names this permission itself (no role implies it), never an agent's token.
+    Platform(&'static Permission),
 }
 
 pub const STAFF_MANAGE: Need = Need::Write(&PERMISSIONS.permissions[0]);
 pub const SEATS_MANAGE: Need = Need::Write(&PERMISSIONS.permissions[1]);
+pub const SIGNING_KEYS_ROTATE: Need = Need::Platform(&PERMISSIONS.permissions[2]);
 
 /// Methods callable without an access token: the credential is in the request (an
-/// invitation secret, a password, a refresh token).
+/// invitation secret, a password, a refresh token, a client secret), or the method serves
+/// every verifier the token plumbing (GetJwks's public keys, WatchRevocations' subjects and
+/// generations, nothing secret).
 pub const PUBLIC_METHODS: &[&str] = &[
     "/roster.staff.v1.StaffService/AcceptInvitation",
     "/roster.staff.v1.StaffService/Login",
@@ -38,6 +46,7 @@ pub const PUBLIC_METHODS: &[&str] = &[
     "/roster.staff.v1.StaffService/Logout",
     "/roster.staff.v1.StaffService/IssueServiceToken",
     "/roster.staff.v1.StaffService/WatchRevocations",
+    "/roster.staff.v1.StaffService/GetJwks",
 ];
 
 /// Every RPC but the public ones, with its need: the table the handlers use and the
@@ -65,6 +74,7 @@ pub const NEEDS: &[(&str, Need)] = &[
     ("ListServiceAccounts", STAFF_MANAGE),
     ("RotateServiceAccountSecret", STAFF_MANAGE),
     ("RevokeServiceAccount", STAFF_MANAGE),
+    ("RotateSigningKey", SIGNING_KEYS_ROTATE),
 ];
 
 /// The need of `method` (its short name) from [`NEEDS`].
@@ -109,6 +119,9 @@ pub fn authorize_about(
     match need {
         Need::Read => Ok(()),
         Need::OwnAgent => own_agent(principal).map(|_| ()),
+        Need::Platform(_) => Err(StaffError::Internal(format!(
+            "{method} is a platform method, authorized without a workspace"
+        ))),
         Need::WriteOrAboutSelf(permission) | Need::Write(permission) => {
             if grant.is_admin()
                 || (grant.role != Role::Viewer.as_str() && grant.has_permission(permission.name))
@@ -125,6 +138,29 @@ pub fn authorize_about(
             }
         }
     }
+}
+
+/// The caller's right to call `method`, a platform method (in no workspace).
+pub fn authorize_platform(principal: &Principal, method: &str) -> Result<()> {
+    let Need::Platform(permission) = need(method)? else {
+        return Err(StaffError::Internal(format!(
+            "{method} is a workspace method, authorized with its workspace"
+        )));
+    };
+    // Named outright: an admin-like grant does not imply a platform permission.
+    if let WorkspaceScope::All(grant) = &principal.workspaces
+        && principal.kind == PrincipalKind::Service
+        && grant.permissions.contains(permission.name)
+    {
+        return Ok(());
+    }
+    Err(StaffError::permission_denied(
+        reason::PERMISSION_MISSING,
+        format!(
+            "this call needs a service token for every workspace ('*') that lists the '{}' permission",
+            permission.name
+        ),
+    ))
 }
 
 /// The agent an agent's token stands for: its subject is the agent id.
@@ -210,8 +246,6 @@ pub fn check_grants(
 
 #[cfg(test)]
 mod tests {
-    use roster_auth::WorkspaceScope;
-
     use super::*;
 
     fn principal(role: &str, permissions: &[&str]) -> Principal {
@@ -246,6 +280,10 @@ mod tests {
             Some(SEATS_MANAGE),
             PERMISSIONS.get("seats.manage").map(Need::Write)
         );
+        assert_eq!(
+            Some(SIGNING_KEYS_ROTATE),
+            PERMISSIONS.get("signing_keys.rotate").map(Need::Platform)
+        );
     }
 
     #[test]
@@ -262,5 +300,30 @@ mod tests {
             check_grants(&viewer_manager, "w", Some(Role::Agent), &[]).is_err(),
             "a viewer lacks end_users.write"
         );
+    }
+
+    #[test]
+    fn only_a_service_for_every_workspace_naming_the_permission_rotates_keys() {
+        let grant = |role: &str, permissions: &[&str]| Grant {
+            role: role.into(),
+            permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+        };
+        let service = |workspaces: WorkspaceScope| Principal {
+            kind: PrincipalKind::Service,
+            workspaces,
+            ..principal("service", &[])
+        };
+        let rotate = |p: &Principal| authorize_platform(p, "RotateSigningKey").is_ok();
+        assert!(rotate(&service(WorkspaceScope::All(grant(
+            "service",
+            &["signing_keys.rotate"]
+        )))));
+        assert!(!rotate(&service(WorkspaceScope::All(grant("admin", &[])))));
+        assert!(!rotate(&service(WorkspaceScope::Only(
+            [("w".to_owned(), grant("service", &["signing_keys.rotate"]))].into()
+        ))));
+        assert!(!rotate(&principal("admin", &["signing_keys.rotate"])));
+        assert!(authorize_platform(&principal("admin", &[]), "GetAgent").is_err());
+        assert!(authorize(&principal("admin", &[]), "w", "RotateSigningKey").is_err());
     }
 }

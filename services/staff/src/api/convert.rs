@@ -130,3 +130,33 @@ pub fn usage(workspace_id: String, usage: Usage) -> pb::WorkspaceUsage {
         deactivated_agents: clamp(usage.counts.deactivated),
     }
 }
+
+pub fn jwks(jwks: crate::service::keys::Jwks) -> pb::GetJwksResponse {
+    let crate::service::keys::Jwks {
+        json,
+        key_ids,
+        signing_kid,
+    } = jwks;
+    pb::GetJwksResponse {
+        jwks_json: json,
+        key_ids,
+        signing_key_id: signing_kid,
+        refresh_interval: prost_types::Duration::try_from(
+            crate::service::keys::JWKS_REFRESH_INTERVAL,
+        )
+        .ok(),
+    }
+}
+
+pub fn rotation(rotation: crate::service::keys::Rotation) -> pb::RotateSigningKeyResponse {
+    let crate::service::keys::Rotation {
+        previous_kid,
+        previous_unpublish_at,
+        signing_kid,
+    } = rotation;
+    pb::RotateSigningKeyResponse {
+        signing_key_id: signing_kid,
+        previous_key_id: previous_kid.unwrap_or_default(),
+        previous_key_unpublished_at: previous_unpublish_at.map(timestamp),
+    }
+}

@@ -826,4 +826,30 @@ impl StaffService for StaffApi {
     ) -> std::result::Result<Response<Self::WatchRevocationsStream>, Status> {
         Ok(Response::new(revocations::watch(&self.staff)))
     }
+
+    async fn get_jwks(
+        &self,
+        request: Request<pb::GetJwksRequest>,
+    ) -> std::result::Result<Response<pb::GetJwksResponse>, Status> {
+        respond(async {
+            let pb::GetJwksRequest {} = request.into_inner();
+            let jwks = self.staff.keys().jwks().await?;
+            Ok(convert::jwks(jwks))
+        })
+        .await
+    }
+
+    async fn rotate_signing_key(
+        &self,
+        request: Request<pb::RotateSigningKeyRequest>,
+    ) -> std::result::Result<Response<pb::RotateSigningKeyResponse>, Status> {
+        respond(async {
+            let (principal, actor) = caller(&request)?;
+            let pb::RotateSigningKeyRequest {} = request.into_inner();
+            authz::authorize_platform(&principal, "RotateSigningKey")?;
+            let rotation = self.staff.keys().rotate(&actor).await?;
+            Ok(convert::rotation(rotation))
+        })
+        .await
+    }
 }

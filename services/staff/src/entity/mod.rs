@@ -8,6 +8,7 @@ pub mod refresh_token;
 pub mod service_account;
 pub mod sign_in_attempt;
 pub mod sign_in_throttle;
+pub mod signing_key;
 pub mod staff_workspace;
 pub mod team;
 pub mod team_member;

@@ -1,10 +1,12 @@
 //! The staff service's operations. Each write runs in one transaction
 //! (`roster_db::in_write_txn!`, which retries lost races) and appends its audit events to
 //! the outbox in that same transaction. Changes that take a seat or may remove the last
-//! active admin lock the workspace's row first (`store::workspaces::lock`).
+//! active admin lock the workspace's row first (`store::workspaces::lock`). `keys` holds
+//! the platform's token-signing keys.
 
 mod agents;
 mod invitations;
+pub mod keys;
 mod revocations;
 mod service_accounts;
 mod sign_in;
@@ -34,6 +36,8 @@ use crate::entity::agent;
 pub struct Staff {
     db: Db,
     clock: Arc<dyn Clock>,
+    keys: keys::Keyring,
+    tokens: AccessTokens,
     sign_in: SignInPolicy,
 }
 
@@ -52,8 +56,24 @@ pub struct Usage {
 }
 
 impl Staff {
-    pub fn new(db: Db, clock: Arc<dyn Clock>, sign_in: SignInPolicy) -> Self {
-        Self { db, clock, sign_in }
+    pub fn new(db: Db, clock: Arc<dyn Clock>, keys: keys::Keyring, sign_in: SignInPolicy) -> Self {
+        let tokens = AccessTokens::new(
+            keys.clone(),
+            sign_in.issuer.clone(),
+            sign_in.audience.clone(),
+        );
+        Self {
+            db,
+            clock,
+            keys,
+            tokens,
+            sign_in,
+        }
+    }
+
+    /// The token-signing keys.
+    pub fn keys(&self) -> &keys::Keyring {
+        &self.keys
     }
 
     fn now_us(&self) -> i64 {

@@ -7,15 +7,12 @@ use crate::entity::token_revocation;
 use crate::error::Result;
 use crate::store;
 
-/// Verifiers accept tokens this long past `exp` (their default leeway), so a revocation
-/// must outlive the longest token by as much.
-const VERIFIER_LEEWAY: Duration = Duration::from_secs(30);
-
 impl Staff {
     /// How long a revocation can still refuse a token: the lifetime of the last token
     /// issued before it, plus the verifiers' leeway.
     pub fn revocation_retention(&self) -> Duration {
-        self.sign_in.tokens.ttl() + VERIFIER_LEEWAY
+        let keys = self.keys.settings();
+        keys.access_token_ttl + keys.verifier_leeway
     }
 
     /// Revocations published at or after `from` (unix microseconds), oldest first.

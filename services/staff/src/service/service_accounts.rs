@@ -257,13 +257,15 @@ impl Staff {
             !workspaces.contains_key(ALL_WORKSPACES) || workspaces.len() == 1,
             "`*` is stored alone"
         );
-        self.sign_in.tokens.mint(
-            account.service_account_id.to_string(),
-            PrincipalKind::Service,
-            workspaces,
-            account.token_generation,
-            self.now_us(),
-        )
+        self.tokens
+            .mint(
+                account.service_account_id.to_string(),
+                PrincipalKind::Service,
+                workspaces,
+                account.token_generation,
+                self.now_us(),
+            )
+            .await
     }
 
     async fn changeable_account<C: sea_orm::ConnectionTrait>(

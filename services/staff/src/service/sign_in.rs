@@ -7,17 +7,16 @@
 //! password and is answered with the same status and message.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use roster_auth::{PrincipalKind, TokenSigner, WorkspaceAccess};
+use roster_auth::{PrincipalKind, WorkspaceAccess};
 use roster_core::{Actor, RequestContext};
 use roster_db::outbox::FieldChange;
 use roster_db::{in_write_txn, outbox};
 use tonic::Code;
 use uuid::Uuid;
 
-use super::tokens::{AccessToken, AccessTokens};
+use super::tokens::AccessToken;
 use super::{AgentView, Staff, agent_context, change};
 use crate::domain::roles::effective_permissions;
 use crate::domain::sign_in::{
@@ -32,26 +31,35 @@ use crate::store;
 /// How the staff service signs agents in.
 #[derive(Clone, Debug)]
 pub struct SignInPolicy {
-    pub tokens: AccessTokens,
+    /// The `iss` and `aud` the verifiers expect.
+    pub issuer: String,
+    pub audience: String,
     /// How long a refresh token may wait to be redeemed.
     pub refresh_ttl: Duration,
     pub throttle: Throttle,
 }
 
 impl SignInPolicy {
-    /// Tokens signed by `signer` for the verifiers' `issuer` and `audience`, lasting as
-    /// `settings` say.
-    pub fn new(
-        signer: Arc<TokenSigner>,
-        issuer: String,
-        audience: String,
-        settings: SignInSettings,
-    ) -> Self {
+    /// Tokens for the verifiers' `issuer` and `audience`, sign-ins as `settings` say.
+    pub fn new(issuer: String, audience: String, settings: SignInSettings) -> Self {
         Self {
-            tokens: AccessTokens::new(signer, issuer, audience, settings.access_ttl),
+            issuer,
+            audience,
             refresh_ttl: settings.refresh_ttl,
             throttle: settings.throttle,
         }
+    }
+}
+
+impl Default for SignInPolicy {
+    /// For the default verifier settings' issuer and audience.
+    fn default() -> Self {
+        let verifier = roster_auth::VerifierSettings::default();
+        Self::new(
+            verifier.issuer,
+            verifier.audience,
+            SignInSettings::default(),
+        )
     }
 }
 
@@ -246,7 +254,7 @@ impl Staff {
                 signed_in.sign_in_count += 1;
                 Ok((self.view(conn, signed_in).await?, row, secret))
             })?;
-        self.session(view, &refresh_row, &secret)
+        self.session(view, &refresh_row, &secret).await
     }
 
     /// Exchanges a refresh token for a new access token and a new refresh token. The old
@@ -317,7 +325,7 @@ impl Staff {
         match redeemed {
             Redeemed::Session(session) => {
                 let (view, row, secret) = *session;
-                self.session(view, &row, &secret)
+                self.session(view, &row, &secret).await
             }
             Redeemed::Refused(error) => Err(error),
         }
@@ -398,7 +406,7 @@ impl Staff {
     }
 
     /// The access token for the agent as it is now, with the refresh token just stored.
-    fn session(
+    async fn session(
         &self,
         view: AgentView,
         refresh: &refresh_token::Model,
@@ -412,19 +420,22 @@ impl Staff {
             ))
         })?;
         let extra = super::agents::extra_permissions(agent)?;
-        let access = self.sign_in.tokens.mint(
-            agent.agent_id.to_string(),
-            PrincipalKind::Agent,
-            BTreeMap::from([(
-                agent.workspace_id.clone(),
-                WorkspaceAccess {
-                    role: role.as_str().to_owned(),
-                    permissions: effective_permissions(role, &extra).into_iter().collect(),
-                },
-            )]),
-            agent.token_generation,
-            self.now_us(),
-        )?;
+        let access = self
+            .tokens
+            .mint(
+                agent.agent_id.to_string(),
+                PrincipalKind::Agent,
+                BTreeMap::from([(
+                    agent.workspace_id.clone(),
+                    WorkspaceAccess {
+                        role: role.as_str().to_owned(),
+                        permissions: effective_permissions(role, &extra).into_iter().collect(),
+                    },
+                )]),
+                agent.token_generation,
+                self.now_us(),
+            )
+            .await?;
         Ok(Session {
             access,
             refresh_token: refresh_token.to_owned(),

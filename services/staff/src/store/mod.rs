@@ -1,11 +1,13 @@
 //! SeaORM queries, each taking any `ConnectionTrait` (a pool or the caller's transaction).
-//! Every query names its workspace; none spans workspaces.
+//! Every query names its workspace; none spans workspaces, apart from those of the
+//! platform's token-signing keys (`signing_keys`), which belong to no workspace.
 
 pub mod agents;
 pub mod invitations;
 pub mod revocations;
 pub mod service_accounts;
 pub mod sign_in;
+pub mod signing_keys;
 pub mod teams;
 pub mod workspaces;
 

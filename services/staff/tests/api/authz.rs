@@ -33,13 +33,16 @@ const STAFF_WRITES: &[&str] = &[
     "RotateServiceAccountSecret",
     "RevokeServiceAccount",
 ];
-/// Callable without a token; the credentials travel in the request.
+/// Callable without a token (`authz::PUBLIC_METHODS`): the credentials travel in the
+/// request, or the method serves verifiers.
 const PUBLIC: &[&str] = &[
     "AcceptInvitation",
     "Login",
     "RefreshToken",
     "Logout",
     "IssueServiceToken",
+    "WatchRevocations",
+    "GetJwks",
 ];
 
 async fn call(
@@ -309,6 +312,21 @@ async fn call(
             ))
             .await
             .map(|_| ()),
+        "WatchRevocations" => {
+            let mut stream = client
+                .watch_revocations(req(token, pb::WatchRevocationsRequest {}))
+                .await?
+                .into_inner();
+            stream.message().await.map(|_| ())
+        }
+        "GetJwks" => client
+            .get_jwks(req(token, pb::GetJwksRequest {}))
+            .await
+            .map(|_| ()),
+        "RotateSigningKey" => client
+            .rotate_signing_key(req(token, pb::RotateSigningKeyRequest {}))
+            .await
+            .map(|_| ()),
         other => panic!("no call for {other}"),
     }
 }
@@ -326,15 +344,16 @@ async fn every_rpc_against_every_caller(app: TestApp) {
         .collect();
     assert_eq!(
         methods.len(),
-        24,
+        27,
         "every RPC of the service is in the matrix"
     );
+    assert_eq!(roster_staff::api::authz::PUBLIC_METHODS.len(), PUBLIC.len());
 
     let callers = [
         Caller {
             name: "admin (own token)",
-            token: Some(app.token_as(&root, &[WS], "admin", &[])),
-            may: |_| true,
+            token: Some(app.token_as(&root, &[WS], "admin", &["signing_keys.rotate"])),
+            may: |m| m != "RotateSigningKey",
         },
         Caller {
             name: "agent (own token)",
@@ -355,6 +374,23 @@ async fn every_rpc_against_every_caller(app: TestApp) {
             name: "billing service",
             token: Some(app.tokens.service("billing", &["seats.manage"])),
             may: |m| READS.contains(&m) || m == "SetSeatLimit" || PUBLIC.contains(&m),
+        },
+        Caller {
+            name: "key rotation service",
+            token: Some(app.tokens.service("platform-ops", &["signing_keys.rotate"])),
+            may: |m| READS.contains(&m) || m == "RotateSigningKey" || PUBLIC.contains(&m),
+        },
+        Caller {
+            name: "admin service for every workspace",
+            token: Some(app.tokens.at(
+                roster_auth::PrincipalKind::Service,
+                "ops",
+                &["*"],
+                "admin",
+                &[],
+                roster_auth::unix_now(),
+            )),
+            may: |m| m != "RotateSigningKey" && m != "UpdateMyProfile",
         },
         Caller {
             name: "admin of another workspace",

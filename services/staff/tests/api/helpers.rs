@@ -10,7 +10,8 @@ use roster_proto::staff::v1::staff_service_client::StaffServiceClient;
 use roster_runtime::ServerSettings;
 use roster_staff::domain::ShiftedClock;
 use roster_staff::service::SignInPolicy;
-use roster_staff::settings::SignInSettings;
+use roster_staff::service::keys::{KeySettings, Keyring};
+use roster_staff::startup::Signing;
 use roster_staff::{Application, prepare_database};
 use roster_testkit::{Served, TestBackend, TestTokens};
 use tonic::transport::Channel;
@@ -27,6 +28,12 @@ pub struct TestApp {
     pub tokens: TestTokens,
     pub clock: ShiftedClock,
     pub database_url: String,
+    /// Its token-signing keys, to mint as Login will.
+    pub keys: Keyring,
+    /// The KEK sealing them, for a second replica on the same database.
+    pub kek: roster_kek::Keyring,
+    /// The keys the service verifies with: the test's and its own signing keys.
+    pub trust: roster_service::TrustedKeys,
 }
 
 #[macro_export]
@@ -45,35 +52,53 @@ where
 }
 
 pub async fn spawn(database_url: &str) -> (TestApp, Served) {
-    let (tokens, verifier) = TestTokens::generate();
+    let kek = roster_kek::Keyring::generate("test-kek").unwrap();
+    spawn_replica(
+        database_url,
+        TestTokens::generate().0,
+        kek,
+        ShiftedClock::default(),
+    )
+    .await
+}
+
+/// A staff service on `database_url` trusting `tokens` and sealing keys with `kek`: a
+/// second call on one database is a second replica.
+pub async fn spawn_replica(
+    database_url: &str,
+    tokens: TestTokens,
+    kek: roster_kek::Keyring,
+    clock: ShiftedClock,
+) -> (TestApp, Served) {
     let mut db_settings = DbSettings::new(database_url);
     db_settings.max_connections = 8;
     let db = prepare_database(&db_settings)
         .await
         .expect("database ready");
-    let clock = ShiftedClock::default();
-    let defaults = roster_auth::VerifierSettings::default();
-    let sign_in = SignInPolicy::new(
-        Arc::new(tokens.signer().clone()),
-        defaults.issuer,
-        defaults.audience,
-        SignInSettings::default(),
-    );
+    let trust = tokens.trusted_keys();
     let app = Application::build(
         ServerSettings::for_tests(),
         db,
-        verifier,
+        trust.clone(),
         Arc::new(clock.clone()),
-        sign_in,
+        Signing {
+            kek: kek.clone(),
+            keys: KeySettings::default(),
+            sign_in: SignInPolicy::default(),
+        },
     )
     .await
     .expect("app builds");
+    let keys = app.keys().clone();
     let served = roster_testkit::serve(app.into_service_app()).await;
     let app = TestApp {
         client: StaffServiceClient::new(served.channel.clone()),
         tokens,
         clock,
         database_url: database_url.to_owned(),
+        keys,
+        kek,
+        trust,
     };
     (app, served)
 }
@@ -81,6 +106,15 @@ pub async fn spawn(database_url: &str) -> (TestApp, Served) {
 impl TestApp {
     pub fn client(&self) -> StaffServiceClient<Channel> {
         self.client.clone()
+    }
+
+    /// The principal of a token the service issued (or the test minted), as any service
+    /// trusting the staff service's keys sees it.
+    pub fn verify(&self, token: &str) -> roster_auth::Principal {
+        self.trust
+            .verifier()
+            .verify(token)
+            .expect("a token the service trusts")
     }
 
     /// An agent's token for `workspaces` whose subject is `subject`.
@@ -264,18 +298,33 @@ impl TestApp {
     }
 
     pub async fn events(&self) -> Vec<roster_db::outbox::entity::Model> {
+        self.events_in(WS).await
+    }
+
+    /// The outbox events of `workspace_id` (`*` for the platform's), in order.
+    pub async fn events_in(&self, workspace_id: &str) -> Vec<roster_db::outbox::entity::Model> {
         use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
         let db = roster_db::Db::connect(&DbSettings::new(&self.database_url))
             .await
             .unwrap();
         let rows = roster_db::outbox::entity::Entity::find()
-            .filter(roster_db::outbox::entity::Column::WorkspaceId.eq(WS))
+            .filter(roster_db::outbox::entity::Column::WorkspaceId.eq(workspace_id))
             .order_by_asc(roster_db::outbox::entity::Column::Seq)
             .all(db.conn())
             .await
             .unwrap();
         db.close().await;
         rows
+    }
+
+    /// Runs `sql` on the service's database, behind its back.
+    pub async fn execute_sql(&self, sql: &str) {
+        use sea_orm::ConnectionTrait as _;
+        let db = roster_db::Db::connect(&DbSettings::new(&self.database_url))
+            .await
+            .unwrap();
+        db.conn().execute_unprepared(sql).await.unwrap();
+        db.close().await;
     }
 }
 

@@ -9,6 +9,7 @@ mod helpers;
 mod agents;
 mod authz;
 mod invitations;
+mod keys;
 mod seats;
 mod service_accounts;
 mod sign_in;

@@ -27,7 +27,7 @@ async fn client_credentials_buy_a_token_for_the_accounts_workspaces(app: TestApp
     let issued = app.issue(&account.client_id, &secret).await.unwrap();
 
     assert_eq!(issued.token_type, "Bearer");
-    let principal = app.tokens.verifier().verify(&issued.access_token).unwrap();
+    let principal = app.verify(&issued.access_token);
     assert_eq!(principal.kind, PrincipalKind::Service);
     assert_eq!(principal.subject, account.service_account_id);
     let grant = principal.grant(WS).unwrap();
@@ -160,7 +160,7 @@ async fn only_a_platform_service_creates_an_account_for_every_workspace(app: Tes
         .issue(&account.client_id, &created.client_secret)
         .await
         .unwrap();
-    let principal = app.tokens.verifier().verify(&token.access_token).unwrap();
+    let principal = app.verify(&token.access_token);
     assert!(matches!(principal.workspaces, WorkspaceScope::All(_)));
     assert!(principal.grant("any-workspace").is_some());
 
@@ -179,7 +179,7 @@ async fn only_a_platform_service_creates_an_account_for_every_workspace(app: Tes
 async fn a_rotated_secret_and_a_revoked_account_stop_working(app: TestApp) {
     let (account, old_secret) = app.service_account(&[]).await;
     let before = app.issue(&account.client_id, &old_secret).await.unwrap();
-    let before = app.tokens.verifier().verify(&before.access_token).unwrap();
+    let before = app.verify(&before.access_token);
 
     let rotated = app
         .client()
@@ -200,7 +200,7 @@ async fn a_rotated_secret_and_a_revoked_account_stop_working(app: TestApp) {
         .issue(&account.client_id, &rotated.client_secret)
         .await
         .unwrap();
-    let after = app.tokens.verifier().verify(&after.access_token).unwrap();
+    let after = app.verify(&after.access_token);
     assert!(
         after.generation > before.generation,
         "older tokens are revocable"

@@ -29,7 +29,7 @@ async fn login_returns_tokens_for_the_agents_role_in_its_workspace(app: TestApp)
     let session = app.login("Ana@Example.com", PASSWORD).await.unwrap();
 
     assert_eq!(session.token_type, "Bearer");
-    let principal = app.tokens.verifier().verify(&session.access_token).unwrap();
+    let principal = app.verify(&session.access_token);
     assert_eq!(principal.subject, agent.agent_id);
     let grant = principal.grant(WS).expect("the agent's workspace");
     assert_eq!(grant.role, "agent");
@@ -166,7 +166,7 @@ async fn refresh_tokens_rotate_and_a_reused_one_revokes_the_sign_in(app: TestApp
 
     let second = app.refresh(&first.refresh_token).await.unwrap();
     assert_ne!(second.refresh_token, first.refresh_token);
-    let principal = app.tokens.verifier().verify(&second.access_token).unwrap();
+    let principal = app.verify(&second.access_token);
     assert_eq!(principal.subject, agent.agent_id);
     assert_eq!(principal.grant(WS).unwrap().role, "viewer");
     let third = app.refresh(&second.refresh_token).await.unwrap();
@@ -240,7 +240,7 @@ async fn deactivation_ends_sign_ins_and_raises_the_token_generation(app: TestApp
     app.active("root@example.com", "admin").await;
     let agent = app.active("gus@example.com", "agent").await;
     let session = app.login("gus@example.com", PASSWORD).await.unwrap();
-    let before = app.tokens.verifier().verify(&session.access_token).unwrap();
+    let before = app.verify(&session.access_token);
 
     app.client()
         .deactivate_agent(app.admin(pb::DeactivateAgentRequest {
@@ -271,7 +271,7 @@ async fn deactivation_ends_sign_ins_and_raises_the_token_generation(app: TestApp
         "REFRESH_TOKEN_INVALID",
     );
     let again = app.login("gus@example.com", PASSWORD).await.unwrap();
-    let after = app.tokens.verifier().verify(&again.access_token).unwrap();
+    let after = app.verify(&again.access_token);
     assert!(
         after.generation > before.generation,
         "tokens issued before the deactivation are of an older generation"

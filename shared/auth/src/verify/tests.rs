@@ -361,6 +361,31 @@ fn unknown_or_missing_kid_is_refused() {
 }
 
 #[test]
+fn unknown_kids_are_reported_to_the_hook_and_known_ones_not() {
+    let fx = Fixture::new();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let record = Arc::clone(&seen);
+    assert!(fx.verifier.on_unknown_key(move |kid| {
+        record.lock().unwrap().push(kid.to_owned());
+    }));
+    assert!(!fx.verifier.on_unknown_key(|_| {}), "one hook per verifier");
+
+    let mut header = fx.header();
+    fx.verifier.verify(&fx.mint(&claims())).unwrap();
+    header.kid = Some("rotated-in".into());
+    let result = fx.verifier.verify(&fx.sign_raw(&header, &claims_json()));
+    assert!(matches!(result, Err(AuthError::UnknownKey(_))));
+    // A token refused before its key is looked up (another algorithm) reports nothing.
+    let hs256 = format!(
+        "{}.{}.c2ln",
+        b64(&json!({"alg": "HS256", "typ": "JWT", "kid": "other"})),
+        b64(&claims_json())
+    );
+    assert!(fx.verifier.verify(&hs256).is_err());
+    assert_eq!(*seen.lock().unwrap(), ["rotated-in"]);
+}
+
+#[test]
 fn embedded_attacker_jwk_is_never_used() {
     let fx = Fixture::new();
     for attacker_kid in [KID, "attacker"] {
@@ -607,7 +632,8 @@ fn a_cached_token_is_refused_on_the_first_call_after_its_revocation() {
     let fx = Fixture::new();
     let clock: Arc<dyn Clock> = Arc::new(SetClock(Arc::clone(&fx.now)));
     let view = crate::RevocationView::new(Duration::from_secs(300), clock);
-    let verifier = fx.verifier.clone().with_revocations(view.clone());
+    let verifier = fx.verifier.clone();
+    assert!(verifier.follow_revocations(view.clone()));
     let token = fx.mint(&claims());
 
     assert!(
