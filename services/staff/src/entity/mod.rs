@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod agent_password;
 pub mod invitation;
+pub mod role;
 pub mod staff_workspace;
 pub mod team;
 pub mod team_member;

@@ -2,6 +2,7 @@
 //! tests (never `create_table_from_entity`), so what is tested is what production gets.
 
 mod m20261210_000001_create_staff;
+mod m20261220_000010_roles_teams;
 
 use sea_orm_migration::prelude::*;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(roster_db::outbox::CreateOutboxTable),
             Box::new(m20261210_000001_create_staff::Migration),
+            Box::new(m20261220_000010_roles_teams::Migration),
         ]
     }
 }

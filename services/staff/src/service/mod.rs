@@ -3,8 +3,10 @@
 //! the outbox in that same transaction. Changes that take a seat or may remove the last
 //! active admin lock the workspace's row first (`store::workspaces::lock`).
 
+mod access;
 mod agents;
 mod invitations;
+mod roles;
 mod teams;
 
 use std::sync::Arc;
@@ -15,8 +17,11 @@ use roster_db::outbox::{AuditEvent, FieldChange};
 use serde_json::Value;
 use uuid::Uuid;
 
+pub use access::AccessParts;
 pub use agents::{AgentPatch, ProfilePatch, extra_permissions as agents_extra_permissions};
 pub use invitations::{Invited, NewInvitation, RequestKey};
+pub use roles::{NewRole, RolePatch, RoleView};
+pub use teams::{MembersChanged, TeamPatch};
 
 use crate::entity::agent;
 

@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod invitations;
+pub mod roles;
 pub mod teams;
 pub mod workspaces;
 
