@@ -6,7 +6,10 @@
 
 mod helpers;
 
+mod access;
 mod agents;
 mod authz;
 mod invitations;
+mod roles;
 mod seats;
+mod teams;
