@@ -1,7 +1,6 @@
 //! An agent's effective access, loaded for `domain::access::effective_access`: what
 //! GetEffectivePermissions and ExplainAccess answer and what Login will put in tokens.
 
-use roster_db::Db;
 use sea_orm::ConnectionTrait;
 
 use super::Staff;
@@ -14,14 +13,14 @@ use crate::store;
 
 /// What an agent's access is made of.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AccessParts {
+pub(super) struct AccessParts {
     pub role: RoleGrant,
     pub teams: Vec<TeamGrant>,
     pub extra: Vec<String>,
 }
 
 impl AccessParts {
-    pub fn effective(&self) -> EffectiveAccess {
+    pub(super) fn effective(&self) -> EffectiveAccess {
         effective_access(&self.role, &self.teams, &self.extra)
     }
 }
@@ -77,15 +76,13 @@ pub(super) async fn team_grants<C: ConnectionTrait>(
         .collect()
 }
 
-async fn read_access(
-    db: &Db,
-    workspace_id: &str,
-    agent_id: uuid::Uuid,
-) -> Result<(agent::Model, EffectiveAccess)> {
-    let conn = db.conn();
-    let agent = store::agents::require(conn, workspace_id, agent_id).await?;
-    let parts = access_parts(conn, &agent, true).await?;
-    Ok((agent, parts.effective()))
+/// The effective access of `agent`, read over `conn`: Login reads it in the transaction
+/// that checks the agent, so the token carries what the agent held at that moment.
+pub async fn load_effective_access<C: ConnectionTrait>(
+    conn: &C,
+    agent: &agent::Model,
+) -> Result<EffectiveAccess> {
+    Ok(access_parts(conn, agent, true).await?.effective())
 }
 
 impl Staff {
@@ -105,6 +102,9 @@ impl Staff {
         workspace_id: &str,
         agent_id: uuid::Uuid,
     ) -> Result<(agent::Model, EffectiveAccess)> {
-        read_access(&self.db, workspace_id, agent_id).await
+        let conn = self.db.conn();
+        let agent = store::agents::require(conn, workspace_id, agent_id).await?;
+        let access = load_effective_access(conn, &agent).await?;
+        Ok((agent, access))
     }
 }

@@ -17,7 +17,7 @@ use roster_db::outbox::{AuditEvent, FieldChange};
 use serde_json::Value;
 use uuid::Uuid;
 
-pub use access::AccessParts;
+pub use access::load_effective_access;
 pub use agents::{AgentPatch, ProfilePatch, extra_permissions as agents_extra_permissions};
 pub use invitations::{Invited, NewInvitation, RequestKey};
 pub use roles::{NewRole, RolePatch, RoleView};

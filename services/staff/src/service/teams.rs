@@ -102,6 +102,8 @@ impl Staff {
     ) -> Result<team::Model> {
         in_write_txn!(self.db, StaffError, retry_unique = true, |txn| {
             let conn = &*txn;
+            let now = self.now_us();
+            store::workspaces::lock(conn, workspace_id, now).await?;
             let name_key = name.to_lowercase();
             if let Some(existing) =
                 store::teams::find_by_name(conn, workspace_id, &name_key).await?

@@ -14,6 +14,7 @@ on_both_databases!(
     a_held_role_cannot_be_deleted_and_its_changes_reach_its_holders,
     granting_a_custom_role_needs_holding_its_permissions,
     roles_and_teams_of_two_workspaces_never_mix,
+    a_role_is_never_deleted_from_under_an_agent_given_it,
 );
 
 fn mask(paths: &[&str]) -> Option<FieldMask> {
@@ -548,4 +549,27 @@ async fn roles_and_teams_of_two_workspaces_never_mix(app: TestApp) {
         Code::PermissionDenied,
         "WORKSPACE_NOT_GRANTED",
     );
+}
+
+async fn a_role_is_never_deleted_from_under_an_agent_given_it(app: TestApp) {
+    let chekov = app.active("chekov@example.com", "agent").await;
+    for round in 0..4 {
+        let role = app.create_role(&format!("Navigator {round}"), &[]).await;
+        let admin = app.admin_token();
+        let (deleted, given) = tokio::join!(
+            delete_role(&app, &role.role_id, ""),
+            set_role(&app, &admin, &chekov, &role.name),
+        );
+        // Whichever came first wins; the other sees what it left.
+        match (&deleted, &given) {
+            (Ok(()), Err(status)) => assert_eq!(violated_fields(status), ["agent.role"]),
+            (Err(status), Ok(agent)) => {
+                assert_eq!(crate::helpers::reason(status), "ROLE_IN_USE");
+                assert_eq!(agent.role, role.name);
+                assert_eq!(get_role(&app, &role.role_id).await.unwrap().agent_count, 1);
+            }
+            other => panic!("round {round}: {other:?}"),
+        }
+        set_role(&app, &admin, &chekov, "agent").await.unwrap();
+    }
 }

@@ -176,7 +176,7 @@ async fn teams_are_read_changed_and_deleted_with_etags(app: TestApp) {
     .unwrap();
     assert_eq!(
         app.get(&scotty.agent_id).await.team_ids,
-        [changed.team_id.clone()]
+        std::slice::from_ref(&changed.team_id)
     );
     let delete = |etag: &str| {
         let request = app.admin(pb::DeleteTeamRequest {
@@ -223,7 +223,7 @@ async fn members_are_added_removed_and_paged_from_both_sides(app: TestApp) {
     let added = add(&app, &admin, &tier1.team_id, &ids).await.unwrap();
     assert_eq!(added.changed_agent_ids, &ids[2..]);
     let ann = app.get(ids[0]).await;
-    assert_eq!(ann.team_ids, [tier1.team_id.clone()]);
+    assert_eq!(ann.team_ids, std::slice::from_ref(&tier1.team_id));
     assert_ne!(ann.etag, agents[0].etag, "joining a team changes the agent");
 
     // Pages of two, by name descending, never repeat or skip a member.
@@ -403,7 +403,10 @@ async fn a_teams_permissions_are_granted_with_its_membership(app: TestApp) {
     let removed = remove(&app, &manager, &billing.team_id, &[&rand.agent_id])
         .await
         .unwrap();
-    assert_eq!(removed.changed_agent_ids, [rand.agent_id.clone()]);
+    assert_eq!(
+        removed.changed_agent_ids,
+        std::slice::from_ref(&rand.agent_id)
+    );
     let added = app.last_event("team.members_added").await;
     assert_eq!(
         change_of(&added, "team.permissions").1,
