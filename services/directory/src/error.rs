@@ -105,6 +105,7 @@ impl DirectoryError {
             message: message.into(),
             reason,
             resource,
+            retry_after: None,
         }))
     }
 

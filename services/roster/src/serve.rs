@@ -5,27 +5,30 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use roster_auth::{AuthSettings, KeySet, TokenVerifier, load_or_create_dev_keys};
+use roster_auth::{AuthSettings, DevKeys, KeySet, TokenVerifier, load_or_create_dev_keys};
 use roster_directory::domain::SystemClock;
 use roster_directory::startup::SERVICE as DIRECTORY;
 use roster_directory::widget_kek::WidgetKeyring;
 use roster_directory::{Application, prepare_database};
 use roster_runtime::{TelemetrySettings, init_telemetry};
+use roster_staff::service::SignInPolicy;
+use roster_staff::settings::SignInSettings;
 use roster_staff::startup::SERVICE as STAFF;
 use tokio::sync::watch;
 
-fn verifier(data_dir: &Path, auth: &AuthSettings) -> anyhow::Result<TokenVerifier> {
+/// The verifier every service uses, and the development key the staff service signs with.
+fn keys(data_dir: &Path, auth: &AuthSettings) -> anyhow::Result<(TokenVerifier, DevKeys)> {
+    let dev = load_or_create_dev_keys(data_dir)
+        .with_context(|| format!("development keys in {}", data_dir.display()))?;
     let keys = match &auth.jwks_file {
         Some(path) => KeySet::from_jwks_file(path)
             .with_context(|| format!("ROSTER_AUTH_JWKS_FILE: reading {}", path.display()))?,
         None => {
-            let dev = load_or_create_dev_keys(data_dir)
-                .with_context(|| format!("development keys in {}", data_dir.display()))?;
             tracing::info!(jwks = %dev.jwks_path.display(), "verifying tokens with the development key; mint one with `roster dev-token`");
             KeySet::from_jwks_json(&dev.jwks_json)?
         }
     };
-    Ok(TokenVerifier::new(auth.verifier.clone(), keys))
+    Ok((TokenVerifier::new(auth.verifier.clone(), keys), dev))
 }
 
 pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
@@ -33,7 +36,7 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let auth = AuthSettings::from_env()?;
-    let verifier = verifier(data_dir, &auth)?;
+    let (verifier, dev_keys) = keys(data_dir, &auth)?;
 
     let database = DIRECTORY.database_settings(data_dir)?;
     let server = DIRECTORY.server_settings()?;
@@ -54,6 +57,12 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
         staff_db,
         verifier,
         Arc::new(SystemClock),
+        SignInPolicy::new(
+            Arc::new(dev_keys.signer),
+            auth.verifier.issuer.clone(),
+            auth.verifier.audience.clone(),
+            SignInSettings::from_env(&STAFF.env_prefix())?,
+        ),
     )
     .await?;
     tracing::info!(address = %staff.local_addr(), "staff listening");

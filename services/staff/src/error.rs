@@ -42,6 +42,14 @@ pub mod reason {
     pub const GRANT_NOT_HELD: &str = "GRANT_NOT_HELD";
     pub const OWN_ROLE: &str = "OWN_ROLE";
     pub const NOT_AN_AGENT: &str = "NOT_AN_AGENT";
+    pub const WRONG_CREDENTIALS: &str = "WRONG_CREDENTIALS";
+    pub const SIGN_IN_THROTTLED: &str = "SIGN_IN_THROTTLED";
+    pub const AGENT_NOT_ACTIVE: &str = "AGENT_NOT_ACTIVE";
+    pub const REFRESH_TOKEN_INVALID: &str = "REFRESH_TOKEN_INVALID";
+    pub const SERVICE_ACCOUNT_NOT_FOUND: &str = "SERVICE_ACCOUNT_NOT_FOUND";
+    pub const SERVICE_ACCOUNT_ALREADY_EXISTS: &str = "SERVICE_ACCOUNT_ALREADY_EXISTS";
+    pub const SERVICE_ACCOUNT_REVOKED: &str = "SERVICE_ACCOUNT_REVOKED";
+    pub const CLIENT_CREDENTIALS_INVALID: &str = "CLIENT_CREDENTIALS_INVALID";
     pub const DATABASE_UNAVAILABLE: &str = roster_service::refusal::reason::DATABASE_UNAVAILABLE;
 
     pub const ROLE_NOT_FOUND: &str = "ROLE_NOT_FOUND";
@@ -92,6 +100,7 @@ impl StaffError {
             message: message.into(),
             reason,
             resource,
+            retry_after: None,
         }))
     }
 

@@ -12,6 +12,7 @@ pub mod entity;
 pub mod error;
 pub mod migration;
 pub mod service;
+pub mod settings;
 pub mod startup;
 pub mod store;
 

@@ -18,7 +18,7 @@ use crate::api::StaffApi;
 use crate::api::authz::PUBLIC_METHODS;
 use crate::domain::Clock;
 use crate::migration::Migrator;
-use crate::service::Staff;
+use crate::service::{SignInPolicy, Staff};
 
 /// `roster-staff`, configured by `ROSTER_STAFF_…` variables, port 50052.
 pub const SERVICE: ServiceDef = ServiceDef {
@@ -35,9 +35,10 @@ pub fn routes(
     db: Db,
     verifier: TokenVerifier,
     clock: Arc<dyn Clock>,
+    sign_in: SignInPolicy,
     max_message_bytes: usize,
 ) -> ServiceRoutes {
-    let service = StaffServiceServer::new(StaffApi::new(Staff::new(db, clock)))
+    let service = StaffServiceServer::new(StaffApi::new(Staff::new(db, clock, sign_in)))
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(max_message_bytes);
     let routes = Routes::new(OversizeIsResourceExhausted(
@@ -61,11 +62,13 @@ impl Application {
         db: Db,
         verifier: TokenVerifier,
         clock: Arc<dyn Clock>,
+        sign_in: SignInPolicy,
     ) -> anyhow::Result<Self> {
         let routes = routes(
             db.clone(),
             verifier,
             clock,
+            sign_in,
             server_settings.max_message_bytes,
         );
         Ok(Self(

@@ -30,6 +30,9 @@ pub struct Refusal {
     pub reason: &'static str,
     /// (resource type, resource name), answered as `ResourceInfo`.
     pub resource: Option<(&'static str, String)>,
+    /// When retrying can succeed, after how long (`RetryInfo`); `None` takes the code's
+    /// default (`error_details::retry_delay`).
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl Refusal {
@@ -39,6 +42,7 @@ impl Refusal {
             message: message.into(),
             reason,
             resource: None,
+            retry_after: None,
         }
     }
 
@@ -105,7 +109,7 @@ impl Refusal {
             domain,
             self.reason,
             details,
-            retry_delay(self.code),
+            self.retry_after.or_else(|| retry_delay(self.code)),
         )
     }
 }

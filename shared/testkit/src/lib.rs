@@ -172,6 +172,12 @@ impl TestTokens {
         (TestTokens { signer }, verifier)
     }
 
+    /// The key these tokens are signed with, for a service under test that issues tokens
+    /// the test's verifiers must accept.
+    pub fn signer(&self) -> &TokenSigner {
+        &self.signer
+    }
+
     /// Another verifier trusting these tokens, for a second server in the same test.
     pub fn verifier(&self) -> TokenVerifier {
         let jwks = self.signer.jwks_json().expect("the public key as a JWKS");

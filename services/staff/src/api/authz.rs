@@ -23,15 +23,23 @@ pub enum Need {
     Write(&'static Permission),
     /// An agent's own token (its subject is the agent id), any role.
     OwnAgent,
+    /// Like `Write` of the permission, or the token of the agent the call is about.
+    WriteOrAboutSelf(&'static Permission),
 }
 
 pub const STAFF_MANAGE: Need = Need::Write(&PERMISSIONS.permissions[0]);
 pub const SEATS_MANAGE: Need = Need::Write(&PERMISSIONS.permissions[1]);
 pub const ROLES_MANAGE: Need = Need::Write(&roster_auth::catalogues::ROLES_MANAGE);
 
-/// Methods callable without an access token: the invitee has none yet; the invitation
-/// secret is the credential.
-pub const PUBLIC_METHODS: &[&str] = &["/roster.staff.v1.StaffService/AcceptInvitation"];
+/// Methods callable without an access token: the credential is in the request (an
+/// invitation secret, a password, a refresh token).
+pub const PUBLIC_METHODS: &[&str] = &[
+    "/roster.staff.v1.StaffService/AcceptInvitation",
+    "/roster.staff.v1.StaffService/Login",
+    "/roster.staff.v1.StaffService/RefreshToken",
+    "/roster.staff.v1.StaffService/Logout",
+    "/roster.staff.v1.StaffService/IssueServiceToken",
+];
 
 /// Every RPC but the public ones, with its need: the table the handlers use and the
 /// authorization matrix tests.
@@ -50,6 +58,14 @@ pub const NEEDS: &[(&str, Need)] = &[
     ("ListTeams", Need::Read),
     ("SetSeatLimit", SEATS_MANAGE),
     ("GetWorkspaceUsage", Need::Read),
+    (
+        "ListLoginHistory",
+        Need::WriteOrAboutSelf(&PERMISSIONS.permissions[0]),
+    ),
+    ("CreateServiceAccount", STAFF_MANAGE),
+    ("ListServiceAccounts", STAFF_MANAGE),
+    ("RotateServiceAccountSecret", STAFF_MANAGE),
+    ("RevokeServiceAccount", STAFF_MANAGE),
     ("ListPermissions", Need::Read),
     ("CreateRole", ROLES_MANAGE),
     ("GetRole", Need::Read),
@@ -87,11 +103,28 @@ fn grant<'a>(principal: &'a Principal, workspace_id: &str) -> Result<&'a Grant> 
 }
 
 pub fn authorize(principal: &Principal, workspace_id: &str, method: &str) -> Result<()> {
+    authorize_about(principal, workspace_id, method, None)
+}
+
+/// [`authorize`] for a call about one agent, which `WriteOrAboutSelf` lets that agent make.
+pub fn authorize_about(
+    principal: &Principal,
+    workspace_id: &str,
+    method: &str,
+    about: Option<Uuid>,
+) -> Result<()> {
     let grant = grant(principal, workspace_id)?;
-    match need(method)? {
+    let need = match need(method)? {
+        Need::WriteOrAboutSelf(_) if about.is_some() && caller_agent(principal) == about => {
+            return Ok(());
+        }
+        Need::WriteOrAboutSelf(permission) => Need::Write(permission),
+        need => need,
+    };
+    match need {
         Need::Read => Ok(()),
         Need::OwnAgent => own_agent(principal).map(|_| ()),
-        Need::Write(permission) => {
+        Need::WriteOrAboutSelf(permission) | Need::Write(permission) => {
             if grant.is_admin()
                 || (grant.role != Role::Viewer.as_str() && grant.has_permission(permission.name))
             {

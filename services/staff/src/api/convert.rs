@@ -84,6 +84,7 @@ pub fn agent(view: AgentView) -> Result<pb::Agent> {
         deactivation_reason: agent.deactivation_reason,
         last_sign_in_at: (agent.last_sign_in_at != 0).then(|| timestamp(agent.last_sign_in_at)),
         etag: etag(agent.version),
+        sign_in_count: agent.sign_in_count,
     })
 }
 

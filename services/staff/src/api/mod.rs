@@ -6,6 +6,8 @@ mod access;
 pub mod authz;
 pub mod convert;
 mod roles;
+mod service_accounts;
+mod sign_in;
 mod teams;
 
 use std::future::Future;
@@ -759,6 +761,69 @@ impl StaffService for StaffApi {
             Ok(convert::usage(workspace_id, usage))
         })
         .await
+    }
+
+    async fn login(
+        &self,
+        request: Request<pb::LoginRequest>,
+    ) -> std::result::Result<Response<pb::LoginResponse>, Status> {
+        respond(sign_in::login(self, request)).await
+    }
+
+    async fn refresh_token(
+        &self,
+        request: Request<pb::RefreshTokenRequest>,
+    ) -> std::result::Result<Response<pb::LoginResponse>, Status> {
+        respond(sign_in::refresh_token(self, request)).await
+    }
+
+    async fn logout(
+        &self,
+        request: Request<pb::LogoutRequest>,
+    ) -> std::result::Result<Response<pb::LogoutResponse>, Status> {
+        respond(sign_in::logout(self, request)).await
+    }
+
+    async fn list_login_history(
+        &self,
+        request: Request<pb::ListLoginHistoryRequest>,
+    ) -> std::result::Result<Response<pb::ListLoginHistoryResponse>, Status> {
+        respond(sign_in::list_login_history(self, request)).await
+    }
+
+    async fn create_service_account(
+        &self,
+        request: Request<pb::CreateServiceAccountRequest>,
+    ) -> std::result::Result<Response<pb::ServiceAccountWithSecret>, Status> {
+        respond(service_accounts::create(self, request)).await
+    }
+
+    async fn list_service_accounts(
+        &self,
+        request: Request<pb::ListServiceAccountsRequest>,
+    ) -> std::result::Result<Response<pb::ListServiceAccountsResponse>, Status> {
+        respond(service_accounts::list(self, request)).await
+    }
+
+    async fn rotate_service_account_secret(
+        &self,
+        request: Request<pb::RotateServiceAccountSecretRequest>,
+    ) -> std::result::Result<Response<pb::ServiceAccountWithSecret>, Status> {
+        respond(service_accounts::rotate_secret(self, request)).await
+    }
+
+    async fn revoke_service_account(
+        &self,
+        request: Request<pb::RevokeServiceAccountRequest>,
+    ) -> std::result::Result<Response<pb::ServiceAccount>, Status> {
+        respond(service_accounts::revoke(self, request)).await
+    }
+
+    async fn issue_service_token(
+        &self,
+        request: Request<pb::IssueServiceTokenRequest>,
+    ) -> std::result::Result<Response<pb::IssueServiceTokenResponse>, Status> {
+        respond(service_accounts::issue_token(self, request)).await
     }
 
     async fn list_permissions(

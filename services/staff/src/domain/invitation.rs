@@ -5,28 +5,11 @@
 //! dictionary-attack 256 random bits, so the slow hashing passwords need buys nothing, and
 //! a plain digest lets AcceptInvitation find the invitation by an indexed lookup.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand::RngCore;
-use sha2::{Digest, Sha256};
-
 use super::InvitationState;
+pub use super::secret::{hash as secret_hash, new as new_secret};
 
 /// Invitations expire after 7 days.
 pub const LIFETIME_US: i64 = 7 * 24 * 3600 * 1_000_000;
-
-/// A fresh secret from `rng`.
-pub fn new_secret(rng: &mut impl RngCore) -> String {
-    let mut bytes = [0u8; 32];
-    rng.fill_bytes(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// What is stored of a secret.
-pub fn secret_hash(secret: &str) -> String {
-    let digest = Sha256::digest(secret.as_bytes());
-    digest.iter().map(|byte| format!("{byte:02x}")).collect()
-}
 
 /// Why an invitation cannot be accepted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

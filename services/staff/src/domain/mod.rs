@@ -6,6 +6,9 @@ pub mod filter;
 pub mod invitation;
 pub mod password;
 pub mod roles;
+pub mod secret;
+pub mod service_account;
+pub mod sign_in;
 pub mod status;
 pub mod values;
 

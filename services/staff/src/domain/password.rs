@@ -5,8 +5,11 @@
 //! OWASP recommendation) with a random salt per hash; the PHC string stored carries the
 //! parameters, so raising them later leaves old hashes verifiable.
 
+use std::sync::LazyLock;
+
 use argon2::Argon2;
-use argon2::password_hash::PasswordHasher as _;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use roster_core::FieldViolation;
 
 pub const MIN_CHARS: usize = 10;
@@ -40,6 +43,28 @@ pub fn hash(password: &str) -> Result<String, String> {
         .map_err(|error| format!("argon2 hashing failed: {error}"))
 }
 
+/// Whether `password` is the one `stored` (a PHC string) was made from. As slow as
+/// [`hash`], with the parameters `stored` names: call it off the async workers. A stored
+/// value that does not parse matches nothing.
+pub fn verify(password: &str, stored: &str) -> bool {
+    PasswordHash::new(stored).is_ok_and(|parsed| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
+}
+
+/// A hash of no one's password, checked when an e-mail matches no agent so that answer
+/// takes as long as a wrong password's and timing does not reveal who has an account.
+pub fn decoy_hash() -> &'static str {
+    static DECOY: LazyLock<String> = LazyLock::new(|| {
+        let mut random = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut random);
+        hash(&format!("{random:?}")).unwrap_or_default()
+    });
+    &DECOY
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -57,6 +82,16 @@ mod tests {
         assert!(check("password", "ten chars\u{0}!").is_err());
         // Counted in characters, not bytes.
         assert!(check("password", "ééééééééé").is_err());
+    }
+
+    #[test]
+    fn verify_accepts_only_the_password_and_the_decoy_matches_nothing() {
+        let stored = hash("correct horse").unwrap();
+        assert!(verify("correct horse", &stored));
+        assert!(!verify("correct horsf", &stored));
+        assert!(!verify("correct horse", "not a phc string"));
+        assert!(decoy_hash().starts_with("$argon2id$"));
+        assert!(!verify("", decoy_hash()));
     }
 
     #[test]

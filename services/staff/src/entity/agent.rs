@@ -32,6 +32,10 @@ pub struct Model {
     /// 0 = never signed in.
     pub last_sign_in_at: i64,
     pub version: i64,
+    /// Successful sign-ins.
+    pub sign_in_count: i64,
+    /// Tokens issued under a lower generation are revoked.
+    pub token_generation: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -4,7 +4,11 @@
 pub mod agent;
 pub mod agent_password;
 pub mod invitation;
+pub mod refresh_token;
 pub mod role;
+pub mod service_account;
+pub mod sign_in_attempt;
+pub mod sign_in_throttle;
 pub mod staff_workspace;
 pub mod team;
 pub mod team_member;

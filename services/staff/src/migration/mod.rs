@@ -2,6 +2,8 @@
 //! tests (never `create_table_from_entity`), so what is tested is what production gets.
 
 mod m20261210_000001_create_staff;
+mod m20261215_000002_sign_in;
+mod m20261216_000003_service_accounts;
 mod m20261220_000010_roles_teams;
 
 use sea_orm_migration::prelude::*;
@@ -14,6 +16,8 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(roster_db::outbox::CreateOutboxTable),
             Box::new(m20261210_000001_create_staff::Migration),
+            Box::new(m20261215_000002_sign_in::Migration),
+            Box::new(m20261216_000003_service_accounts::Migration),
             Box::new(m20261220_000010_roles_teams::Migration),
         ]
     }

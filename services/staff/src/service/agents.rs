@@ -259,6 +259,16 @@ impl Staff {
             if after == before && !teams_changed {
                 return self.view(conn, before).await;
             }
+            // Tokens carry the role and permissions they were issued with: any change to
+            // what the agent holds, or a deactivation, ends the tokens issued before it.
+            let deactivated = status_after == AgentStatus::Deactivated
+                && status_before != AgentStatus::Deactivated;
+            if role_changed || extra_after != extra_before || teams_changed || deactivated {
+                after.token_generation += 1;
+            }
+            if deactivated {
+                store::sign_in::revoke_agent_tokens(conn, workspace_id, agent_id, now).await?;
+            }
             after.updated_at = now;
             after.version += 1;
             if !store::agents::update(conn, &before, &after).await? {

@@ -11,7 +11,7 @@ use super::{AgentView, Staff, agent_context, change};
 use crate::domain::access::Granter;
 use crate::domain::invitation::{self, NotAcceptable};
 use crate::domain::{AgentStatus, InvitationState};
-use crate::entity::{agent, agent_password, invitation as invitation_row, team};
+use crate::entity::{agent, invitation as invitation_row, team};
 use crate::error::{AGENT_RESOURCE, Result, StaffError, reason};
 use crate::store;
 use crate::store::invitations::Open;
@@ -237,6 +237,8 @@ impl Staff {
                         deactivation_reason: String::new(),
                         last_sign_in_at: 0,
                         version: 1,
+                        sign_in_count: 0,
+                        token_generation: 0,
                     };
                     store::agents::insert(conn, agent.clone()).await?;
                     agent
@@ -520,24 +522,13 @@ impl Staff {
                 now,
             )
             .await?;
-            use sea_orm::{
-                ColumnTrait as _, EntityTrait as _, IntoActiveModel as _, QueryFilter as _,
-            };
-            agent_password::Entity::delete_many()
-                .filter(agent_password::Column::WorkspaceId.eq(workspace_id))
-                .filter(agent_password::Column::AgentId.eq(found.agent_id))
-                .exec(conn)
-                .await?;
-            agent_password::Entity::insert(
-                agent_password::Model {
-                    workspace_id: workspace_id.to_owned(),
-                    agent_id: found.agent_id,
-                    password_hash: password_hash.clone(),
-                    updated_at: now,
-                }
-                .into_active_model(),
+            store::agents::set_password_hash(
+                conn,
+                workspace_id,
+                found.agent_id,
+                &password_hash,
+                now,
             )
-            .exec_without_returning(conn)
             .await?;
             let actor = Actor {
                 kind: "agent".to_owned(),

@@ -7,7 +7,10 @@ mod access;
 mod agents;
 mod invitations;
 mod roles;
+mod service_accounts;
+mod sign_in;
 mod teams;
+mod tokens;
 
 use std::sync::Arc;
 
@@ -21,7 +24,12 @@ pub use access::load_effective_access;
 pub use agents::{AgentPatch, ProfilePatch, extra_permissions as agents_extra_permissions};
 pub use invitations::{Invited, NewInvitation, RequestKey};
 pub use roles::{NewRole, RolePatch, RoleView};
+pub use service_accounts::{
+    NewServiceAccount, SERVICE_ACCOUNT_RESOURCE, WithSecret, listed as service_account_list,
+};
+pub use sign_in::{PasswordSignIn, Session, SignInPolicy};
 pub use teams::{MembersChanged, TeamPatch};
+pub use tokens::{AccessToken, AccessTokens};
 
 use crate::entity::agent;
 
@@ -30,6 +38,7 @@ use crate::entity::agent;
 pub struct Staff {
     db: Db,
     clock: Arc<dyn Clock>,
+    sign_in: SignInPolicy,
 }
 
 /// An agent with its teams, as every call answers it.
@@ -47,8 +56,8 @@ pub struct Usage {
 }
 
 impl Staff {
-    pub fn new(db: Db, clock: Arc<dyn Clock>) -> Self {
-        Self { db, clock }
+    pub fn new(db: Db, clock: Arc<dyn Clock>, sign_in: SignInPolicy) -> Self {
+        Self { db, clock, sign_in }
     }
 
     fn now_us(&self) -> i64 {

@@ -251,9 +251,12 @@ impl Staff {
             if !store::roles::update(conn, &before, &after).await? {
                 return Err(StaffError::Database(roster_db::DbError::Conflict));
             }
+            // Holders' tokens carry the role's name and permissions: either change ends them.
             if after.name != before.name {
                 store::roles::rename_holders(conn, workspace_id, &before.name, &after.name, now)
                     .await?;
+            } else if permissions_after != permissions_before {
+                store::roles::raise_holders_generation(conn, workspace_id, &before.name).await?;
             }
             let mut changes = vec![change(
                 "role.name",

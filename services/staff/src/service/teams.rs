@@ -208,6 +208,9 @@ impl Staff {
             if !store::teams::update(conn, &before, &after).await? {
                 return Err(StaffError::Database(roster_db::DbError::Conflict));
             }
+            if permissions_after != permissions_before {
+                store::teams::raise_generation(conn, workspace_id, &members).await?;
+            }
             let mut changes = team_context(&before);
             for (field, old, new) in [
                 ("name", &before.name, &after.name),

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::contains_pattern;
 use crate::domain::filter::{AgentFilter, AgentOrderKey, Comparison};
-use crate::entity::{agent, team_member};
+use crate::entity::{agent, agent_password, team_member};
 use crate::error::{Result, StaffError};
 
 pub async fn find<C: ConnectionTrait>(
@@ -62,6 +62,46 @@ pub async fn find_by_email<C: ConnectionTrait>(
         .filter(agent::Column::EmailKey.eq(email_key))
         .one(conn)
         .await?)
+}
+
+/// The agent's argon2id PHC string; `None` for an agent that never set a password.
+pub async fn password_hash<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    agent_id: Uuid,
+) -> Result<Option<String>> {
+    Ok(
+        agent_password::Entity::find_by_id((workspace_id.to_owned(), agent_id))
+            .one(conn)
+            .await?
+            .map(|row| row.password_hash),
+    )
+}
+
+pub async fn set_password_hash<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    agent_id: Uuid,
+    password_hash: &str,
+    now: i64,
+) -> Result<()> {
+    agent_password::Entity::delete_many()
+        .filter(agent_password::Column::WorkspaceId.eq(workspace_id))
+        .filter(agent_password::Column::AgentId.eq(agent_id))
+        .exec(conn)
+        .await?;
+    agent_password::Entity::insert(
+        agent_password::Model {
+            workspace_id: workspace_id.to_owned(),
+            agent_id,
+            password_hash: password_hash.to_owned(),
+            updated_at: now,
+        }
+        .into_active_model(),
+    )
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
 }
 
 pub async fn insert<C: ConnectionTrait>(conn: &C, row: agent::Model) -> Result<()> {

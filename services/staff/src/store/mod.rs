@@ -4,6 +4,8 @@
 pub mod agents;
 pub mod invitations;
 pub mod roles;
+pub mod service_accounts;
+pub mod sign_in;
 pub mod teams;
 pub mod workspaces;
 

@@ -155,8 +155,27 @@ pub async fn holders_of<C: ConnectionTrait>(
         .await?)
 }
 
+/// Ends the tokens of the role's holders (they carry its permissions): raises their token
+/// generation.
+pub async fn raise_holders_generation<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    name: &str,
+) -> Result<()> {
+    agent::Entity::update_many()
+        .col_expr(
+            agent::Column::TokenGeneration,
+            Expr::col(agent::Column::TokenGeneration).add(1),
+        )
+        .filter(agent::Column::WorkspaceId.eq(workspace_id))
+        .filter(agent::Column::Role.eq(name))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
 /// Moves the holders of role `from` to the name `to`, as a rename must: their rows
-/// change, so their versions do too.
+/// change, so their versions do too, and their tokens (which carry the role's name) end.
 pub async fn rename_holders<C: ConnectionTrait>(
     conn: &C,
     workspace_id: &str,
@@ -170,6 +189,10 @@ pub async fn rename_holders<C: ConnectionTrait>(
         .col_expr(
             agent::Column::Version,
             Expr::col(agent::Column::Version).add(1),
+        )
+        .col_expr(
+            agent::Column::TokenGeneration,
+            Expr::col(agent::Column::TokenGeneration).add(1),
         )
         .filter(agent::Column::WorkspaceId.eq(workspace_id))
         .filter(agent::Column::Role.eq(from))

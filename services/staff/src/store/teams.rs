@@ -214,7 +214,7 @@ pub async fn remove_members<C: ConnectionTrait>(
 }
 
 /// Marks the agents changed (their teams did): new versions, so etags read before the
-/// change no longer match.
+/// change no longer match, and new token generations, since what they hold changed.
 pub async fn touch_agents<C: ConnectionTrait>(
     conn: &C,
     workspace_id: &str,
@@ -229,6 +229,32 @@ pub async fn touch_agents<C: ConnectionTrait>(
         .col_expr(
             agent::Column::Version,
             Expr::col(agent::Column::Version).add(1),
+        )
+        .col_expr(
+            agent::Column::TokenGeneration,
+            Expr::col(agent::Column::TokenGeneration).add(1),
+        )
+        .filter(agent::Column::WorkspaceId.eq(workspace_id))
+        .filter(agent::Column::AgentId.is_in(agent_ids.iter().copied()))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// Ends the agents' tokens (what they hold changed, their rows did not): raises their
+/// token generation.
+pub async fn raise_generation<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    agent_ids: &[Uuid],
+) -> Result<()> {
+    if agent_ids.is_empty() {
+        return Ok(());
+    }
+    agent::Entity::update_many()
+        .col_expr(
+            agent::Column::TokenGeneration,
+            Expr::col(agent::Column::TokenGeneration).add(1),
         )
         .filter(agent::Column::WorkspaceId.eq(workspace_id))
         .filter(agent::Column::AgentId.is_in(agent_ids.iter().copied()))

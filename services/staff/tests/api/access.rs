@@ -4,13 +4,14 @@ use prost_types::FieldMask;
 use roster_proto::staff::v1 as pb;
 use tonic::Code;
 
-use crate::helpers::{TestApp, WS, assert_refused, change_of, violated_fields};
+use crate::helpers::{PASSWORD, TestApp, WS, assert_refused, change_of, violated_fields};
 use crate::on_both_databases;
 
 on_both_databases!(
     the_catalogue_is_published_by_service_with_descriptions,
     explain_access_names_the_role_each_team_and_the_extra_grant,
     admins_hold_everything_and_viewers_nothing,
+    tokens_carry_effective_access_and_end_when_a_role_or_team_changes,
 );
 
 fn mask(paths: &[&str]) -> Option<FieldMask> {
@@ -287,4 +288,93 @@ async fn admins_hold_everything_and_viewers_nothing(app: TestApp) {
         .unwrap()
         .into_inner();
     assert!(why.granted);
+}
+
+async fn tokens_carry_effective_access_and_end_when_a_role_or_team_changes(app: TestApp) {
+    let lead = app.create_role("Team Lead", &["tickets.work"]).await;
+    let vip = app.create_team("VIP", &["tickets.view_all"]).await;
+    let worf = app.active("worf@example.com", "Team Lead").await;
+    app.client()
+        .update_agent(app.admin(pb::UpdateAgentRequest {
+            workspace_id: WS.into(),
+            agent: Some(pb::Agent {
+                agent_id: worf.agent_id.clone(),
+                extra_permissions: vec!["data.export".into()],
+                ..Default::default()
+            }),
+            update_mask: mask(&["extra_permissions"]),
+        }))
+        .await
+        .unwrap();
+    app.client()
+        .add_team_members(app.admin(pb::AddTeamMembersRequest {
+            workspace_id: WS.into(),
+            team_id: vip.team_id.clone(),
+            agent_ids: vec![worf.agent_id.clone()],
+        }))
+        .await
+        .unwrap();
+    // What a fresh sign-in's token holds: (role, permissions, generation).
+    let signed_in = || async {
+        let session = app.login("worf@example.com", PASSWORD).await.unwrap();
+        let principal = app.tokens.verifier().verify(&session.access_token).unwrap();
+        let grant = principal.grant(WS).unwrap().clone();
+        let mut permissions: Vec<String> = grant.permissions.into_iter().collect();
+        permissions.sort();
+        (grant.role, permissions, principal.generation)
+    };
+    let (role, permissions, first) = signed_in().await;
+    assert_eq!(role, "Team Lead");
+    assert_eq!(
+        permissions,
+        ["data.export", "tickets.view_all", "tickets.work"]
+    );
+
+    let mut widen = lead.clone();
+    widen.permissions = vec!["tickets.work".into(), "macros.manage".into()];
+    app.client()
+        .update_role(app.admin(pb::UpdateRoleRequest {
+            workspace_id: WS.into(),
+            role: Some(widen),
+            update_mask: mask(&["permissions"]),
+        }))
+        .await
+        .unwrap();
+    let (_, permissions, second) = signed_in().await;
+    assert!(
+        second > first,
+        "the role's change ends tokens issued before it"
+    );
+    assert!(permissions.contains(&"macros.manage".to_owned()));
+
+    let mut narrow = vip.clone();
+    narrow.permissions = vec![];
+    app.client()
+        .update_team(app.admin(pb::UpdateTeamRequest {
+            workspace_id: WS.into(),
+            team: Some(narrow),
+            update_mask: mask(&["permissions"]),
+        }))
+        .await
+        .unwrap();
+    let (_, permissions, third) = signed_in().await;
+    assert!(
+        third > second,
+        "the team's change ends tokens issued before it"
+    );
+    assert!(!permissions.contains(&"tickets.view_all".to_owned()));
+
+    app.client()
+        .remove_team_members(app.admin(pb::RemoveTeamMembersRequest {
+            workspace_id: WS.into(),
+            team_id: vip.team_id.clone(),
+            agent_ids: vec![worf.agent_id.clone()],
+        }))
+        .await
+        .unwrap();
+    let (_, _, fourth) = signed_in().await;
+    assert!(
+        fourth > third,
+        "leaving a team ends tokens issued before it"
+    );
 }

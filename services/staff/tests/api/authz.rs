@@ -5,7 +5,7 @@
 use roster_proto::staff::v1 as pb;
 use tonic::Code;
 
-use crate::helpers::{TestApp, WS};
+use crate::helpers::{PASSWORD, TestApp, WS};
 use crate::on_both_databases;
 
 on_both_databases!(every_rpc_against_every_caller);
@@ -39,10 +39,23 @@ const STAFF_WRITES: &[&str] = &[
     "DeactivateAgent",
     "ReactivateAgent",
     "CreateTeam",
+    "ListLoginHistory",
+    "CreateServiceAccount",
+    "ListServiceAccounts",
+    "RotateServiceAccountSecret",
+    "RevokeServiceAccount",
     "UpdateTeam",
     "DeleteTeam",
     "AddTeamMembers",
     "RemoveTeamMembers",
+];
+/// Callable without a token; the credentials travel in the request.
+const PUBLIC: &[&str] = &[
+    "AcceptInvitation",
+    "Login",
+    "RefreshToken",
+    "Logout",
+    "IssueServiceToken",
 ];
 const ROLE_WRITES: &[&str] = &["CreateRole", "UpdateRole", "DeleteRole"];
 
@@ -232,6 +245,90 @@ async fn call(
             ))
             .await
             .map(|_| ()),
+        "Login" => app.login("me@example.com", PASSWORD).await.map(|_| ()),
+        "RefreshToken" => {
+            let session = app.login("me@example.com", PASSWORD).await?;
+            app.refresh(&session.refresh_token).await.map(|_| ())
+        }
+        "Logout" => {
+            let session = app.login("me@example.com", PASSWORD).await?;
+            client
+                .logout(req(
+                    token,
+                    pb::LogoutRequest {
+                        refresh_token: session.refresh_token,
+                    },
+                ))
+                .await
+                .map(|_| ())
+        }
+        "ListLoginHistory" => client
+            .list_login_history(req(
+                token,
+                pb::ListLoginHistoryRequest {
+                    workspace_id: ws(),
+                    agent_id: id(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "CreateServiceAccount" => client
+            .create_service_account(req(
+                token,
+                pb::CreateServiceAccountRequest {
+                    workspace_id: ws(),
+                    name: format!("sa-{}", uuid::Uuid::now_v7()),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "ListServiceAccounts" => client
+            .list_service_accounts(req(
+                token,
+                pb::ListServiceAccountsRequest {
+                    workspace_id: ws(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "RotateServiceAccountSecret" => client
+            .rotate_service_account_secret(req(
+                token,
+                pb::RotateServiceAccountSecretRequest {
+                    workspace_id: ws(),
+                    service_account_id: app.service_account(&[]).await.0.service_account_id,
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "RevokeServiceAccount" => client
+            .revoke_service_account(req(
+                token,
+                pb::RevokeServiceAccountRequest {
+                    workspace_id: ws(),
+                    service_account_id: app.service_account(&[]).await.0.service_account_id,
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "IssueServiceToken" => {
+            let (account, secret) = app.service_account(&[]).await;
+            client
+                .issue_service_token(req(
+                    token,
+                    pb::IssueServiceTokenRequest {
+                        client_id: account.client_id,
+                        client_secret: secret,
+                    },
+                ))
+                .await
+                .map(|_| ())
+        }
         "GetWorkspaceUsage" => client
             .get_workspace_usage(req(
                 token,
@@ -434,11 +531,11 @@ async fn every_rpc_against_every_caller(app: TestApp) {
     let methods: Vec<&str> = roster_staff::api::authz::NEEDS
         .iter()
         .map(|(name, _)| *name)
-        .chain(["AcceptInvitation"])
+        .chain(PUBLIC.iter().copied())
         .collect();
     assert_eq!(
         methods.len(),
-        29,
+        38,
         "every RPC of the service is in the matrix"
     );
 
@@ -451,47 +548,47 @@ async fn every_rpc_against_every_caller(app: TestApp) {
         Caller {
             name: "agent (own token)",
             token: Some(app.token_as(&me, &[WS], "agent", &[])),
-            may: |m| READS.contains(&m) || m == "UpdateMyProfile" || m == "AcceptInvitation",
+            may: |m| READS.contains(&m) || m == "UpdateMyProfile" || PUBLIC.contains(&m),
         },
         Caller {
             name: "agent + staff.manage",
             token: Some(app.token("agent", &["staff.manage"])),
-            may: |m| READS.contains(&m) || STAFF_WRITES.contains(&m) || m == "AcceptInvitation",
+            may: |m| READS.contains(&m) || STAFF_WRITES.contains(&m) || PUBLIC.contains(&m),
         },
         Caller {
             name: "agent + roles.manage",
             token: Some(app.token("agent", &["roles.manage"])),
-            may: |m| READS.contains(&m) || ROLE_WRITES.contains(&m) || m == "AcceptInvitation",
+            may: |m| READS.contains(&m) || ROLE_WRITES.contains(&m) || PUBLIC.contains(&m),
         },
         Caller {
             name: "custom role + staff.manage",
             token: Some(app.token("Team Lead", &["staff.manage", "tickets.work"])),
-            may: |m| READS.contains(&m) || STAFF_WRITES.contains(&m) || m == "AcceptInvitation",
+            may: |m| READS.contains(&m) || STAFF_WRITES.contains(&m) || PUBLIC.contains(&m),
         },
         Caller {
             name: "viewer + staff.manage",
             token: Some(app.token("viewer", &["staff.manage", "seats.manage", "roles.manage"])),
-            may: |m| READS.contains(&m) || m == "AcceptInvitation",
+            may: |m| READS.contains(&m) || PUBLIC.contains(&m),
         },
         Caller {
             name: "billing service",
             token: Some(app.tokens.service("billing", &["seats.manage"])),
-            may: |m| READS.contains(&m) || m == "SetSeatLimit" || m == "AcceptInvitation",
+            may: |m| READS.contains(&m) || m == "SetSeatLimit" || PUBLIC.contains(&m),
         },
         Caller {
             name: "admin of another workspace",
             token: Some(app.tokens.agent(&["other"], "admin", &[])),
-            may: |m| m == "AcceptInvitation",
+            may: |m| PUBLIC.contains(&m),
         },
         Caller {
             name: "no token",
             token: None,
-            may: |m| m == "AcceptInvitation",
+            may: |m| PUBLIC.contains(&m),
         },
         Caller {
             name: "garbage token",
             token: Some("garbage".into()),
-            may: |m| m == "AcceptInvitation",
+            may: |m| PUBLIC.contains(&m),
         },
     ];
     for caller in &callers {

@@ -9,6 +9,8 @@ use roster_proto::staff::v1 as pb;
 use roster_proto::staff::v1::staff_service_client::StaffServiceClient;
 use roster_runtime::ServerSettings;
 use roster_staff::domain::ShiftedClock;
+use roster_staff::service::SignInPolicy;
+use roster_staff::settings::SignInSettings;
 use roster_staff::{Application, prepare_database};
 use roster_testkit::{Served, TestBackend, TestTokens};
 use tonic::transport::Channel;
@@ -50,11 +52,19 @@ pub async fn spawn(database_url: &str) -> (TestApp, Served) {
         .await
         .expect("database ready");
     let clock = ShiftedClock::default();
+    let defaults = roster_auth::VerifierSettings::default();
+    let sign_in = SignInPolicy::new(
+        Arc::new(tokens.signer().clone()),
+        defaults.issuer,
+        defaults.audience,
+        SignInSettings::default(),
+    );
     let app = Application::build(
         ServerSettings::for_tests(),
         db,
         verifier,
         Arc::new(clock.clone()),
+        sign_in,
     )
     .await
     .expect("app builds");
@@ -140,6 +150,72 @@ impl TestApp {
                 secret: secret.into(),
                 name: String::new(),
                 password: PASSWORD.into(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// Signs in with e-mail and password.
+    pub async fn login(&self, email: &str, password: &str) -> Result<pb::LoginResponse, Status> {
+        self.client()
+            .login(pb::LoginRequest {
+                workspace_id: WS.into(),
+                email: email.into(),
+                password: password.into(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Result<pb::LoginResponse, Status> {
+        self.client()
+            .refresh_token(pb::RefreshTokenRequest {
+                refresh_token: refresh_token.into(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// The agent's login history as an admin reads it, newest first.
+    pub async fn history(&self, agent_id: &str, page_size: i32) -> Vec<pb::LoginAttempt> {
+        self.client()
+            .list_login_history(self.admin(pb::ListLoginHistoryRequest {
+                workspace_id: WS.into(),
+                agent_id: agent_id.into(),
+                page_size,
+                ..Default::default()
+            }))
+            .await
+            .expect("login history")
+            .into_inner()
+            .attempts
+    }
+
+    /// A new service account of the workspace with `permissions`, and its client secret.
+    pub async fn service_account(&self, permissions: &[&str]) -> (pb::ServiceAccount, String) {
+        let created = self
+            .client()
+            .create_service_account(self.admin(pb::CreateServiceAccountRequest {
+                workspace_id: WS.into(),
+                name: format!("sa-{}", uuid::Uuid::now_v7()),
+                permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+                ..Default::default()
+            }))
+            .await
+            .expect("service account")
+            .into_inner();
+        (created.service_account.unwrap(), created.client_secret)
+    }
+
+    pub async fn issue(
+        &self,
+        client_id: &str,
+        client_secret: &str,
+    ) -> Result<pb::IssueServiceTokenResponse, Status> {
+        self.client()
+            .issue_service_token(pb::IssueServiceTokenRequest {
+                client_id: client_id.into(),
+                client_secret: client_secret.into(),
             })
             .await
             .map(tonic::Response::into_inner)

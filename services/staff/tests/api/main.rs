@@ -12,4 +12,6 @@ mod authz;
 mod invitations;
 mod roles;
 mod seats;
+mod service_accounts;
+mod sign_in;
 mod teams;
