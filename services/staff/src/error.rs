@@ -51,11 +51,22 @@ pub mod reason {
     pub const SERVICE_ACCOUNT_REVOKED: &str = "SERVICE_ACCOUNT_REVOKED";
     pub const CLIENT_CREDENTIALS_INVALID: &str = "CLIENT_CREDENTIALS_INVALID";
     pub const DATABASE_UNAVAILABLE: &str = roster_service::refusal::reason::DATABASE_UNAVAILABLE;
+
+    pub const ROLE_NOT_FOUND: &str = "ROLE_NOT_FOUND";
+    pub const ROLE_ALREADY_EXISTS: &str = "ROLE_ALREADY_EXISTS";
+    /// A built-in role cannot be changed or deleted.
+    pub const ROLE_BUILT_IN: &str = "ROLE_BUILT_IN";
+    /// Agents still hold the role.
+    pub const ROLE_IN_USE: &str = "ROLE_IN_USE";
+    pub const ROLE_LIMIT_REACHED: &str = "ROLE_LIMIT_REACHED";
+    /// An agent holds a role that no longer exists (fail closed).
+    pub const ROLE_UNKNOWN: &str = "ROLE_UNKNOWN";
 }
 
 /// The resource types named in `ResourceInfo`.
 pub const AGENT_RESOURCE: &str = "roster.staff.v1.Agent";
 pub const TEAM_RESOURCE: &str = "roster.staff.v1.Team";
+pub const ROLE_RESOURCE: &str = "roster.staff.v1.Role";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StaffError {
@@ -119,6 +130,27 @@ impl StaffError {
         )
     }
 
+    pub fn role_not_found(role_id: impl std::fmt::Display) -> Self {
+        Self::refused(
+            Code::NotFound,
+            reason::ROLE_NOT_FOUND,
+            Some((ROLE_RESOURCE, role_id.to_string())),
+            format!("role {role_id} not found in this workspace"),
+        )
+    }
+
+    /// A stale etag of a `what` (role, team).
+    pub fn stale(what: &str) -> Self {
+        Self::refused(
+            Code::Aborted,
+            reason::ETAG_MISMATCH,
+            None,
+            format!(
+                "the {what} changed since it was read (etag mismatch); read it again and retry"
+            ),
+        )
+    }
+
     pub fn stale_etag() -> Self {
         Self::refused(
             Code::Aborted,
@@ -148,6 +180,12 @@ impl From<FieldViolation> for StaffError {
 impl From<Vec<FieldViolation>> for StaffError {
     fn from(violations: Vec<FieldViolation>) -> Self {
         StaffError::Invalid(violations)
+    }
+}
+
+impl From<crate::domain::access::NotHeld> for StaffError {
+    fn from(refused: crate::domain::access::NotHeld) -> Self {
+        StaffError::permission_denied(reason::GRANT_NOT_HELD, refused.message())
     }
 }
 

@@ -1,6 +1,11 @@
 //! Every service's permission catalogue, in one place so the staff service can offer (and
 //! check grants against) their union without depending on another service's crate. Each
 //! service's authorization names only permissions of its own catalogue.
+//!
+//! The help-desk product's own services (tickets, macros, analytics, billing, integrations)
+//! live outside Roster, yet an administrator grants their permissions through Roster's roles,
+//! so they have a catalogue here too ([`HELPDESK`]): Roster publishes and grants those names,
+//! and those services check them in the tokens it issues.
 
 use crate::{Permission, PermissionCatalogue};
 
@@ -14,15 +19,15 @@ pub const DIRECTORY: PermissionCatalogue = PermissionCatalogue {
         },
         Permission {
             name: "end_users.write",
-            description: "Create, change, import, deactivate and reactivate end-users and guests",
+            description: "Manage end-users: create, change, import, deactivate and reactivate end-users and guests",
         },
         Permission {
             name: "end_users.delete",
-            description: "Soft-delete end-users and restore them",
+            description: "Delete end-users (soft delete) and restore them",
         },
         Permission {
             name: "end_users.erase",
-            description: "Erase an end-user's personal data for good (GDPR erasure)",
+            description: "Erase end-users: remove an end-user's personal data for good (GDPR erasure)",
         },
         Permission {
             name: "end_users.merge",
@@ -41,21 +46,82 @@ pub const STAFF: PermissionCatalogue = PermissionCatalogue {
     permissions: &[
         Permission {
             name: "staff.manage",
-            description: "Invite agents, change their role, teams and extra permissions, deactivate and reactivate them, resend and revoke invitations, and create teams",
+            description: "Manage staff: invite agents, change their role, teams and extra permissions, deactivate and reactivate them, resend and revoke invitations, and create, change and delete teams and their members",
         },
         Permission {
             name: "seats.manage",
             description: "Set the workspace's licensed seat count (the billing service)",
         },
+        ROLES_MANAGE,
+        SIGNING_KEYS_ROTATE,
+    ],
+};
+
+/// Defining roles is apart from `staff.manage`: a role's permissions reach every agent who
+/// holds it, so who may redefine them is chosen on its own. Named here so the staff
+/// service's authorization refers to it by name, not by its place in the list.
+pub const ROLES_MANAGE: Permission = Permission {
+    name: "roles.manage",
+    description: "Create, change and delete the workspace's custom roles (only with permissions the caller holds)",
+};
+
+/// Rotating the signing key is a platform operation, held only by a service token for every
+/// workspace that names it: no role implies it. Named so authorization refers to it by name.
+pub const SIGNING_KEYS_ROTATE: Permission = Permission {
+    name: "signing_keys.rotate",
+    description: "Rotate the key that signs every access token (a platform operator's service token for every workspace; never an agent)",
+};
+
+/// The help-desk services' permissions, checked by those services (outside Roster) in the
+/// tokens Roster issues.
+pub const HELPDESK: PermissionCatalogue = PermissionCatalogue {
+    service: "helpdesk",
+    permissions: &[
         Permission {
-            name: "signing_keys.rotate",
-            description: "Rotate the key that signs every access token (a platform operator's service token for every workspace; never an agent)",
+            name: "tickets.work",
+            description: "Work tickets assigned to the agent or their teams: reply, add notes, change status and assignee",
+        },
+        Permission {
+            name: "tickets.view_all",
+            description: "View all tickets: see the entire inbox, not only assigned and team tickets",
+        },
+        Permission {
+            name: "tickets.delete",
+            description: "Delete tickets: remove them permanently",
+        },
+        Permission {
+            name: "macros.use",
+            description: "Use macros (canned replies and actions) on tickets",
+        },
+        Permission {
+            name: "macros.manage",
+            description: "Manage macros: create, edit and delete shared macros",
+        },
+        Permission {
+            name: "data.export",
+            description: "Export data: download reports and ticket exports",
+        },
+        Permission {
+            name: "analytics.view",
+            description: "View analytics: access reports and performance dashboards",
+        },
+        Permission {
+            name: "billing.manage",
+            description: "Manage billing: plan, payment details and invoices",
+        },
+        Permission {
+            name: "integrations.manage",
+            description: "Manage integrations: connect, configure and remove third-party apps",
+        },
+        Permission {
+            name: "automations.manage",
+            description: "Manage automations: triggers, SLAs and routing rules",
         },
     ],
 };
 
 /// Every catalogue, in the order `ListPermissions` will publish them.
-pub const ALL: &[PermissionCatalogue] = &[DIRECTORY, STAFF];
+pub const ALL: &[PermissionCatalogue] = &[DIRECTORY, STAFF, HELPDESK];
 
 /// The permission named `name` in any service's catalogue.
 pub fn find(name: &str) -> Option<&'static Permission> {
@@ -90,5 +156,21 @@ mod tests {
         assert!(find("staff.manage").is_some());
         assert!(find("end_users.erase").is_some());
         assert!(find("tickets.fly").is_none());
+        assert_eq!(STAFF.get("roles.manage"), Some(&ROLES_MANAGE));
+        for named in [
+            "tickets.view_all",
+            "tickets.delete",
+            "data.export",
+            "macros.manage",
+            "analytics.view",
+            "end_users.write",
+            "end_users.delete",
+            "end_users.erase",
+            "staff.manage",
+            "billing.manage",
+            "integrations.manage",
+        ] {
+            assert!(find(named).is_some(), "{named}");
+        }
     }
 }

@@ -1,8 +1,8 @@
 //! Who may call what, decided here and nowhere else, from the caller's token: the need of
-//! every RPC, the public methods, and the grant rules (nobody grants a role or permission
-//! they do not hold).
-
-use std::collections::BTreeSet;
+//! every RPC, the public methods, and what the caller may grant (nobody grants a role,
+//! team permission or extra permission they do not hold: [`granter`] builds the
+//! `domain::access::Granter` the service checks each grant against, inside the change's
+//! transaction, once the role or team granted is read).
 
 use roster_auth::{
     Grant, Permission, PermissionCatalogue, Principal, PrincipalKind, WorkspaceScope,
@@ -10,6 +10,7 @@ use roster_auth::{
 use uuid::Uuid;
 
 use crate::domain::Role;
+use crate::domain::access::Granter;
 use crate::error::{Result, StaffError, reason};
 
 /// The staff service's permissions (kept with every service's in `roster_auth::catalogues`).
@@ -33,7 +34,8 @@ pub enum Need {
 
 pub const STAFF_MANAGE: Need = Need::Write(&PERMISSIONS.permissions[0]);
 pub const SEATS_MANAGE: Need = Need::Write(&PERMISSIONS.permissions[1]);
-pub const SIGNING_KEYS_ROTATE: Need = Need::Platform(&PERMISSIONS.permissions[2]);
+pub const SIGNING_KEYS_ROTATE: Need = Need::Platform(&roster_auth::catalogues::SIGNING_KEYS_ROTATE);
+pub const ROLES_MANAGE: Need = Need::Write(&roster_auth::catalogues::ROLES_MANAGE);
 
 /// Methods callable without an access token: the credential is in the request (an
 /// invitation secret, a password, a refresh token, a client secret), or the method serves
@@ -75,6 +77,20 @@ pub const NEEDS: &[(&str, Need)] = &[
     ("RotateServiceAccountSecret", STAFF_MANAGE),
     ("RevokeServiceAccount", STAFF_MANAGE),
     ("RotateSigningKey", SIGNING_KEYS_ROTATE),
+    ("ListPermissions", Need::Read),
+    ("CreateRole", ROLES_MANAGE),
+    ("GetRole", Need::Read),
+    ("UpdateRole", ROLES_MANAGE),
+    ("DeleteRole", ROLES_MANAGE),
+    ("ListRoles", Need::Read),
+    ("GetTeam", Need::Read),
+    ("UpdateTeam", STAFF_MANAGE),
+    ("DeleteTeam", STAFF_MANAGE),
+    ("AddTeamMembers", STAFF_MANAGE),
+    ("RemoveTeamMembers", STAFF_MANAGE),
+    ("ListTeamMembers", Need::Read),
+    ("GetEffectivePermissions", Need::Read),
+    ("ExplainAccess", Need::Read),
 ];
 
 /// The need of `method` (its short name) from [`NEEDS`].
@@ -182,69 +198,19 @@ pub fn caller_agent(principal: &Principal) -> Option<Uuid> {
     own_agent(principal).ok()
 }
 
-/// What the caller holds in a workspace: its built-in role's permissions and the
-/// permissions its token lists there.
-fn held(grant: &Grant) -> BTreeSet<String> {
+/// What the caller holds in `workspace_id`, and so may grant there: its token's built-in
+/// role's permissions (every permission for an admin) and the permissions the token lists.
+pub fn granter(principal: &Principal, workspace_id: &str) -> Result<Granter> {
+    let grant = grant(principal, workspace_id)?;
     let mut held = Role::parse(&grant.role)
         .map(Role::permissions)
         .unwrap_or_default();
     held.extend(grant.permissions.iter().cloned());
-    held
-}
-
-/// Nobody grants a role or permission they do not hold in the workspace: `role` only if
-/// the caller holds every permission it carries (the admin role only by an admin), each of
-/// `extra` only if the caller holds it.
-pub fn check_grants(
-    principal: &Principal,
-    workspace_id: &str,
-    role: Option<Role>,
-    extra: &[String],
-) -> Result<()> {
-    let grant = grant(principal, workspace_id)?;
-    if grant.is_admin() {
-        return Ok(());
-    }
-    let held = held(grant);
-    if let Some(role) = role {
-        let missing: Vec<_> = role
-            .permissions()
-            .into_iter()
-            .filter(|p| !held.contains(p))
-            .collect();
-        if role == Role::Admin || !missing.is_empty() {
-            return Err(StaffError::permission_denied(
-                reason::GRANT_NOT_HELD,
-                format!(
-                    "granting the '{}' role needs holding it; the token lacks {}",
-                    role.as_str(),
-                    if role == Role::Admin {
-                        "the admin role".to_owned()
-                    } else {
-                        missing.join(", ")
-                    }
-                ),
-            ));
-        }
-    }
-    let missing: Vec<_> = extra
-        .iter()
-        .filter(|p| !held.contains(*p))
-        .cloned()
-        .collect();
-    if !missing.is_empty() {
-        return Err(StaffError::permission_denied(
-            reason::GRANT_NOT_HELD,
-            format!(
-                "granting a permission needs holding it; the token lacks {}",
-                missing.join(", ")
-            ),
-        ));
-    }
-    Ok(())
+    Ok(Granter::new(grant.is_admin(), held))
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -284,22 +250,56 @@ mod tests {
             Some(SIGNING_KEYS_ROTATE),
             PERMISSIONS.get("signing_keys.rotate").map(Need::Platform)
         );
+        assert_eq!(
+            Some(ROLES_MANAGE),
+            PERMISSIONS.get("roles.manage").map(Need::Write)
+        );
     }
 
     #[test]
-    fn grants_need_holding_what_is_granted() {
-        let admin = principal("admin", &[]);
-        assert!(check_grants(&admin, "w", Some(Role::Admin), &["seats.manage".into()]).is_ok());
-        let manager = principal("agent", &["staff.manage"]);
-        assert!(check_grants(&manager, "w", Some(Role::Agent), &[]).is_ok());
-        assert!(check_grants(&manager, "w", Some(Role::Viewer), &["staff.manage".into()]).is_ok());
-        assert!(check_grants(&manager, "w", Some(Role::Admin), &[]).is_err());
-        assert!(check_grants(&manager, "w", None, &["seats.manage".into()]).is_err());
-        let viewer_manager = principal("viewer", &["staff.manage"]);
+    fn a_granter_holds_the_tokens_role_and_permissions_in_that_workspace() {
+        use crate::domain::RoleGrant;
+        let admin = granter(&principal("admin", &[]), "w").unwrap();
         assert!(
-            check_grants(&viewer_manager, "w", Some(Role::Agent), &[]).is_err(),
-            "a viewer lacks end_users.write"
+            admin
+                .may_grant_role(&RoleGrant::built_in(Role::Admin))
+                .is_ok()
         );
+        let manager = granter(&principal("agent", &["staff.manage"]), "w").unwrap();
+        assert!(
+            manager
+                .may_grant_role(&RoleGrant::built_in(Role::Agent))
+                .is_ok()
+        );
+        assert!(
+            manager
+                .may_grant_role(&RoleGrant::built_in(Role::Admin))
+                .is_err()
+        );
+        assert!(
+            manager
+                .may_grant(|| "x".into(), &["staff.manage".to_owned()])
+                .is_ok()
+        );
+        assert!(
+            manager
+                .may_grant(|| "x".into(), &["seats.manage".to_owned()])
+                .is_err()
+        );
+        let viewer_manager = granter(&principal("viewer", &["staff.manage"]), "w").unwrap();
+        assert!(
+            viewer_manager
+                .may_grant_role(&RoleGrant::built_in(Role::Agent))
+                .is_err(),
+            "a viewer lacks the agent role's permissions"
+        );
+        let custom = granter(&principal("Team Lead", &["tickets.work"]), "w").unwrap();
+        assert!(
+            custom
+                .may_grant(|| "x".into(), &["tickets.work".to_owned()])
+                .is_ok()
+        );
+        assert!(granter(&principal("admin", &[]), "elsewhere").is_err());
     }
 
     #[test]

@@ -1,14 +1,17 @@
 //! Rows to protobuf messages.
 
+use std::collections::BTreeSet;
+
 use prost_types::Timestamp;
 use roster_core::etag::etag;
 use roster_proto::staff::v1 as pb;
 
-use crate::domain::AgentStatus;
+use crate::domain::access::Source;
 use crate::domain::values::NotificationPreferences;
+use crate::domain::{AgentStatus, Role};
 use crate::entity::{invitation, team};
 use crate::error::{Result, StaffError};
-use crate::service::{AgentView, Usage, agents_extra_permissions};
+use crate::service::{AgentView, RoleView, Usage, agents_extra_permissions};
 
 pub fn timestamp(us: i64) -> Timestamp {
     Timestamp {
@@ -109,13 +112,94 @@ pub fn invitation(
     }
 }
 
-pub fn team(row: team::Model) -> pb::Team {
-    pb::Team {
+pub fn team(row: team::Model) -> Result<pb::Team> {
+    let permissions = crate::store::teams::grant_of(&row)?.permissions;
+    Ok(pb::Team {
         team_id: row.team_id.to_string(),
         name: row.name,
         description: row.description,
         created_at: Some(timestamp(row.created_at)),
         etag: etag(row.version),
+        permissions: permissions.into_iter().collect(),
+        updated_at: Some(timestamp(row.updated_at)),
+    })
+}
+
+pub fn role(view: RoleView) -> pb::Role {
+    let RoleView {
+        grant,
+        description,
+        holders,
+        row,
+    } = view;
+    pb::Role {
+        role_id: grant.role_id,
+        name: grant.name,
+        description,
+        permissions: grant.permissions.into_iter().collect(),
+        built_in: grant.built_in.is_some(),
+        agent_count: i32::try_from(holders).unwrap_or(i32::MAX),
+        created_at: row.as_ref().map(|row| timestamp(row.created_at)),
+        updated_at: row.as_ref().map(|row| timestamp(row.updated_at)),
+        etag: row.map(|row| etag(row.version)).unwrap_or_default(),
+    }
+}
+
+/// Every service's catalogue, with the built-in roles that hold each permission.
+pub fn permission_catalogue() -> pb::ListPermissionsResponse {
+    let held_by: Vec<(Role, BTreeSet<String>)> = Role::ALL
+        .into_iter()
+        .map(|role| (role, role.permissions()))
+        .collect();
+    pb::ListPermissionsResponse {
+        services: roster_auth::catalogues::ALL
+            .iter()
+            .map(|catalogue| pb::PermissionGroup {
+                service: catalogue.service.to_owned(),
+                permissions: catalogue
+                    .permissions
+                    .iter()
+                    .map(|permission| pb::Permission {
+                        name: permission.name.to_owned(),
+                        description: permission.description.to_owned(),
+                        built_in_roles: held_by
+                            .iter()
+                            .filter(|(_, held)| held.contains(permission.name))
+                            .map(|(role, _)| role.as_str().to_owned())
+                            .collect(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+/// The service whose catalogue names `permission`; empty for a name no catalogue has (a
+/// stored grant the catalogues have since dropped).
+pub fn service_of(permission: &str) -> String {
+    roster_auth::catalogues::ALL
+        .iter()
+        .find(|catalogue| catalogue.get(permission).is_some())
+        .map(|catalogue| catalogue.service.to_owned())
+        .unwrap_or_default()
+}
+
+pub fn access_source(source: &Source) -> pb::AccessSource {
+    let (kind, id, name) = match source {
+        Source::Role { role_id, name } => {
+            (pb::AccessSourceKind::Role, role_id.clone(), name.clone())
+        }
+        Source::Team { team_id, name } => (
+            pb::AccessSourceKind::Team,
+            team_id.to_string(),
+            name.clone(),
+        ),
+        Source::Extra => (pb::AccessSourceKind::Extra, String::new(), String::new()),
+    };
+    pb::AccessSource {
+        kind: kind as i32,
+        id,
+        name,
     }
 }
 

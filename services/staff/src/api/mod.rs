@@ -2,11 +2,14 @@
 //! destructure the request, check the workspace id, authorize (`authz`), validate fields,
 //! call the service, convert.
 
+mod access;
 pub mod authz;
 pub mod convert;
 mod revocations;
+mod roles;
 mod service_accounts;
 mod sign_in;
+mod teams;
 
 use std::future::Future;
 
@@ -146,18 +149,17 @@ impl StaffService for StaffApi {
             let mut checks = Checks::default();
             let email = checks.take(values::email("email", &email));
             let name = checks.take(values::name("name", &name));
-            let role = checks
-                .take(values::role("role", &role, true).map(Some))
-                .unwrap_or(crate::domain::Role::Agent);
+            let role = checks.take(values::role("role", &role, true));
             let team_ids = checks.take_all(values::team_ids("team_ids", &team_ids));
             let request = checks.take(request_key("InviteAgent", &request_id, &content));
             checks.done()?;
-            authz::check_grants(&principal, &workspace_id, Some(role), &[])?;
+            let granter = authz::granter(&principal, &workspace_id)?;
             let invited = self
                 .staff
                 .invite_agent(
                     &actor,
                     &workspace_id,
+                    &granter,
                     NewInvitation {
                         email,
                         name,
@@ -418,11 +420,8 @@ impl StaffService for StaffApi {
             for field in &fields {
                 match field.as_str() {
                     "role" => {
-                        patch.role = Some(
-                            checks
-                                .take(values::role("agent.role", &agent.role, false).map(Some))
-                                .unwrap_or(crate::domain::Role::Viewer),
-                        )
+                        patch.role =
+                            Some(checks.take(values::role("agent.role", &agent.role, false)))
                     }
                     "team_ids" => {
                         patch.team_ids = Some(
@@ -453,12 +452,7 @@ impl StaffService for StaffApi {
             checks.done()?;
             let agent_id =
                 agent_id.ok_or_else(|| StaffError::invalid("agent.agent_id", "is required"))?;
-            authz::check_grants(
-                &principal,
-                &workspace_id,
-                patch.role,
-                patch.extra_permissions.as_deref().unwrap_or_default(),
-            )?;
+            let granter = authz::granter(&principal, &workspace_id)?;
             convert::agent(
                 self.staff
                     .update_agent(
@@ -467,6 +461,7 @@ impl StaffService for StaffApi {
                         agent_id,
                         version,
                         authz::caller_agent(&principal),
+                        Some(&granter),
                         patch,
                     )
                     .await?,
@@ -667,12 +662,22 @@ impl StaffService for StaffApi {
                 values::MAX_DESCRIPTION_CHARS,
                 true,
             ));
+            let permissions =
+                checks.take_all(values::permissions("team.permissions", &team.permissions));
             checks.done()?;
-            Ok(convert::team(
+            let granter = authz::granter(&principal, &workspace_id)?;
+            convert::team(
                 self.staff
-                    .create_team(&actor, &workspace_id, &name, &description)
+                    .create_team(
+                        &actor,
+                        &workspace_id,
+                        &granter,
+                        &name,
+                        &description,
+                        &permissions.into_iter().collect(),
+                    )
                     .await?,
-            ))
+            )
         })
         .await
     }
@@ -713,7 +718,11 @@ impl StaffService for StaffApi {
                 String::new()
             };
             Ok(pb::ListTeamsResponse {
-                teams: rows.into_iter().take(keep).map(convert::team).collect(),
+                teams: rows
+                    .into_iter()
+                    .take(keep)
+                    .map(convert::team)
+                    .collect::<Result<Vec<_>>>()?,
                 next_page_token: next,
             })
         })
@@ -851,5 +860,103 @@ impl StaffService for StaffApi {
             Ok(convert::rotation(rotation))
         })
         .await
+    }
+
+    async fn list_permissions(
+        &self,
+        request: Request<pb::ListPermissionsRequest>,
+    ) -> std::result::Result<Response<pb::ListPermissionsResponse>, Status> {
+        respond(roles::list_permissions(request)).await
+    }
+
+    async fn create_role(
+        &self,
+        request: Request<pb::CreateRoleRequest>,
+    ) -> std::result::Result<Response<pb::Role>, Status> {
+        respond(roles::create_role(&self.staff, request)).await
+    }
+
+    async fn get_role(
+        &self,
+        request: Request<pb::GetRoleRequest>,
+    ) -> std::result::Result<Response<pb::Role>, Status> {
+        respond(roles::get_role(&self.staff, request)).await
+    }
+
+    async fn update_role(
+        &self,
+        request: Request<pb::UpdateRoleRequest>,
+    ) -> std::result::Result<Response<pb::Role>, Status> {
+        respond(roles::update_role(&self.staff, request)).await
+    }
+
+    async fn delete_role(
+        &self,
+        request: Request<pb::DeleteRoleRequest>,
+    ) -> std::result::Result<Response<()>, Status> {
+        respond(roles::delete_role(&self.staff, request)).await
+    }
+
+    async fn list_roles(
+        &self,
+        request: Request<pb::ListRolesRequest>,
+    ) -> std::result::Result<Response<pb::ListRolesResponse>, Status> {
+        respond(roles::list_roles(&self.staff, request)).await
+    }
+
+    async fn get_team(
+        &self,
+        request: Request<pb::GetTeamRequest>,
+    ) -> std::result::Result<Response<pb::Team>, Status> {
+        respond(teams::get_team(&self.staff, request)).await
+    }
+
+    async fn update_team(
+        &self,
+        request: Request<pb::UpdateTeamRequest>,
+    ) -> std::result::Result<Response<pb::Team>, Status> {
+        respond(teams::update_team(&self.staff, request)).await
+    }
+
+    async fn delete_team(
+        &self,
+        request: Request<pb::DeleteTeamRequest>,
+    ) -> std::result::Result<Response<()>, Status> {
+        respond(teams::delete_team(&self.staff, request)).await
+    }
+
+    async fn add_team_members(
+        &self,
+        request: Request<pb::AddTeamMembersRequest>,
+    ) -> std::result::Result<Response<pb::TeamMembersChanged>, Status> {
+        respond(teams::add_team_members(&self.staff, request)).await
+    }
+
+    async fn remove_team_members(
+        &self,
+        request: Request<pb::RemoveTeamMembersRequest>,
+    ) -> std::result::Result<Response<pb::TeamMembersChanged>, Status> {
+        respond(teams::remove_team_members(&self.staff, request)).await
+    }
+
+    async fn list_team_members(
+        &self,
+        request: Request<pb::ListTeamMembersRequest>,
+    ) -> std::result::Result<Response<pb::ListTeamMembersResponse>, Status> {
+        respond(teams::list_team_members(&self.staff, request)).await
+    }
+
+    async fn get_effective_permissions(
+        &self,
+        request: Request<pb::GetEffectivePermissionsRequest>,
+    ) -> std::result::Result<Response<pb::EffectivePermissions>, Status> {
+        respond(access::get_effective_permissions(&self.staff, request)).await
+    }
+
+    async fn explain_access(
+        &self,
+        request: Request<pb::ExplainAccessRequest>,
+    ) -> std::result::Result<Response<pb::AccessExplanation>, Status> {
+        respond(access::explain_access(&self.staff, request)).await
     }
 }

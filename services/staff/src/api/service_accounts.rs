@@ -95,7 +95,8 @@ fn account_workspaces(
     }
     for workspace in &workspaces {
         authz::authorize(principal, workspace, "CreateServiceAccount")?;
-        authz::check_grants(principal, workspace, None, permissions)?;
+        authz::granter(principal, workspace)?
+            .may_grant(|| "a service account's permissions".to_owned(), permissions)?;
     }
     Ok(workspaces)
 }

@@ -7,7 +7,7 @@ use time::macros::format_description;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
-use super::{AgentStatus, Role};
+use super::AgentStatus;
 
 /// A comparison of `last_sign_in_at` with a time (unix microseconds).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,14 +23,17 @@ pub struct AgentFilter {
     /// Lower-case fragments each of which must occur in the e-mail or the name.
     pub text: Vec<String>,
     pub statuses: Vec<AgentStatus>,
-    pub roles: Vec<Role>,
+    /// Role names as written (`role:"Team Lead"`); the service resolves them against the
+    /// workspace's roles, so the store filters by stored names.
+    pub roles: Vec<String>,
     pub teams: Vec<Uuid>,
     pub last_sign_in: Vec<(Comparison, i64)>,
 }
 
 const FIELD: &str = "filter";
 
-/// Splits on spaces outside double quotes; quotes group and are removed.
+/// Splits on spaces outside double quotes; quotes group and are removed. Each word says
+/// whether it began with a quote: `"jean luc"` is text, `role:"Team Lead"` a field term.
 fn words(filter: &str) -> Result<Vec<(String, bool)>, FieldViolation> {
     let mut words = Vec::new();
     let mut current = String::new();
@@ -40,7 +43,7 @@ fn words(filter: &str) -> Result<Vec<(String, bool)>, FieldViolation> {
         match c {
             '"' => {
                 quoted = !quoted;
-                had_quotes = true;
+                had_quotes = had_quotes || current.is_empty();
             }
             c if c.is_whitespace() && !quoted => {
                 if !current.is_empty() || had_quotes {
@@ -116,13 +119,13 @@ pub fn parse_filter(filter: &str) -> Result<AgentFilter, FieldViolation> {
                 parsed.statuses.push(status);
             }
             Some(("role", value)) => {
-                let role = Role::parse(&value.to_lowercase()).ok_or_else(|| {
-                    FieldViolation::new(
+                if value.trim().is_empty() {
+                    return Err(FieldViolation::new(
                         FIELD,
-                        format!("'{value}' is not a role; use admin, agent or viewer"),
-                    )
-                })?;
-                parsed.roles.push(role);
+                        "role: needs a role's name, e.g. role:admin or role:\"Team Lead\"",
+                    ));
+                }
+                parsed.roles.push(value.trim().to_owned());
             }
             Some(("team", value)) => {
                 let team = Uuid::parse_str(value).map_err(|_| {
@@ -171,12 +174,12 @@ mod tests {
     #[test]
     fn terms_of_every_kind() {
         let filter = parse_filter(
-            r#"Kirk AND status:active role:admin "jean luc" last_sign_in_at<2026-10-01 last_sign_in_at>=2026-01-01T00:00:00Z"#,
+            r#"Kirk AND status:active role:admin "jean luc" role:"Team Lead" last_sign_in_at<2026-10-01 last_sign_in_at>=2026-01-01T00:00:00Z"#,
         )
         .unwrap();
         assert_eq!(filter.text, ["kirk", "jean luc"]);
         assert_eq!(filter.statuses, [AgentStatus::Active]);
-        assert_eq!(filter.roles, [Role::Admin]);
+        assert_eq!(filter.roles, ["admin", "Team Lead"]);
         assert_eq!(filter.last_sign_in.len(), 2);
         assert_eq!(filter.last_sign_in[0].0, Comparison::Before);
         assert_eq!(filter.last_sign_in[0].1, 1_790_812_800_000_000);
@@ -190,7 +193,7 @@ mod tests {
     fn mistakes_are_named() {
         for bad in [
             "status:sleeping",
-            "role:owner",
+            "role:",
             "team:x",
             "colour:red",
             "last_sign_in_at=2026-01-01",

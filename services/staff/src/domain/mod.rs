@@ -1,6 +1,7 @@
 //! Types and rules of the staff service, free of protobuf and of SQL. Time and randomness
 //! come in as arguments.
 
+pub mod access;
 pub mod filter;
 pub mod invitation;
 pub mod password;
@@ -11,6 +12,6 @@ pub mod sign_in;
 pub mod status;
 pub mod values;
 
-pub use roles::Role;
+pub use roles::{Role, RoleGrant};
 pub use roster_core::{Clock, ShiftedClock, SystemClock};
 pub use status::{AgentStatus, InvitationState};

@@ -11,6 +11,8 @@ pub struct Model {
     /// Lower-cased name: unique in the workspace, and the list's order.
     pub name_key: String,
     pub description: String,
+    /// JSON array of permission names its members hold while members, sorted.
+    pub permissions: String,
     pub created_at: i64,
     pub updated_at: i64,
     pub version: i64,

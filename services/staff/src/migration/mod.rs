@@ -6,6 +6,7 @@ mod m20261215_000002_sign_in;
 mod m20261216_000003_service_accounts;
 mod m20261217_000004_token_revocations;
 mod m20261220_000001_create_signing_keys;
+mod m20261220_000010_roles_teams;
 
 use sea_orm_migration::prelude::*;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261216_000003_service_accounts::Migration),
             Box::new(m20261217_000004_token_revocations::Migration),
             Box::new(m20261220_000001_create_signing_keys::Migration),
+            Box::new(m20261220_000010_roles_teams::Migration),
         ]
     }
 }

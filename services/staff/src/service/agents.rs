@@ -11,10 +11,11 @@ use sea_orm::ConnectionTrait;
 use serde_json::json;
 use uuid::Uuid;
 
+use super::access::access_parts;
 use super::{AgentView, Staff, Usage, agent_context, change};
+use crate::domain::access::{Granter, effective_access};
 use crate::domain::filter::{AgentFilter, AgentOrderKey};
-use crate::domain::roles::effective_permissions;
-use crate::domain::{AgentStatus, InvitationState, Role};
+use crate::domain::{AgentStatus, InvitationState};
 use crate::entity::agent;
 use crate::error::{Result, StaffError, reason};
 use crate::store;
@@ -22,7 +23,8 @@ use crate::store;
 /// UpdateAgent's admin-controlled fields; `None` leaves a field as it is.
 #[derive(Clone, Debug, Default)]
 pub struct AgentPatch {
-    pub role: Option<Role>,
+    /// A role's name (built-in or custom), resolved against the workspace's roles.
+    pub role: Option<String>,
     pub team_ids: Option<Vec<Uuid>>,
     pub extra_permissions: Option<Vec<String>>,
     /// ACTIVE (reactivate) or DEACTIVATED (deactivate).
@@ -42,15 +44,6 @@ pub struct ProfilePatch {
     /// "", "light" or "dark".
     pub theme: Option<String>,
     pub language: Option<String>,
-}
-
-fn stored_role(agent: &agent::Model) -> Result<Role> {
-    Role::parse(&agent.role).ok_or_else(|| {
-        StaffError::Internal(format!(
-            "agent {} has the unknown role '{}'",
-            agent.agent_id, agent.role
-        ))
-    })
 }
 
 fn stored_status(agent: &agent::Model) -> Result<AgentStatus> {
@@ -102,7 +95,20 @@ impl Staff {
         limit: u64,
     ) -> Result<Vec<AgentView>> {
         let conn = self.db.conn();
-        let rows = store::agents::list(conn, workspace_id, filter, order, after, limit).await?;
+        // Stored names, as the filter compares them.
+        let mut filter = filter.clone();
+        for name in &mut filter.roles {
+            *name = store::roles::resolve(conn, workspace_id, name)
+                .await?
+                .ok_or_else(|| {
+                    StaffError::invalid(
+                        "filter",
+                        format!("role:'{name}' names no role of this workspace"),
+                    )
+                })?
+                .name;
+        }
+        let rows = store::agents::list(conn, workspace_id, &filter, order, after, limit).await?;
         let ids: Vec<Uuid> = rows.iter().map(|row| row.agent_id).collect();
         let mut teams = store::agents::teams_of(conn, workspace_id, &ids).await?;
         Ok(rows
@@ -115,7 +121,10 @@ impl Staff {
     }
 
     /// The admin's change of an agent. `caller_agent` is the caller's own agent id (an
-    /// agent's token), which may not change its own role.
+    /// agent's token), which may not change its own role. `granter` is what the caller
+    /// holds: a new role, new extra permissions and new teams' permissions must be in it
+    /// (`None` only for changes that grant nothing, deactivation and reactivation).
+    #[allow(clippy::too_many_arguments)]
     pub async fn update_agent(
         &self,
         actor: &Actor,
@@ -123,25 +132,34 @@ impl Staff {
         agent_id: Uuid,
         expected_version: Option<i64>,
         caller_agent: Option<Uuid>,
+        granter: Option<&Granter>,
         patch: AgentPatch,
     ) -> Result<AgentView> {
         in_write_txn!(self.db, StaffError, retry_unique = false, |txn| {
             let conn = &*txn;
             let now = self.now_us();
-            // First, so seat and last-admin counts below are decided one change at a time.
+            // First, so seat and last-admin counts below are decided one change at a time,
+            // and no role or team changes under this one.
             let workspace = store::workspaces::lock(conn, workspace_id, now).await?;
             let before = store::agents::require(conn, workspace_id, agent_id).await?;
             if !is_current(expected_version, before.version) {
                 return Err(StaffError::stale_etag());
             }
-            let role_before = stored_role(&before)?;
+            let access_before = access_parts(conn, &before, false).await?;
             let status_before = stored_status(&before)?;
-            let extra_before = extra_permissions(&before)?;
+            let extra_before = access_before.extra.clone();
             let teams_before = store::agents::teams_of(conn, workspace_id, &[agent_id])
                 .await?
                 .remove(&agent_id)
                 .unwrap_or_default();
-            let role_after = patch.role.unwrap_or(role_before);
+            let role_after = match &patch.role {
+                Some(name) => {
+                    self.resolve_role(conn, workspace_id, "agent.role", name)
+                        .await?
+                }
+                None => access_before.role.clone(),
+            };
+            let role_changed = role_after.name != before.role;
             let extra_after = patch
                 .extra_permissions
                 .clone()
@@ -164,16 +182,44 @@ impl Staff {
                 Some(_) => status_before,
             };
 
-            if role_after != role_before && caller_agent == Some(agent_id) {
+            if role_changed && caller_agent == Some(agent_id) {
                 return Err(StaffError::permission_denied(
                     reason::OWN_ROLE,
                     "an agent cannot change their own role; ask another administrator",
                 ));
             }
+            let teams = store::teams::require_all(conn, workspace_id, &teams_after).await?;
+            let team_grants = teams
+                .iter()
+                .map(store::teams::grant_of)
+                .collect::<Result<Vec<_>>>()?;
+            // Only what the agent did not hold by the same means is granted here.
+            let new_extra: Vec<&String> = extra_after
+                .iter()
+                .filter(|p| !extra_before.contains(p))
+                .collect();
+            let new_teams: Vec<_> = team_grants
+                .iter()
+                .filter(|team| !teams_before.contains(&team.team_id))
+                .collect();
+            if role_changed || !new_extra.is_empty() || !new_teams.is_empty() {
+                let granter = granter.ok_or_else(|| {
+                    StaffError::Internal("an agent change that grants was not checked".into())
+                })?;
+                if role_changed {
+                    granter.may_grant_role(&role_after)?;
+                }
+                granter.may_grant(|| "extra permissions".to_owned(), new_extra)?;
+                for team in new_teams {
+                    granter.may_grant(
+                        || format!("membership of the team '{}'", team.name),
+                        &team.permissions,
+                    )?;
+                }
+            }
             let was_active_admin =
-                role_before == Role::Admin && status_before == AgentStatus::Active;
-            let stays_active_admin =
-                role_after == Role::Admin && status_after == AgentStatus::Active;
+                access_before.role.is_admin() && status_before == AgentStatus::Active;
+            let stays_active_admin = role_after.is_admin() && status_after == AgentStatus::Active;
             if was_active_admin
                 && !stays_active_admin
                 && store::workspaces::active_admins(conn, workspace_id).await? <= 1
@@ -189,10 +235,9 @@ impl Staff {
             if !status_before.uses_seat() && status_after.uses_seat() {
                 self.require_free_seat(conn, &workspace).await?;
             }
-            let teams = store::teams::require_all(conn, workspace_id, &teams_after).await?;
 
             let mut after = before.clone();
-            after.role = role_after.as_str().to_owned();
+            after.role = role_after.name.clone();
             after.extra_permissions = serde_json::to_string(&extra_after)
                 .map_err(|error| StaffError::Internal(error.to_string()))?;
             after.status = status_after.as_str().to_owned();
@@ -218,11 +263,7 @@ impl Staff {
             // what the agent holds, or a deactivation, ends the tokens issued before it.
             let deactivated = status_after == AgentStatus::Deactivated
                 && status_before != AgentStatus::Deactivated;
-            if role_after != role_before
-                || extra_after != extra_before
-                || teams_changed
-                || deactivated
-            {
+            if role_changed || extra_after != extra_before || teams_changed || deactivated {
                 after.token_generation += 1;
                 store::revocations::publish(
                     conn,
@@ -244,18 +285,26 @@ impl Staff {
 
             let target = ("agent", agent_id.to_string());
             let mut events = Vec::new();
-            let permissions_before = effective_permissions(role_before, &extra_before);
-            let permissions_after = effective_permissions(role_after, &extra_after);
+            let permissions_before = access_before.effective().permissions;
+            let permissions_after =
+                effective_access(&role_after, &team_grants, &extra_after).permissions;
+            let permissions_change = || {
+                change(
+                    "permissions",
+                    Some(permission_list(&permissions_before)),
+                    Some(permission_list(&permissions_after)),
+                )
+            };
             // A role or extra-permission change is one event each, both naming the agent
             // and the effective permissions before and after.
             let grant_changes = [
-                (role_after != role_before).then(|| {
+                role_changed.then(|| {
                     (
                         "agent.role_changed",
                         change(
                             "role",
-                            Some(role_before.as_str().into()),
-                            Some(role_after.as_str().into()),
+                            Some(before.role.clone().into()),
+                            Some(role_after.name.clone().into()),
                         ),
                     )
                 }),
@@ -273,11 +322,7 @@ impl Staff {
             for (action, grant) in grant_changes.into_iter().flatten() {
                 let mut changes = agent_context(&before);
                 changes.push(grant);
-                changes.push(change(
-                    "permissions",
-                    Some(permission_list(&permissions_before)),
-                    Some(permission_list(&permissions_after)),
-                ));
+                changes.push(permissions_change());
                 events.push(self.event(actor, workspace_id, action, target.clone(), changes));
             }
             if teams_changed {
@@ -298,6 +343,9 @@ impl Staff {
                     Some(names(&named_before)),
                     Some(names(&teams)),
                 ));
+                if permissions_after != permissions_before {
+                    changes.push(permissions_change());
+                }
                 events.push(self.event(
                     actor,
                     workspace_id,
@@ -357,8 +405,16 @@ impl Staff {
             deactivation_reason: reason,
             ..AgentPatch::default()
         };
-        self.update_agent(actor, workspace_id, agent_id, expected_version, None, patch)
-            .await
+        self.update_agent(
+            actor,
+            workspace_id,
+            agent_id,
+            expected_version,
+            None,
+            None,
+            patch,
+        )
+        .await
     }
 
     pub async fn reactivate_agent(
@@ -372,8 +428,16 @@ impl Staff {
             status: Some(AgentStatus::Active),
             ..AgentPatch::default()
         };
-        self.update_agent(actor, workspace_id, agent_id, expected_version, None, patch)
-            .await
+        self.update_agent(
+            actor,
+            workspace_id,
+            agent_id,
+            expected_version,
+            None,
+            None,
+            patch,
+        )
+        .await
     }
 
     /// The caller's own personal settings.

@@ -8,8 +8,9 @@ use tonic::Code;
 use uuid::Uuid;
 
 use super::{AgentView, Staff, agent_context, change};
+use crate::domain::access::Granter;
 use crate::domain::invitation::{self, NotAcceptable};
-use crate::domain::{AgentStatus, InvitationState, Role};
+use crate::domain::{AgentStatus, InvitationState};
 use crate::entity::{agent, invitation as invitation_row, team};
 use crate::error::{AGENT_RESOURCE, Result, StaffError, reason};
 use crate::store;
@@ -27,7 +28,8 @@ pub struct RequestKey {
 pub struct NewInvitation {
     pub email: String,
     pub name: String,
-    pub role: Role,
+    /// A role's name (built-in or custom), resolved against the workspace's roles.
+    pub role: String,
     pub team_ids: Vec<Uuid>,
     pub request: Option<RequestKey>,
 }
@@ -125,10 +127,13 @@ impl Staff {
         Ok(())
     }
 
+    /// `granter` must hold the role's permissions and the teams' (nobody grants what they
+    /// lack).
     pub async fn invite_agent(
         &self,
         actor: &Actor,
         workspace_id: &str,
+        granter: &Granter,
         input: NewInvitation,
     ) -> Result<Invited> {
         // Two invitations racing on one new e-mail or one request id meet at a unique
@@ -156,6 +161,17 @@ impl Staff {
                 });
             }
             let teams = store::teams::require_all(conn, workspace_id, &input.team_ids).await?;
+            let role = self
+                .resolve_role(conn, workspace_id, "role", &input.role)
+                .await?;
+            granter.may_grant_role(&role)?;
+            for team in &teams {
+                let grant = store::teams::grant_of(team)?;
+                granter.may_grant(
+                    || format!("membership of the team '{}'", team.name),
+                    &grant.permissions,
+                )?;
+            }
             let email_key = crate::domain::values::email_key(&input.email);
             let existing = store::agents::find_by_email(conn, workspace_id, &email_key).await?;
             let (before, action) = match &existing {
@@ -207,7 +223,7 @@ impl Staff {
                         name: input.name.clone(),
                         name_key: input.name.to_lowercase(),
                         avatar_url: String::new(),
-                        role: input.role.as_str().to_owned(),
+                        role: role.name.clone(),
                         extra_permissions: "[]".to_owned(),
                         status: AgentStatus::Invited.as_str().to_owned(),
                         notification_preferences: "{}".to_owned(),
@@ -232,7 +248,7 @@ impl Staff {
                     after.email = input.email.clone();
                     after.name = input.name.clone();
                     after.name_key = input.name.to_lowercase();
-                    after.role = input.role.as_str().to_owned();
+                    after.role = role.name.clone();
                     after.status = AgentStatus::Invited.as_str().to_owned();
                     after.deactivated_at = None;
                     after.deactivation_reason = String::new();

@@ -4,10 +4,12 @@
 //! active admin lock the workspace's row first (`store::workspaces::lock`). `keys` holds
 //! the platform's token-signing keys.
 
+mod access;
 mod agents;
 mod invitations;
 pub mod keys;
 mod revocations;
+mod roles;
 mod service_accounts;
 mod sign_in;
 mod teams;
@@ -21,12 +23,15 @@ use roster_db::outbox::{AuditEvent, FieldChange};
 use serde_json::Value;
 use uuid::Uuid;
 
+pub use access::load_effective_access;
 pub use agents::{AgentPatch, ProfilePatch, extra_permissions as agents_extra_permissions};
 pub use invitations::{Invited, NewInvitation, RequestKey};
+pub use roles::{NewRole, RolePatch, RoleView};
 pub use service_accounts::{
     NewServiceAccount, SERVICE_ACCOUNT_RESOURCE, WithSecret, listed as service_account_list,
 };
 pub use sign_in::{PasswordSignIn, Session, SignInPolicy};
+pub use teams::{MembersChanged, TeamPatch};
 pub use tokens::{AccessToken, AccessTokens};
 
 use crate::entity::agent;

@@ -16,13 +16,14 @@ use roster_db::{in_write_txn, outbox};
 use tonic::Code;
 use uuid::Uuid;
 
+use super::access::load_effective_access;
 use super::tokens::AccessToken;
 use super::{AgentView, Staff, agent_context, change};
-use crate::domain::roles::effective_permissions;
+use crate::domain::access::EffectiveAccess;
 use crate::domain::sign_in::{
     RefreshToken, SignInMethod, SignInOutcome, Throttle, account_key, address_key,
 };
-use crate::domain::{AgentStatus, Role, password, secret};
+use crate::domain::{AgentStatus, password, secret};
 use crate::entity::{agent, refresh_token, sign_in_attempt};
 use crate::error::{Result, StaffError, reason};
 use crate::settings::SignInSettings;
@@ -113,7 +114,7 @@ fn anonymous(context: &RequestContext) -> Actor {
 /// How a refresh-token redemption ended inside its transaction: refusals that must still
 /// commit (a reuse revokes the family) travel as values, not errors, which would roll back.
 enum Redeemed {
-    Session(Box<(AgentView, refresh_token::Model, String)>),
+    Session(Box<(AgentView, EffectiveAccess, refresh_token::Model, String)>),
     Refused(StaffError),
 }
 
@@ -219,7 +220,7 @@ impl Staff {
             ));
         }
 
-        let (view, refresh_row, secret) =
+        let (view, access, refresh_row, secret) =
             in_write_txn!(self.db, StaffError, retry_unique = false, |txn| {
                 let conn = &*txn;
                 let now = self.now_us();
@@ -249,12 +250,13 @@ impl Staff {
                     now,
                 )
                 .await?;
+                let access = load_effective_access(conn, &current).await?;
                 let mut signed_in = current.clone();
                 signed_in.last_sign_in_at = now;
                 signed_in.sign_in_count += 1;
-                Ok((self.view(conn, signed_in).await?, row, secret))
+                Ok((self.view(conn, signed_in).await?, access, row, secret))
             })?;
-        self.session(view, &refresh_row, &secret).await
+        self.session(view, access, &refresh_row, &secret).await
     }
 
     /// Exchanges a refresh token for a new access token and a new refresh token. The old
@@ -319,13 +321,14 @@ impl Staff {
             store::sign_in::mark_rotated(conn, workspace_id, row.token_id, now).await?;
             let (next, secret) = self.new_refresh_token(&agent, row.family_id, now);
             store::sign_in::insert_refresh_token(conn, next.clone()).await?;
+            let access = load_effective_access(conn, &agent).await?;
             let view = self.view(conn, agent).await?;
-            Ok(Redeemed::Session(Box::new((view, next, secret))))
+            Ok(Redeemed::Session(Box::new((view, access, next, secret))))
         })?;
         match redeemed {
             Redeemed::Session(session) => {
-                let (view, row, secret) = *session;
-                self.session(view, &row, &secret).await
+                let (view, access, row, secret) = *session;
+                self.session(view, access, &row, &secret).await
             }
             Redeemed::Refused(error) => Err(error),
         }
@@ -405,21 +408,16 @@ impl Staff {
         (row, token.encode())
     }
 
-    /// The access token for the agent as it is now, with the refresh token just stored.
+    /// The access token for the agent as it is now (`held`: its effective access, read in
+    /// the transaction that checked it), with the refresh token just stored.
     async fn session(
         &self,
         view: AgentView,
+        held: EffectiveAccess,
         refresh: &refresh_token::Model,
         refresh_token: &str,
     ) -> Result<Session> {
         let agent = &view.agent;
-        let role = Role::parse(&agent.role).ok_or_else(|| {
-            StaffError::Internal(format!(
-                "agent {} has the unknown role '{}'",
-                agent.agent_id, agent.role
-            ))
-        })?;
-        let extra = super::agents::extra_permissions(agent)?;
         let access = self
             .tokens
             .mint(
@@ -428,8 +426,8 @@ impl Staff {
                 BTreeMap::from([(
                     agent.workspace_id.clone(),
                     WorkspaceAccess {
-                        role: role.as_str().to_owned(),
-                        permissions: effective_permissions(role, &extra).into_iter().collect(),
+                        role: held.role,
+                        permissions: held.permissions.into_iter().collect(),
                     },
                 )]),
                 agent.token_generation,

@@ -5,6 +5,7 @@
 pub mod agents;
 pub mod invitations;
 pub mod revocations;
+pub mod roles;
 pub mod service_accounts;
 pub mod sign_in;
 pub mod signing_keys;

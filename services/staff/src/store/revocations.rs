@@ -4,7 +4,7 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
 };
 
-use crate::entity::token_revocation;
+use crate::entity::{agent, token_revocation};
 use crate::error::Result;
 
 /// Publishes that `subject`'s tokens below `min_generation` are revoked, in the caller's
@@ -25,6 +25,30 @@ pub async fn publish<C: ConnectionTrait>(
         }
         .into_active_model(),
     )
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
+}
+
+/// Publishes the new generations of agents whose tokens a bulk change just ended (`agents`
+/// as the change's UPDATE returned them).
+pub async fn publish_agents<C: ConnectionTrait>(
+    conn: &C,
+    agents: &[agent::Model],
+    now: i64,
+) -> Result<()> {
+    if agents.is_empty() {
+        return Ok(());
+    }
+    token_revocation::Entity::insert_many(agents.iter().map(|agent| {
+        token_revocation::Model {
+            workspace_id: agent.workspace_id.clone(),
+            subject: agent.agent_id.to_string(),
+            min_generation: agent.token_generation,
+            revoked_at: now,
+        }
+        .into_active_model()
+    }))
     .exec_without_returning(conn)
     .await?;
     Ok(())

@@ -1,13 +1,15 @@
-//! Teams.
+//! Teams and their members.
 
 use roster_core::paging::Cursor;
+use sea_orm::sea_query::{Expr, ExprTrait as _};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveModelTrait as _, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
+    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
-use crate::entity::team;
+use crate::domain::access::TeamGrant;
+use crate::entity::{agent, team, team_member};
 use crate::error::{Result, StaffError};
 
 pub async fn insert<C: ConnectionTrait>(conn: &C, row: team::Model) -> Result<()> {
@@ -89,4 +91,186 @@ pub async fn list<C: ConnectionTrait>(
         .limit(limit)
         .all(conn)
         .await?)
+}
+
+pub async fn find<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    team_id: Uuid,
+) -> Result<Option<team::Model>> {
+    Ok(team::Entity::find_by_id((workspace_id.to_owned(), team_id))
+        .one(conn)
+        .await?)
+}
+
+pub async fn require<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    team_id: Uuid,
+) -> Result<team::Model> {
+    find(conn, workspace_id, team_id)
+        .await?
+        .ok_or_else(|| StaffError::team_not_found(team_id))
+}
+
+/// Writes `after` over `before` if its version is still `before.version`; false if not.
+pub async fn update<C: ConnectionTrait>(
+    conn: &C,
+    before: &team::Model,
+    after: &team::Model,
+) -> Result<bool> {
+    let mut row = after.clone().into_active_model().reset_all();
+    row.workspace_id = sea_orm::ActiveValue::NotSet;
+    row.team_id = sea_orm::ActiveValue::NotSet;
+    let result = team::Entity::update_many()
+        .set(row)
+        .filter(team::Column::WorkspaceId.eq(before.workspace_id.as_str()))
+        .filter(team::Column::TeamId.eq(before.team_id))
+        .filter(team::Column::Version.eq(before.version))
+        .exec(conn)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// Deletes the team and its memberships; false when its version moved on.
+pub async fn delete<C: ConnectionTrait>(conn: &C, row: &team::Model) -> Result<bool> {
+    let result = team::Entity::delete_many()
+        .filter(team::Column::WorkspaceId.eq(row.workspace_id.as_str()))
+        .filter(team::Column::TeamId.eq(row.team_id))
+        .filter(team::Column::Version.eq(row.version))
+        .exec(conn)
+        .await?;
+    if result.rows_affected != 1 {
+        return Ok(false);
+    }
+    team_member::Entity::delete_many()
+        .filter(team_member::Column::WorkspaceId.eq(row.workspace_id.as_str()))
+        .filter(team_member::Column::TeamId.eq(row.team_id))
+        .exec(conn)
+        .await?;
+    Ok(true)
+}
+
+/// Which of `agent_ids` are members of the team (all members when `agent_ids` is `None`).
+pub async fn members<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    team_id: Uuid,
+    agent_ids: Option<&[Uuid]>,
+) -> Result<Vec<Uuid>> {
+    let mut query = team_member::Entity::find()
+        .select_only()
+        .column(team_member::Column::AgentId)
+        .filter(team_member::Column::WorkspaceId.eq(workspace_id))
+        .filter(team_member::Column::TeamId.eq(team_id));
+    if let Some(agent_ids) = agent_ids {
+        query = query.filter(team_member::Column::AgentId.is_in(agent_ids.iter().copied()));
+    }
+    Ok(query
+        .order_by_asc(team_member::Column::AgentId)
+        .into_tuple()
+        .all(conn)
+        .await?)
+}
+
+pub async fn add_members<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    team_id: Uuid,
+    agent_ids: &[Uuid],
+    now: i64,
+) -> Result<()> {
+    if agent_ids.is_empty() {
+        return Ok(());
+    }
+    let rows = agent_ids.iter().map(|agent_id| team_member::ActiveModel {
+        workspace_id: Set(workspace_id.to_owned()),
+        team_id: Set(team_id),
+        agent_id: Set(*agent_id),
+        added_at: Set(now),
+    });
+    team_member::Entity::insert_many(rows)
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn remove_members<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    team_id: Uuid,
+    agent_ids: &[Uuid],
+) -> Result<()> {
+    if agent_ids.is_empty() {
+        return Ok(());
+    }
+    team_member::Entity::delete_many()
+        .filter(team_member::Column::WorkspaceId.eq(workspace_id))
+        .filter(team_member::Column::TeamId.eq(team_id))
+        .filter(team_member::Column::AgentId.is_in(agent_ids.iter().copied()))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// Marks the agents changed (their teams did): new versions, so etags read before the
+/// change no longer match, and new token generations, since what they hold changed
+/// (published as revocations).
+pub async fn touch_agents<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    agent_ids: &[Uuid],
+    now: i64,
+) -> Result<()> {
+    if agent_ids.is_empty() {
+        return Ok(());
+    }
+    let touched = agent::Entity::update_many()
+        .col_expr(agent::Column::UpdatedAt, Expr::val(now))
+        .col_expr(
+            agent::Column::Version,
+            Expr::col(agent::Column::Version).add(1),
+        )
+        .col_expr(
+            agent::Column::TokenGeneration,
+            Expr::col(agent::Column::TokenGeneration).add(1),
+        )
+        .filter(agent::Column::WorkspaceId.eq(workspace_id))
+        .filter(agent::Column::AgentId.is_in(agent_ids.iter().copied()))
+        .exec_with_returning(conn)
+        .await?;
+    super::revocations::publish_agents(conn, &touched, now).await
+}
+
+/// Ends the agents' tokens (what they hold changed, their rows did not): raises their
+/// token generation and publishes the revocation.
+pub async fn raise_generation<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    agent_ids: &[Uuid],
+    now: i64,
+) -> Result<()> {
+    if agent_ids.is_empty() {
+        return Ok(());
+    }
+    let raised = agent::Entity::update_many()
+        .col_expr(
+            agent::Column::TokenGeneration,
+            Expr::col(agent::Column::TokenGeneration).add(1),
+        )
+        .filter(agent::Column::WorkspaceId.eq(workspace_id))
+        .filter(agent::Column::AgentId.is_in(agent_ids.iter().copied()))
+        .exec_with_returning(conn)
+        .await?;
+    super::revocations::publish_agents(conn, &raised, now).await
+}
+
+pub fn grant_of(row: &team::Model) -> Result<TeamGrant> {
+    Ok(TeamGrant {
+        team_id: row.team_id,
+        name: row.name.clone(),
+        permissions: super::roles::parse_permissions(&row.permissions, || {
+            format!("team '{}'", row.name)
+        })?,
+    })
 }

@@ -95,7 +95,7 @@ async fn role_changes_name_the_agent_and_the_permissions_before_and_after(app: T
     assert_eq!(field("role")["after"], "admin");
     assert_eq!(
         field("permissions")["before"],
-        serde_json::json!(["end_users.write"])
+        serde_json::json!(["end_users.write", "macros.use", "tickets.work"])
     );
     assert!(
         field("permissions")["after"]
@@ -457,8 +457,21 @@ async fn bad_input_names_every_field(app: TestApp) {
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(
         violated_fields(&status),
-        ["email", "name", "role", "team_ids[0]", "request_id"]
+        ["email", "name", "team_ids[0]", "request_id"]
     );
+    // Roles may be custom, so an unknown one is found against the workspace's roles.
+    let status = app
+        .client()
+        .invite_agent(app.admin(pb::InviteAgentRequest {
+            workspace_id: WS.into(),
+            email: "a@example.com".into(),
+            role: "owner".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&status), ["role"]);
     let status = app
         .client()
         .invite_agent(app.admin(pb::InviteAgentRequest {

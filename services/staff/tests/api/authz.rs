@@ -17,7 +17,19 @@ struct Caller {
     may: fn(&str) -> bool,
 }
 
-const READS: &[&str] = &["GetAgent", "ListAgents", "ListTeams", "GetWorkspaceUsage"];
+const READS: &[&str] = &[
+    "GetAgent",
+    "ListAgents",
+    "ListTeams",
+    "GetWorkspaceUsage",
+    "ListPermissions",
+    "GetRole",
+    "ListRoles",
+    "GetTeam",
+    "ListTeamMembers",
+    "GetEffectivePermissions",
+    "ExplainAccess",
+];
 const STAFF_WRITES: &[&str] = &[
     "InviteAgent",
     "ResendInvitation",
@@ -32,6 +44,10 @@ const STAFF_WRITES: &[&str] = &[
     "ListServiceAccounts",
     "RotateServiceAccountSecret",
     "RevokeServiceAccount",
+    "UpdateTeam",
+    "DeleteTeam",
+    "AddTeamMembers",
+    "RemoveTeamMembers",
 ];
 /// Callable without a token (`authz::PUBLIC_METHODS`): the credentials travel in the
 /// request, or the method serves verifiers.
@@ -44,12 +60,20 @@ const PUBLIC: &[&str] = &[
     "WatchRevocations",
     "GetJwks",
 ];
+const ROLE_WRITES: &[&str] = &["CreateRole", "UpdateRole", "DeleteRole"];
+
+/// What the calls act on besides the target agent.
+struct Fixtures {
+    agent_id: String,
+    role_id: String,
+    team_id: String,
+}
 
 async fn call(
     app: &TestApp,
     token: Option<&str>,
     method: &str,
-    agent_id: &str,
+    fixtures: &Fixtures,
 ) -> Result<(), tonic::Status> {
     fn req<T>(token: Option<&str>, message: T) -> tonic::Request<T> {
         match token {
@@ -59,7 +83,10 @@ async fn call(
     }
     let mut client = app.client();
     let ws = || WS.to_owned();
-    let id = || agent_id.to_owned();
+    let id = || fixtures.agent_id.clone();
+    let role_id = || fixtures.role_id.clone();
+    let team_id = || fixtures.team_id.clone();
+    let nowhere = || uuid::Uuid::now_v7().to_string();
 
     match method {
         "InviteAgent" => client
@@ -327,6 +354,156 @@ async fn call(
             .rotate_signing_key(req(token, pb::RotateSigningKeyRequest {}))
             .await
             .map(|_| ()),
+        "ListPermissions" => client
+            .list_permissions(req(
+                token,
+                pb::ListPermissionsRequest { workspace_id: ws() },
+            ))
+            .await
+            .map(|_| ()),
+        "CreateRole" => client
+            .create_role(req(
+                token,
+                pb::CreateRoleRequest {
+                    workspace_id: ws(),
+                    role: Some(pb::Role {
+                        name: format!("r {}", uuid::Uuid::now_v7()),
+                        ..Default::default()
+                    }),
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "GetRole" => client
+            .get_role(req(
+                token,
+                pb::GetRoleRequest {
+                    workspace_id: ws(),
+                    role_id: role_id(),
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "UpdateRole" => client
+            .update_role(req(
+                token,
+                pb::UpdateRoleRequest {
+                    workspace_id: ws(),
+                    role: Some(pb::Role {
+                        role_id: role_id(),
+                        description: nowhere(),
+                        ..Default::default()
+                    }),
+                    update_mask: None,
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "DeleteRole" => client
+            .delete_role(req(
+                token,
+                pb::DeleteRoleRequest {
+                    workspace_id: ws(),
+                    role_id: nowhere(),
+                    etag: String::new(),
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "ListRoles" => client
+            .list_roles(req(token, pb::ListRolesRequest { workspace_id: ws() }))
+            .await
+            .map(|_| ()),
+        "GetTeam" => client
+            .get_team(req(
+                token,
+                pb::GetTeamRequest {
+                    workspace_id: ws(),
+                    team_id: team_id(),
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "UpdateTeam" => client
+            .update_team(req(
+                token,
+                pb::UpdateTeamRequest {
+                    workspace_id: ws(),
+                    team: Some(pb::Team {
+                        team_id: team_id(),
+                        description: nowhere(),
+                        ..Default::default()
+                    }),
+                    update_mask: None,
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "DeleteTeam" => client
+            .delete_team(req(
+                token,
+                pb::DeleteTeamRequest {
+                    workspace_id: ws(),
+                    team_id: nowhere(),
+                    etag: String::new(),
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "AddTeamMembers" => client
+            .add_team_members(req(
+                token,
+                pb::AddTeamMembersRequest {
+                    workspace_id: ws(),
+                    team_id: team_id(),
+                    agent_ids: vec![id()],
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "RemoveTeamMembers" => client
+            .remove_team_members(req(
+                token,
+                pb::RemoveTeamMembersRequest {
+                    workspace_id: ws(),
+                    team_id: team_id(),
+                    agent_ids: vec![id()],
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "ListTeamMembers" => client
+            .list_team_members(req(
+                token,
+                pb::ListTeamMembersRequest {
+                    workspace_id: ws(),
+                    team_id: team_id(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "GetEffectivePermissions" => client
+            .get_effective_permissions(req(
+                token,
+                pb::GetEffectivePermissionsRequest {
+                    workspace_id: ws(),
+                    agent_id: id(),
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "ExplainAccess" => client
+            .explain_access(req(
+                token,
+                pb::ExplainAccessRequest {
+                    workspace_id: ws(),
+                    agent_id: id(),
+                    permission: "tickets.work".into(),
+                },
+            ))
+            .await
+            .map(|_| ()),
         other => panic!("no call for {other}"),
     }
 }
@@ -336,6 +513,38 @@ async fn every_rpc_against_every_caller(app: TestApp) {
     let root = app.active("root@example.com", "admin").await.agent_id;
     let target = app.active("target@example.com", "agent").await.agent_id;
     let me = app.active("me@example.com", "agent").await.agent_id;
+    let role_id = app
+        .client()
+        .create_role(app.admin(pb::CreateRoleRequest {
+            workspace_id: WS.into(),
+            role: Some(pb::Role {
+                name: "Team Lead".into(),
+                permissions: vec!["tickets.work".into()],
+                ..Default::default()
+            }),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .role_id;
+    let team_id = app
+        .client()
+        .create_team(app.admin(pb::CreateTeamRequest {
+            workspace_id: WS.into(),
+            team: Some(pb::Team {
+                name: "Tier 1".into(),
+                ..Default::default()
+            }),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .team_id;
+    let fixtures = Fixtures {
+        agent_id: target,
+        role_id,
+        team_id,
+    };
 
     let methods: Vec<&str> = roster_staff::api::authz::NEEDS
         .iter()
@@ -344,7 +553,7 @@ async fn every_rpc_against_every_caller(app: TestApp) {
         .collect();
     assert_eq!(
         methods.len(),
-        27,
+        41,
         "every RPC of the service is in the matrix"
     );
     assert_eq!(roster_staff::api::authz::PUBLIC_METHODS.len(), PUBLIC.len());
@@ -366,8 +575,18 @@ async fn every_rpc_against_every_caller(app: TestApp) {
             may: |m| READS.contains(&m) || STAFF_WRITES.contains(&m) || PUBLIC.contains(&m),
         },
         Caller {
+            name: "agent + roles.manage",
+            token: Some(app.token("agent", &["roles.manage"])),
+            may: |m| READS.contains(&m) || ROLE_WRITES.contains(&m) || PUBLIC.contains(&m),
+        },
+        Caller {
+            name: "custom role + staff.manage",
+            token: Some(app.token("Team Lead", &["staff.manage", "tickets.work"])),
+            may: |m| READS.contains(&m) || STAFF_WRITES.contains(&m) || PUBLIC.contains(&m),
+        },
+        Caller {
             name: "viewer + staff.manage",
-            token: Some(app.token("viewer", &["staff.manage", "seats.manage"])),
+            token: Some(app.token("viewer", &["staff.manage", "seats.manage", "roles.manage"])),
             may: |m| READS.contains(&m) || PUBLIC.contains(&m),
         },
         Caller {
@@ -410,7 +629,7 @@ async fn every_rpc_against_every_caller(app: TestApp) {
     ];
     for caller in &callers {
         for method in &methods {
-            let result = call(&app, caller.token.as_deref(), method, &target).await;
+            let result = call(&app, caller.token.as_deref(), method, &fixtures).await;
             let denied = matches!(&result, Err(status) if matches!(status.code(), Code::PermissionDenied | Code::Unauthenticated));
             assert_eq!(
                 !denied,

@@ -328,6 +328,63 @@ impl TestApp {
     }
 }
 
+/// Roles, teams and the events about them.
+impl TestApp {
+    pub async fn create_role(&self, name: &str, permissions: &[&str]) -> pb::Role {
+        self.client()
+            .create_role(self.admin(pb::CreateRoleRequest {
+                workspace_id: WS.into(),
+                role: Some(pb::Role {
+                    name: name.into(),
+                    description: format!("{name}'s work"),
+                    permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+                    ..Default::default()
+                }),
+            }))
+            .await
+            .expect("create role")
+            .into_inner()
+    }
+
+    pub async fn create_team(&self, name: &str, permissions: &[&str]) -> pb::Team {
+        self.client()
+            .create_team(self.admin(pb::CreateTeamRequest {
+                workspace_id: WS.into(),
+                team: Some(pb::Team {
+                    name: name.into(),
+                    permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+                    ..Default::default()
+                }),
+            }))
+            .await
+            .expect("create team")
+            .into_inner()
+    }
+
+    /// The last outbox event of `action` in the workspace.
+    pub async fn last_event(&self, action: &str) -> roster_db::outbox::entity::Model {
+        self.events()
+            .await
+            .into_iter()
+            .rev()
+            .find(|event| event.action == action)
+            .unwrap_or_else(|| panic!("no {action} event"))
+    }
+}
+
+/// The `(before, after)` an event's changes record for `field`.
+pub fn change_of(
+    event: &roster_db::outbox::entity::Model,
+    field: &str,
+) -> (serde_json::Value, serde_json::Value) {
+    let changes: Vec<serde_json::Value> = serde_json::from_value(event.changes.clone()).unwrap();
+    let change = changes
+        .into_iter()
+        .find(|change| change["field"] == field)
+        .unwrap_or_else(|| panic!("{} has no change of {field}", event.action));
+    (change["before"].clone(), change["after"].clone())
+}
+
 /// The status's `ErrorInfo.reason`.
 pub fn reason(status: &Status) -> String {
     status

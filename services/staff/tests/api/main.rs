@@ -6,10 +6,14 @@
 
 mod helpers;
 
+mod access;
 mod agents;
 mod authz;
 mod invitations;
 mod keys;
+mod revocations;
+mod roles;
 mod seats;
 mod service_accounts;
 mod sign_in;
+mod teams;
