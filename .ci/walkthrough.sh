@@ -44,10 +44,14 @@ grep -q '"status": "USER_STATUS_DEACTIVATED"' <<<"$output"
 grep -q '"reason": "the end-user is deactivated"' <<<"$output"
 # The invitee accepted without a token, is listed active, holds the one seat in use, signs
 # in, and her token reads the directory's users.
-[ "$(grep -c '"status": "AGENT_STATUS_ACTIVE"' <<<"$staff_output")" -eq 3 ]
+[ "$(grep -c '"status": "AGENT_STATUS_ACTIVE"' <<<"$staff_output")" -eq 2 ]
 grep -q '"seatsUsed": 1' <<<"$staff_output"
 grep -q '"signInCount": "1"' <<<"$staff_output"
 grep -q '"email": "captain.kirk@example.com"' <<<"$staff_output"
+# Deactivated, the same token is refused at the directory.
+grep -q '"status": "AGENT_STATUS_DEACTIVATED"' <<<"$staff_output"
+grep -q 'Code: Unauthenticated' <<<"$staff_output"
+grep -q 'token was revoked' <<<"$staff_output"
 
 TOKEN=$(cargo run -q --release -- dev-token --workspace demo --role admin)
 python3 tests/python/check_directory.py 127.0.0.1:50051 "$TOKEN" demo
