@@ -37,6 +37,7 @@ pub mod probe;
 pub mod retry;
 pub mod settings;
 pub mod testing;
+pub mod versioned;
 
 pub use db::{Backend, Db, WriteTxn, postgres_atomic_insert};
 pub use error::{DbError, Result};

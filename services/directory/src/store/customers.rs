@@ -64,19 +64,19 @@ pub async fn update<C: ConnectionTrait>(
     before: &customer::Model,
     after: &customer::Model,
 ) -> Result<bool> {
-    let changes: customer::ActiveModel = super::changed_columns(before, after);
-    if !changes.is_changed() {
-        return Ok(true);
-    }
-    let result = customer::Entity::update_many()
-        .set(changes)
-        .filter(customer::Column::WorkspaceId.eq(before.workspace_id.as_str()))
-        .filter(customer::Column::CustomerId.eq(before.customer_id.as_str()))
-        .filter(customer::Column::Version.eq(before.version))
-        .exec(conn)
-        .await
-        .map_err(roster_db::DbError::from)?;
-    Ok(result.rows_affected == 1)
+    Ok(
+        roster_db::versioned::update_changed::<_, customer::ActiveModel, _>(
+            conn,
+            before,
+            after,
+            Condition::all()
+                .add(customer::Column::WorkspaceId.eq(before.workspace_id.as_str()))
+                .add(customer::Column::CustomerId.eq(before.customer_id.as_str())),
+            customer::Column::Version,
+            before.version,
+        )
+        .await?,
+    )
 }
 
 /// The inserts of a create that must only happen while a customer is live (a user joining

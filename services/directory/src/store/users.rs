@@ -1,3 +1,4 @@
+use sea_orm::Condition;
 use sea_orm::sea_query::{Expr, ExprTrait, InsertStatement};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
@@ -194,19 +195,19 @@ pub async fn update<C: ConnectionTrait>(
     before: &end_user::Model,
     after: &end_user::Model,
 ) -> Result<bool> {
-    let changes: end_user::ActiveModel = super::changed_columns(before, after);
-    if !changes.is_changed() {
-        return Ok(true);
-    }
-    let result = end_user::Entity::update_many()
-        .set(changes)
-        .filter(end_user::Column::WorkspaceId.eq(before.workspace_id.as_str()))
-        .filter(end_user::Column::UserId.eq(before.user_id))
-        .filter(end_user::Column::Version.eq(before.version))
-        .exec(conn)
-        .await
-        .map_err(roster_db::DbError::from)?;
-    Ok(result.rows_affected == 1)
+    Ok(
+        roster_db::versioned::update_changed::<_, end_user::ActiveModel, _>(
+            conn,
+            before,
+            after,
+            Condition::all()
+                .add(end_user::Column::WorkspaceId.eq(before.workspace_id.as_str()))
+                .add(end_user::Column::UserId.eq(before.user_id)),
+            end_user::Column::Version,
+            before.version,
+        )
+        .await?,
+    )
 }
 
 /// Users of a customer that still count as its members (anything but retired).

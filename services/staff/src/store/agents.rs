@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use roster_core::paging::{Cursor, Order};
 use sea_orm::sea_query::{Expr, ExprTrait as _, LikeExpr, Query};
 use sea_orm::{
-    ActiveModelTrait as _, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
-    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -111,27 +111,26 @@ pub async fn insert<C: ConnectionTrait>(conn: &C, row: agent::Model) -> Result<(
     Ok(())
 }
 
-/// Writes `after` over `before` if nobody changed the row since it was read (its version
-/// is still `before.version`); false when someone did.
+/// Writes what changed from `before` to `after` if nobody changed the row since it was
+/// read (its version is still `before.version`); false when someone did.
 pub async fn update<C: ConnectionTrait>(
     conn: &C,
     before: &agent::Model,
     after: &agent::Model,
 ) -> Result<bool> {
-    // Every column written (`reset_all` marks them set; a model's own conversion marks
-    // them unchanged, which an UPDATE leaves out).
-    let mut row = after.clone().into_active_model().reset_all();
-    // Keys are the filter, not the change.
-    row.workspace_id = sea_orm::ActiveValue::NotSet;
-    row.agent_id = sea_orm::ActiveValue::NotSet;
-    let result = agent::Entity::update_many()
-        .set(row)
-        .filter(agent::Column::WorkspaceId.eq(before.workspace_id.as_str()))
-        .filter(agent::Column::AgentId.eq(before.agent_id))
-        .filter(agent::Column::Version.eq(before.version))
-        .exec(conn)
-        .await?;
-    Ok(result.rows_affected == 1)
+    Ok(
+        roster_db::versioned::update_changed::<_, agent::ActiveModel, _>(
+            conn,
+            before,
+            after,
+            Condition::all()
+                .add(agent::Column::WorkspaceId.eq(before.workspace_id.as_str()))
+                .add(agent::Column::AgentId.eq(before.agent_id)),
+            agent::Column::Version,
+            before.version,
+        )
+        .await?,
+    )
 }
 
 /// The teams of each agent in `agent_ids` (agents in no team are absent).

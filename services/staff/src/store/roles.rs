@@ -4,8 +4,8 @@ use std::collections::{BTreeSet, HashMap};
 
 use sea_orm::sea_query::{Expr, ExprTrait as _};
 use sea_orm::{
-    ActiveModelTrait as _, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
-    PaginatorTrait as _, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait as _,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -81,23 +81,26 @@ pub async fn count<C: ConnectionTrait>(conn: &C, workspace_id: &str) -> Result<u
         .await?)
 }
 
-/// Writes `after` over `before` if its version is still `before.version`; false if not.
+/// Writes what changed from `before` to `after` if the row still has `before.version`;
+/// false when another writer changed it first.
 pub async fn update<C: ConnectionTrait>(
     conn: &C,
     before: &role::Model,
     after: &role::Model,
 ) -> Result<bool> {
-    let mut row = after.clone().into_active_model().reset_all();
-    row.workspace_id = sea_orm::ActiveValue::NotSet;
-    row.role_id = sea_orm::ActiveValue::NotSet;
-    let result = role::Entity::update_many()
-        .set(row)
-        .filter(role::Column::WorkspaceId.eq(before.workspace_id.as_str()))
-        .filter(role::Column::RoleId.eq(before.role_id))
-        .filter(role::Column::Version.eq(before.version))
-        .exec(conn)
-        .await?;
-    Ok(result.rows_affected == 1)
+    Ok(
+        roster_db::versioned::update_changed::<_, role::ActiveModel, _>(
+            conn,
+            before,
+            after,
+            Condition::all()
+                .add(role::Column::WorkspaceId.eq(before.workspace_id.as_str()))
+                .add(role::Column::RoleId.eq(before.role_id)),
+            role::Column::Version,
+            before.version,
+        )
+        .await?,
+    )
 }
 
 pub async fn delete<C: ConnectionTrait>(conn: &C, row: &role::Model) -> Result<bool> {

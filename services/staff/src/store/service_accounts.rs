@@ -1,8 +1,8 @@
 //! Service accounts.
 
 use sea_orm::{
-    ActiveModelTrait as _, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use uuid::Uuid;
 
@@ -47,21 +47,24 @@ pub async fn list<C: ConnectionTrait>(
         .await?)
 }
 
-/// Writes `after` over `before` if the row still has `before`'s version.
+/// Writes what changed from `before` to `after` if the row still has `before.version`;
+/// false when another writer changed it first.
 pub async fn update<C: ConnectionTrait>(
     conn: &C,
     before: &service_account::Model,
     after: &service_account::Model,
 ) -> Result<bool> {
-    let mut row = after.clone().into_active_model().reset_all();
-    row.workspace_id = sea_orm::ActiveValue::NotSet;
-    row.service_account_id = sea_orm::ActiveValue::NotSet;
-    let result = service_account::Entity::update_many()
-        .set(row)
-        .filter(service_account::Column::WorkspaceId.eq(before.workspace_id.as_str()))
-        .filter(service_account::Column::ServiceAccountId.eq(before.service_account_id))
-        .filter(service_account::Column::Version.eq(before.version))
-        .exec(conn)
-        .await?;
-    Ok(result.rows_affected == 1)
+    Ok(
+        roster_db::versioned::update_changed::<_, service_account::ActiveModel, _>(
+            conn,
+            before,
+            after,
+            Condition::all()
+                .add(service_account::Column::WorkspaceId.eq(before.workspace_id.as_str()))
+                .add(service_account::Column::ServiceAccountId.eq(before.service_account_id)),
+            service_account::Column::Version,
+            before.version,
+        )
+        .await?,
+    )
 }

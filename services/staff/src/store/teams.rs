@@ -3,8 +3,8 @@
 use roster_core::paging::Cursor;
 use sea_orm::sea_query::{Expr, ExprTrait as _};
 use sea_orm::{
-    ActiveModelTrait as _, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
-    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -113,23 +113,26 @@ pub async fn require<C: ConnectionTrait>(
         .ok_or_else(|| StaffError::team_not_found(team_id))
 }
 
-/// Writes `after` over `before` if its version is still `before.version`; false if not.
+/// Writes what changed from `before` to `after` if the row still has `before.version`;
+/// false when another writer changed it first.
 pub async fn update<C: ConnectionTrait>(
     conn: &C,
     before: &team::Model,
     after: &team::Model,
 ) -> Result<bool> {
-    let mut row = after.clone().into_active_model().reset_all();
-    row.workspace_id = sea_orm::ActiveValue::NotSet;
-    row.team_id = sea_orm::ActiveValue::NotSet;
-    let result = team::Entity::update_many()
-        .set(row)
-        .filter(team::Column::WorkspaceId.eq(before.workspace_id.as_str()))
-        .filter(team::Column::TeamId.eq(before.team_id))
-        .filter(team::Column::Version.eq(before.version))
-        .exec(conn)
-        .await?;
-    Ok(result.rows_affected == 1)
+    Ok(
+        roster_db::versioned::update_changed::<_, team::ActiveModel, _>(
+            conn,
+            before,
+            after,
+            Condition::all()
+                .add(team::Column::WorkspaceId.eq(before.workspace_id.as_str()))
+                .add(team::Column::TeamId.eq(before.team_id)),
+            team::Column::Version,
+            before.version,
+        )
+        .await?,
+    )
 }
 
 /// Deletes the team and its memberships; false when its version moved on.
