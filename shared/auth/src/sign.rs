@@ -145,6 +145,16 @@ impl TokenSigner {
         jsonwebtoken::encode(&header, claims, &self.key).map_err(KeyError::Signing)
     }
 
+    /// Signs any JSON `payload` with this key and its `kid`, without the checks of
+    /// [`TokenSigner::mint`]: for testing what verifiers make of tokens no issuer would
+    /// mint (a string `exp`, a missing `aud`). Only the key's holder can use it, so it
+    /// grants nothing the key does not already.
+    pub fn sign_unchecked(&self, payload: &serde_json::Value) -> Result<String, KeyError> {
+        let mut header = Header::new(self.algorithm.jwt_algorithm());
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, payload, &self.key).map_err(KeyError::Signing)
+    }
+
     /// Mints a token valid from `now_unix` for `req.ttl` (whole seconds, at least one) with a
     /// fresh UUID v4 `jti`.
     pub fn mint_for(&self, req: &TokenRequest, now_unix: i64) -> Result<String, KeyError> {

@@ -73,6 +73,9 @@ struct Inner {
 /// [`TokenVerifier::on_unknown_key`].
 type UnknownKeyHook = Box<dyn Fn(&str) + Send + Sync>;
 
+/// The longest token considered at all.
+const MAX_TOKEN_BYTES: usize = 16 * 1024;
+
 /// Header fields that name or embed a key. Honouring any of them lets the token choose the
 /// key that verifies it; nothing we issue sets them, so their presence alone is suspicious.
 const UNTRUSTED_HEADERS: [&str; 5] = ["jwk", "jku", "x5u", "x5c", "crit"];
@@ -161,6 +164,14 @@ impl TokenVerifier {
     }
 
     fn verify_signed(&self, token: &str) -> Result<Principal, AuthError> {
+        // Tokens we issue are well under a kilobyte; a huge one is refused before it is
+        // decoded or cached.
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(AuthError::InvalidToken(format!(
+                "token of {} bytes is over the {MAX_TOKEN_BYTES}-byte limit",
+                token.len()
+            )));
+        }
         let inner = &self.inner;
         let now = inner.clock.now_secs();
         if let Some(principal) = inner.cache.get(token, now) {

@@ -18,6 +18,11 @@ use crate::layers::{
 };
 use crate::settings::ServerSettings;
 
+/// Metadata a call may carry. Above h2's 16 KiB default, so an oversized `authorization`
+/// reaches the token verifier and is refused UNAUTHENTICATED like any bad token, instead
+/// of h2 tearing down the caller's whole connection (GOAWAY) and every call on it.
+const MAX_HEADER_LIST_BYTES: u32 = 256 * 1024;
+
 /// A bound, not yet serving, gRPC server.
 pub struct GrpcServer {
     listener: TcpListener,
@@ -108,6 +113,7 @@ impl GrpcServer {
             let mut builder = Server::builder()
                 .max_concurrent_streams(Some(settings.max_concurrent_streams))
                 .http2_keepalive_interval(Some(settings.http2_keepalive_interval))
+                .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
                 .tcp_nodelay(true);
             if let Some(age) = settings.max_connection_age {
                 builder = builder.max_connection_age(age);

@@ -281,6 +281,119 @@ impl TestTokens {
     }
 }
 
+/// Tokens an attacker might present, each of which every service must answer
+/// UNAUTHENTICATED without panicking: `tokens` signs the well-formed ones (so only the
+/// named defect is wrong), for an admin of `workspace`.
+pub fn hostile_tokens(tokens: &TestTokens, workspace: &str) -> Vec<(&'static str, String)> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let b64 = |value: &serde_json::Value| URL_SAFE_NO_PAD.encode(value.to_string());
+    let now = roster_auth::unix_now();
+    let defaults = VerifierSettings::default();
+    let claims = serde_json::json!({
+        "iss": defaults.issuer, "aud": defaults.audience, "sub": "agent-attacker",
+        "iat": now, "exp": now + 600, "jti": "attack", "kind": "agent",
+        "workspaces": { workspace: { "role": "admin", "permissions": [] } },
+    });
+    let with = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut payload = claims.clone();
+        edit(&mut payload);
+        tokens
+            .signer
+            .sign_unchecked(&payload)
+            .expect("a signed payload")
+    };
+    let valid = with(&|_| {});
+    let parts: Vec<&str> = valid.split('.').collect();
+    let (header, payload, signature) = (parts[0], parts[1], parts[2]);
+    let flipped = |text: &str| {
+        let mut bytes = text.as_bytes().to_vec();
+        let middle = bytes.len() / 2;
+        bytes[middle] = if bytes[middle] == b'A' { b'B' } else { b'A' };
+        String::from_utf8(bytes).expect("base64url stays ASCII")
+    };
+    let public_x = {
+        let jwks: serde_json::Value =
+            serde_json::from_str(&tokens.jwks_json()).expect("our JWKS is JSON");
+        jwks["keys"][0]["x"].as_str().unwrap_or_default().to_owned()
+    };
+    // The classic key confusion: the public key used as an HMAC secret.
+    let hmac_with_public_key = {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        header.kid = Some(tokens.signer.kid().to_owned());
+        jsonwebtoken::encode(
+            &header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(public_x.as_bytes()),
+        )
+        .expect("an HS256 token")
+    };
+    vec![
+        (
+            "alg none",
+            format!(
+                "{}.{payload}.",
+                b64(&serde_json::json!({"alg": "none", "typ": "JWT", "kid": tokens.signer.kid()}))
+            ),
+        ),
+        ("HS256 keyed with the public key", hmac_with_public_key),
+        (
+            "RS256 header",
+            format!(
+                "{}.{payload}.{signature}",
+                b64(&serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": tokens.signer.kid()}))
+            ),
+        ),
+        (
+            "expired",
+            with(&|p| {
+                p["iat"] = (now - 3600).into();
+                p["exp"] = (now - 1800).into();
+            }),
+        ),
+        (
+            "exp as a string",
+            with(&|p| p["exp"] = (now + 600).to_string().into()),
+        ),
+        (
+            "no aud",
+            with(&|p| drop(p.as_object_mut().map(|o| o.remove("aud")))),
+        ),
+        (
+            "no iss",
+            with(&|p| drop(p.as_object_mut().map(|o| o.remove("iss")))),
+        ),
+        (
+            "no sub",
+            with(&|p| drop(p.as_object_mut().map(|o| o.remove("sub")))),
+        ),
+        (
+            "wrong audience",
+            with(&|p| p["aud"] = "someone-else".into()),
+        ),
+        (
+            "unknown kid",
+            format!(
+                "{}.{payload}.{signature}",
+                b64(&serde_json::json!({"alg": "EdDSA", "typ": "JWT", "kid": "no-such-key"}))
+            ),
+        ),
+        (
+            "bit-flipped signature",
+            format!("{header}.{payload}.{}", flipped(signature)),
+        ),
+        (
+            "bit-flipped payload",
+            format!("{header}.{}.{signature}", flipped(payload)),
+        ),
+        (
+            "100 KB token",
+            with(&|p| p["padding"] = "x".repeat(100 * 1024).into()),
+        ),
+        ("not a JWT", "garbage".to_owned()),
+    ]
+}
+
 /// `message` as a request carrying `token` as its bearer credential.
 pub fn with_bearer<T>(token: &str, message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);

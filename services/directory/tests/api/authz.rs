@@ -13,6 +13,7 @@ use crate::on_both_databases;
 on_both_databases!(
     matrix_covers_every_rpc_of_the_service,
     missing_garbage_expired_or_foreign_tokens_are_unauthenticated,
+    hostile_tokens_are_unauthenticated_and_harm_nothing,
     a_token_for_another_workspace_is_permission_denied,
     roles_and_permissions_unlock_exactly_their_calls,
     service_tokens_work_in_any_workspace,
@@ -703,6 +704,25 @@ async fn missing_garbage_expired_or_foreign_tokens_are_unauthenticated(app: Test
         ],
     )
     .await;
+}
+
+async fn hostile_tokens_are_unauthenticated_and_harm_nothing(app: TestApp) {
+    for (attack, token) in roster_testkit::hostile_tokens(&app.tokens, WS) {
+        let status = app
+            .client()
+            .list_users(app.with_token(
+                &token,
+                pb::ListUsersRequest {
+                    workspace_id: WS.into(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .expect_err(attack);
+        assert_eq!(status.code(), Code::Unauthenticated, "{attack}: {status:?}");
+    }
+    // The service is still there for honest callers.
+    app.list("").await;
 }
 
 async fn a_token_for_another_workspace_is_permission_denied(app: TestApp) {

@@ -8,7 +8,30 @@ use tonic::Code;
 use crate::helpers::{PASSWORD, TestApp, WS};
 use crate::on_both_databases;
 
-on_both_databases!(every_rpc_against_every_caller);
+on_both_databases!(
+    every_rpc_against_every_caller,
+    hostile_tokens_are_unauthenticated_and_harm_nothing
+);
+
+async fn hostile_tokens_are_unauthenticated_and_harm_nothing(app: TestApp) {
+    let admin = app.active("root@example.com", "admin").await;
+    for (attack, token) in roster_testkit::hostile_tokens(&app.tokens, WS) {
+        let status = app
+            .client()
+            .get_agent(roster_testkit::with_bearer(
+                &token,
+                pb::GetAgentRequest {
+                    workspace_id: WS.into(),
+                    agent_id: admin.agent_id.clone(),
+                },
+            ))
+            .await
+            .expect_err(attack);
+        assert_eq!(status.code(), Code::Unauthenticated, "{attack}: {status:?}");
+    }
+    // The service is still there for honest callers.
+    app.get(&admin.agent_id).await;
+}
 
 /// Who calls, and which RPCs they may call.
 struct Caller {
