@@ -47,7 +47,6 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     let revocations = link.follow_revocations(&staff_trust.verifier());
     let trust = configured_keys(&auth)?;
     trust.verifier().follow_revocations(revocations.view());
-    let revocations = tokio::spawn(revocations.run());
 
     // One signal stops every service; each drains on its own.
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -74,6 +73,7 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     )
     .await?;
     tracing::info!(address = %directory.local_addr(), "directory listening");
+    let revocations = tokio::spawn(revocations.run(Some(directory.health())));
     println!(
         "roster: directory on {}, staff on {} (data in {}); mint a token with `roster dev-token`",
         directory.local_addr(),

@@ -101,13 +101,15 @@ pub async fn routes(
     .await
     .context("loading the token-signing keys")?;
     let staff = Staff::new(db, clock, keys.clone(), signing.sign_in);
-    let service = StaffServiceServer::new(StaffApi::new(staff.clone()))
+    let (closing_sender, closing) = roster_service::closing();
+    let service = StaffServiceServer::new(StaffApi::new(staff.clone(), closing))
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(max_message_bytes);
     let routes = Routes::new(OversizeIsResourceExhausted(
         verifier.guard(service, PUBLIC_METHODS),
     ));
     let routes = ServiceRoutes::new(routes)
+        .with_closing(closing_sender)
         .with_background(keys.clone().follow())
         .with_background(keys.clone().purge_periodically())
         .with_background(purge_revocations(staff));

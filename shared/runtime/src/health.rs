@@ -4,8 +4,8 @@
 //! while clients may ask about the service they call; both must tell the same story, so every
 //! change here applies to "" and to each registered name together.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tonic_health::ServingStatus;
 use tonic_health::pb::health_server::HealthServer;
@@ -23,6 +23,8 @@ pub struct HealthHandle {
     reporter: HealthReporter,
     service_names: Arc<[&'static str]>,
     shutting_down: Arc<AtomicBool>,
+    /// Names reported with [`HealthHandle::set_part`].
+    parts: Arc<Mutex<Vec<&'static str>>>,
 }
 
 impl HealthHandle {
@@ -33,6 +35,7 @@ impl HealthHandle {
             reporter: HealthReporter::new(),
             service_names: service_names.into(),
             shutting_down: Arc::new(AtomicBool::new(false)),
+            parts: Arc::new(Mutex::new(Vec::new())),
         };
         handle.set_all(ServingStatus::NotServing).await;
         handle
@@ -53,6 +56,25 @@ impl HealthHandle {
         self.set_all(ServingStatus::NotServing).await;
     }
 
+    /// Reports one part of the server apart from the rest, under its own `name` (a
+    /// dependency such as the revocation feed): its status says how that part fares
+    /// without taking the replica out of rotation, which follows "" alone. Cleared with
+    /// the rest at shutdown.
+    pub async fn set_part(&self, name: &'static str, serving: bool) {
+        let status = if serving {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        {
+            let mut parts = self.parts.lock().unwrap_or_else(PoisonError::into_inner);
+            if !parts.contains(&name) {
+                parts.push(name);
+            }
+        }
+        self.reporter.set_service_status(name, status).await;
+    }
+
     /// The service names registered besides "".
     pub fn service_names(&self) -> &[&'static str] {
         &self.service_names
@@ -69,7 +91,12 @@ impl HealthHandle {
     /// streams so shutdown is not held up until the grace period runs out.
     pub(crate) async fn end_watches(&self) {
         let mut reporter = self.reporter.clone();
-        for name in self.all_names() {
+        let parts: Vec<&'static str> = self
+            .parts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        for name in self.all_names().chain(parts) {
             reporter.clear_service_status(name).await;
         }
     }

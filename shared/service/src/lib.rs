@@ -98,10 +98,37 @@ impl ServiceDef {
 /// say); it must be safe with several replicas running it at once.
 pub type BackgroundTask = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
+/// Says when the server begins to shut down, to calls that would otherwise last (streams):
+/// they end then, so none holds up the drain. Made with [`closing`].
+#[derive(Clone, Debug)]
+pub struct Closing(tokio::sync::watch::Receiver<bool>);
+
+impl Closing {
+    /// Resolves once shutdown has begun (at once if it has).
+    pub async fn begun(mut self) {
+        let _ = self.0.wait_for(|closing| *closing).await;
+    }
+}
+
+/// The sending half of a [`Closing`], handed to [`ServiceRoutes::with_closing`].
+#[derive(Debug)]
+pub struct ClosingSender(tokio::sync::watch::Sender<bool>);
+
+/// A [`Closing`] for a service's calls and the sender its routes flip at shutdown.
+pub fn closing() -> (ClosingSender, Closing) {
+    let (sender, receiver) = tokio::sync::watch::channel(false);
+    (ClosingSender(sender), Closing(receiver))
+}
+
+/// Background work that reports on the server's health, started with its handle.
+type HealthTask = Box<dyn FnOnce(HealthHandle) -> BackgroundTask + Send>;
+
 /// What a service serves: its gRPC routes and its background work.
 pub struct ServiceRoutes {
     routes: Routes,
     background: Vec<BackgroundTask>,
+    health_tasks: Vec<HealthTask>,
+    closing: Option<ClosingSender>,
 }
 
 impl ServiceRoutes {
@@ -109,7 +136,27 @@ impl ServiceRoutes {
         Self {
             routes,
             background: Vec::new(),
+            health_tasks: Vec::new(),
+            closing: None,
         }
+    }
+
+    /// Flips `closing` when shutdown begins, before the drain.
+    pub fn with_closing(mut self, closing: ClosingSender) -> Self {
+        self.closing = Some(closing);
+        self
+    }
+
+    /// Like [`ServiceRoutes::with_background`], for work that reports a part of the
+    /// server's health (`HealthHandle::set_part`); it gets the handle when serving starts.
+    pub fn with_health_task<F, Fut>(mut self, task: F) -> Self
+    where
+        F: FnOnce(HealthHandle) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.health_tasks
+            .push(Box::new(move |health| Box::pin(task(health))));
+        self
     }
 
     /// Runs `task` while the service serves; it is stopped when serving ends.
@@ -197,7 +244,7 @@ where
         routes = routes.with_background(keys.run());
     }
     if let Some(revocations) = followers.revocations {
-        routes = routes.with_background(revocations.run());
+        routes = routes.with_health_task(move |health| revocations.run(Some(health)));
     }
     let app = ServiceApp::bind(def, server, db, routes).await?;
     tracing::info!(address = %app.local_addr(), "{} listening", def.name);
@@ -358,8 +405,24 @@ impl ServiceApp {
             health,
             self.health_check_interval,
         ));
-        let ServiceRoutes { routes, background } = self.routes;
-        let background: Vec<_> = background.into_iter().map(tokio::spawn).collect();
+        let ServiceRoutes {
+            routes,
+            background,
+            health_tasks,
+            closing,
+        } = self.routes;
+        let shutdown = async move {
+            shutdown.await;
+            if let Some(closing) = closing {
+                closing.0.send_replace(true);
+            }
+        };
+        let health = self.server.health();
+        let background: Vec<_> = background
+            .into_iter()
+            .chain(health_tasks.into_iter().map(|task| task(health.clone())))
+            .map(tokio::spawn)
+            .collect();
         let result = self
             .server
             .serve(routes, self.file_descriptor_sets, shutdown)

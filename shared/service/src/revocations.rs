@@ -16,6 +16,13 @@ use tonic::transport::Channel;
 
 /// Longest wait between two attempts to reach the staff service.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// How often the view's freshness is reported (health, and the log while stale).
+const REPORT_EVERY: Duration = Duration::from_secs(1);
+/// The health name under which the feed's state is reported: SERVING while the view is
+/// current enough to accept tokens, NOT_SERVING while every token is refused. The replica
+/// stays in rotation ("" does not follow it): with the staff service down every replica
+/// is alike, and refusing with a clear status beats refusing to answer.
+pub const HEALTH_NAME: &str = "roster.auth.Revocations";
 
 /// Keeps a [`RevocationView`] current; run [`RevocationFollower::run`] as a background task.
 pub struct RevocationFollower {
@@ -39,8 +46,13 @@ impl RevocationFollower {
         self.view.clone()
     }
 
-    /// Follows until dropped.
-    pub async fn run(self) {
+    /// Follows until dropped, reporting the view's freshness under [`HEALTH_NAME`] when
+    /// given the server's health.
+    pub async fn run(self, health: Option<roster_runtime::HealthHandle>) {
+        tokio::join!(self.follow(), report(self.view.clone(), health));
+    }
+
+    async fn follow(&self) {
         let mut backoff = Duration::from_millis(100);
         loop {
             match self.watch().await {
@@ -83,5 +95,35 @@ impl RevocationFollower {
             }
         }
         Ok(())
+    }
+}
+
+/// Says how current `view` is: in health, and every ten seconds in the log while it is
+/// too stale to accept tokens.
+async fn report(view: RevocationView, health: Option<roster_runtime::HealthHandle>) {
+    let mut ticks = tokio::time::interval(REPORT_EVERY);
+    let mut reported: Option<bool> = None;
+    let mut stale_ticks = 0u32;
+    loop {
+        ticks.tick().await;
+        let current = view.is_current();
+        if let Some(health) = &health
+            && reported != Some(current)
+        {
+            health.set_part(HEALTH_NAME, current).await;
+        }
+        reported = Some(current);
+        if current {
+            stale_ticks = 0;
+            continue;
+        }
+        if stale_ticks % 10 == 0 {
+            tracing::error!(
+                staleness_secs = ?view.staleness().map(|stale| stale.as_secs()),
+                max_staleness_secs = view.max_staleness().as_secs(),
+                "no current word from the staff service's revocation feed: refusing every token"
+            );
+        }
+        stale_ticks = stale_ticks.wrapping_add(1);
     }
 }

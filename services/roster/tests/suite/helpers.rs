@@ -25,6 +25,8 @@ use tonic::transport::Channel;
 /// and refuses the tokens its revocation feed names.
 pub struct Suite {
     pub staff: StaffServiceClient<Channel>,
+    /// The directory's connection, for its health service.
+    pub directory_channel: Channel,
     pub directory: DirectoryServiceClient<Channel>,
     /// The staff service's signing keys, to mint as Login will.
     pub keys: Keyring,
@@ -89,23 +91,6 @@ where
     let view_clock = ShiftedClock::default();
     let view = RevocationView::new(Duration::from_secs(300), Arc::new(view_clock.clone()));
     assert!(trust.verifier().follow_revocations(view.clone()));
-    let revocations = tokio::spawn(
-        RevocationFollower::new(
-            link.channel(),
-            format!("http://{}", staff.addr),
-            view.clone(),
-        )
-        .run(),
-    );
-    // Tokens are refused until the first snapshot arrives; tests start after it.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !view.is_current() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no revocation snapshot in 10 s"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     let directory_db =
         roster_directory::prepare_database(&DbSettings::new(&directory_database.url))
             .await
@@ -119,11 +104,29 @@ where
     )
     .await
     .unwrap();
+    let revocations = tokio::spawn(
+        RevocationFollower::new(
+            link.channel(),
+            format!("http://{}", staff.addr),
+            view.clone(),
+        )
+        .run(Some(directory.health())),
+    );
     let directory = roster_testkit::serve(directory.into_service_app()).await;
+    // Tokens are refused until the first snapshot arrives; tests start after it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !view.is_current() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no revocation snapshot in 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     let staff_served = Arc::new(tokio::sync::Mutex::new(Some(staff)));
     let suite = Suite {
         staff: staff_client,
+        directory_channel: directory.channel.clone(),
         directory: DirectoryServiceClient::new(directory.channel.clone()),
         keys,
         tokens,

@@ -9,6 +9,10 @@ use roster_testkit::with_bearer;
 use tonic::Code;
 use tonic_types::StatusExt as _;
 
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
 use crate::helpers::Suite;
 
 const WS: &str = "acme";
@@ -162,11 +166,14 @@ async fn a_directory_cut_off_from_staff_keeps_serving_then_fails_closed(mut suit
         .until(&token, Duration::from_secs(10), Result::is_ok)
         .await;
 
+    feed_health_becomes(&suite, ServingStatus::Serving).await;
+
     suite.stop_staff().await;
     // Unrevoked tokens keep working on the last view while it is fresh enough...
     suite.view_clock.advance_secs(290);
     suite.list_users(&token).await.unwrap();
-    // ...and past the bound (5 minutes) nothing does: the directory cannot tell.
+    // ...and past the bound (5 minutes) nothing does: the directory cannot tell, and its
+    // health says why while the replica stays in rotation.
     suite.view_clock.advance_secs(20);
     let status = suite.list_users(&token).await.unwrap_err();
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
@@ -177,4 +184,39 @@ async fn a_directory_cut_off_from_staff_keeps_serving_then_fails_closed(mut suit
             .contains("has not heard from the staff service"),
         "{status:?}"
     );
+    feed_health_becomes(&suite, ServingStatus::NotServing).await;
+    assert_eq!(overall_health(&suite).await, ServingStatus::Serving);
+}
+
+/// Waits (up to 5 s: it is reported every second) for the feed's health to be `status`.
+async fn feed_health_becomes(suite: &Suite, status: ServingStatus) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while feed_health(suite).await != status {
+        assert!(
+            Instant::now() < deadline,
+            "the feed's health is not {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn health_of(suite: &Suite, service: &str) -> ServingStatus {
+    let mut health = HealthClient::new(suite.directory_channel.clone());
+    let status = health
+        .check(HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    ServingStatus::try_from(status).unwrap()
+}
+
+async fn feed_health(suite: &Suite) -> ServingStatus {
+    health_of(suite, roster_service::revocations::HEALTH_NAME).await
+}
+
+async fn overall_health(suite: &Suite) -> ServingStatus {
+    health_of(suite, "").await
 }

@@ -33,11 +33,13 @@ use crate::store::invitations::Open;
 #[derive(Clone)]
 pub struct StaffApi {
     staff: Staff,
+    /// Ends the revocation streams when the server begins to shut down.
+    closing: roster_service::Closing,
 }
 
 impl StaffApi {
-    pub fn new(staff: Staff) -> Self {
-        Self { staff }
+    pub fn new(staff: Staff, closing: roster_service::Closing) -> Self {
+        Self { staff, closing }
     }
 }
 
@@ -833,7 +835,10 @@ impl StaffService for StaffApi {
         &self,
         _request: Request<pb::WatchRevocationsRequest>,
     ) -> std::result::Result<Response<Self::WatchRevocationsStream>, Status> {
-        Ok(Response::new(revocations::watch(&self.staff)))
+        Ok(Response::new(revocations::watch(
+            &self.staff,
+            self.closing.clone(),
+        )))
     }
 
     async fn get_jwks(

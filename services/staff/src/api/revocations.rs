@@ -22,15 +22,22 @@ const HEARTBEAT: Duration = Duration::from_secs(2);
 /// `revoked_at` before it commits, so a row can appear after later-stamped ones. Re-reading
 /// is cheap (the feed is small) and rows already sent are not sent again.
 const LOOKBACK_US: i64 = 60 * 1_000_000;
-/// Streams end after this, below the default shutdown grace (25 s), so no stream holds
-/// up a replica's shutdown; followers reconnect at once and get a fresh snapshot.
+/// Streams end after this (and at once when shutdown begins), so followers regularly start
+/// from a fresh snapshot and spread over replicas as they come and go.
 const MAX_AGE: Duration = Duration::from_secs(20);
 
 pub type RevocationStream = ReceiverStream<Result<pb::RevocationBatch, Status>>;
 
-pub(super) fn watch(staff: &Staff) -> RevocationStream {
+pub(super) fn watch(staff: &Staff, closing: roster_service::Closing) -> RevocationStream {
     let (sender, receiver) = mpsc::channel(4);
-    tokio::spawn(feed(staff.clone(), sender));
+    let staff = staff.clone();
+    tokio::spawn(async move {
+        // Shutdown ends the stream: followers reconnect to another replica at once.
+        tokio::select! {
+            () = feed(staff, sender) => {}
+            () = closing.begun() => {}
+        }
+    });
     ReceiverStream::new(receiver)
 }
 
