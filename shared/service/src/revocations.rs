@@ -117,7 +117,7 @@ async fn report(view: RevocationView, health: Option<roster_runtime::HealthHandl
             stale_ticks = 0;
             continue;
         }
-        if stale_ticks % 10 == 0 {
+        if stale_ticks.is_multiple_of(10) {
             tracing::error!(
                 staleness_secs = ?view.staleness().map(|stale| stale.as_secs()),
                 max_staleness_secs = view.max_staleness().as_secs(),
