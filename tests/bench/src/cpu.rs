@@ -4,6 +4,7 @@
 //! thread: the servers run on their own Tokio runtime whose threads carry a name prefix, and
 //! only threads with that prefix are summed.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -12,20 +13,34 @@ use anyhow::Context as _;
 /// architecture Linux supports (the kernel scales its internal HZ to it).
 const TICK: Duration = Duration::from_millis(10);
 
-#[derive(Clone, Copy, Debug)]
-pub struct CpuTime(Duration);
+/// CPU ticks of each matching thread, by thread id, at one moment.
+#[derive(Clone, Debug)]
+pub struct CpuTime(HashMap<u64, u64>);
 
 impl CpuTime {
-    pub fn since(self, earlier: CpuTime) -> Duration {
-        self.0.saturating_sub(earlier.0)
+    /// CPU time spent since `earlier`, thread by thread: a thread that ended in between
+    /// (a blocking-pool thread idle for 10 s does) takes its ticks with it, and summing the
+    /// totals instead would subtract them from everyone else's. Threads started since count
+    /// whole.
+    pub fn since(&self, earlier: &CpuTime) -> Duration {
+        let ticks: u64 = self
+            .0
+            .iter()
+            .map(|(tid, ticks)| ticks.saturating_sub(earlier.0.get(tid).copied().unwrap_or(0)))
+            .sum();
+        TICK * u32::try_from(ticks).unwrap_or(u32::MAX)
     }
 }
 
 /// User plus system time of every thread of this process whose name starts with `prefix`.
 pub fn threads_cpu(prefix: &str) -> anyhow::Result<CpuTime> {
-    let mut ticks = 0u64;
+    let mut threads = HashMap::new();
     for entry in std::fs::read_dir("/proc/self/task")? {
-        let path = entry?.path().join("stat");
+        let entry = entry?;
+        let Some(tid) = entry.file_name().to_str().and_then(|tid| tid.parse().ok()) else {
+            continue;
+        };
+        let path = entry.path().join("stat");
         // A thread may end between listing and reading; it no longer counts.
         let Ok(stat) = std::fs::read_to_string(&path) else {
             continue;
@@ -33,10 +48,10 @@ pub fn threads_cpu(prefix: &str) -> anyhow::Result<CpuTime> {
         let (name, fields) = parse_stat(&stat)
             .with_context(|| format!("unexpected format of {}", path.display()))?;
         if name.starts_with(prefix) {
-            ticks += fields.0 + fields.1;
+            threads.insert(tid, fields.0 + fields.1);
         }
     }
-    Ok(CpuTime(TICK * u32::try_from(ticks)?))
+    Ok(CpuTime(threads))
 }
 
 /// `(comm, (utime, stime))` of a `/proc/<pid>/task/<tid>/stat` line. The name sits in
@@ -87,5 +102,13 @@ mod tests {
     fn stat_fields_are_counted_from_the_last_parenthesis() {
         let line = "42 (bench-srv (x)) S 1 42 42 0 -1 4194368 100 0 0 0 250 75 0 0 20 0 1 0";
         assert_eq!(parse_stat(line), Some(("bench-srv (x)", (250, 75))));
+    }
+
+    #[test]
+    fn time_is_counted_per_thread_so_an_ended_thread_subtracts_nothing() {
+        let before = CpuTime([(1, 100), (2, 500)].into());
+        // Thread 2 ended, thread 3 started.
+        let after = CpuTime([(1, 130), (3, 20)].into());
+        assert_eq!(after.since(&before), TICK * 50);
     }
 }

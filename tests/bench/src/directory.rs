@@ -10,27 +10,19 @@ use roster_directory::domain::Clock as _;
 use roster_proto::directory::v1 as pb;
 use roster_proto::directory::v1::directory_service_client::DirectoryServiceClient;
 use sea_orm::sqlx::postgres::PgPool;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use uuid::Uuid;
 
 use crate::baseline::Baseline;
 use crate::dataset::{self, COMMON_TERM, SELECTIVE_TERM, WORKSPACE};
+use crate::harness::{self, CLIENT_THREADS, Databases, SERVER_THREADS, channels, progress};
 use crate::import::{self, ImportOutcome, ImportSpec};
 use crate::load::{self, CallId, LoadResult, LoadSpec};
-use crate::pg::{self, BenchDatabase};
+use crate::pg;
 use crate::report::{self, Check, Table};
 use crate::search::{self, SearchCase, SearchClients, SearchOutcome, SearchSpec};
 use crate::service::{self, Directory};
 use crate::sql;
-
-/// Thread-name prefix of the runtime that hosts (a) and (b).
-pub const SERVER_THREADS: &str = "bench-srv";
-/// Thread-name prefix of the runtime that runs the load generator and (c).
-pub const CLIENT_THREADS: &str = "bench-load";
-
-/// Calls per second of measured time that no cell can exceed: the count bound of every
-/// load loop.
-const MAX_CALLS_PER_SECOND: u64 = 100_000;
 
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -107,21 +99,9 @@ struct Results {
 
 /// Runs the whole bench; databases are dropped however it ends (Ctrl-C included).
 pub async fn run(options: Options, server_runtime: tokio::runtime::Handle) -> anyhow::Result<()> {
-    pg::check_local(&options.admin_url)?;
-    let run_id = Uuid::new_v4().simple().to_string()[..12].to_owned();
-    let mut databases = Vec::new();
-    let outcome = tokio::select! {
-        outcome = measure(&options, &server_runtime, &run_id, &mut databases) => outcome,
-        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
-    };
-    for database in databases {
-        let name = database.name.clone();
-        if options.keep_databases {
-            eprintln!("kept database {name}");
-        } else if let Err(error) = database.drop_now().await {
-            eprintln!("could not drop database {name}: {error:#}");
-        }
-    }
+    let mut databases = Databases::new(&options.admin_url, options.keep_databases)?;
+    let outcome = harness::interruptible(measure(&options, &server_runtime, &mut databases)).await;
+    databases.drop_all().await;
     let results = outcome?;
     println!("{}", render(&options, &results));
     let errors = error_summary(&results);
@@ -132,32 +112,13 @@ pub async fn run(options: Options, server_runtime: tokio::runtime::Handle) -> an
     }
 }
 
-fn progress(message: impl AsRef<str>) {
-    eprintln!("[roster-bench] {}", message.as_ref());
-}
-
-async fn channels(addr: std::net::SocketAddr, count: usize) -> anyhow::Result<Vec<Channel>> {
-    let mut channels = Vec::with_capacity(count);
-    for _ in 0..count.max(1) {
-        channels.push(
-            Endpoint::from_shared(format!("http://{addr}"))?
-                .tcp_nodelay(true)
-                .connect()
-                .await
-                .with_context(|| format!("connecting to {addr}"))?,
-        );
-    }
-    Ok(channels)
-}
-
 async fn measure(
     options: &Options,
     server_runtime: &tokio::runtime::Handle,
-    run_id: &str,
-    databases: &mut Vec<BenchDatabase>,
+    databases: &mut Databases,
 ) -> anyhow::Result<Results> {
-    let database = BenchDatabase::create(&options.admin_url, run_id, "main").await?;
-    progress(format!("created database {}", database.name));
+    let run_id = databases.run_id.clone();
+    let database = databases.create("main").await?;
     if options.log_statements {
         database.log_statements().await?;
     }
@@ -165,7 +126,6 @@ async fn measure(
     settings.max_connections = options.pool_size;
     let database_url = database.url.clone();
     let mut conn = database.connection().await?;
-    databases.push(database);
 
     let directory = Directory::start(server_runtime, settings, WORKSPACE, None).await?;
     progress(format!(
@@ -173,15 +133,7 @@ async fn measure(
         directory.addr
     ));
 
-    let postgres_version: String = sea_orm::sqlx::query_scalar("SHOW server_version")
-        .fetch_one(&mut conn)
-        .await?;
-    // Every connection of the run is opened from the same URL, so this one tells for all.
-    let tls: bool = sea_orm::sqlx::query_scalar(
-        "SELECT coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)",
-    )
-    .fetch_one(&mut conn)
-    .await?;
+    let (postgres_version, tls) = pg::server_info(&mut conn).await?;
     progress(format!("loading {} users with COPY…", options.users));
     let loaded = dataset::load_users(&mut conn, options.users).await?;
     progress(format!(
@@ -226,7 +178,12 @@ async fn measure(
         {
             progress(format!("CreateUser {} c={concurrency}", contender.label()));
             let result = contenders
-                .create_user(contender, load_spec(options, concurrency), run_id, &created)
+                .create_user(
+                    contender,
+                    load_spec(options, concurrency),
+                    &run_id,
+                    &created,
+                )
                 .await?;
             create_user.cells.push((contender, concurrency, result));
         }
@@ -288,7 +245,7 @@ async fn measure(
             max_time: options.import_max_time,
         };
         Some(
-            import::run(&spec, server_runtime, &options.admin_url, run_id, databases)
+            import::run(&spec, server_runtime, databases)
                 .await
                 .map_err(|error| format!("{error:#}")),
         )
@@ -305,13 +262,7 @@ async fn measure(
 }
 
 fn load_spec(options: &Options, concurrency: usize) -> LoadSpec {
-    LoadSpec {
-        concurrency,
-        warmup: options.warmup,
-        duration: options.duration,
-        max_calls: MAX_CALLS_PER_SECOND
-            .saturating_mul(options.duration.as_secs().max(1) + options.warmup.as_secs() + 1),
-    }
+    harness::load_spec(concurrency, options.warmup, options.duration)
 }
 
 /// What the load loops call.
@@ -475,29 +426,22 @@ fn error_summary(results: &Results) -> Vec<String> {
         ("CreateUser", &results.create_user),
     ] {
         for (contender, concurrency, result) in &grid.cells {
-            if result.errors > 0 {
-                errors.push(format!(
-                    "{name} {} c={concurrency}: {} failed, first: {}",
-                    contender.label(),
-                    result.errors,
-                    result.first_error.as_deref().unwrap_or("?")
-                ));
-            }
+            errors.extend(harness::failures(
+                &format!("{name} {} c={concurrency}", contender.label()),
+                result,
+            ));
         }
     }
     for search in &results.searches {
         for run in &search.runs {
             for (label, result) in [("(a)", &run.roster), ("(b)", &run.bare), ("(c)", &run.sql)] {
-                if result.errors > 0 {
-                    errors.push(format!(
-                        "search email:{} page {} {label} c={}: {} failed, first: {}",
-                        search.term,
-                        search.page,
-                        run.concurrency,
-                        result.errors,
-                        result.first_error.as_deref().unwrap_or("?")
-                    ));
-                }
+                errors.extend(harness::failures(
+                    &format!(
+                        "search email:{} page {} {label} c={}",
+                        search.term, search.page, run.concurrency
+                    ),
+                    result,
+                ));
             }
         }
     }

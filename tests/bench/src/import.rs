@@ -13,7 +13,8 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::cpu;
 use crate::dataset::{self, WORKSPACE};
-use crate::pg::{self, BenchDatabase};
+use crate::harness::Databases;
+use crate::pg;
 use crate::service::Directory;
 
 /// Bytes of CSV per gRPC message, as `roster import-users` sends them.
@@ -106,15 +107,13 @@ async fn send(
         .map_err(|_| anyhow::anyhow!("the import stream closed early"))
 }
 
-/// Runs both sides. The databases it creates are pushed to `databases` for the caller to
-/// drop.
+/// Runs both sides, on databases created in `databases` for the caller to drop.
 pub async fn run(
     spec: &ImportSpec,
     server_runtime: &tokio::runtime::Handle,
-    admin_url: &str,
-    run_id: &str,
-    databases: &mut Vec<BenchDatabase>,
+    databases: &mut Databases,
 ) -> anyhow::Result<ImportOutcome> {
+    let run_id = databases.run_id.clone();
     let path = std::env::temp_dir().join(format!("roster-bench-{run_id}.csv"));
     let file = TempFile(path.clone());
     let rows = spec.rows;
@@ -124,9 +123,7 @@ pub async fn run(
             .await
             .context("the CSV writer failed")??;
 
-    let database = BenchDatabase::create(admin_url, run_id, "import").await?;
-    let settings = database.service_settings();
-    databases.push(database);
+    let settings = databases.create("import").await?.service_settings();
     // The default request timeout (30 s) would cancel any longer import; give the stream its
     // time limit plus room for the rows still buffered when it ends.
     let request_timeout = spec.max_time + Duration::from_secs(300);
@@ -176,10 +173,9 @@ pub async fn run(
             + response.failed,
     )?;
 
-    let database = BenchDatabase::create(admin_url, run_id, "copy").await?;
-    pg::migrate(&database).await?;
+    let database = databases.create("copy").await?;
+    pg::migrate(database).await?;
     let mut conn = database.connection().await?;
-    databases.push(database);
     let copy_time = dataset::copy_import_rows(&mut conn, processed, rows).await?;
 
     Ok(ImportOutcome {

@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use tokio::sync::Notify;
 
 use crate::cpu::{self, CpuTime};
-use crate::directory::CLIENT_THREADS;
+use crate::harness::CLIENT_THREADS;
 
 /// The longest a single call may take before it counts as an error.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -205,10 +205,10 @@ where
 
     let mut result = LoadResult {
         server_cpu: match (cpu_before, cpu_after) {
-            (Some(before), Some(after)) => Some(after.since(before)),
+            (Some(before), Some(after)) => Some(after.since(&before)),
             _ => None,
         },
-        client_cpu: Some(client_after.since(client_before)),
+        client_cpu: Some(client_after.since(&client_before)),
         ..LoadResult::default()
     };
     let mut micros = Vec::new();

@@ -1,11 +1,15 @@
-//! Roster's benchmarks. `cargo run --release -p roster-bench -- directory` measures the
-//! directory against a bare tonic server and a plain SQL client on a local PostgreSQL and
-//! prints one report; see `--help` for the knobs.
+//! Roster's benchmarks on a local PostgreSQL, each printing one report (see `--help` for
+//! the knobs): `cargo run --release -p roster-bench -- directory` measures the directory
+//! against a bare tonic server and a plain SQL client; `… -- staff` measures Login against
+//! a bare argon2 verification, IssueServiceToken, and what verifying the staff service's
+//! tokens costs the directory.
 
+mod argon2_baseline;
 mod baseline;
 mod cpu;
 mod dataset;
 mod directory;
+mod harness;
 mod import;
 mod load;
 mod pg;
@@ -13,10 +17,12 @@ mod report;
 mod search;
 mod service;
 mod sql;
+mod staff;
+mod staff_service;
+mod verification;
 
 use std::time::Duration;
 
-use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
@@ -34,10 +40,14 @@ struct Cli {
 enum Command {
     /// The directory over gRPC with auth (a) vs a bare tonic server (b) vs plain SQL (c).
     Directory(DirectoryArgs),
+    /// The staff service: Login vs a bare argon2 verify, IssueServiceToken, and the
+    /// directory's cost of verifying its tokens.
+    Staff(StaffArgs),
 }
 
+/// What every bench takes.
 #[derive(Args)]
-struct DirectoryArgs {
+struct CommonArgs {
     /// An admin URL on the local server; the bench creates (and drops) its own databases.
     /// Without TLS by default: over loopback it protects nothing, and it would add some 40 µs
     /// of encryption per GetUser to every column alike. Pass `sslmode=require` to measure it.
@@ -47,24 +57,63 @@ struct DirectoryArgs {
         default_value = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
     )]
     database_url: String,
-    /// Users bulk-loaded for GetUser and search.
-    #[arg(long, default_value_t = 1_000_000)]
-    users: u64,
-    /// Measured seconds per GetUser/CreateUser cell.
-    #[arg(long, default_value_t = 5)]
+    /// Measured seconds per cell.
+    #[arg(long, alias = "duration", default_value_t = 5)]
     duration_secs: u64,
     /// Warm-up seconds before each cell.
     #[arg(long, default_value_t = 1)]
     warmup_secs: u64,
-    /// Concurrency levels (closed-loop callers).
-    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
-    concurrency: Vec<usize>,
     /// HTTP/2 connections the gRPC callers share.
     #[arg(long, default_value_t = 4)]
     connections: usize,
-    /// Database connections of each contender's pool.
+    /// Database connections of each service's (and each plain client's) pool.
     #[arg(long, default_value_t = 16)]
     pool_size: u32,
+    /// Keep the bench's databases instead of dropping them.
+    #[arg(long)]
+    keep_databases: bool,
+    /// Worker threads of the runtime hosting the servers under test.
+    #[arg(long, default_value_t = 2)]
+    server_threads: usize,
+    /// Worker threads of the load generator's runtime.
+    #[arg(long, default_value_t = 2)]
+    client_threads: usize,
+}
+
+impl CommonArgs {
+    fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.duration_secs >= 1, "--duration-secs: at least 1");
+        anyhow::ensure!(
+            (1..=64).contains(&self.connections),
+            "--connections: 1 to 64"
+        );
+        anyhow::ensure!((1..=64).contains(&self.pool_size), "--pool-size: 1 to 64");
+        anyhow::ensure!(
+            (1..=64).contains(&self.server_threads) && (1..=64).contains(&self.client_threads),
+            "--server-threads / --client-threads: 1 to 64"
+        );
+        Ok(())
+    }
+}
+
+fn check_concurrency(flag: &str, levels: &[usize]) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !levels.is_empty() && levels.iter().all(|c| (1..=1024).contains(c)),
+        "{flag}: values from 1 to 1024"
+    );
+    Ok(())
+}
+
+#[derive(Args)]
+struct DirectoryArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Users bulk-loaded for GetUser and search.
+    #[arg(long, default_value_t = 1_000_000)]
+    users: u64,
+    /// Concurrency levels (closed-loop callers).
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    concurrency: Vec<usize>,
     /// Measured seconds per search case and concurrency (at most `--search-calls` calls
     /// per caller).
     #[arg(long, default_value_t = 5)]
@@ -91,19 +140,10 @@ struct DirectoryArgs {
     /// End the import stream after this many seconds; the rate then covers the rows done.
     #[arg(long, default_value_t = 300)]
     import_max_secs: u64,
-    /// Keep the bench's databases instead of dropping them.
-    #[arg(long)]
-    keep_databases: bool,
     /// Have PostgreSQL log every statement on the main bench database (its server log shows
     /// the SQL of the service next to the bench's own).
     #[arg(long)]
     log_statements: bool,
-    /// Worker threads of the runtime hosting the servers under test.
-    #[arg(long, default_value_t = 2)]
-    server_threads: usize,
-    /// Worker threads of the load generator's runtime.
-    #[arg(long, default_value_t = 2)]
-    client_threads: usize,
 }
 
 /// The parts of the directory bench, to measure one at a time while working on it.
@@ -117,39 +157,21 @@ enum Part {
 
 impl DirectoryArgs {
     fn into_options(self) -> anyhow::Result<directory::Options> {
+        let common = self.common;
+        common.check()?;
         anyhow::ensure!(self.users >= 100, "--users: at least 100");
-        anyhow::ensure!(self.duration_secs >= 1, "--duration-secs: at least 1");
-        anyhow::ensure!(
-            !self.concurrency.is_empty() && self.concurrency.iter().all(|c| (1..=1024).contains(c)),
-            "--concurrency: values from 1 to 1024"
-        );
-        anyhow::ensure!(
-            !self.search_concurrency.is_empty()
-                && self
-                    .search_concurrency
-                    .iter()
-                    .all(|c| (1..=1024).contains(c)),
-            "--search-concurrency: values from 1 to 1024"
-        );
-        anyhow::ensure!(
-            (1..=64).contains(&self.connections),
-            "--connections: 1 to 64"
-        );
-        anyhow::ensure!((1..=64).contains(&self.pool_size), "--pool-size: 1 to 64");
-        anyhow::ensure!(
-            (1..=64).contains(&self.server_threads) && (1..=64).contains(&self.client_threads),
-            "--server-threads / --client-threads: 1 to 64"
-        );
+        check_concurrency("--concurrency", &self.concurrency)?;
+        check_concurrency("--search-concurrency", &self.search_concurrency)?;
         let import_rows = self.import_rows.unwrap_or(self.users);
         anyhow::ensure!(import_rows >= 1, "--import-rows: at least 1");
         Ok(directory::Options {
-            admin_url: self.database_url,
+            admin_url: common.database_url,
             users: self.users,
-            duration: Duration::from_secs(self.duration_secs),
-            warmup: Duration::from_secs(self.warmup_secs),
+            duration: Duration::from_secs(common.duration_secs),
+            warmup: Duration::from_secs(common.warmup_secs),
             concurrency: self.concurrency,
-            connections: self.connections,
-            pool_size: self.pool_size,
+            connections: common.connections,
+            pool_size: common.pool_size,
             search_duration: Duration::from_secs(self.search_secs.max(1)),
             search_calls: self.search_calls.max(1),
             search_concurrency: self.search_concurrency,
@@ -159,32 +181,113 @@ impl DirectoryArgs {
             import: self.only.contains(&Part::Import) && !self.skip_import,
             import_rows,
             import_max_time: Duration::from_secs(self.import_max_secs.max(1)),
-            keep_databases: self.keep_databases,
+            keep_databases: common.keep_databases,
             log_statements: self.log_statements,
-            server_threads: self.server_threads,
-            client_threads: self.client_threads,
+            server_threads: common.server_threads,
+            client_threads: common.client_threads,
         })
     }
 }
 
-fn runtime(threads: usize, name: &str) -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .thread_name(name)
-        .enable_all()
-        .build()
-        .with_context(|| format!("starting the {name} runtime"))
+#[derive(Args)]
+struct StaffArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Concurrency levels of Login and of the bare argon2 verify.
+    #[arg(long, value_delimiter = ',', default_value = "16")]
+    concurrency: Vec<usize>,
+    /// Concurrency levels of IssueServiceToken.
+    #[arg(long, value_delimiter = ',', default_value = "16,64")]
+    issue_concurrency: Vec<usize>,
+    /// Concurrency of GetUser in the verification part.
+    #[arg(long, default_value_t = 16)]
+    verify_concurrency: usize,
+    /// Active agents Login spreads over (at least the highest --concurrency).
+    #[arg(long, default_value_t = 256)]
+    agents: usize,
+    /// Service accounts IssueServiceToken spreads over.
+    #[arg(long, default_value_t = 16)]
+    service_accounts: usize,
+    /// Measure only these parts (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "login,issue,verify")]
+    only: Vec<StaffPart>,
+    /// Calls of `TokenVerifier::verify` with the cached token.
+    #[arg(long, default_value_t = 1_000_000)]
+    verify_iterations: u64,
+    /// Fresh tokens minted for the uncached cases (more than the verifier's cache holds).
+    #[arg(long, default_value_t = 30_000)]
+    fresh_tokens: usize,
+}
+
+/// The parts of the staff bench.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum StaffPart {
+    Login,
+    Issue,
+    Verify,
+}
+
+impl StaffArgs {
+    fn into_options(self) -> anyhow::Result<staff::Options> {
+        let common = self.common;
+        common.check()?;
+        check_concurrency("--concurrency", &self.concurrency)?;
+        check_concurrency("--issue-concurrency", &self.issue_concurrency)?;
+        check_concurrency("--verify-concurrency", &[self.verify_concurrency])?;
+        let top = self.concurrency.iter().copied().max().unwrap_or(1);
+        anyhow::ensure!(
+            (top..=100_000).contains(&self.agents),
+            "--agents: from the highest --concurrency ({top}) to 100000, so no account has two sign-ins in flight"
+        );
+        anyhow::ensure!(
+            (1..=1000).contains(&self.service_accounts),
+            "--service-accounts: 1 to 1000"
+        );
+        anyhow::ensure!(
+            self.verify_iterations >= 1,
+            "--verify-iterations: at least 1"
+        );
+        let cache = roster_auth::VerifierSettings::default().cache_capacity;
+        anyhow::ensure!(
+            (cache + 1..=1_000_000).contains(&self.fresh_tokens),
+            "--fresh-tokens: more than the verifier's cache holds ({cache}), at most 1000000"
+        );
+        Ok(staff::Options {
+            admin_url: common.database_url,
+            duration: Duration::from_secs(common.duration_secs),
+            warmup: Duration::from_secs(common.warmup_secs),
+            login_concurrency: self.concurrency,
+            issue_concurrency: self.issue_concurrency,
+            verify_concurrency: self.verify_concurrency,
+            agents: self.agents,
+            service_accounts: self.service_accounts,
+            connections: common.connections,
+            pool_size: common.pool_size,
+            login: self.only.contains(&StaffPart::Login),
+            issue: self.only.contains(&StaffPart::Issue),
+            verify: self.only.contains(&StaffPart::Verify),
+            verify_iterations: self.verify_iterations,
+            fresh_tokens: self.fresh_tokens,
+            keep_databases: common.keep_databases,
+            server_threads: common.server_threads,
+            client_threads: common.client_threads,
+        })
+    }
 }
 
 fn main() -> anyhow::Result<()> {
-    let Command::Directory(args) = Cli::parse().command;
-    let options = args.into_options()?;
-    // The servers under test get their own runtime so their threads' CPU can be measured
-    // apart from the load generator's.
-    let servers = runtime(options.server_threads, directory::SERVER_THREADS)?;
-    let clients = runtime(options.client_threads, directory::CLIENT_THREADS)?;
-    let result = clients.block_on(directory::run(options, servers.handle().clone()));
-    servers.shutdown_timeout(Duration::from_secs(5));
-    clients.shutdown_timeout(Duration::from_secs(5));
-    result
+    match Cli::parse().command {
+        Command::Directory(args) => {
+            let options = args.into_options()?;
+            harness::run_on_runtimes(options.server_threads, options.client_threads, |servers| {
+                directory::run(options, servers)
+            })
+        }
+        Command::Staff(args) => {
+            let options = args.into_options()?;
+            harness::run_on_runtimes(options.server_threads, options.client_threads, |servers| {
+                staff::run(options, servers)
+            })
+        }
+    }
 }

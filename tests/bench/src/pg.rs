@@ -1,5 +1,5 @@
 //! The bench's own PostgreSQL databases: created under generated names, migrated with the
-//! directory's real migrations, dropped at the end.
+//! services' real migrations, dropped at the end.
 
 use std::time::Duration;
 
@@ -104,6 +104,20 @@ impl BenchDatabase {
             .await
             .with_context(|| format!("connecting to {}", self.name))
     }
+}
+
+/// The server's version, and whether `conn` uses TLS: every connection of a run is opened
+/// from the same URL, so one tells for all.
+pub async fn server_info(conn: &mut PgConnection) -> anyhow::Result<(String, bool)> {
+    let version: String = sqlx::query_scalar("SHOW server_version")
+        .fetch_one(&mut *conn)
+        .await?;
+    let tls: bool = sqlx::query_scalar(
+        "SELECT coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok((version, tls))
 }
 
 /// A plain sqlx pool of `size` connections (all opened now), for the baselines.

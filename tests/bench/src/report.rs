@@ -177,6 +177,16 @@ impl Check {
         }
     }
 
+    /// `value ≥ at_least`.
+    pub fn at_least(name: &str, value: Option<f64>, at_least: f64, unit: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            measured: value.map(|v| format!("{} {unit}", rate(v))),
+            target: format!(">= {} {unit}", rate(at_least)),
+            pass: value.map(|v| v >= at_least),
+        }
+    }
+
     pub fn holds(name: &str, measured: Option<String>, target: &str, pass: Option<bool>) -> Self {
         Self {
             name: name.to_owned(),

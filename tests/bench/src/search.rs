@@ -12,7 +12,7 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
 
 use crate::dataset::WORKSPACE;
-use crate::directory::SERVER_THREADS;
+use crate::harness::SERVER_THREADS;
 use crate::load::{self, LoadResult, LoadSpec};
 use crate::service::authorized;
 use crate::sql::{self, PageCursor};
