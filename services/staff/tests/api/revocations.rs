@@ -31,16 +31,25 @@ async fn published(app: &TestApp) -> HashMap<String, i64> {
     minimums
 }
 
+/// The generation of a fresh sign-in's token (ada's).
+async fn signed_in_generation(app: &TestApp) -> i64 {
+    let session = app.login("ada@example.com", PASSWORD).await.unwrap();
+    i64::try_from(app.verify(&session.access_token).generation).unwrap()
+}
+
+/// Asserts the agent's tokens are now of a generation above `last` and that the feed
+/// publishes exactly it; answers it.
+async fn assert_published_above(app: &TestApp, agent_id: &str, last: i64, what: &str) -> i64 {
+    let now = signed_in_generation(app).await;
+    assert!(now > last, "{what}");
+    assert_eq!(published(app).await.get(agent_id), Some(&now), "{what}");
+    now
+}
+
 async fn every_change_to_what_an_agent_holds_is_published(app: TestApp) {
     app.active("root@example.com", "admin").await;
     let agent = app.active("ada@example.com", "agent").await;
-    let generation_of = |token: &str| i64::try_from(app.verify(token).generation).unwrap();
-    let mut last = generation_of(
-        &app.login("ada@example.com", PASSWORD)
-            .await
-            .unwrap()
-            .access_token,
-    );
+    let mut last = signed_in_generation(&app).await;
 
     let team = app
         .client()
@@ -78,15 +87,13 @@ async fn every_change_to_what_an_agent_holds_is_published(app: TestApp) {
         }))
         .await
         .unwrap();
-    let now = generation_of(
-        &app.login("ada@example.com", PASSWORD)
-            .await
-            .unwrap()
-            .access_token,
-    );
-    assert!(now > last, "joining a team raises the generation");
-    assert_eq!(published(&app).await.get(&agent.agent_id), Some(&now));
-    last = now;
+    last = assert_published_above(
+        &app,
+        &agent.agent_id,
+        last,
+        "joining a team raises the generation",
+    )
+    .await;
 
     app.client()
         .update_agent(app.admin(pb::UpdateAgentRequest {
@@ -102,15 +109,13 @@ async fn every_change_to_what_an_agent_holds_is_published(app: TestApp) {
         }))
         .await
         .unwrap();
-    let now = generation_of(
-        &app.login("ada@example.com", PASSWORD)
-            .await
-            .unwrap()
-            .access_token,
-    );
-    assert!(now > last, "a new role raises the generation");
-    assert_eq!(published(&app).await.get(&agent.agent_id), Some(&now));
-    last = now;
+    last = assert_published_above(
+        &app,
+        &agent.agent_id,
+        last,
+        "a new role raises the generation",
+    )
+    .await;
 
     app.client()
         .update_role(app.admin(pb::UpdateRoleRequest {
@@ -126,17 +131,13 @@ async fn every_change_to_what_an_agent_holds_is_published(app: TestApp) {
         }))
         .await
         .unwrap();
-    let now = generation_of(
-        &app.login("ada@example.com", PASSWORD)
-            .await
-            .unwrap()
-            .access_token,
-    );
-    assert!(
-        now > last,
-        "a change of the role's permissions raises its holders' generation"
-    );
-    assert_eq!(published(&app).await.get(&agent.agent_id), Some(&now));
+    assert_published_above(
+        &app,
+        &agent.agent_id,
+        last,
+        "a change of the role's permissions raises its holders' generation",
+    )
+    .await;
 }
 
 async fn the_feed_needs_no_token_and_starts_with_a_snapshot(app: TestApp) {
