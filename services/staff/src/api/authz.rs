@@ -124,6 +124,7 @@ pub fn authorize_about(
     method: &str,
     about: Option<Uuid>,
 ) -> Result<()> {
+    super::denials::note_workspace(workspace_id, method);
     let grant = grant(principal, workspace_id)?;
     let need = match need(method)? {
         Need::WriteOrAboutSelf(_) if about.is_some() && caller_agent(principal) == about => {
@@ -158,6 +159,7 @@ pub fn authorize_about(
 
 /// The caller's right to call `method`, a platform method (in no workspace).
 pub fn authorize_platform(principal: &Principal, method: &str) -> Result<()> {
+    super::denials::note_workspace(crate::service::keys::PLATFORM_WORKSPACE, method);
     let Need::Platform(permission) = need(method)? else {
         return Err(StaffError::Internal(format!(
             "{method} is a workspace method, authorized with its workspace"

@@ -9,9 +9,9 @@ use roster_proto::staff::v1 as pb;
 use crate::domain::access::Source;
 use crate::domain::values::NotificationPreferences;
 use crate::domain::{AgentStatus, Role};
-use crate::entity::{invitation, team};
+use crate::entity::invitation;
 use crate::error::{Result, StaffError};
-use crate::service::{AgentView, RoleView, Usage, agents_extra_permissions};
+use crate::service::{AgentView, RoleView, TeamView, Usage, agents_extra_permissions};
 
 pub fn timestamp(us: i64) -> Timestamp {
     Timestamp {
@@ -112,7 +112,8 @@ pub fn invitation(
     }
 }
 
-pub fn team(row: team::Model) -> Result<pb::Team> {
+pub fn team(view: TeamView) -> Result<pb::Team> {
+    let TeamView { row, member_count } = view;
     let permissions = crate::store::teams::grant_of(&row)?.permissions;
     Ok(pb::Team {
         team_id: row.team_id.to_string(),
@@ -122,6 +123,7 @@ pub fn team(row: team::Model) -> Result<pb::Team> {
         etag: etag(row.version),
         permissions: permissions.into_iter().collect(),
         updated_at: Some(timestamp(row.updated_at)),
+        member_count: i32::try_from(member_count).unwrap_or(i32::MAX),
     })
 }
 

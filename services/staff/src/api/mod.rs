@@ -5,6 +5,7 @@
 mod access;
 pub mod authz;
 pub mod convert;
+mod denials;
 mod revocations;
 mod roles;
 mod service_accounts;
@@ -45,14 +46,16 @@ impl StaffApi {
 
 /// The verified caller and the audit actor built from it and the request's context.
 fn caller<T>(request: &Request<T>) -> Result<(Principal, Actor)> {
-    roster_auth::caller(request).map_err(|status| {
+    let (principal, actor) = roster_auth::caller(request).map_err(|status| {
         StaffError::refused(
             tonic::Code::Unauthenticated,
             reason::UNAUTHENTICATED,
             None,
             status.message().to_owned(),
         )
-    })
+    })?;
+    denials::note_caller(&actor);
+    Ok((principal, actor))
 }
 
 /// Checks the workspace id and the caller's right to call `method` in it.
@@ -90,10 +93,32 @@ impl Checks {
     }
 }
 
-async fn respond<T>(
-    work: impl Future<Output = Result<T>>,
-) -> std::result::Result<Response<T>, Status> {
-    work.await.map(Response::new).map_err(Status::from)
+impl StaffApi {
+    /// Runs one handler's work and answers it; a PERMISSION_DENIED answer is audited first.
+    async fn respond<T>(
+        &self,
+        work: impl Future<Output = Result<T>>,
+    ) -> std::result::Result<Response<T>, Status> {
+        let (result, denial) = denials::watch(work).await;
+        if let (Err(error), Some(denial)) = (&result, denial) {
+            let (reason, message) = denials::Denial::refusal(error);
+            if let Err(failure) = self
+                .staff
+                .record_denial(
+                    &denial.actor,
+                    &denial.workspace_id,
+                    &denial.method,
+                    reason,
+                    &message,
+                )
+                .await
+            {
+                // The caller still gets its refusal; the lost record is an operator's problem.
+                tracing::error!(error = %failure, method = %denial.method, "could not audit a denied call");
+            }
+        }
+        result.map(Response::new).map_err(Status::from)
+    }
 }
 
 fn request_key(
@@ -134,7 +159,7 @@ impl StaffService for StaffApi {
         &self,
         request: Request<pb::InviteAgentRequest>,
     ) -> std::result::Result<Response<pb::InviteAgentResponse>, Status> {
-        respond(async {
+        self.respond(async {
             let (principal, actor) = caller(&request)?;
             let message = request.into_inner();
             let workspace_id = workspace(&principal, &message.workspace_id, "InviteAgent")?;
@@ -180,7 +205,7 @@ impl StaffService for StaffApi {
         &self,
         request: Request<pb::ResendInvitationRequest>,
     ) -> std::result::Result<Response<pb::InviteAgentResponse>, Status> {
-        respond(async {
+        self.respond(async {
             let (principal, actor) = caller(&request)?;
             let pb::ResendInvitationRequest {
                 workspace_id,
@@ -201,7 +226,7 @@ impl StaffService for StaffApi {
         &self,
         request: Request<pb::RevokeInvitationRequest>,
     ) -> std::result::Result<Response<pb::Agent>, Status> {
-        respond(async {
+        self.respond(async {
             let (principal, actor) = caller(&request)?;
             let pb::RevokeInvitationRequest {
                 workspace_id,
@@ -222,7 +247,7 @@ impl StaffService for StaffApi {
         &self,
         request: Request<pb::ListInvitationsRequest>,
     ) -> std::result::Result<Response<pb::ListInvitationsResponse>, Status> {
-        respond(async {
+        self.respond(async {
             let (principal, _) = caller(&request)?;
             let pb::ListInvitationsRequest {
                 workspace_id,
@@ -282,7 +307,7 @@ impl StaffService for StaffApi {
         &self,
         request: Request<pb::AcceptInvitationRequest>,
     ) -> std::result::Result<Response<pb::Agent>, Status> {
-        respond(async {
+        self.respond(async {
             // Public: no principal; the secret is the credential.
             let context = request
                 .extensions()
@@ -327,7 +352,7 @@ impl StaffService for StaffApi {
         &self,
         request: Request<pb::GetAgentRequest>,
     ) -> std::result::Result<Response<pb::Agent>, Status> {
-        respond(async {
+        self.respond(async {
             let (principal, _) = caller(&request)?;
             let pb::GetAgentRequest {
                 workspace_id,
@@ -344,7 +369,7 @@ impl StaffService for StaffApi {
         &self,
         request: Request<pb::ListAgentsRequest>,
     ) -> std::result::Result<Response<pb::ListAgentsResponse>, Status> {
-        respond(async {
+        self.respond(async {
             let (principal, _) = caller(&request)?;
             let pb::ListAgentsRequest {
                 workspace_id,
@@ -393,7 +418,7 @@ impl StaffService for StaffApi {
         &self,
         request: Request<pb::UpdateAgentRequest>,
     ) -> std::result::Result<Response<pb::Agent>, Status> {
-        respond(async {
+        self.respond(async {
             let (principal, actor) = caller(&request)?;
             let pb::UpdateAgentRequest {
                 workspace_id,
@@ -476,7 +501,7 @@ impl StaffService for StaffApi {
         &self,
         request: Request<pb::UpdateMyProfileRequest>,
     ) -> std::result::Result<Response<pb::Agent>, Status> {
-        respond(async {
+        self.respond(async {
             let (principal, actor) = caller(&request)?;
             let pb::UpdateMyProfileRequest {
                 workspace_id,
@@ -585,7 +610,7 @@ impl StaffService for StaffApi {
         &self,
         request: Request<pb::DeactivateAgentRequest>,
     ) -> std::result::Result<Response<pb::Agent>, Status> {
-        respond(async {
+        self.respond(async {
             let (principal, actor) = caller(&request)?;
             let pb::DeactivateAgentRequest {
                 workspace_id,
@@ -619,7 +644,7 @@ impl StaffService for StaffApi {
         &self,
         request: Request<pb::ReactivateAgentRequest>,
     ) -> std::result::Result<Response<pb::Agent>, Status> {
-        respond(async {
+        self.respond(async {
             let (principal, actor) = caller(&request)?;
             let pb::ReactivateAgentRequest {
                 workspace_id,
@@ -646,7 +671,7 @@ impl StaffService for StaffApi {
         &self,
         request: Request<pb::CreateTeamRequest>,
     ) -> std::result::Result<Response<pb::Team>, Status> {
-        respond(async {
+        self.respond(async {
             let (principal, actor) = caller(&request)?;
             let pb::CreateTeamRequest { workspace_id, team } = request.into_inner();
             let workspace_id = workspace(&principal, &workspace_id, "CreateTeam")?;
@@ -688,7 +713,7 @@ impl StaffService for StaffApi {
         &self,
         request: Request<pb::ListTeamsRequest>,
     ) -> std::result::Result<Response<pb::ListTeamsResponse>, Status> {
-        respond(async {
+        self.respond(async {
             let (principal, _) = caller(&request)?;
             let pb::ListTeamsRequest {
                 workspace_id,
@@ -708,9 +733,9 @@ impl StaffService for StaffApi {
                 rows.get(keep - 1)
                     .map(|team| {
                         Cursor {
-                            text: Some(team.name_key.clone()),
+                            text: Some(team.row.name_key.clone()),
                             number: None,
-                            id: Some(team.team_id.to_string()),
+                            id: Some(team.row.team_id.to_string()),
                             query: fingerprint.clone(),
                         }
                         .encode()
@@ -735,7 +760,7 @@ impl StaffService for StaffApi {
         &self,
         request: Request<pb::SetSeatLimitRequest>,
     ) -> std::result::Result<Response<pb::WorkspaceUsage>, Status> {
-        respond(async {
+        self.respond(async {
             let (principal, actor) = caller(&request)?;
             let pb::SetSeatLimitRequest {
                 workspace_id,
@@ -756,7 +781,7 @@ impl StaffService for StaffApi {
         &self,
         request: Request<pb::GetWorkspaceUsageRequest>,
     ) -> std::result::Result<Response<pb::WorkspaceUsage>, Status> {
-        respond(async {
+        self.respond(async {
             let (principal, _) = caller(&request)?;
             let pb::GetWorkspaceUsageRequest { workspace_id } = request.into_inner();
             let workspace_id = workspace(&principal, &workspace_id, "GetWorkspaceUsage")?;
@@ -770,63 +795,66 @@ impl StaffService for StaffApi {
         &self,
         request: Request<pb::LoginRequest>,
     ) -> std::result::Result<Response<pb::LoginResponse>, Status> {
-        respond(sign_in::login(self, request)).await
+        self.respond(sign_in::login(self, request)).await
     }
 
     async fn refresh_token(
         &self,
         request: Request<pb::RefreshTokenRequest>,
     ) -> std::result::Result<Response<pb::LoginResponse>, Status> {
-        respond(sign_in::refresh_token(self, request)).await
+        self.respond(sign_in::refresh_token(self, request)).await
     }
 
     async fn logout(
         &self,
         request: Request<pb::LogoutRequest>,
     ) -> std::result::Result<Response<pb::LogoutResponse>, Status> {
-        respond(sign_in::logout(self, request)).await
+        self.respond(sign_in::logout(self, request)).await
     }
 
     async fn list_login_history(
         &self,
         request: Request<pb::ListLoginHistoryRequest>,
     ) -> std::result::Result<Response<pb::ListLoginHistoryResponse>, Status> {
-        respond(sign_in::list_login_history(self, request)).await
+        self.respond(sign_in::list_login_history(self, request))
+            .await
     }
 
     async fn create_service_account(
         &self,
         request: Request<pb::CreateServiceAccountRequest>,
     ) -> std::result::Result<Response<pb::ServiceAccountWithSecret>, Status> {
-        respond(service_accounts::create(self, request)).await
+        self.respond(service_accounts::create(self, request)).await
     }
 
     async fn list_service_accounts(
         &self,
         request: Request<pb::ListServiceAccountsRequest>,
     ) -> std::result::Result<Response<pb::ListServiceAccountsResponse>, Status> {
-        respond(service_accounts::list(self, request)).await
+        self.respond(service_accounts::list(self, request)).await
     }
 
     async fn rotate_service_account_secret(
         &self,
         request: Request<pb::RotateServiceAccountSecretRequest>,
     ) -> std::result::Result<Response<pb::ServiceAccountWithSecret>, Status> {
-        respond(service_accounts::rotate_secret(self, request)).await
+        self.respond(service_accounts::rotate_secret(self, request))
+            .await
     }
 
     async fn revoke_service_account(
         &self,
         request: Request<pb::RevokeServiceAccountRequest>,
     ) -> std::result::Result<Response<pb::ServiceAccount>, Status> {
-        respond(service_accounts::revoke(self, request)).await
+        self.respond(service_accounts::revoke(self, request)).await
     }
 
     async fn issue_service_token(
         &self,
         request: Request<pb::IssueServiceTokenRequest>,
     ) -> std::result::Result<Response<pb::IssueServiceTokenResponse>, Status> {
-        respond(service_accounts::issue_token(self, request)).await
+        self.respond(service_accounts::issue_token(self, request))
+            .await
     }
 
     type WatchRevocationsStream = revocations::RevocationStream;
@@ -845,7 +873,7 @@ impl StaffService for StaffApi {
         &self,
         request: Request<pb::GetJwksRequest>,
     ) -> std::result::Result<Response<pb::GetJwksResponse>, Status> {
-        respond(async {
+        self.respond(async {
             let pb::GetJwksRequest {} = request.into_inner();
             let jwks = self.staff.keys().jwks().await?;
             Ok(convert::jwks(jwks))
@@ -857,7 +885,7 @@ impl StaffService for StaffApi {
         &self,
         request: Request<pb::RotateSigningKeyRequest>,
     ) -> std::result::Result<Response<pb::RotateSigningKeyResponse>, Status> {
-        respond(async {
+        self.respond(async {
             let (principal, actor) = caller(&request)?;
             let pb::RotateSigningKeyRequest {} = request.into_inner();
             authz::authorize_platform(&principal, "RotateSigningKey")?;
@@ -871,97 +899,102 @@ impl StaffService for StaffApi {
         &self,
         request: Request<pb::ListPermissionsRequest>,
     ) -> std::result::Result<Response<pb::ListPermissionsResponse>, Status> {
-        respond(roles::list_permissions(request)).await
+        self.respond(roles::list_permissions(request)).await
     }
 
     async fn create_role(
         &self,
         request: Request<pb::CreateRoleRequest>,
     ) -> std::result::Result<Response<pb::Role>, Status> {
-        respond(roles::create_role(&self.staff, request)).await
+        self.respond(roles::create_role(&self.staff, request)).await
     }
 
     async fn get_role(
         &self,
         request: Request<pb::GetRoleRequest>,
     ) -> std::result::Result<Response<pb::Role>, Status> {
-        respond(roles::get_role(&self.staff, request)).await
+        self.respond(roles::get_role(&self.staff, request)).await
     }
 
     async fn update_role(
         &self,
         request: Request<pb::UpdateRoleRequest>,
     ) -> std::result::Result<Response<pb::Role>, Status> {
-        respond(roles::update_role(&self.staff, request)).await
+        self.respond(roles::update_role(&self.staff, request)).await
     }
 
     async fn delete_role(
         &self,
         request: Request<pb::DeleteRoleRequest>,
     ) -> std::result::Result<Response<()>, Status> {
-        respond(roles::delete_role(&self.staff, request)).await
+        self.respond(roles::delete_role(&self.staff, request)).await
     }
 
     async fn list_roles(
         &self,
         request: Request<pb::ListRolesRequest>,
     ) -> std::result::Result<Response<pb::ListRolesResponse>, Status> {
-        respond(roles::list_roles(&self.staff, request)).await
+        self.respond(roles::list_roles(&self.staff, request)).await
     }
 
     async fn get_team(
         &self,
         request: Request<pb::GetTeamRequest>,
     ) -> std::result::Result<Response<pb::Team>, Status> {
-        respond(teams::get_team(&self.staff, request)).await
+        self.respond(teams::get_team(&self.staff, request)).await
     }
 
     async fn update_team(
         &self,
         request: Request<pb::UpdateTeamRequest>,
     ) -> std::result::Result<Response<pb::Team>, Status> {
-        respond(teams::update_team(&self.staff, request)).await
+        self.respond(teams::update_team(&self.staff, request)).await
     }
 
     async fn delete_team(
         &self,
         request: Request<pb::DeleteTeamRequest>,
     ) -> std::result::Result<Response<()>, Status> {
-        respond(teams::delete_team(&self.staff, request)).await
+        self.respond(teams::delete_team(&self.staff, request)).await
     }
 
     async fn add_team_members(
         &self,
         request: Request<pb::AddTeamMembersRequest>,
     ) -> std::result::Result<Response<pb::TeamMembersChanged>, Status> {
-        respond(teams::add_team_members(&self.staff, request)).await
+        self.respond(teams::add_team_members(&self.staff, request))
+            .await
     }
 
     async fn remove_team_members(
         &self,
         request: Request<pb::RemoveTeamMembersRequest>,
     ) -> std::result::Result<Response<pb::TeamMembersChanged>, Status> {
-        respond(teams::remove_team_members(&self.staff, request)).await
+        self.respond(teams::remove_team_members(&self.staff, request))
+            .await
     }
 
     async fn list_team_members(
         &self,
         request: Request<pb::ListTeamMembersRequest>,
     ) -> std::result::Result<Response<pb::ListTeamMembersResponse>, Status> {
-        respond(teams::list_team_members(&self.staff, request)).await
+        self.respond(teams::list_team_members(&self.staff, request))
+            .await
     }
 
     async fn get_effective_permissions(
         &self,
         request: Request<pb::GetEffectivePermissionsRequest>,
     ) -> std::result::Result<Response<pb::EffectivePermissions>, Status> {
-        respond(access::get_effective_permissions(&self.staff, request)).await
+        self.respond(access::get_effective_permissions(&self.staff, request))
+            .await
     }
 
     async fn explain_access(
         &self,
         request: Request<pb::ExplainAccessRequest>,
     ) -> std::result::Result<Response<pb::AccessExplanation>, Status> {
-        respond(access::explain_access(&self.staff, request)).await
+        self.respond(access::explain_access(&self.staff, request))
+            .await
     }
 }

@@ -6,6 +6,7 @@
 
 mod access;
 mod agents;
+mod denials;
 mod invitations;
 pub mod keys;
 mod revocations;
@@ -31,7 +32,7 @@ pub use service_accounts::{
     NewServiceAccount, SERVICE_ACCOUNT_RESOURCE, WithSecret, listed as service_account_list,
 };
 pub use sign_in::{PasswordSignIn, Session, SignInPolicy};
-pub use teams::{MembersChanged, TeamPatch};
+pub use teams::{MembersChanged, TeamPatch, TeamView};
 pub use tokens::{AccessToken, AccessTokens};
 
 use crate::entity::agent;

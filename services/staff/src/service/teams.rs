@@ -31,8 +31,16 @@ pub struct TeamPatch {
 /// (those already in, or already out, are left alone).
 #[derive(Clone, Debug)]
 pub struct MembersChanged {
-    pub team: team::Model,
+    pub team: TeamView,
     pub changed: Vec<Uuid>,
+}
+
+/// A team as callers see it: the row and how many agents (of any status) are in it, so a
+/// routing or reporting screen needs no ListTeamMembers per team.
+#[derive(Clone, Debug)]
+pub struct TeamView {
+    pub row: team::Model,
+    pub member_count: i64,
 }
 
 fn name_taken(existing: &team::Model) -> StaffError {
@@ -99,7 +107,7 @@ impl Staff {
         name: &str,
         description: &str,
         permissions: &BTreeSet<String>,
-    ) -> Result<team::Model> {
+    ) -> Result<TeamView> {
         in_write_txn!(self.db, StaffError, retry_unique = true, |txn| {
             let conn = &*txn;
             let now = self.now_us();
@@ -139,7 +147,10 @@ impl Staff {
                 ],
             );
             outbox::append(conn, &[event]).await?;
-            Ok(row)
+            Ok(TeamView {
+                row,
+                member_count: 0,
+            })
         })
     }
 
@@ -148,12 +159,35 @@ impl Staff {
         workspace_id: &str,
         after: Option<&Cursor>,
         limit: u64,
-    ) -> Result<Vec<team::Model>> {
-        store::teams::list(self.db.conn(), workspace_id, after, limit).await
+    ) -> Result<Vec<TeamView>> {
+        let conn = self.db.conn();
+        let rows = store::teams::list(conn, workspace_id, after, limit).await?;
+        let ids: Vec<Uuid> = rows.iter().map(|row| row.team_id).collect();
+        let counts = store::teams::member_counts(conn, workspace_id, &ids).await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| TeamView {
+                member_count: counts.get(&row.team_id).copied().unwrap_or(0),
+                row,
+            })
+            .collect())
     }
 
-    pub async fn get_team(&self, workspace_id: &str, team_id: Uuid) -> Result<team::Model> {
-        store::teams::require(self.db.conn(), workspace_id, team_id).await
+    pub async fn get_team(&self, workspace_id: &str, team_id: Uuid) -> Result<TeamView> {
+        let row = store::teams::require(self.db.conn(), workspace_id, team_id).await?;
+        self.team_view(self.db.conn(), row).await
+    }
+
+    async fn team_view<C: sea_orm::ConnectionTrait>(
+        &self,
+        conn: &C,
+        row: team::Model,
+    ) -> Result<TeamView> {
+        let counts = store::teams::member_counts(conn, &row.workspace_id, &[row.team_id]).await?;
+        Ok(TeamView {
+            member_count: counts.get(&row.team_id).copied().unwrap_or(0),
+            row,
+        })
     }
 
     pub async fn update_team(
@@ -164,7 +198,7 @@ impl Staff {
         team_id: Uuid,
         expected_version: Option<i64>,
         patch: TeamPatch,
-    ) -> Result<team::Model> {
+    ) -> Result<TeamView> {
         in_write_txn!(self.db, StaffError, retry_unique = true, |txn| {
             let conn = &*txn;
             let now = self.now_us();
@@ -188,7 +222,7 @@ impl Staff {
             }
             after.permissions = store::roles::permissions_json(&permissions_after)?;
             if after == before {
-                return Ok(before);
+                return self.team_view(conn, before).await;
             }
             if after.name_key != before.name_key
                 && let Some(existing) =
@@ -240,7 +274,7 @@ impl Staff {
                 changes,
             );
             outbox::append(conn, &[event]).await?;
-            Ok(after)
+            self.team_view(conn, after).await
         })
     }
 
@@ -333,7 +367,7 @@ impl Staff {
             let changed_ids: Vec<Uuid> = changed.iter().map(|agent| agent.agent_id).collect();
             if changed.is_empty() {
                 return Ok(MembersChanged {
-                    team,
+                    team: self.team_view(conn, team).await?,
                     changed: changed_ids,
                 });
             }
@@ -371,7 +405,7 @@ impl Staff {
             );
             outbox::append(conn, &[event]).await?;
             Ok(MembersChanged {
-                team,
+                team: self.team_view(conn, team).await?,
                 changed: changed_ids,
             })
         })

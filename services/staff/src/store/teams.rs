@@ -1,5 +1,7 @@
 //! Teams and their members.
 
+use std::collections::HashMap;
+
 use roster_core::paging::Cursor;
 use sea_orm::sea_query::{Expr, ExprTrait as _};
 use sea_orm::{
@@ -152,6 +154,28 @@ pub async fn delete<C: ConnectionTrait>(conn: &C, row: &team::Model) -> Result<b
         .exec(conn)
         .await?;
     Ok(true)
+}
+
+/// How many agents (of any status) are in each of `team_ids`; empty teams are absent.
+pub async fn member_counts<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    team_ids: &[Uuid],
+) -> Result<HashMap<Uuid, i64>> {
+    if team_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(Uuid, i64)> = team_member::Entity::find()
+        .select_only()
+        .column(team_member::Column::TeamId)
+        .column_as(team_member::Column::AgentId.count(), "n")
+        .filter(team_member::Column::WorkspaceId.eq(workspace_id))
+        .filter(team_member::Column::TeamId.is_in(team_ids.iter().copied()))
+        .group_by(team_member::Column::TeamId)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    Ok(rows.into_iter().collect())
 }
 
 /// Which of `agent_ids` are members of the team (all members when `agent_ids` is `None`).

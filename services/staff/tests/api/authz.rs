@@ -5,11 +5,12 @@
 use roster_proto::staff::v1 as pb;
 use tonic::Code;
 
-use crate::helpers::{PASSWORD, TestApp, WS};
+use crate::helpers::{PASSWORD, TestApp, WS, change_of};
 use crate::on_both_databases;
 
 on_both_databases!(
     every_rpc_against_every_caller,
+    a_refusal_is_audited_with_who_tried_what,
     hostile_tokens_are_unauthenticated_and_harm_nothing
 );
 
@@ -31,6 +32,48 @@ async fn hostile_tokens_are_unauthenticated_and_harm_nothing(app: TestApp) {
     }
     // The service is still there for honest callers.
     app.get(&admin.agent_id).await;
+}
+
+async fn a_refusal_is_audited_with_who_tried_what(app: TestApp) {
+    let me = app.active("me@example.com", "agent").await.agent_id;
+    let token = app.token_as(&me, &[WS], "agent", &[]);
+    let mut expected = app.actions().await;
+    expected.push("access.denied".to_owned());
+    let status = app
+        .client()
+        .invite_agent(app.with(
+            &token,
+            pb::InviteAgentRequest {
+                workspace_id: WS.into(),
+                email: "friend@example.com".into(),
+                role: "admin".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    let event = app.last_event("access.denied").await;
+    assert_eq!(
+        (
+            event.actor_kind.as_str(),
+            event.actor_id.as_str(),
+            event.target_type.as_str(),
+            event.target_id.as_str(),
+            event.outcome.as_str(),
+        ),
+        (
+            "agent",
+            me.as_str(),
+            "rpc",
+            "roster.staff.v1.StaffService/InviteAgent",
+            "denied"
+        )
+    );
+    assert_eq!(change_of(&event, "reason").1, "PERMISSION_MISSING");
+    assert_eq!(change_of(&event, "message").1, status.message());
+    // The refused call itself wrote nothing but the record of its refusal.
+    assert_eq!(app.actions().await, expected);
 }
 
 /// Who calls, and which RPCs they may call.
@@ -650,9 +693,14 @@ async fn every_rpc_against_every_caller(app: TestApp) {
             may: |m| PUBLIC.contains(&m),
         },
     ];
+    // Each PERMISSION_DENIED answer leaves an `access.denied` event naming the RPC.
+    let mut refused: Vec<String> = Vec::new();
     for caller in &callers {
         for method in &methods {
             let result = call(&app, caller.token.as_deref(), method, &fixtures).await;
+            if matches!(&result, Err(status) if status.code() == Code::PermissionDenied) {
+                refused.push(format!("roster.staff.v1.StaffService/{method}"));
+            }
             let denied = matches!(&result, Err(status) if matches!(status.code(), Code::PermissionDenied | Code::Unauthenticated));
             assert_eq!(
                 !denied,
@@ -662,4 +710,14 @@ async fn every_rpc_against_every_caller(app: TestApp) {
             );
         }
     }
+    let mut audited: Vec<String> = [app.events().await, app.events_in("*").await]
+        .into_iter()
+        .flatten()
+        .filter(|event| event.action == "access.denied")
+        .inspect(|event| assert_eq!(event.outcome, "denied"))
+        .map(|event| event.target_id)
+        .collect();
+    refused.sort();
+    audited.sort();
+    assert_eq!(audited, refused, "every refusal is audited, once");
 }

@@ -218,7 +218,9 @@ async fn members_are_added_removed_and_paged_from_both_sides(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(added.changed_agent_ids, [ids[0], ids[1]]);
-    assert_eq!(added.team.unwrap().name, "Tier 1");
+    let team = added.team.unwrap();
+    assert_eq!((team.name.as_str(), team.member_count), ("Tier 1", 2));
+    assert_eq!(tier1.member_count, 0, "a new team is empty");
     // Those already in are left alone.
     let added = add(&app, &admin, &tier1.team_id, &ids).await.unwrap();
     assert_eq!(added.changed_agent_ids, &ids[2..]);
@@ -281,6 +283,25 @@ async fn members_are_added_removed_and_paged_from_both_sides(app: TestApp) {
     assert_eq!(names, HashSet::from(["ann".into(), "cat".into()]));
     let tier2_members = members_page(&app, &tier2.team_id, 0, "").await.unwrap();
     assert_eq!(tier2_members.agents.len(), 1);
+    // Counts follow membership from both sides, in GetTeam and in ListTeams.
+    assert_eq!(
+        get_team(&app, &tier1.team_id).await.unwrap().member_count,
+        2
+    );
+    let listed: Vec<(String, i32)> = app
+        .client()
+        .list_teams(app.admin(pb::ListTeamsRequest {
+            workspace_id: WS.into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .teams
+        .into_iter()
+        .map(|team| (team.name, team.member_count))
+        .collect();
+    assert_eq!(listed, [("Tier 1".to_owned(), 2), ("Tier 2".to_owned(), 1)]);
     assert_eq!(tier2_members.agents[0].name, "eve");
 
     let added = app
