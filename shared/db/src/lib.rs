@@ -12,6 +12,8 @@
 //!   codes themselves; this crate knows nothing of tonic.
 //! - [`outbox`]: audit events written in the caller's transaction ([`outbox::append`]) for
 //!   a relay to deliver, and the [`CreateOutboxTable`] migration every service lists.
+//! - [`delivery`]: the outbox as a queue for the relays of several replicas: claims with
+//!   leases, retries with backoff, dead letters, purge, and the backlog.
 //! - [`bulk`]: set-based writes of many SeaORM models in one statement on PostgreSQL, on a
 //!   raw transaction from [`Db::begin_postgres`].
 //! - [`retry`]: the one policy for writes that lost a race, and [`in_write_txn!`] to run a
@@ -31,6 +33,7 @@
 
 pub mod bulk;
 pub mod db;
+pub mod delivery;
 pub mod error;
 pub mod outbox;
 pub mod probe;

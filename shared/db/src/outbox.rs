@@ -120,8 +120,15 @@ pub mod entity {
         pub outcome: String,
         /// Unix microseconds when the audit service acknowledged the event; NULL = pending.
         pub delivered_at: Option<i64>,
-        /// Delivery attempts so far.
+        /// Claims by a relay so far (`crate::delivery`).
         pub attempts: i32,
+        /// Unix microseconds from which a relay may claim the row: 0 for a new row, the
+        /// end of the lease while one holds it, the retry time after a failure.
+        pub next_attempt_at: i64,
+        /// Why the last attempt failed.
+        pub last_error: Option<String>,
+        /// Unix microseconds when it became a dead letter; NULL while it is still tried.
+        pub dead_at: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -311,10 +318,13 @@ pub fn to_active_model(event: &AuditEvent) -> Result<entity::ActiveModel> {
         outcome: Set(event.outcome.clone()),
         delivered_at: Set(None),
         attempts: Set(0),
+        next_attempt_at: Set(0),
+        last_error: Set(None),
+        dead_at: Set(None),
     })
 }
 
-fn from_model(row: entity::Model) -> Result<AuditEvent> {
+pub(crate) fn from_model(row: entity::Model) -> Result<AuditEvent> {
     let changes = serde_json::from_value(row.changes).map_err(|e| {
         DbError::Other(format!(
             "outbox_events.changes of event {} is not a list of field changes: {e}",
@@ -355,11 +365,12 @@ fn from_model(row: entity::Model) -> Result<AuditEvent> {
 ///
 /// Both get two partial indexes over undelivered rows only, which stay small however long
 /// delivered rows are kept: `(workspace_id, seq)` for [`pending_for_workspace`], and `(seq)`
-/// for the relay's global scan. The latter is the one index here that does not lead with
+/// for the relay's global scan, which [`crate::delivery::AddDeliveryState`] replaces by
+/// `(next_attempt_at, seq)`. The relay's index is the one here that does not lead with
 /// `workspace_id`, deliberately: the outbox is a per-service delivery queue, not tenant
 /// data, and its relay has to drain all workspaces in one order. Under Citus each shard keeps
-/// its own such index and the relay's `ORDER BY seq LIMIT n` is merged across shards, so
-/// the exception does not block sharding.
+/// its own such index and the relay's `ORDER BY … LIMIT n` is merged across shards, so the
+/// exception does not block sharding.
 pub struct CreateOutboxTable;
 
 impl MigrationName for CreateOutboxTable {

@@ -23,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261217_000004_token_revocations::Migration),
             Box::new(m20261220_000001_create_signing_keys::Migration),
             Box::new(m20261220_000010_roles_teams::Migration),
+            Box::new(roster_db::delivery::AddDeliveryState),
         ]
     }
 }

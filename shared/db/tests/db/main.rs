@@ -7,6 +7,7 @@ mod support;
 mod atomic_inserts;
 mod bulk;
 mod connect;
+mod delivery;
 mod errors;
 #[cfg(target_os = "linux")]
 mod nodelay;

@@ -49,6 +49,7 @@ impl MigratorTrait for TestMigrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         vec![
             Box::new(CreateOutboxTable),
+            Box::new(roster_db::delivery::AddDeliveryState),
             Box::new(CreateParentsAndChildren),
         ]
     }

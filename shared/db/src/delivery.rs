@@ -1,0 +1,366 @@
+//! The outbox as a delivery queue: which rows a relay may send now, which it is sending,
+//! which failed and when to try them again, and which gave up.
+//!
+//! One column decides whether a row may be claimed: `next_attempt_at`. A claim sets it to
+//! the end of the claimer's lease, so other relays (other replicas of the service) skip
+//! the row while it is in flight, and a relay that dies mid-send leaves rows that become
+//! claimable again when the lease runs out; no separate lock table or owner column. A
+//! failure sets it to the retry time. Delivery is therefore at least once: a relay whose
+//! lease expired before the audit service answered may see its rows sent again by another,
+//! and the audit service ingests by event id, so a repeat changes nothing.
+//!
+//! On PostgreSQL, claiming locks the candidate rows with `FOR UPDATE SKIP LOCKED`, so
+//! concurrent relays take disjoint batches instead of queueing on each other. SQLite has
+//! one writer at a time (`Db::begin_write`), which gives the same guarantee.
+//!
+//! Two kinds of failure are kept apart. When the audit service cannot be reached the rows
+//! are fine and only wait ([`retry_later`]), however long the outage. When it refuses
+//! particular events ([`reject`]), trying forever would block nothing but hide a bug, so
+//! after [`DeliveryPolicy::max_attempts`] such rows are set aside as dead letters: kept,
+//! counted in [`backlog`], and put back in the queue by [`retry_dead`] once fixed.
+
+use std::time::Duration;
+
+use sea_orm::sea_query::{Expr, ExprTrait as _, LockBehavior, LockType, Query, ValueTuple};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect,
+};
+use sea_orm_migration::{MigrationName, MigrationTrait, SchemaManager};
+
+use crate::error::Result;
+use crate::outbox::{AuditEvent, entity, from_model};
+
+/// How a relay paces its attempts.
+#[derive(Clone, Debug)]
+pub struct DeliveryPolicy {
+    /// How long a claim keeps other relays off a batch; longer than a send can take.
+    pub lease: Duration,
+    /// Refusals of one event before it becomes a dead letter.
+    pub max_attempts: i32,
+    /// The wait after the first failure; it doubles with each attempt up to `max_backoff`.
+    pub first_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for DeliveryPolicy {
+    fn default() -> Self {
+        Self {
+            lease: Duration::from_secs(30),
+            max_attempts: 8,
+            first_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(60),
+        }
+    }
+}
+
+impl DeliveryPolicy {
+    /// When a row that has been tried `attempts` times may be tried again.
+    fn retry_at(&self, attempts: i32, now_us: i64) -> i64 {
+        let doublings = u32::try_from(attempts.saturating_sub(1).clamp(0, 30)).unwrap_or(0);
+        let wait = self
+            .first_backoff
+            .saturating_mul(1 << doublings)
+            .min(self.max_backoff);
+        now_us.saturating_add(micros(wait))
+    }
+}
+
+fn micros(duration: Duration) -> i64 {
+    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// A row a relay holds for the length of its lease.
+#[derive(Clone, Debug)]
+pub struct Claimed {
+    pub event: AuditEvent,
+    /// Claims of this row so far, this one included.
+    pub attempts: i32,
+}
+
+impl Claimed {
+    fn key(&self) -> (String, uuid::Uuid) {
+        (self.event.workspace_id.clone(), self.event.event_id)
+    }
+}
+
+/// Takes up to `limit` rows that are due, oldest due first, for the length of `lease`.
+/// Run it in a write transaction of its own and commit before sending, so the lease is
+/// visible to other relays while the batch is in flight.
+pub async fn claim<C: ConnectionTrait>(
+    conn: &C,
+    limit: u64,
+    now_us: i64,
+    lease: Duration,
+) -> Result<Vec<Claimed>> {
+    let backend = conn.get_database_backend();
+    let mut due = Query::select();
+    due.columns([entity::Column::WorkspaceId, entity::Column::EventId])
+        .from(entity::Entity)
+        .and_where(entity::Column::DeliveredAt.is_null())
+        .and_where(entity::Column::DeadAt.is_null())
+        .and_where(entity::Column::NextAttemptAt.lte(now_us))
+        .order_by(entity::Column::NextAttemptAt, sea_orm::Order::Asc)
+        .order_by(entity::Column::Seq, sea_orm::Order::Asc)
+        .limit(limit);
+    if backend == DbBackend::Postgres {
+        due.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+    }
+    let claim = Query::update()
+        .table(entity::Entity)
+        .value(
+            entity::Column::NextAttemptAt,
+            now_us.saturating_add(micros(lease)),
+        )
+        .value(
+            entity::Column::Attempts,
+            Expr::col(entity::Column::Attempts).add(1),
+        )
+        .and_where(
+            Expr::tuple([
+                Expr::col(entity::Column::WorkspaceId),
+                Expr::col(entity::Column::EventId),
+            ])
+            .in_subquery(due),
+        )
+        .returning_all()
+        .to_owned();
+    let mut rows = entity::Model::find_by_statement(backend.build(&claim))
+        .all(conn)
+        .await?;
+    // RETURNING gives no order; the relay sends oldest first within a batch.
+    rows.sort_by_key(|row| row.seq);
+    rows.into_iter()
+        .map(|row| {
+            let attempts = row.attempts;
+            Ok(Claimed {
+                event: from_model(row)?,
+                attempts,
+            })
+        })
+        .collect()
+}
+
+fn keys_condition(keys: impl IntoIterator<Item = (String, uuid::Uuid)>) -> sea_orm::Condition {
+    let tuples: Vec<ValueTuple> = keys
+        .into_iter()
+        .map(|(workspace_id, event_id)| ValueTuple::Two(workspace_id.into(), event_id.into()))
+        .collect();
+    sea_orm::Condition::all().add(
+        Expr::tuple([
+            Expr::col(entity::Column::WorkspaceId),
+            Expr::col(entity::Column::EventId),
+        ])
+        .in_tuples(tuples),
+    )
+}
+
+/// Marks rows the audit service acknowledged. A row delivered twice (an expired lease)
+/// keeps its first delivery time.
+pub async fn mark_delivered<C: ConnectionTrait>(
+    conn: &C,
+    delivered: &[Claimed],
+    now_us: i64,
+) -> Result<u64> {
+    if delivered.is_empty() {
+        return Ok(0);
+    }
+    let result = entity::Entity::update_many()
+        .col_expr(entity::Column::DeliveredAt, Expr::value(now_us))
+        .col_expr(
+            entity::Column::LastError,
+            Expr::value(Option::<String>::None),
+        )
+        .filter(keys_condition(delivered.iter().map(Claimed::key)))
+        .filter(entity::Column::DeliveredAt.is_null())
+        .exec(conn)
+        .await?;
+    Ok(result.rows_affected)
+}
+
+/// Puts rows back for a later attempt after a failure that is not theirs (the audit
+/// service unreachable or overloaded): they wait with backoff but never become dead.
+pub async fn retry_later<C: ConnectionTrait>(
+    conn: &C,
+    failed: &[Claimed],
+    error: &str,
+    now_us: i64,
+    policy: &DeliveryPolicy,
+) -> Result<()> {
+    for (attempts, group) in by_attempts(failed) {
+        entity::Entity::update_many()
+            .col_expr(
+                entity::Column::NextAttemptAt,
+                Expr::value(policy.retry_at(attempts, now_us)),
+            )
+            .col_expr(entity::Column::LastError, Expr::value(error.to_owned()))
+            .filter(keys_condition(group.into_iter().map(Claimed::key)))
+            .filter(entity::Column::DeliveredAt.is_null())
+            .exec(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Records that the audit service refused these rows. Those tried `max_attempts` times
+/// become dead letters; the others wait with backoff. Returns how many died.
+pub async fn reject<C: ConnectionTrait>(
+    conn: &C,
+    refused: &[Claimed],
+    error: &str,
+    now_us: i64,
+    policy: &DeliveryPolicy,
+) -> Result<u64> {
+    let (dead, again): (Vec<&Claimed>, Vec<&Claimed>) = refused
+        .iter()
+        .partition(|claimed| claimed.attempts >= policy.max_attempts);
+    let again: Vec<Claimed> = again.into_iter().cloned().collect();
+    retry_later(conn, &again, error, now_us, policy).await?;
+    if dead.is_empty() {
+        return Ok(0);
+    }
+    let result = entity::Entity::update_many()
+        .col_expr(entity::Column::DeadAt, Expr::value(now_us))
+        .col_expr(entity::Column::LastError, Expr::value(error.to_owned()))
+        .filter(keys_condition(dead.into_iter().map(Claimed::key)))
+        .filter(entity::Column::DeliveredAt.is_null())
+        .exec(conn)
+        .await?;
+    Ok(result.rows_affected)
+}
+
+fn by_attempts(claimed: &[Claimed]) -> std::collections::BTreeMap<i32, Vec<&Claimed>> {
+    let mut groups: std::collections::BTreeMap<i32, Vec<&Claimed>> = Default::default();
+    for row in claimed {
+        groups.entry(row.attempts).or_default().push(row);
+    }
+    groups
+}
+
+/// Puts every dead letter back in the queue with a fresh attempt count; for an operator,
+/// once whatever refused them is fixed. Returns how many.
+pub async fn retry_dead<C: ConnectionTrait>(conn: &C, now_us: i64) -> Result<u64> {
+    let result = entity::Entity::update_many()
+        .col_expr(entity::Column::DeadAt, Expr::value(Option::<i64>::None))
+        .col_expr(entity::Column::Attempts, Expr::value(0))
+        .col_expr(entity::Column::NextAttemptAt, Expr::value(now_us))
+        .filter(entity::Column::DeadAt.is_not_null())
+        .filter(entity::Column::DeliveredAt.is_null())
+        .exec(conn)
+        .await?;
+    Ok(result.rows_affected)
+}
+
+/// Deletes up to `limit` rows delivered before `before_us`; a relay calls it until it
+/// returns less than `limit`, so no single statement holds locks for long.
+pub async fn purge_delivered<C: ConnectionTrait>(
+    conn: &C,
+    before_us: i64,
+    limit: u64,
+) -> Result<u64> {
+    let mut old = Query::select();
+    old.columns([entity::Column::WorkspaceId, entity::Column::EventId])
+        .from(entity::Entity)
+        .and_where(entity::Column::DeliveredAt.lt(before_us))
+        .limit(limit);
+    let result = entity::Entity::delete_many()
+        .filter(
+            Expr::tuple([
+                Expr::col(entity::Column::WorkspaceId),
+                Expr::col(entity::Column::EventId),
+            ])
+            .in_subquery(old),
+        )
+        .exec(conn)
+        .await?;
+    Ok(result.rows_affected)
+}
+
+/// What waits in the outbox, for metrics and health details.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Rows not yet delivered and not dead.
+    pub pending: u64,
+    /// Dead letters waiting for an operator.
+    pub dead: u64,
+    /// When the oldest pending event happened (Unix µs): now minus this is the delivery lag.
+    pub oldest_pending_at: Option<i64>,
+}
+
+pub async fn backlog<C: ConnectionTrait>(conn: &C) -> Result<Backlog> {
+    let waiting = entity::Entity::find().filter(entity::Column::DeliveredAt.is_null());
+    let pending = waiting
+        .clone()
+        .filter(entity::Column::DeadAt.is_null())
+        .count(conn)
+        .await?;
+    let dead = waiting
+        .clone()
+        .filter(entity::Column::DeadAt.is_not_null())
+        .count(conn)
+        .await?;
+    let oldest_pending_at: Option<i64> = waiting
+        .filter(entity::Column::DeadAt.is_null())
+        .select_only()
+        .column(entity::Column::OccurredAt)
+        .order_by_asc(entity::Column::Seq)
+        .into_tuple()
+        .one(conn)
+        .await?;
+    Ok(Backlog {
+        pending,
+        dead,
+        oldest_pending_at,
+    })
+}
+
+/// Adds the delivery state to `outbox_events`; every service lists it after
+/// [`crate::CreateOutboxTable`]. The pending indexes are replaced by one that serves the
+/// claim's order (`next_attempt_at`, then `seq`) over live rows only, so a long backlog
+/// of rows waiting out a backoff costs a claim nothing, and one over delivered rows for
+/// the purge.
+pub struct AddDeliveryState;
+
+impl MigrationName for AddDeliveryState {
+    fn name(&self) -> &str {
+        "m20261224_000001_outbox_delivery_state"
+    }
+}
+
+const UP: &[&str] = &[
+    "ALTER TABLE outbox_events ADD COLUMN next_attempt_at BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE outbox_events ADD COLUMN last_error TEXT",
+    "ALTER TABLE outbox_events ADD COLUMN dead_at BIGINT",
+    "DROP INDEX outbox_events_pending_idx",
+    "CREATE INDEX outbox_events_due_idx ON outbox_events (next_attempt_at, seq)
+        WHERE delivered_at IS NULL AND dead_at IS NULL",
+    "CREATE INDEX outbox_events_delivered_idx ON outbox_events (delivered_at)
+        WHERE delivered_at IS NOT NULL",
+];
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for AddDeliveryState {
+    async fn up(&self, manager: &SchemaManager) -> std::result::Result<(), DbErr> {
+        let conn = manager.get_connection();
+        for sql in UP {
+            // SQLite's STRICT tables take BIGINT as INTEGER only in CREATE TABLE's type
+            // list; ALTER TABLE ADD COLUMN must name INTEGER there.
+            let sql = match manager.get_database_backend() {
+                DbBackend::Sqlite => sql.replace("BIGINT", "INTEGER"),
+                _ => (*sql).to_owned(),
+            };
+            conn.execute_unprepared(&sql).await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, _manager: &SchemaManager) -> std::result::Result<(), DbErr> {
+        Err(DbErr::Migration(
+            "outbox delivery state is not reverted: drop outbox_events instead".to_owned(),
+        ))
+    }
+
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+}
