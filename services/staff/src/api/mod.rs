@@ -27,7 +27,7 @@ use crate::domain::filter::{AGENT_ORDER_KEYS, AGENT_ORDER_NAMES, parse_filter};
 use crate::domain::values::{self, NotificationPreferences};
 use crate::domain::{AgentStatus, password};
 use crate::error::{Result, StaffError, reason};
-use crate::service::{AgentPatch, NewInvitation, ProfilePatch, RequestKey, Staff};
+use crate::service::{AgentPatch, NewInvitation, ProfilePatch, RequestKey, Staff, TeamsChange};
 use crate::store::invitations::Open;
 
 #[derive(Clone)]
@@ -426,9 +426,9 @@ impl StaffService for StaffApi {
                             Some(checks.take(values::role("agent.role", &agent.role, false)))
                     }
                     "team_ids" => {
-                        patch.team_ids = Some(
+                        patch.teams = Some(TeamsChange::Set(
                             checks.take_all(values::team_ids("agent.team_ids", &agent.team_ids)),
-                        )
+                        ))
                     }
                     "extra_permissions" => {
                         patch.extra_permissions = Some(checks.take_all(values::permissions(

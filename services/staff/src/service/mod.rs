@@ -24,7 +24,9 @@ use serde_json::Value;
 use uuid::Uuid;
 
 pub use access::load_effective_access;
-pub use agents::{AgentPatch, ProfilePatch, extra_permissions as agents_extra_permissions};
+pub use agents::{
+    AgentPatch, ProfilePatch, TeamsChange, Updated, extra_permissions as agents_extra_permissions,
+};
 pub use invitations::{Invited, NewInvitation, RequestKey};
 pub use roles::{NewRole, RolePatch, RoleView};
 pub use service_accounts::{
