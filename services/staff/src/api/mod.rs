@@ -4,6 +4,7 @@
 
 mod access;
 pub mod authz;
+mod bulk;
 pub mod convert;
 mod revocations;
 mod roles;
@@ -640,6 +641,27 @@ impl StaffService for StaffApi {
             )
         })
         .await
+    }
+
+    async fn bulk_invite_agents(
+        &self,
+        request: Request<tonic::Streaming<pb::BulkInviteAgentsRequest>>,
+    ) -> std::result::Result<Response<pb::BulkInviteAgentsResponse>, Status> {
+        bulk::invite_agents(&self.staff, request).await
+    }
+
+    async fn bulk_update_agents(
+        &self,
+        request: Request<pb::BulkUpdateAgentsRequest>,
+    ) -> std::result::Result<Response<pb::BulkAgentsResponse>, Status> {
+        respond(bulk::update_agents(&self.staff, request)).await
+    }
+
+    async fn bulk_deactivate_agents(
+        &self,
+        request: Request<pb::BulkDeactivateAgentsRequest>,
+    ) -> std::result::Result<Response<pb::BulkAgentsResponse>, Status> {
+        respond(bulk::deactivate_agents(&self.staff, request)).await
     }
 
     async fn create_team(

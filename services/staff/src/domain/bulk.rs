@@ -145,8 +145,7 @@ pub fn read_invite_file(bytes: &[u8]) -> Result<Vec<FileRow>, FileError> {
         Ok(true) => {}
         Ok(false) => {
             return Err(FileError(
-                "the file is empty; expected a header line such as email,role,team,name"
-                    .to_owned(),
+                "the file is empty; expected a header line such as email,role,team,name".to_owned(),
             ));
         }
         Err(error) => return Err(FileError(format!("could not read the header: {error}"))),
@@ -200,7 +199,9 @@ pub fn file_too_large() -> FileError {
 /// The first byte of a record starting at `start`: the parser dates a record from where
 /// the previous one ended, before the line breaks of blank lines in between.
 fn first_content(bytes: &[u8], start: u64) -> u64 {
-    let start = usize::try_from(start).unwrap_or(usize::MAX).min(bytes.len());
+    let start = usize::try_from(start)
+        .unwrap_or(usize::MAX)
+        .min(bytes.len());
     let skipped = bytes[start..]
         .iter()
         .take_while(|byte| matches!(byte, b'\r' | b'\n'))
@@ -217,7 +218,9 @@ struct LineCounter {
 
 impl LineCounter {
     fn line_at(&mut self, bytes: &[u8], offset: u64) -> u64 {
-        let offset = usize::try_from(offset).unwrap_or(usize::MAX).min(bytes.len());
+        let offset = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(bytes.len());
         if offset > self.offset {
             self.breaks += bytes[self.offset..offset]
                 .iter()

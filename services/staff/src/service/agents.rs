@@ -224,10 +224,10 @@ impl Staff {
             .extra_permissions
             .clone()
             .unwrap_or_else(|| extra_before.clone());
-        let teams_after = patch
-            .teams
-            .as_ref()
-            .map_or_else(|| teams_before.clone(), |change| change.apply(&teams_before));
+        let teams_after = patch.teams.as_ref().map_or_else(
+            || teams_before.clone(),
+            |change| change.apply(&teams_before),
+        );
         let status_after = match patch.status {
             None => status_before,
             Some(AgentStatus::Deactivated) => AgentStatus::Deactivated,
@@ -324,8 +324,8 @@ impl Staff {
         }
         // Tokens carry the role and permissions they were issued with: any change to
         // what the agent holds, or a deactivation, ends the tokens issued before it.
-        let deactivated = status_after == AgentStatus::Deactivated
-            && status_before != AgentStatus::Deactivated;
+        let deactivated =
+            status_after == AgentStatus::Deactivated && status_before != AgentStatus::Deactivated;
         if role_changed || extra_after != extra_before || teams_changed || deactivated {
             after.token_generation += 1;
             store::revocations::publish(
@@ -389,8 +389,7 @@ impl Staff {
             events.push(self.event(actor, workspace_id, action, target.clone(), changes));
         }
         if teams_changed {
-            let named_before =
-                store::teams::require_all(conn, workspace_id, &teams_before).await?;
+            let named_before = store::teams::require_all(conn, workspace_id, &teams_before).await?;
             store::agents::set_teams(conn, workspace_id, agent_id, &teams_after, now).await?;
             let names = |teams: &[crate::entity::team::Model]| {
                 json!(

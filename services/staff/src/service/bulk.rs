@@ -280,10 +280,7 @@ impl Staff {
                             .role(self, &batch, workspace_id, &invitee.role)
                             .await;
                         let team = match &invitee.team {
-                            Some(team) => lookups
-                                .team(&batch, workspace_id, team)
-                                .await
-                                .map(Some),
+                            Some(team) => lookups.team(&batch, workspace_id, team).await.map(Some),
                             None => Ok(None),
                         };
                         match (role, team) {
@@ -351,7 +348,9 @@ impl Staff {
         stored: &str,
     ) -> Result<Vec<InviteResult>> {
         let items: Vec<StoredInvite> = serde_json::from_str(stored).map_err(|error| {
-            StaffError::Internal(format!("a recorded bulk invitation does not parse: {error}"))
+            StaffError::Internal(format!(
+                "a recorded bulk invitation does not parse: {error}"
+            ))
         })?;
         let agent_ids: Vec<Uuid> = items.iter().filter_map(|item| item.agent_id).collect();
         let invitation_ids: Vec<Uuid> =
