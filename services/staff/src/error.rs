@@ -41,6 +41,10 @@ pub mod reason {
     pub const PERMISSION_MISSING: &str = "PERMISSION_MISSING";
     pub const GRANT_NOT_HELD: &str = "GRANT_NOT_HELD";
     pub const OWN_ROLE: &str = "OWN_ROLE";
+    /// A bulk deactivation naming the caller's own agent.
+    pub const OWN_ACCOUNT: &str = "OWN_ACCOUNT";
+    /// A streamed upload ended in a transport or decoding error, not a message.
+    pub const UPLOAD_BROKEN: &str = "UPLOAD_BROKEN";
     pub const NOT_AN_AGENT: &str = "NOT_AN_AGENT";
     pub const WRONG_CREDENTIALS: &str = "WRONG_CREDENTIALS";
     pub const SIGN_IN_THROTTLED: &str = "SIGN_IN_THROTTLED";

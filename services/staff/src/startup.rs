@@ -112,7 +112,8 @@ pub async fn routes(
         .with_closing(closing_sender)
         .with_background(keys.clone().follow())
         .with_background(keys.clone().purge_periodically())
-        .with_background(purge_revocations(staff));
+        .with_background(purge_revocations(staff.clone()))
+        .with_background(purge_request_ids(staff));
     Ok((routes, keys))
 }
 
@@ -126,6 +127,21 @@ async fn purge_revocations(staff: Staff) {
             Ok(0) => {}
             Ok(purged) => tracing::debug!(purged, "purged expired revocations"),
             Err(error) => tracing::warn!(%error, "purging expired revocations failed"),
+        }
+    }
+}
+
+/// Deletes request ids past their 24 hours, every 10 minutes: an idempotent DELETE, so
+/// every replica runs it without coordination.
+async fn purge_request_ids(staff: Staff) {
+    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(600));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match staff.purge_request_ids().await {
+            Ok(0) => {}
+            Ok(purged) => tracing::debug!(purged, "purged expired request ids"),
+            Err(error) => tracing::warn!(%error, "purging expired request ids failed"),
         }
     }
 }

@@ -4,6 +4,7 @@
 
 mod access;
 pub mod authz;
+mod bulk;
 pub mod convert;
 mod denials;
 mod revocations;
@@ -28,7 +29,7 @@ use crate::domain::filter::{AGENT_ORDER_KEYS, AGENT_ORDER_NAMES, parse_filter};
 use crate::domain::values::{self, NotificationPreferences};
 use crate::domain::{AgentStatus, password};
 use crate::error::{Result, StaffError, reason};
-use crate::service::{AgentPatch, NewInvitation, ProfilePatch, RequestKey, Staff};
+use crate::service::{AgentPatch, NewInvitation, ProfilePatch, RequestKey, Staff, TeamsChange};
 use crate::store::invitations::Open;
 
 #[derive(Clone)]
@@ -451,9 +452,9 @@ impl StaffService for StaffApi {
                             Some(checks.take(values::role("agent.role", &agent.role, false)))
                     }
                     "team_ids" => {
-                        patch.team_ids = Some(
+                        patch.teams = Some(TeamsChange::Set(
                             checks.take_all(values::team_ids("agent.team_ids", &agent.team_ids)),
-                        )
+                        ))
                     }
                     "extra_permissions" => {
                         patch.extra_permissions = Some(checks.take_all(values::permissions(
@@ -665,6 +666,30 @@ impl StaffService for StaffApi {
             )
         })
         .await
+    }
+
+    async fn bulk_invite_agents(
+        &self,
+        request: Request<tonic::Streaming<pb::BulkInviteAgentsRequest>>,
+    ) -> std::result::Result<Response<pb::BulkInviteAgentsResponse>, Status> {
+        self.respond(bulk::invite_agents(&self.staff, request))
+            .await
+    }
+
+    async fn bulk_update_agents(
+        &self,
+        request: Request<pb::BulkUpdateAgentsRequest>,
+    ) -> std::result::Result<Response<pb::BulkAgentsResponse>, Status> {
+        self.respond(bulk::update_agents(&self.staff, request))
+            .await
+    }
+
+    async fn bulk_deactivate_agents(
+        &self,
+        request: Request<pb::BulkDeactivateAgentsRequest>,
+    ) -> std::result::Result<Response<pb::BulkAgentsResponse>, Status> {
+        self.respond(bulk::deactivate_agents(&self.staff, request))
+            .await
     }
 
     async fn create_team(

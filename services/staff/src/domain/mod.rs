@@ -2,6 +2,7 @@
 //! come in as arguments.
 
 pub mod access;
+pub mod bulk;
 pub mod filter;
 pub mod invitation;
 pub mod password;

@@ -5,6 +5,7 @@ pub mod agent;
 pub mod agent_password;
 pub mod invitation;
 pub mod refresh_token;
+pub mod request_id;
 pub mod role;
 pub mod service_account;
 pub mod sign_in_attempt;

@@ -16,7 +16,7 @@ use super::{AgentView, Staff, Usage, agent_context, change};
 use crate::domain::access::{Granter, effective_access};
 use crate::domain::filter::{AgentFilter, AgentOrderKey};
 use crate::domain::{AgentStatus, InvitationState};
-use crate::entity::agent;
+use crate::entity::{agent, staff_workspace};
 use crate::error::{Result, StaffError, reason};
 use crate::store;
 
@@ -25,12 +25,40 @@ use crate::store;
 pub struct AgentPatch {
     /// A role's name (built-in or custom), resolved against the workspace's roles.
     pub role: Option<String>,
-    pub team_ids: Option<Vec<Uuid>>,
+    pub teams: Option<TeamsChange>,
     pub extra_permissions: Option<Vec<String>>,
     /// ACTIVE (reactivate) or DEACTIVATED (deactivate).
     pub status: Option<AgentStatus>,
     /// Kept with a deactivation.
     pub deactivation_reason: String,
+}
+
+/// A change of an agent's teams: UpdateAgent replaces them, BulkUpdateAgents adds or
+/// removes one (relative to each agent's own).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TeamsChange {
+    Set(Vec<Uuid>),
+    Add(Uuid),
+    Remove(Uuid),
+}
+
+impl TeamsChange {
+    fn apply(&self, before: &[Uuid]) -> Vec<Uuid> {
+        match self {
+            TeamsChange::Set(ids) => ids.clone(),
+            TeamsChange::Add(id) if before.contains(id) => before.to_vec(),
+            TeamsChange::Add(id) => before.iter().copied().chain([*id]).collect(),
+            TeamsChange::Remove(id) => before.iter().copied().filter(|t| t != id).collect(),
+        }
+    }
+}
+
+/// An agent after an admin's change, and whether anything changed (nothing is written,
+/// and no event appended, when the agent already was as asked).
+#[derive(Clone, Debug)]
+pub struct Updated {
+    pub view: AgentView,
+    pub changed: bool,
 }
 
 /// UpdateMyProfile's fields; `None` leaves a field as it is.
@@ -137,258 +165,294 @@ impl Staff {
     ) -> Result<AgentView> {
         in_write_txn!(self.db, StaffError, retry_unique = false, |txn| {
             let conn = &*txn;
-            let now = self.now_us();
             // First, so seat and last-admin counts below are decided one change at a time,
             // and no role or team changes under this one.
-            let workspace = store::workspaces::lock(conn, workspace_id, now).await?;
-            let before = store::agents::require(conn, workspace_id, agent_id).await?;
-            if !is_current(expected_version, before.version) {
-                return Err(StaffError::stale_etag());
-            }
-            let access_before = access_parts(conn, &before, false).await?;
-            let status_before = stored_status(&before)?;
-            let extra_before = access_before.extra.clone();
-            let teams_before = store::agents::teams_of(conn, workspace_id, &[agent_id])
-                .await?
-                .remove(&agent_id)
-                .unwrap_or_default();
-            let role_after = match &patch.role {
-                Some(name) => {
-                    self.resolve_role(conn, workspace_id, "agent.role", name)
-                        .await?
-                }
-                None => access_before.role.clone(),
-            };
-            let role_changed = role_after.name != before.role;
-            let extra_after = patch
-                .extra_permissions
-                .clone()
-                .unwrap_or_else(|| extra_before.clone());
-            let teams_after = patch
-                .team_ids
-                .clone()
-                .unwrap_or_else(|| teams_before.clone());
-            let status_after = match patch.status {
-                None => status_before,
-                Some(AgentStatus::Deactivated) => AgentStatus::Deactivated,
-                // Reactivation: back to ACTIVE, or to INVITED for one that never accepted.
-                Some(_) if status_before == AgentStatus::Deactivated => {
-                    if before.activated_at.is_some() {
-                        AgentStatus::Active
-                    } else {
-                        AgentStatus::Invited
-                    }
-                }
-                Some(_) => status_before,
-            };
+            let workspace = store::workspaces::lock(conn, workspace_id, self.now_us()).await?;
+            let updated = self
+                .update_one(
+                    conn,
+                    actor,
+                    &workspace,
+                    agent_id,
+                    expected_version,
+                    caller_agent,
+                    granter,
+                    &patch,
+                )
+                .await?;
+            Ok(updated.view)
+        })
+    }
 
-            if role_changed && caller_agent == Some(agent_id) {
-                return Err(StaffError::permission_denied(
-                    reason::OWN_ROLE,
-                    "an agent cannot change their own role; ask another administrator",
-                ));
+    /// One admin change of an agent, in the caller's transaction after it locked
+    /// `workspace`: UpdateAgent's, DeactivateAgent's, ReactivateAgent's and every bulk
+    /// item's, so their guards cannot drift.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn update_one<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        actor: &Actor,
+        workspace: &staff_workspace::Model,
+        agent_id: Uuid,
+        expected_version: Option<i64>,
+        caller_agent: Option<Uuid>,
+        granter: Option<&Granter>,
+        patch: &AgentPatch,
+    ) -> Result<Updated> {
+        let workspace_id = workspace.workspace_id.as_str();
+        let now = self.now_us();
+        let before = store::agents::require(conn, workspace_id, agent_id).await?;
+        if !is_current(expected_version, before.version) {
+            return Err(StaffError::stale_etag());
+        }
+        let access_before = access_parts(conn, &before, false).await?;
+        let status_before = stored_status(&before)?;
+        let extra_before = access_before.extra.clone();
+        let teams_before = store::agents::teams_of(conn, workspace_id, &[agent_id])
+            .await?
+            .remove(&agent_id)
+            .unwrap_or_default();
+        let role_after = match &patch.role {
+            Some(name) => {
+                self.resolve_role(conn, workspace_id, "agent.role", name)
+                    .await?
             }
-            let teams = store::teams::require_all(conn, workspace_id, &teams_after).await?;
-            let team_grants = teams
-                .iter()
-                .map(store::teams::grant_of)
-                .collect::<Result<Vec<_>>>()?;
-            // Only what the agent did not hold by the same means is granted here.
-            let new_extra: Vec<&String> = extra_after
-                .iter()
-                .filter(|p| !extra_before.contains(p))
-                .collect();
-            let new_teams: Vec<_> = team_grants
-                .iter()
-                .filter(|team| !teams_before.contains(&team.team_id))
-                .collect();
-            if role_changed || !new_extra.is_empty() || !new_teams.is_empty() {
-                let granter = granter.ok_or_else(|| {
-                    StaffError::Internal("an agent change that grants was not checked".into())
-                })?;
-                if role_changed {
-                    granter.may_grant_role(&role_after)?;
-                }
-                granter.may_grant(|| "extra permissions".to_owned(), new_extra)?;
-                for team in new_teams {
-                    granter.may_grant(
-                        || format!("membership of the team '{}'", team.name),
-                        &team.permissions,
-                    )?;
-                }
-            }
-            let was_active_admin =
-                access_before.role.is_admin() && status_before == AgentStatus::Active;
-            let stays_active_admin = role_after.is_admin() && status_after == AgentStatus::Active;
-            if was_active_admin
-                && !stays_active_admin
-                && store::workspaces::active_admins(conn, workspace_id).await? <= 1
-            {
-                return Err(StaffError::failed_precondition(
-                    reason::LAST_ADMIN,
-                    format!(
-                        "{} is the workspace's last active admin; make another agent admin first",
-                        before.email
-                    ),
-                ));
-            }
-            if !status_before.uses_seat() && status_after.uses_seat() {
-                self.require_free_seat(conn, &workspace).await?;
-            }
-
-            let mut after = before.clone();
-            after.role = role_after.name.clone();
-            after.extra_permissions = serde_json::to_string(&extra_after)
-                .map_err(|error| StaffError::Internal(error.to_string()))?;
-            after.status = status_after.as_str().to_owned();
-            if status_after != status_before {
-                if status_after == AgentStatus::Deactivated {
-                    after.deactivated_at = Some(now);
-                    after.deactivation_reason = patch.deactivation_reason.clone();
+            None => access_before.role.clone(),
+        };
+        let role_changed = role_after.name != before.role;
+        let extra_after = patch
+            .extra_permissions
+            .clone()
+            .unwrap_or_else(|| extra_before.clone());
+        let teams_after = patch.teams.as_ref().map_or_else(
+            || teams_before.clone(),
+            |change| change.apply(&teams_before),
+        );
+        let status_after = match patch.status {
+            None => status_before,
+            Some(AgentStatus::Deactivated) => AgentStatus::Deactivated,
+            // Reactivation: back to ACTIVE, or to INVITED for one that never accepted.
+            Some(_) if status_before == AgentStatus::Deactivated => {
+                if before.activated_at.is_some() {
+                    AgentStatus::Active
                 } else {
-                    after.deactivated_at = None;
-                    after.deactivation_reason = String::new();
+                    AgentStatus::Invited
                 }
             }
-            let teams_changed = {
-                let (mut a, mut b) = (teams_before.clone(), teams_after.clone());
-                a.sort_unstable();
-                b.sort_unstable();
-                a != b
-            };
-            if after == before && !teams_changed {
-                return self.view(conn, before).await;
+            Some(_) => status_before,
+        };
+
+        if role_changed && caller_agent == Some(agent_id) {
+            return Err(StaffError::permission_denied(
+                reason::OWN_ROLE,
+                "an agent cannot change their own role; ask another administrator",
+            ));
+        }
+        let teams = store::teams::require_all(conn, workspace_id, &teams_after).await?;
+        let team_grants = teams
+            .iter()
+            .map(store::teams::grant_of)
+            .collect::<Result<Vec<_>>>()?;
+        // Only what the agent did not hold by the same means is granted here.
+        let new_extra: Vec<&String> = extra_after
+            .iter()
+            .filter(|p| !extra_before.contains(p))
+            .collect();
+        let new_teams: Vec<_> = team_grants
+            .iter()
+            .filter(|team| !teams_before.contains(&team.team_id))
+            .collect();
+        if role_changed || !new_extra.is_empty() || !new_teams.is_empty() {
+            let granter = granter.ok_or_else(|| {
+                StaffError::Internal("an agent change that grants was not checked".into())
+            })?;
+            if role_changed {
+                granter.may_grant_role(&role_after)?;
             }
-            // Tokens carry the role and permissions they were issued with: any change to
-            // what the agent holds, or a deactivation, ends the tokens issued before it.
-            let deactivated = status_after == AgentStatus::Deactivated
-                && status_before != AgentStatus::Deactivated;
-            if role_changed || extra_after != extra_before || teams_changed || deactivated {
-                after.token_generation += 1;
-                store::revocations::publish(
+            granter.may_grant(|| "extra permissions".to_owned(), new_extra)?;
+            for team in new_teams {
+                granter.may_grant(
+                    || format!("membership of the team '{}'", team.name),
+                    &team.permissions,
+                )?;
+            }
+        }
+        let was_active_admin =
+            access_before.role.is_admin() && status_before == AgentStatus::Active;
+        let stays_active_admin = role_after.is_admin() && status_after == AgentStatus::Active;
+        if was_active_admin
+            && !stays_active_admin
+            && store::workspaces::active_admins(conn, workspace_id).await? <= 1
+        {
+            return Err(StaffError::failed_precondition(
+                reason::LAST_ADMIN,
+                format!(
+                    "{} is the workspace's last active admin; make another agent admin first",
+                    before.email
+                ),
+            ));
+        }
+        if !status_before.uses_seat() && status_after.uses_seat() {
+            self.require_free_seat(conn, workspace).await?;
+        }
+
+        let mut after = before.clone();
+        after.role = role_after.name.clone();
+        after.extra_permissions = serde_json::to_string(&extra_after)
+            .map_err(|error| StaffError::Internal(error.to_string()))?;
+        after.status = status_after.as_str().to_owned();
+        if status_after != status_before {
+            if status_after == AgentStatus::Deactivated {
+                after.deactivated_at = Some(now);
+                after.deactivation_reason = patch.deactivation_reason.clone();
+            } else {
+                after.deactivated_at = None;
+                after.deactivation_reason = String::new();
+            }
+        }
+        let teams_changed = {
+            let (mut a, mut b) = (teams_before.clone(), teams_after.clone());
+            a.sort_unstable();
+            b.sort_unstable();
+            a != b
+        };
+        if after == before && !teams_changed {
+            return Ok(Updated {
+                view: self.view(conn, before).await?,
+                changed: false,
+            });
+        }
+        // Tokens carry the role and permissions they were issued with: any change to
+        // what the agent holds, or a deactivation, ends the tokens issued before it.
+        let deactivated =
+            status_after == AgentStatus::Deactivated && status_before != AgentStatus::Deactivated;
+        if role_changed || extra_after != extra_before || teams_changed || deactivated {
+            after.token_generation += 1;
+            store::revocations::publish(
+                conn,
+                workspace_id,
+                agent_id.to_string(),
+                after.token_generation,
+                now,
+            )
+            .await?;
+        }
+        if deactivated {
+            store::sign_in::revoke_agent_tokens(conn, workspace_id, agent_id, now).await?;
+        }
+        after.updated_at = now;
+        after.version += 1;
+        if !store::agents::update(conn, &before, &after).await? {
+            return Err(StaffError::Database(roster_db::DbError::Conflict));
+        }
+
+        let target = ("agent", agent_id.to_string());
+        let mut events = Vec::new();
+        let permissions_before = access_before.effective().permissions;
+        let permissions_after =
+            effective_access(&role_after, &team_grants, &extra_after).permissions;
+        let permissions_change = || {
+            change(
+                "permissions",
+                Some(permission_list(&permissions_before)),
+                Some(permission_list(&permissions_after)),
+            )
+        };
+        // A role or extra-permission change is one event each, both naming the agent
+        // and the effective permissions before and after.
+        let grant_changes = [
+            role_changed.then(|| {
+                (
+                    "agent.role_changed",
+                    change(
+                        "role",
+                        Some(before.role.clone().into()),
+                        Some(role_after.name.clone().into()),
+                    ),
+                )
+            }),
+            (extra_after != extra_before).then(|| {
+                (
+                    "agent.permissions_changed",
+                    change(
+                        "extra_permissions",
+                        Some(json!(extra_before)),
+                        Some(json!(extra_after)),
+                    ),
+                )
+            }),
+        ];
+        for (action, grant) in grant_changes.into_iter().flatten() {
+            let mut changes = agent_context(&before);
+            changes.push(grant);
+            changes.push(permissions_change());
+            events.push(self.event(actor, workspace_id, action, target.clone(), changes));
+        }
+        if teams_changed {
+            let named_before = store::teams::require_all(conn, workspace_id, &teams_before).await?;
+            store::agents::set_teams(conn, workspace_id, agent_id, &teams_after, now).await?;
+            let names = |teams: &[crate::entity::team::Model]| {
+                json!(
+                    teams
+                        .iter()
+                        .map(|team| team.name.clone())
+                        .collect::<Vec<_>>()
+                )
+            };
+            let mut changes = agent_context(&before);
+            changes.push(change(
+                "teams",
+                Some(names(&named_before)),
+                Some(names(&teams)),
+            ));
+            if permissions_after != permissions_before {
+                changes.push(permissions_change());
+            }
+            events.push(self.event(
+                actor,
+                workspace_id,
+                "agent.teams_changed",
+                target.clone(),
+                changes,
+            ));
+        }
+        if status_after != status_before {
+            let action = if status_after == AgentStatus::Deactivated {
+                // An invitation must not outlive the agent's deactivation.
+                store::invitations::end_pending(
                     conn,
                     workspace_id,
-                    agent_id.to_string(),
-                    after.token_generation,
+                    agent_id,
+                    InvitationState::Revoked,
                     now,
                 )
                 .await?;
-            }
-            if deactivated {
-                store::sign_in::revoke_agent_tokens(conn, workspace_id, agent_id, now).await?;
-            }
-            after.updated_at = now;
-            after.version += 1;
-            if !store::agents::update(conn, &before, &after).await? {
-                return Err(StaffError::Database(roster_db::DbError::Conflict));
-            }
-
-            let target = ("agent", agent_id.to_string());
-            let mut events = Vec::new();
-            let permissions_before = access_before.effective().permissions;
-            let permissions_after =
-                effective_access(&role_after, &team_grants, &extra_after).permissions;
-            let permissions_change = || {
-                change(
-                    "permissions",
-                    Some(permission_list(&permissions_before)),
-                    Some(permission_list(&permissions_after)),
-                )
+                "agent.deactivated"
+            } else {
+                "agent.reactivated"
             };
-            // A role or extra-permission change is one event each, both naming the agent
-            // and the effective permissions before and after.
-            let grant_changes = [
-                role_changed.then(|| {
-                    (
-                        "agent.role_changed",
-                        change(
-                            "role",
-                            Some(before.role.clone().into()),
-                            Some(role_after.name.clone().into()),
-                        ),
-                    )
-                }),
-                (extra_after != extra_before).then(|| {
-                    (
-                        "agent.permissions_changed",
-                        change(
-                            "extra_permissions",
-                            Some(json!(extra_before)),
-                            Some(json!(extra_after)),
-                        ),
-                    )
-                }),
-            ];
-            for (action, grant) in grant_changes.into_iter().flatten() {
-                let mut changes = agent_context(&before);
-                changes.push(grant);
-                changes.push(permissions_change());
-                events.push(self.event(actor, workspace_id, action, target.clone(), changes));
-            }
-            if teams_changed {
-                let named_before =
-                    store::teams::require_all(conn, workspace_id, &teams_before).await?;
-                store::agents::set_teams(conn, workspace_id, agent_id, &teams_after, now).await?;
-                let names = |teams: &[crate::entity::team::Model]| {
-                    json!(
-                        teams
-                            .iter()
-                            .map(|team| team.name.clone())
-                            .collect::<Vec<_>>()
-                    )
-                };
-                let mut changes = agent_context(&before);
+            let mut changes: Vec<FieldChange> = agent_context(&before);
+            changes.push(change(
+                "status",
+                Some(status_before.as_str().into()),
+                Some(status_after.as_str().into()),
+            ));
+            if status_after == AgentStatus::Deactivated {
                 changes.push(change(
-                    "teams",
-                    Some(names(&named_before)),
-                    Some(names(&teams)),
-                ));
-                if permissions_after != permissions_before {
-                    changes.push(permissions_change());
-                }
-                events.push(self.event(
-                    actor,
-                    workspace_id,
-                    "agent.teams_changed",
-                    target.clone(),
-                    changes,
+                    "deactivation_reason",
+                    None,
+                    Some(after.deactivation_reason.clone().into()),
                 ));
             }
-            if status_after != status_before {
-                let action = if status_after == AgentStatus::Deactivated {
-                    // An invitation must not outlive the agent's deactivation.
-                    store::invitations::end_pending(
-                        conn,
-                        workspace_id,
-                        agent_id,
-                        InvitationState::Revoked,
-                        now,
-                    )
-                    .await?;
-                    "agent.deactivated"
-                } else {
-                    "agent.reactivated"
-                };
-                let mut changes: Vec<FieldChange> = agent_context(&before);
-                changes.push(change(
-                    "status",
-                    Some(status_before.as_str().into()),
-                    Some(status_after.as_str().into()),
-                ));
-                if status_after == AgentStatus::Deactivated {
-                    changes.push(change(
-                        "deactivation_reason",
-                        None,
-                        Some(after.deactivation_reason.clone().into()),
-                    ));
-                }
-                events.push(self.event(actor, workspace_id, action, target.clone(), changes));
-            }
-            outbox::append(conn, &events).await?;
-            Ok(AgentView {
+            events.push(self.event(actor, workspace_id, action, target.clone(), changes));
+        }
+        outbox::append(conn, &events).await?;
+        Ok(Updated {
+            view: AgentView {
                 agent: after,
-                team_ids: teams_after.clone(),
-            })
+                team_ids: teams_after,
+            },
+            changed: true,
         })
     }
 

@@ -10,8 +10,8 @@ use uuid::Uuid;
 use super::{AgentView, Staff, agent_context, change};
 use crate::domain::access::Granter;
 use crate::domain::invitation::{self, NotAcceptable};
-use crate::domain::{AgentStatus, InvitationState};
-use crate::entity::{agent, invitation as invitation_row, team};
+use crate::domain::{AgentStatus, InvitationState, RoleGrant};
+use crate::entity::{agent, invitation as invitation_row, staff_workspace, team};
 use crate::error::{AGENT_RESOURCE, Result, StaffError, reason};
 use crate::store;
 use crate::store::invitations::Open;
@@ -42,6 +42,24 @@ pub struct Invited {
     /// Present only when this call created the invitation.
     pub secret: Option<String>,
     pub replayed: bool,
+    /// The e-mail had a pending invitation, which this one replaced.
+    pub resent: bool,
+}
+
+/// Who one invitation goes to, with the role and teams already read.
+pub(super) struct Invitee<'a> {
+    pub email: &'a str,
+    pub name: &'a str,
+    pub role: &'a RoleGrant,
+    pub teams: &'a [team::Model],
+    pub request: Option<&'a RequestKey>,
+}
+
+pub(super) fn request_id_reused() -> StaffError {
+    StaffError::failed_precondition(
+        reason::REQUEST_ID_REUSED,
+        "request_id was already used for a different request; a retry must repeat the request exactly, a new request needs a new id",
+    )
 }
 
 /// What a caller acting on an invitation sees in a refusal for it.
@@ -147,10 +165,7 @@ impl Staff {
                     store::invitations::find_by_request_id(conn, workspace_id, &request.id).await?
             {
                 if first.request_fingerprint.as_deref() != Some(request.fingerprint.as_str()) {
-                    return Err(StaffError::failed_precondition(
-                        reason::REQUEST_ID_REUSED,
-                        "request_id was already used for a different request; a retry must repeat the request exactly, a new request needs a new id",
-                    ));
+                    return Err(request_id_reused());
                 }
                 let agent = store::agents::require(conn, workspace_id, first.agent_id).await?;
                 return Ok(Invited {
@@ -158,183 +173,215 @@ impl Staff {
                     invitation: first,
                     secret: None,
                     replayed: true,
+                    resent: false,
                 });
             }
             let teams = store::teams::require_all(conn, workspace_id, &input.team_ids).await?;
             let role = self
                 .resolve_role(conn, workspace_id, "role", &input.role)
                 .await?;
-            granter.may_grant_role(&role)?;
-            for team in &teams {
-                let grant = store::teams::grant_of(team)?;
-                granter.may_grant(
-                    || format!("membership of the team '{}'", team.name),
-                    &grant.permissions,
-                )?;
-            }
-            let email_key = crate::domain::values::email_key(&input.email);
-            let existing = store::agents::find_by_email(conn, workspace_id, &email_key).await?;
-            let (before, action) = match &existing {
-                None => (None, "agent.invited"),
-                Some(agent) => match AgentStatus::parse(&agent.status) {
-                    Some(AgentStatus::Active) => {
-                        return Err(StaffError::refused(
-                            Code::AlreadyExists,
-                            reason::AGENT_ALREADY_ACTIVE,
-                            Some((AGENT_RESOURCE, agent.agent_id.to_string())),
-                            format!(
-                                "{} is already an active agent of this workspace",
-                                agent.email
-                            ),
-                        ));
-                    }
-                    Some(AgentStatus::Deactivated) if agent.activated_at.is_some() => {
-                        return Err(StaffError::failed_precondition(
-                            reason::AGENT_DEACTIVATED,
-                            format!(
-                                "{} is a deactivated agent of this workspace; reactivate it with ReactivateAgent",
-                                agent.email
-                            ),
-                        ));
-                    }
-                    Some(AgentStatus::Invited) => (Some(agent.clone()), "agent.invitation_resent"),
-                    Some(AgentStatus::Deactivated) => (Some(agent.clone()), "agent.invited"),
-                    None => {
-                        return Err(StaffError::Internal(format!(
-                            "agent {} has the unknown status '{}'",
-                            agent.agent_id, agent.status
-                        )));
-                    }
-                },
-            };
-            let takes_seat = before
-                .as_ref()
-                .is_none_or(|agent| agent.status != AgentStatus::Invited.as_str());
-            if takes_seat {
-                self.require_free_seat(conn, &workspace).await?;
-            }
-            let agent = match &before {
-                None => {
-                    let agent = agent::Model {
-                        workspace_id: workspace_id.to_owned(),
-                        agent_id: Uuid::now_v7(),
-                        email: input.email.clone(),
-                        email_key: email_key.clone(),
-                        name: input.name.clone(),
-                        name_key: input.name.to_lowercase(),
-                        avatar_url: String::new(),
-                        role: role.name.clone(),
-                        extra_permissions: "[]".to_owned(),
-                        status: AgentStatus::Invited.as_str().to_owned(),
-                        notification_preferences: "{}".to_owned(),
-                        signature: String::new(),
-                        theme: String::new(),
-                        language: String::new(),
-                        created_at: now,
-                        updated_at: now,
-                        activated_at: None,
-                        deactivated_at: None,
-                        deactivation_reason: String::new(),
-                        last_sign_in_at: 0,
-                        version: 1,
-                        sign_in_count: 0,
-                        token_generation: 0,
-                    };
-                    store::agents::insert(conn, agent.clone()).await?;
-                    agent
-                }
-                Some(before) => {
-                    let mut after = before.clone();
-                    after.email = input.email.clone();
-                    after.name = input.name.clone();
-                    after.name_key = input.name.to_lowercase();
-                    after.role = role.name.clone();
-                    after.status = AgentStatus::Invited.as_str().to_owned();
-                    after.deactivated_at = None;
-                    after.deactivation_reason = String::new();
-                    after.updated_at = now;
-                    after.version += 1;
-                    if !store::agents::update(conn, before, &after).await? {
-                        return Err(StaffError::Database(roster_db::DbError::Conflict));
-                    }
-                    store::invitations::end_pending(
-                        conn,
-                        workspace_id,
-                        after.agent_id,
-                        InvitationState::Superseded,
-                        now,
-                    )
-                    .await?;
-                    after
-                }
-            };
-            store::agents::set_teams(conn, workspace_id, agent.agent_id, &input.team_ids, now)
-                .await?;
-            let secret = invitation::new_secret(&mut rand::rng());
-            let row = invitation_row::Model {
-                workspace_id: workspace_id.to_owned(),
-                invitation_id: Uuid::now_v7(),
-                agent_id: agent.agent_id,
-                secret_hash: invitation::secret_hash(&secret),
-                state: InvitationState::Pending.as_str().to_owned(),
-                invited_by_kind: actor.kind.clone(),
-                invited_by_id: actor.id.clone(),
-                created_at: now,
-                expires_at: now + invitation::LIFETIME_US,
-                ended_at: None,
-                request_id: input.request.as_ref().map(|request| request.id.clone()),
-                request_fingerprint: input
-                    .request
-                    .as_ref()
-                    .map(|request| request.fingerprint.clone()),
-            };
-            store::invitations::insert(conn, row.clone()).await?;
-            let old = before.as_ref();
-            let event = self.event(
+            self.invite_one(
+                conn,
                 actor,
-                workspace_id,
-                action,
-                ("agent", agent.agent_id.to_string()),
-                vec![
-                    change(
-                        "email",
-                        old.map(|a| a.email.clone().into()),
-                        Some(agent.email.clone().into()),
-                    ),
-                    change(
-                        "name",
-                        old.map(|a| a.name.clone().into()),
-                        Some(agent.name.clone().into()),
-                    ),
-                    change(
-                        "role",
-                        old.map(|a| a.role.clone().into()),
-                        Some(agent.role.clone().into()),
-                    ),
-                    change(
-                        "status",
-                        old.map(|a| a.status.clone().into()),
-                        Some(agent.status.clone().into()),
-                    ),
-                    change("teams", None, Some(team_names(&teams))),
-                    change(
-                        "invitation_id",
-                        None,
-                        Some(row.invitation_id.to_string().into()),
-                    ),
-                    change("invitation_expires_at", None, Some(row.expires_at.into())),
-                ],
-            );
-            outbox::append(conn, &[event]).await?;
-            Ok(Invited {
-                agent: AgentView {
-                    agent,
-                    team_ids: input.team_ids.clone(),
+                &workspace,
+                granter,
+                Invitee {
+                    email: &input.email,
+                    name: &input.name,
+                    role: &role,
+                    teams: &teams,
+                    request: input.request.as_ref(),
                 },
-                invitation: row,
-                secret: Some(secret),
-                replayed: false,
-            })
+            )
+            .await
+        })
+    }
+
+    /// One invitation's checks and writes, in the caller's transaction after it locked
+    /// `workspace`: InviteAgent's and every BulkInviteAgents row's, so the two cannot
+    /// drift.
+    pub(super) async fn invite_one<C: sea_orm::ConnectionTrait>(
+        &self,
+        conn: &C,
+        actor: &Actor,
+        workspace: &staff_workspace::Model,
+        granter: &Granter,
+        invitee: Invitee<'_>,
+    ) -> Result<Invited> {
+        let Invitee {
+            email,
+            name,
+            role,
+            teams,
+            request,
+        } = invitee;
+        let workspace_id = workspace.workspace_id.as_str();
+        let now = self.now_us();
+        granter.may_grant_role(role)?;
+        for team in teams {
+            let grant = store::teams::grant_of(team)?;
+            granter.may_grant(
+                || format!("membership of the team '{}'", team.name),
+                &grant.permissions,
+            )?;
+        }
+        let team_ids: Vec<Uuid> = teams.iter().map(|team| team.team_id).collect();
+        let email_key = crate::domain::values::email_key(email);
+        let existing = store::agents::find_by_email(conn, workspace_id, &email_key).await?;
+        let (before, action) = match &existing {
+            None => (None, "agent.invited"),
+            Some(agent) => match AgentStatus::parse(&agent.status) {
+                Some(AgentStatus::Active) => {
+                    return Err(StaffError::refused(
+                        Code::AlreadyExists,
+                        reason::AGENT_ALREADY_ACTIVE,
+                        Some((AGENT_RESOURCE, agent.agent_id.to_string())),
+                        format!(
+                            "{} is already an active agent of this workspace",
+                            agent.email
+                        ),
+                    ));
+                }
+                Some(AgentStatus::Deactivated) if agent.activated_at.is_some() => {
+                    return Err(StaffError::failed_precondition(
+                        reason::AGENT_DEACTIVATED,
+                        format!(
+                            "{} is a deactivated agent of this workspace; reactivate it with ReactivateAgent",
+                            agent.email
+                        ),
+                    ));
+                }
+                Some(AgentStatus::Invited) => (Some(agent.clone()), "agent.invitation_resent"),
+                Some(AgentStatus::Deactivated) => (Some(agent.clone()), "agent.invited"),
+                None => {
+                    return Err(StaffError::Internal(format!(
+                        "agent {} has the unknown status '{}'",
+                        agent.agent_id, agent.status
+                    )));
+                }
+            },
+        };
+        let resent = before
+            .as_ref()
+            .is_some_and(|agent| agent.status == AgentStatus::Invited.as_str());
+        if !resent {
+            self.require_free_seat(conn, workspace).await?;
+        }
+        let agent = match &before {
+            None => {
+                let agent = agent::Model {
+                    workspace_id: workspace_id.to_owned(),
+                    agent_id: Uuid::now_v7(),
+                    email: email.to_owned(),
+                    email_key: email_key.clone(),
+                    name: name.to_owned(),
+                    name_key: name.to_lowercase(),
+                    avatar_url: String::new(),
+                    role: role.name.clone(),
+                    extra_permissions: "[]".to_owned(),
+                    status: AgentStatus::Invited.as_str().to_owned(),
+                    notification_preferences: "{}".to_owned(),
+                    signature: String::new(),
+                    theme: String::new(),
+                    language: String::new(),
+                    created_at: now,
+                    updated_at: now,
+                    activated_at: None,
+                    deactivated_at: None,
+                    deactivation_reason: String::new(),
+                    last_sign_in_at: 0,
+                    version: 1,
+                    sign_in_count: 0,
+                    token_generation: 0,
+                };
+                store::agents::insert(conn, agent.clone()).await?;
+                agent
+            }
+            Some(before) => {
+                let mut after = before.clone();
+                after.email = email.to_owned();
+                after.name = name.to_owned();
+                after.name_key = name.to_lowercase();
+                after.role = role.name.clone();
+                after.status = AgentStatus::Invited.as_str().to_owned();
+                after.deactivated_at = None;
+                after.deactivation_reason = String::new();
+                after.updated_at = now;
+                after.version += 1;
+                if !store::agents::update(conn, before, &after).await? {
+                    return Err(StaffError::Database(roster_db::DbError::Conflict));
+                }
+                store::invitations::end_pending(
+                    conn,
+                    workspace_id,
+                    after.agent_id,
+                    InvitationState::Superseded,
+                    now,
+                )
+                .await?;
+                after
+            }
+        };
+        store::agents::set_teams(conn, workspace_id, agent.agent_id, &team_ids, now).await?;
+        let secret = invitation::new_secret(&mut rand::rng());
+        let row = invitation_row::Model {
+            workspace_id: workspace_id.to_owned(),
+            invitation_id: Uuid::now_v7(),
+            agent_id: agent.agent_id,
+            secret_hash: invitation::secret_hash(&secret),
+            state: InvitationState::Pending.as_str().to_owned(),
+            invited_by_kind: actor.kind.clone(),
+            invited_by_id: actor.id.clone(),
+            created_at: now,
+            expires_at: now + invitation::LIFETIME_US,
+            ended_at: None,
+            request_id: request.map(|request| request.id.clone()),
+            request_fingerprint: request.map(|request| request.fingerprint.clone()),
+        };
+        store::invitations::insert(conn, row.clone()).await?;
+        let old = before.as_ref();
+        let event = self.event(
+            actor,
+            workspace_id,
+            action,
+            ("agent", agent.agent_id.to_string()),
+            vec![
+                change(
+                    "email",
+                    old.map(|a| a.email.clone().into()),
+                    Some(agent.email.clone().into()),
+                ),
+                change(
+                    "name",
+                    old.map(|a| a.name.clone().into()),
+                    Some(agent.name.clone().into()),
+                ),
+                change(
+                    "role",
+                    old.map(|a| a.role.clone().into()),
+                    Some(agent.role.clone().into()),
+                ),
+                change(
+                    "status",
+                    old.map(|a| a.status.clone().into()),
+                    Some(agent.status.clone().into()),
+                ),
+                change("teams", None, Some(team_names(teams))),
+                change(
+                    "invitation_id",
+                    None,
+                    Some(row.invitation_id.to_string().into()),
+                ),
+                change("invitation_expires_at", None, Some(row.expires_at.into())),
+            ],
+        );
+        outbox::append(conn, &[event]).await?;
+        Ok(Invited {
+            agent: AgentView { agent, team_ids },
+            invitation: row,
+            secret: Some(secret),
+            replayed: false,
+            resent,
         })
     }
 
@@ -396,6 +443,7 @@ impl Staff {
                 invitation: row,
                 secret: Some(secret),
                 replayed: false,
+                resent: true,
             })
         })
     }

@@ -1,14 +1,17 @@
 //! The staff service's operations. Each write runs in one transaction
 //! (`roster_db::in_write_txn!`, which retries lost races) and appends its audit events to
 //! the outbox in that same transaction. Changes that take a seat or may remove the last
-//! active admin lock the workspace's row first (`store::workspaces::lock`). `keys` holds
-//! the platform's token-signing keys.
+//! active admin lock the workspace's row first (`store::workspaces::lock`). `bulk` runs
+//! many single changes in one such transaction. `keys` holds the platform's token-signing
+//! keys.
 
 mod access;
 mod agents;
+mod bulk;
 mod denials;
 mod invitations;
 pub mod keys;
+mod request_ids;
 mod revocations;
 mod roles;
 mod service_accounts;
@@ -25,8 +28,14 @@ use serde_json::Value;
 use uuid::Uuid;
 
 pub use access::load_effective_access;
-pub use agents::{AgentPatch, ProfilePatch, extra_permissions as agents_extra_permissions};
+pub use agents::{
+    AgentPatch, ProfilePatch, TeamsChange, Updated, extra_permissions as agents_extra_permissions,
+};
+pub use bulk::{
+    AgentAction, AgentResult, BulkChanged, BulkInvited, BulkOptions, InviteResult, ItemError,
+};
 pub use invitations::{Invited, NewInvitation, RequestKey};
+pub use request_ids::REQUEST_ID_WINDOW_US;
 pub use roles::{NewRole, RolePatch, RoleView};
 pub use service_accounts::{
     NewServiceAccount, SERVICE_ACCOUNT_RESOURCE, WithSecret, listed as service_account_list,

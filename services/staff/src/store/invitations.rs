@@ -43,6 +43,22 @@ pub async fn find_by_request_id<C: ConnectionTrait>(
         .await?)
 }
 
+/// The invitations `invitation_ids` (those that exist), in no particular order.
+pub async fn find_many<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    invitation_ids: &[Uuid],
+) -> Result<Vec<invitation::Model>> {
+    if invitation_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(invitation::Entity::find()
+        .filter(invitation::Column::WorkspaceId.eq(workspace_id))
+        .filter(invitation::Column::InvitationId.is_in(invitation_ids.iter().copied()))
+        .all(conn)
+        .await?)
+}
+
 /// The agent's pending invitation (there is at most one).
 pub async fn pending_of<C: ConnectionTrait>(
     conn: &C,

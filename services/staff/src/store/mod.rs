@@ -4,6 +4,7 @@
 
 pub mod agents;
 pub mod invitations;
+pub mod request_ids;
 pub mod revocations;
 pub mod roles;
 pub mod service_accounts;

@@ -104,6 +104,9 @@ const STAFF_WRITES: &[&str] = &[
     "UpdateAgent",
     "DeactivateAgent",
     "ReactivateAgent",
+    "BulkInviteAgents",
+    "BulkUpdateAgents",
+    "BulkDeactivateAgents",
     "CreateTeam",
     "ListLoginHistory",
     "CreateServiceAccount",
@@ -276,6 +279,54 @@ async fn call(
                 pb::ReactivateAgentRequest {
                     workspace_id: ws(),
                     agent_id: id(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "BulkInviteAgents" => {
+            let messages = vec![
+                pb::BulkInviteAgentsRequest {
+                    part: Some(pb::bulk_invite_agents_request::Part::Header(
+                        pb::BulkInviteAgentsHeader {
+                            workspace_id: ws(),
+                            ..Default::default()
+                        },
+                    )),
+                },
+                pb::BulkInviteAgentsRequest {
+                    part: Some(pb::bulk_invite_agents_request::Part::Chunk(
+                        b"email,role\nbulk@example.com,viewer\n".to_vec(),
+                    )),
+                },
+            ];
+            client
+                .bulk_invite_agents(req(token, tokio_stream::iter(messages)))
+                .await
+                .map(|_| ())
+        }
+        // Dry runs: whether the caller gets past authorization is the question, and the
+        // target stays as it is for the other calls.
+        "BulkUpdateAgents" => client
+            .bulk_update_agents(req(
+                token,
+                pb::BulkUpdateAgentsRequest {
+                    workspace_id: ws(),
+                    agent_ids: vec![id()],
+                    action: Some(pb::bulk_update_agents_request::Action::AddToTeam(team_id())),
+                    dry_run: true,
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "BulkDeactivateAgents" => client
+            .bulk_deactivate_agents(req(
+                token,
+                pb::BulkDeactivateAgentsRequest {
+                    workspace_id: ws(),
+                    agent_ids: vec![id()],
+                    dry_run: true,
                     ..Default::default()
                 },
             ))
@@ -619,7 +670,7 @@ async fn every_rpc_against_every_caller(app: TestApp) {
         .collect();
     assert_eq!(
         methods.len(),
-        41,
+        44,
         "every RPC of the service is in the matrix"
     );
     assert_eq!(roster_staff::api::authz::PUBLIC_METHODS.len(), PUBLIC.len());

@@ -9,6 +9,7 @@ mod helpers;
 mod access;
 mod agents;
 mod authz;
+mod bulk;
 mod invitations;
 mod keys;
 mod revocations;

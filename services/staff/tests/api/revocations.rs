@@ -14,7 +14,7 @@ on_both_databases!(
 );
 
 /// The feed's snapshot: each subject's highest published minimum generation.
-async fn published(app: &TestApp) -> HashMap<String, i64> {
+pub async fn published(app: &TestApp) -> HashMap<String, i64> {
     let mut stream = app
         .client()
         .watch_revocations(pb::WatchRevocationsRequest {})
