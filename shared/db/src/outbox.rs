@@ -318,9 +318,10 @@ pub fn to_active_model(event: &AuditEvent) -> Result<entity::ActiveModel> {
         outcome: Set(event.outcome.clone()),
         delivered_at: Set(None),
         attempts: Set(0),
-        next_attempt_at: Set(0),
-        last_error: Set(None),
-        dead_at: Set(None),
+        // The delivery state starts at the columns' defaults (due now, no error, alive).
+        next_attempt_at: NotSet,
+        last_error: NotSet,
+        dead_at: NotSet,
     })
 }
 
