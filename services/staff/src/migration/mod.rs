@@ -7,6 +7,7 @@ mod m20261216_000003_service_accounts;
 mod m20261217_000004_token_revocations;
 mod m20261220_000001_create_signing_keys;
 mod m20261220_000010_roles_teams;
+mod m20261222_000001_sso;
 
 use sea_orm_migration::prelude::*;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261217_000004_token_revocations::Migration),
             Box::new(m20261220_000001_create_signing_keys::Migration),
             Box::new(m20261220_000010_roles_teams::Migration),
+            Box::new(m20261222_000001_sso::Migration),
         ]
     }
 }

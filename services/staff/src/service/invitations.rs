@@ -45,7 +45,7 @@ pub struct Invited {
 }
 
 /// What a caller acting on an invitation sees in a refusal for it.
-fn not_acceptable(why: NotAcceptable) -> StaffError {
+pub(super) fn not_acceptable(why: NotAcceptable) -> StaffError {
     let (reason, message) = match why {
         NotAcceptable::Used => (
             reason::INVITATION_USED,
