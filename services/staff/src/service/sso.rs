@@ -99,7 +99,7 @@ enum Provisioned {
     Refused {
         error: StaffError,
         outcome: SignInOutcome,
-        agent: Option<agent::Model>,
+        agent: Option<Box<agent::Model>>,
     },
 }
 
@@ -902,7 +902,7 @@ impl Staff {
                             return Ok(Provisioned::Refused {
                                 error,
                                 outcome: SignInOutcome::NotActive,
-                                agent: Some(invitee),
+                                agent: Some(Box::new(invitee)),
                             });
                         }
                     }
@@ -926,7 +926,7 @@ impl Staff {
                     return Ok(Provisioned::Refused {
                         error: not_active(&agent),
                         outcome: SignInOutcome::NotActive,
-                        agent: Some(agent),
+                        agent: Some(Box::new(agent)),
                     });
                 }
                 (Decision::Refuse(Refusal::IdentityConflict(_)), Some(agent)) => {
@@ -939,7 +939,7 @@ impl Staff {
                             ),
                         ),
                         outcome: SignInOutcome::SsoIdentityRefused,
-                        agent: Some(agent),
+                        agent: Some(Box::new(agent)),
                     });
                 }
                 (Decision::Refuse(Refusal::NotProvisioned), None) => {
@@ -966,7 +966,7 @@ impl Staff {
                 return Ok(Provisioned::Refused {
                     error: not_active(&agent),
                     outcome: SignInOutcome::NotActive,
-                    agent: Some(agent),
+                    agent: Some(Box::new(agent)),
                 });
             }
             match &link {
@@ -1044,7 +1044,7 @@ impl Staff {
                 outcome,
                 agent,
             } => {
-                self.record_failure(context, workspace_id, agent.as_ref(), &signed_in, outcome)
+                self.record_failure(context, workspace_id, agent.as_deref(), &signed_in, outcome)
                     .await?;
                 Err(error)
             }

@@ -106,9 +106,12 @@ fn rs256_and_es256_tokens_verify_and_say_who() {
     assert_eq!(verify(&string_verified).unwrap().email_verified, Some(true));
 }
 
+/// A case's name, its token, and whether an error is the one it must fail with.
+type Case = (&'static str, String, fn(&IdTokenError) -> bool);
+
 #[test]
 fn each_claim_check_refuses_its_token() {
-    let cases: Vec<(&str, String, fn(&IdTokenError) -> bool)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "wrong issuer",
             signed(|c| c["iss"] = "https://evil.example.com".into()),
