@@ -485,6 +485,7 @@ fn by_status(agent: &agent::Model, active: Decision) -> Decision {
 }
 
 #[cfg(test)]
+#[allow(clippy::panic)]
 mod tests {
     use super::*;
 
@@ -556,6 +557,104 @@ mod tests {
         assert_eq!(
             decide(Scim, None, None),
             Decision::Refuse(Refusal::NotProvisioned)
+        );
+    }
+
+    fn token(claims: serde_json::Value) -> IdToken {
+        let claims = claims.as_object().cloned().unwrap_or_default();
+        let text = |name: &str| claims.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+        IdToken {
+            issuer: "https://idp.example.com".into(),
+            subject: "s-1".into(),
+            email: text("email"),
+            email_verified: claims
+                .get("email_verified")
+                .and_then(serde_json::Value::as_bool),
+            name: text("name"),
+            given_name: text("given_name"),
+            family_name: text("family_name"),
+            issued_at: 0,
+            expires_at: 0,
+            claims,
+        }
+    }
+
+    fn connection(provider: Provider, domains: &[&str]) -> Connection {
+        Connection {
+            provider,
+            mode: ProvisioningMode::Jit,
+            issuer: "https://idp.example.com".into(),
+            client_id: "c".into(),
+            domains: domains.iter().map(|d| (*d).to_owned()).collect(),
+            keys: match IdpKeys::from_jwks_json(
+                r#"{"keys": [{"kty": "EC", "crv": "P-256", "kid": "k", "x": "2qqLVoTy44dWdLr-Y3MEj1C3bu5_6Bk055oJqTdTZz8", "y": "XrPBrgUwdpO4opmroyErp0aVjO5y1hKY-_MAkUI8xpI"}]}"#,
+            ) {
+                Ok(keys) => keys,
+                Err(error) => panic!("{error}"),
+            },
+        }
+    }
+
+    #[test]
+    fn a_person_is_admitted_with_a_verified_e_mail_in_an_allowed_domain() {
+        use serde_json::json;
+        let generic = connection(Provider::GenericOidc, &["example.com"]);
+        let admitted = generic.admit(&token(json!({
+            "email": " Uhura@Example.COM", "email_verified": true,
+            "given_name": "Nyota", "family_name": "Uhura",
+        })));
+        assert_eq!(
+            admitted,
+            Ok(Identity {
+                subject: "s-1".into(),
+                email: "Uhura@Example.COM".into(),
+                email_key: "uhura@example.com".into(),
+                name: "Nyota Uhura".into(),
+            })
+        );
+        let nameless = generic.admit(&token(
+            json!({"email": "kirk@example.com", "email_verified": true}),
+        ));
+        assert_eq!(
+            nameless.map(|identity| identity.name),
+            Ok("kirk".to_owned())
+        );
+        assert_eq!(
+            generic.admit(&token(json!({"email": "kirk@example.com"}))),
+            Err(NotAdmitted::EmailNotVerified("kirk@example.com".into()))
+        );
+        assert_eq!(
+            generic.admit(&token(
+                json!({"email": "kirk@other.org", "email_verified": true})
+            )),
+            Err(NotAdmitted::DomainNotAllowed("other.org".into()))
+        );
+        assert_eq!(
+            generic.admit(&token(json!({"email_verified": true}))),
+            Err(NotAdmitted::NoEmail)
+        );
+        // Entra ID's domain-owner-verified claim counts there, and only there.
+        let edov = json!({"email": "kirk@example.com", "xms_edov": true});
+        assert!(
+            connection(Provider::MicrosoftEntraId, &[])
+                .admit(&token(edov.clone()))
+                .is_ok()
+        );
+        assert!(generic.admit(&token(edov)).is_err());
+        // Google: a Workspace account (`hd`) of an allowed domain.
+        let google = connection(Provider::GoogleWorkspace, &["example.com"]);
+        let verified = |hd: Option<&str>| {
+            let mut claims = json!({"email": "kirk@example.com", "email_verified": true});
+            if let Some(hd) = hd {
+                claims["hd"] = hd.into();
+            }
+            google.admit(&token(claims))
+        };
+        assert!(verified(Some("example.com")).is_ok());
+        assert_eq!(verified(None), Err(NotAdmitted::NotWorkspaceAccount(None)));
+        assert_eq!(
+            verified(Some("other.org")),
+            Err(NotAdmitted::NotWorkspaceAccount(Some("other.org".into())))
         );
     }
 
