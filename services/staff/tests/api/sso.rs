@@ -28,6 +28,7 @@ on_both_databases!(
     roles_given_by_connections_follow_renames_and_are_not_deleted,
     connections_are_listed_in_pages_under_unique_names,
     google_workspace_needs_a_workspace_account,
+    failed_sso_attempts_are_throttled_per_address,
 );
 
 fn jit() -> pb::SsoProvisioningMode {
@@ -1191,4 +1192,60 @@ async fn google_workspace_needs_a_workspace_account(app: TestApp) {
     );
     let (id_token, nonce) = google("troi@example.com", Some("example.com"));
     assert!(app.sso_login(&connection, &id_token, &nonce).await.is_ok());
+}
+
+async fn failed_sso_attempts_are_throttled_per_address(app: TestApp) {
+    let connection = app.enabled_connection("Okta", jit()).await.connection_id;
+    // A success gives its attempt back: it never counts towards the limit.
+    app.sso_login_as(&connection, "kirk@example.com")
+        .await
+        .unwrap();
+    let attempts = (0..50).map(|_| {
+        let app = app.clone();
+        let connection = connection.clone();
+        async move {
+            app.sso_login(&connection, "not.a.token", &idp::nonce())
+                .await
+        }
+    });
+    let results = futures_util::future::join_all(attempts).await;
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, Err(s) if reason(s) == "SSO_TOKEN_INVALID")),
+        "fifty failures from one address are each checked"
+    );
+    // Past the address's limit even a valid token waits for the window to end...
+    let status = assert_refused(
+        app.sso_login_as(&connection, "kirk@example.com").await,
+        Code::ResourceExhausted,
+        "SIGN_IN_THROTTLED",
+    );
+    assert!(
+        tonic_types::StatusExt::get_error_details(&status)
+            .retry_info()
+            .is_some()
+    );
+    // ...and works once it has.
+    app.clock.advance_secs(15 * 60 + 1);
+    let agent = app
+        .sso_login_as(&connection, "kirk@example.com")
+        .await
+        .unwrap()
+        .agent
+        .unwrap();
+    let outcomes: Vec<i32> = app
+        .history(&agent.agent_id, 10)
+        .await
+        .into_iter()
+        .map(|attempt| attempt.outcome)
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            pb::LoginOutcome::Succeeded as i32,
+            pb::LoginOutcome::Succeeded as i32
+        ],
+        "the throttled attempt named no agent yet: its token was not read"
+    );
 }
