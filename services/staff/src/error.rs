@@ -65,12 +65,35 @@ pub mod reason {
     pub const ROLE_LIMIT_REACHED: &str = "ROLE_LIMIT_REACHED";
     /// An agent holds a role that no longer exists (fail closed).
     pub const ROLE_UNKNOWN: &str = "ROLE_UNKNOWN";
+
+    pub const SSO_CONNECTION_NOT_FOUND: &str = "SSO_CONNECTION_NOT_FOUND";
+    pub const SSO_CONNECTION_ALREADY_EXISTS: &str = "SSO_CONNECTION_ALREADY_EXISTS";
+    pub const SSO_CONNECTION_LIMIT_REACHED: &str = "SSO_CONNECTION_LIMIT_REACHED";
+    /// Deleting an enabled connection: disable it first.
+    pub const SSO_CONNECTION_ENABLED: &str = "SSO_CONNECTION_ENABLED";
+    /// A stored connection no longer parses (fail closed).
+    pub const SSO_CONNECTION_INVALID: &str = "SSO_CONNECTION_INVALID";
+    /// Enabling (or re-pointing an enabled connection) needs a successful test first.
+    pub const SSO_TEST_REQUIRED: &str = "SSO_TEST_REQUIRED";
+    pub const SSO_TEST_FAILED: &str = "SSO_TEST_FAILED";
+    /// SsoLogin: the workspace has no such connection (another workspace's included).
+    pub const SSO_CONNECTION_UNKNOWN: &str = "SSO_CONNECTION_UNKNOWN";
+    pub const SSO_CONNECTION_DISABLED: &str = "SSO_CONNECTION_DISABLED";
+    /// SsoLogin: the ID token does not verify, or was used before.
+    pub const SSO_TOKEN_INVALID: &str = "SSO_TOKEN_INVALID";
+    pub const SSO_EMAIL_NOT_VERIFIED: &str = "SSO_EMAIL_NOT_VERIFIED";
+    pub const SSO_DOMAIN_NOT_ALLOWED: &str = "SSO_DOMAIN_NOT_ALLOWED";
+    /// SsoLogin: the e-mail's agent is linked to another identity of the connection.
+    pub const SSO_IDENTITY_CONFLICT: &str = "SSO_IDENTITY_CONFLICT";
+    /// SsoLogin: nobody has the e-mail and the connection does not create agents.
+    pub const SSO_NOT_PROVISIONED: &str = "SSO_NOT_PROVISIONED";
 }
 
 /// The resource types named in `ResourceInfo`.
 pub const AGENT_RESOURCE: &str = "roster.staff.v1.Agent";
 pub const TEAM_RESOURCE: &str = "roster.staff.v1.Team";
 pub const ROLE_RESOURCE: &str = "roster.staff.v1.Role";
+pub const SSO_CONNECTION_RESOURCE: &str = "roster.staff.v1.SsoConnection";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StaffError {
@@ -140,6 +163,15 @@ impl StaffError {
             reason::ROLE_NOT_FOUND,
             Some((ROLE_RESOURCE, role_id.to_string())),
             format!("role {role_id} not found in this workspace"),
+        )
+    }
+
+    pub fn sso_connection_not_found(connection_id: impl std::fmt::Display) -> Self {
+        Self::refused(
+            Code::NotFound,
+            reason::SSO_CONNECTION_NOT_FOUND,
+            Some((SSO_CONNECTION_RESOURCE, connection_id.to_string())),
+            format!("SSO connection {connection_id} not found in this workspace"),
         )
     }
 

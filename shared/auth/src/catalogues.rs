@@ -54,6 +54,7 @@ pub const STAFF: PermissionCatalogue = PermissionCatalogue {
         },
         ROLES_MANAGE,
         SIGNING_KEYS_ROTATE,
+        SSO_MANAGE,
     ],
 };
 
@@ -70,6 +71,15 @@ pub const ROLES_MANAGE: Permission = Permission {
 pub const SIGNING_KEYS_ROTATE: Permission = Permission {
     name: "signing_keys.rotate",
     description: "Rotate the key that signs every access token (a platform operator's service token for every workspace; never an agent)",
+};
+
+/// Configuring single sign-on is apart from `staff.manage`: whoever sets a connection's
+/// issuer and signing keys decides which identity provider vouches for every e-mail of the
+/// workspace, admins' included, so only the admin role holds it unless granted. Named so
+/// the staff service's authorization refers to it by name.
+pub const SSO_MANAGE: Permission = Permission {
+    name: "sso.manage",
+    description: "Configure single sign-on: create, change, test, enable and delete the workspace's SSO connections (whoever holds it chooses who may sign in as any agent, so grant it to administrators only)",
 };
 
 /// The help-desk services' permissions, checked by those services (outside Roster) in the
@@ -157,6 +167,7 @@ mod tests {
         assert!(find("end_users.erase").is_some());
         assert!(find("tickets.fly").is_none());
         assert_eq!(STAFF.get("roles.manage"), Some(&ROLES_MANAGE));
+        assert_eq!(STAFF.get("sso.manage"), Some(&SSO_MANAGE));
         for named in [
             "tickets.view_all",
             "tickets.delete",

@@ -1,4 +1,5 @@
-//! Access tokens for every Roster service: minting (staff service) and verification (all).
+//! Access tokens for every Roster service: minting (staff service) and verification (all);
+//! and, in [`oidc`], the ID tokens of external identity providers that SSO sign-ins bring.
 //!
 //! Tokens are JWTs signed with one asymmetric algorithm (Ed25519 by default, ES256 as a
 //! configured alternative) and carry a `kid` naming the signing key in the staff service's
@@ -23,6 +24,7 @@ mod claims;
 mod dev;
 mod error;
 mod keys;
+pub mod oidc;
 mod permissions;
 mod principal;
 mod public;

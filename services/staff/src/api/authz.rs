@@ -36,14 +36,17 @@ pub const STAFF_MANAGE: Need = Need::Write(&PERMISSIONS.permissions[0]);
 pub const SEATS_MANAGE: Need = Need::Write(&PERMISSIONS.permissions[1]);
 pub const SIGNING_KEYS_ROTATE: Need = Need::Platform(&roster_auth::catalogues::SIGNING_KEYS_ROTATE);
 pub const ROLES_MANAGE: Need = Need::Write(&roster_auth::catalogues::ROLES_MANAGE);
+pub const SSO_MANAGE: Need = Need::Write(&roster_auth::catalogues::SSO_MANAGE);
 
 /// Methods callable without an access token: the credential is in the request (an
-/// invitation secret, a password, a refresh token, a client secret), or the method serves
+/// invitation secret, a password, an identity provider's ID token, a refresh token, a
+/// client secret), or the method serves
 /// every verifier the token plumbing (GetJwks's public keys, WatchRevocations' subjects and
 /// generations, nothing secret).
 pub const PUBLIC_METHODS: &[&str] = &[
     "/roster.staff.v1.StaffService/AcceptInvitation",
     "/roster.staff.v1.StaffService/Login",
+    "/roster.staff.v1.StaffService/SsoLogin",
     "/roster.staff.v1.StaffService/RefreshToken",
     "/roster.staff.v1.StaffService/Logout",
     "/roster.staff.v1.StaffService/IssueServiceToken",
@@ -94,6 +97,13 @@ pub const NEEDS: &[(&str, Need)] = &[
     ("ListTeamMembers", Need::Read),
     ("GetEffectivePermissions", Need::Read),
     ("ExplainAccess", Need::Read),
+    ("CreateSsoConnection", SSO_MANAGE),
+    // Nothing in a connection is secret, and a login page lists them.
+    ("GetSsoConnection", Need::Read),
+    ("ListSsoConnections", Need::Read),
+    ("UpdateSsoConnection", SSO_MANAGE),
+    ("DeleteSsoConnection", SSO_MANAGE),
+    ("TestSsoConnection", SSO_MANAGE),
 ];
 
 /// The need of `method` (its short name) from [`NEEDS`].
@@ -258,6 +268,10 @@ mod tests {
         assert_eq!(
             Some(ROLES_MANAGE),
             PERMISSIONS.get("roles.manage").map(Need::Write)
+        );
+        assert_eq!(
+            Some(SSO_MANAGE),
+            PERMISSIONS.get("sso.manage").map(Need::Write)
         );
     }
 

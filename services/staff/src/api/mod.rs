@@ -11,6 +11,7 @@ mod revocations;
 mod roles;
 mod service_accounts;
 mod sign_in;
+mod sso;
 mod teams;
 
 use std::future::Future;
@@ -1021,5 +1022,54 @@ impl StaffService for StaffApi {
     ) -> std::result::Result<Response<pb::AccessExplanation>, Status> {
         self.respond(access::explain_access(&self.staff, request))
             .await
+    }
+
+    async fn create_sso_connection(
+        &self,
+        request: Request<pb::CreateSsoConnectionRequest>,
+    ) -> std::result::Result<Response<pb::SsoConnection>, Status> {
+        self.respond(sso::create(&self.staff, request)).await
+    }
+
+    async fn get_sso_connection(
+        &self,
+        request: Request<pb::GetSsoConnectionRequest>,
+    ) -> std::result::Result<Response<pb::SsoConnection>, Status> {
+        self.respond(sso::get(&self.staff, request)).await
+    }
+
+    async fn list_sso_connections(
+        &self,
+        request: Request<pb::ListSsoConnectionsRequest>,
+    ) -> std::result::Result<Response<pb::ListSsoConnectionsResponse>, Status> {
+        self.respond(sso::list(&self.staff, request)).await
+    }
+
+    async fn update_sso_connection(
+        &self,
+        request: Request<pb::UpdateSsoConnectionRequest>,
+    ) -> std::result::Result<Response<pb::SsoConnection>, Status> {
+        self.respond(sso::update(&self.staff, request)).await
+    }
+
+    async fn delete_sso_connection(
+        &self,
+        request: Request<pb::DeleteSsoConnectionRequest>,
+    ) -> std::result::Result<Response<()>, Status> {
+        self.respond(sso::delete(&self.staff, request)).await
+    }
+
+    async fn test_sso_connection(
+        &self,
+        request: Request<pb::TestSsoConnectionRequest>,
+    ) -> std::result::Result<Response<pb::TestSsoConnectionResponse>, Status> {
+        self.respond(sso::test(&self.staff, request)).await
+    }
+
+    async fn sso_login(
+        &self,
+        request: Request<pb::SsoLoginRequest>,
+    ) -> std::result::Result<Response<pb::LoginResponse>, Status> {
+        self.respond(sso::sso_login(&self.staff, request)).await
     }
 }

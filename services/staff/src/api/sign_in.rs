@@ -37,7 +37,7 @@ fn refresh_token_field(token: &str) -> Result<&str> {
     Ok(token)
 }
 
-fn login_response(session: Session) -> Result<pb::LoginResponse> {
+pub(super) fn login_response(session: Session) -> Result<pb::LoginResponse> {
     Ok(pb::LoginResponse {
         access_token: session.access.token,
         token_type: "Bearer".to_owned(),
@@ -170,10 +170,20 @@ pub(super) async fn list_login_history(
                     Some(SignInOutcome::WrongCredentials) => pb::LoginOutcome::WrongCredentials,
                     Some(SignInOutcome::Throttled) => pb::LoginOutcome::Throttled,
                     Some(SignInOutcome::NotActive) => pb::LoginOutcome::NotActive,
+                    Some(SignInOutcome::SsoTokenInvalid) => pb::LoginOutcome::SsoTokenInvalid,
+                    Some(SignInOutcome::SsoIdentityRefused) => pb::LoginOutcome::SsoIdentityRefused,
+                    Some(SignInOutcome::SsoNotProvisioned) => pb::LoginOutcome::SsoNotProvisioned,
+                    Some(SignInOutcome::SsoConnectionUnavailable) => {
+                        pb::LoginOutcome::SsoConnectionUnavailable
+                    }
                     None => pb::LoginOutcome::Unspecified,
                 } as i32,
                 ip: row.ip,
                 user_agent: row.user_agent,
+                sso_connection_id: row
+                    .sso_connection_id
+                    .map(|id| id.to_string())
+                    .unwrap_or_default(),
             })
             .collect(),
         next_page_token,

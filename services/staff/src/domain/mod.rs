@@ -10,6 +10,7 @@ pub mod roles;
 pub mod secret;
 pub mod service_account;
 pub mod sign_in;
+pub mod sso;
 pub mod status;
 pub mod values;
 

@@ -56,16 +56,31 @@ pub enum SignInOutcome {
     WrongCredentials,
     /// Too many attempts for the account or the address; the password was not checked.
     Throttled,
-    /// The password was right but the agent may not sign in (deactivated or invited).
+    /// The password was right (or the ID token valid) but the agent may not sign in
+    /// (deactivated, or invited without an invitation SSO could accept).
     NotActive,
+    /// SSO: the ID token failed verification or was presented before.
+    SsoTokenInvalid,
+    /// SSO: a valid token whose person the connection does not let in (e-mail not
+    /// verified, domain not allowed, another identity holds the agent).
+    SsoIdentityRefused,
+    /// SSO: nobody has the e-mail and the connection does not create an agent (or no
+    /// seat is free for it).
+    SsoNotProvisioned,
+    /// SSO: the connection is disabled or not the workspace's.
+    SsoConnectionUnavailable,
 }
 
 impl SignInOutcome {
-    pub const ALL: [SignInOutcome; 4] = [
+    pub const ALL: [SignInOutcome; 8] = [
         SignInOutcome::Succeeded,
         SignInOutcome::WrongCredentials,
         SignInOutcome::Throttled,
         SignInOutcome::NotActive,
+        SignInOutcome::SsoTokenInvalid,
+        SignInOutcome::SsoIdentityRefused,
+        SignInOutcome::SsoNotProvisioned,
+        SignInOutcome::SsoConnectionUnavailable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -74,6 +89,10 @@ impl SignInOutcome {
             SignInOutcome::WrongCredentials => "wrong_credentials",
             SignInOutcome::Throttled => "throttled",
             SignInOutcome::NotActive => "not_active",
+            SignInOutcome::SsoTokenInvalid => "sso_token_invalid",
+            SignInOutcome::SsoIdentityRefused => "sso_identity_refused",
+            SignInOutcome::SsoNotProvisioned => "sso_not_provisioned",
+            SignInOutcome::SsoConnectionUnavailable => "sso_connection_unavailable",
         }
     }
 

@@ -19,6 +19,8 @@ pub struct Model {
     pub ip: String,
     pub user_agent: String,
     pub at: i64,
+    /// The SSO connection of an `sso` attempt, once the request named one.
+    pub sso_connection_id: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

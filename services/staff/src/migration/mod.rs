@@ -8,6 +8,7 @@ mod m20261217_000004_token_revocations;
 mod m20261220_000001_create_signing_keys;
 mod m20261220_000010_roles_teams;
 mod m20261222_000001_request_ids;
+mod m20261222_000001_sso;
 
 use sea_orm_migration::prelude::*;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261220_000001_create_signing_keys::Migration),
             Box::new(m20261220_000010_roles_teams::Migration),
             Box::new(m20261222_000001_request_ids::Migration),
+            Box::new(m20261222_000001_sso::Migration),
             Box::new(roster_db::delivery::AddDeliveryState),
         ]
     }

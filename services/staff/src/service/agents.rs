@@ -417,6 +417,7 @@ impl Staff {
             ));
         }
         if status_after != status_before {
+            let mut unlinked = 0;
             let action = if status_after == AgentStatus::Deactivated {
                 // An invitation must not outlive the agent's deactivation.
                 store::invitations::end_pending(
@@ -427,11 +428,18 @@ impl Staff {
                     now,
                 )
                 .await?;
+                // Nor its SSO links: reactivated, the agent is linked anew by its next
+                // sign-in, which is how an administrator settles an identity provider
+                // that gave its address to someone else.
+                unlinked = store::sso::unlink_agent(conn, workspace_id, agent_id).await?;
                 "agent.deactivated"
             } else {
                 "agent.reactivated"
             };
             let mut changes: Vec<FieldChange> = agent_context(&before);
+            if unlinked > 0 {
+                changes.push(change("sso_links_removed", None, Some(unlinked.into())));
+            }
             changes.push(change(
                 "status",
                 Some(status_before.as_str().into()),

@@ -63,7 +63,7 @@ pub(super) fn request_id_reused() -> StaffError {
 }
 
 /// What a caller acting on an invitation sees in a refusal for it.
-fn not_acceptable(why: NotAcceptable) -> StaffError {
+pub(super) fn not_acceptable(why: NotAcceptable) -> StaffError {
     let (reason, message) = match why {
         NotAcceptable::Used => (
             reason::INVITATION_USED,

@@ -16,6 +16,7 @@ mod revocations;
 mod roles;
 mod service_accounts;
 mod sign_in;
+mod sso;
 mod teams;
 mod tokens;
 
@@ -41,6 +42,7 @@ pub use service_accounts::{
     NewServiceAccount, SERVICE_ACCOUNT_RESOURCE, WithSecret, listed as service_account_list,
 };
 pub use sign_in::{PasswordSignIn, Session, SignInPolicy};
+pub use sso::{NewSsoConnection, SsoConnectionPatch, SsoSignIn, TestedConnection};
 pub use teams::{MembersChanged, TeamPatch, TeamView};
 pub use tokens::{AccessToken, AccessTokens};
 

@@ -255,6 +255,9 @@ impl Staff {
             if after.name != before.name {
                 store::roles::rename_holders(conn, workspace_id, &before.name, &after.name, now)
                     .await?;
+                // SSO connections give the role by name too.
+                store::sso::rename_default_role(conn, workspace_id, &before.name, &after.name, now)
+                    .await?;
             } else if permissions_after != permissions_before {
                 store::roles::raise_holders_generation(conn, workspace_id, &before.name, now)
                     .await?;
@@ -321,6 +324,24 @@ impl Staff {
                         if holders == 1 { "s" } else { "" },
                         before.name,
                         before.name
+                    ),
+                ));
+            }
+            let connections = store::sso::giving_role(conn, workspace_id, &before.name).await?;
+            if !connections.is_empty() {
+                return Err(StaffError::failed_precondition(
+                    reason::ROLE_IN_USE,
+                    format!(
+                        "the SSO connection{} {} give{} the role '{}' to the agents they create; give {} another default role first",
+                        if connections.len() == 1 { "" } else { "s" },
+                        connections
+                            .iter()
+                            .map(|name| format!("'{name}'"))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        if connections.len() == 1 { "s" } else { "" },
+                        before.name,
+                        if connections.len() == 1 { "it" } else { "them" },
                     ),
                 ));
             }

@@ -80,6 +80,32 @@ pub struct PasswordSignIn {
     pub password: String,
 }
 
+/// What the record of one sign-in attempt says besides its agent and outcome.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Attempt<'a> {
+    pub method: SignInMethod,
+    /// The e-mail typed, or the one the identity provider vouched for (lower-cased);
+    /// empty when no e-mail is known.
+    pub email_key: &'a str,
+    pub sso_connection: Option<Uuid>,
+    /// The identity provider's `sub`, once a token verified.
+    pub subject: Option<&'a str>,
+    /// Precisely why it failed, for the audit log only (the caller is told less).
+    pub detail: Option<&'a str>,
+}
+
+impl<'a> Attempt<'a> {
+    fn password(email_key: &'a str) -> Self {
+        Attempt {
+            method: SignInMethod::Password,
+            email_key,
+            sso_connection: None,
+            subject: None,
+            detail: None,
+        }
+    }
+}
+
 fn wrong_credentials() -> StaffError {
     StaffError::refused(
         Code::Unauthenticated,
@@ -98,7 +124,7 @@ fn refresh_refused(message: &str) -> StaffError {
     )
 }
 
-fn micros(duration: Duration) -> i64 {
+pub(super) fn micros(duration: Duration) -> i64 {
     i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
 }
 
@@ -153,25 +179,11 @@ impl Staff {
                 context,
                 workspace_id,
                 found.as_ref(),
-                &email_key,
+                &Attempt::password(&email_key),
                 SignInOutcome::Throttled,
             )
             .await?;
-            let wait = Duration::from_micros(
-                u64::try_from(until.saturating_sub(self.now_us())).unwrap_or(0),
-            )
-            .max(Duration::from_secs(1));
-            return Err(StaffError::Refused(Box::new(roster_service::Refusal {
-                retry_after: Some(wait),
-                ..roster_service::Refusal::new(
-                    Code::ResourceExhausted,
-                    reason::SIGN_IN_THROTTLED,
-                    format!(
-                        "too many sign-in attempts for this account or from this address; try again in {} s",
-                        wait.as_secs()
-                    ),
-                )
-            })));
+            return Err(self.throttled(until));
         }
 
         let stored = match &found {
@@ -193,7 +205,7 @@ impl Staff {
                     context,
                     workspace_id,
                     found.as_ref(),
-                    &email_key,
+                    &Attempt::password(&email_key),
                     SignInOutcome::WrongCredentials,
                 )
                 .await?;
@@ -205,7 +217,7 @@ impl Staff {
                 context,
                 workspace_id,
                 Some(&agent),
-                &email_key,
+                &Attempt::password(&email_key),
                 SignInOutcome::NotActive,
             )
             .await?;
@@ -245,7 +257,7 @@ impl Staff {
                     context,
                     workspace_id,
                     Some(&current),
-                    &email_key,
+                    &Attempt::password(&email_key),
                     SignInOutcome::Succeeded,
                     now,
                 )
@@ -257,6 +269,25 @@ impl Staff {
                 Ok((self.view(conn, signed_in).await?, access, row, secret))
             })?;
         self.session(view, access, &refresh_row, &secret).await
+    }
+
+    /// RESOURCE_EXHAUSTED for an attempt refused unchecked until `until`, saying when to
+    /// retry.
+    pub(super) fn throttled(&self, until: i64) -> StaffError {
+        let wait =
+            Duration::from_micros(u64::try_from(until.saturating_sub(self.now_us())).unwrap_or(0))
+                .max(Duration::from_secs(1));
+        StaffError::Refused(Box::new(roster_service::Refusal {
+            retry_after: Some(wait),
+            ..roster_service::Refusal::new(
+                Code::ResourceExhausted,
+                reason::SIGN_IN_THROTTLED,
+                format!(
+                    "too many sign-in attempts for this account or from this address; try again in {} s",
+                    wait.as_secs()
+                ),
+            )
+        }))
     }
 
     /// Exchanges a refresh token for a new access token and a new refresh token. The old
@@ -383,7 +414,7 @@ impl Staff {
         store::sign_in::attempts_of(self.db.conn(), workspace_id, agent_id, after, limit).await
     }
 
-    fn new_refresh_token(
+    pub(super) fn new_refresh_token(
         &self,
         agent: &agent::Model,
         family_id: Uuid,
@@ -410,7 +441,7 @@ impl Staff {
 
     /// The access token for the agent as it is now (`held`: its effective access, read in
     /// the transaction that checked it), with the refresh token just stored.
-    async fn session(
+    pub(super) async fn session(
         &self,
         view: AgentView,
         held: EffectiveAccess,
@@ -444,44 +475,46 @@ impl Staff {
 
     /// Records a failed attempt with its audit event, in a transaction of its own: the
     /// refusal must not undo the record of it.
-    async fn record_failure(
+    pub(super) async fn record_failure(
         &self,
         context: &RequestContext,
         workspace_id: &str,
         agent: Option<&agent::Model>,
-        email_key: &str,
+        attempt: &Attempt<'_>,
         outcome: SignInOutcome,
     ) -> Result<()> {
         in_write_txn!(self.db, StaffError, retry_unique = true, |txn| {
             let now = self.now_us();
-            self.record_attempt(&*txn, context, workspace_id, agent, email_key, outcome, now)
+            self.record_attempt(&*txn, context, workspace_id, agent, attempt, outcome, now)
                 .await
         })
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn record_attempt<C: sea_orm::ConnectionTrait>(
+    pub(super) async fn record_attempt<C: sea_orm::ConnectionTrait>(
         &self,
         conn: &C,
         context: &RequestContext,
         workspace_id: &str,
         agent: Option<&agent::Model>,
-        email_key: &str,
+        attempt: &Attempt<'_>,
         outcome: SignInOutcome,
         now: i64,
     ) -> Result<()> {
-        let attempt = sign_in_attempt::Model {
+        let email_key = attempt.email_key;
+        let attempt_row = sign_in_attempt::Model {
             workspace_id: workspace_id.to_owned(),
             attempt_id: Uuid::now_v7(),
             agent_id: agent.map(|agent| agent.agent_id),
             email: email_key.to_owned(),
-            method: SignInMethod::Password.as_str().to_owned(),
+            method: attempt.method.as_str().to_owned(),
             outcome: outcome.as_str().to_owned(),
             ip: context.peer_ip.clone().unwrap_or_default(),
             user_agent: context.user_agent.clone().unwrap_or_default(),
             at: now,
+            sso_connection_id: attempt.sso_connection,
         };
-        store::sign_in::record_attempt(conn, attempt.clone()).await?;
+        store::sign_in::record_attempt(conn, attempt_row.clone()).await?;
         let (actor, action) = match (outcome, agent) {
             (SignInOutcome::Succeeded, Some(agent)) => (
                 Actor {
@@ -495,12 +528,29 @@ impl Staff {
         };
         let mut changes: Vec<FieldChange> = agent.map(agent_context).unwrap_or_default();
         changes.push(change("email", None, Some(email_key.into())));
-        changes.push(change("method", None, Some(attempt.method.clone().into())));
+        changes.push(change(
+            "method",
+            None,
+            Some(attempt_row.method.clone().into()),
+        ));
         changes.push(change(
             "outcome",
             None,
-            Some(attempt.outcome.clone().into()),
+            Some(attempt_row.outcome.clone().into()),
         ));
+        if let Some(connection) = attempt.sso_connection {
+            changes.push(change(
+                "sso_connection_id",
+                None,
+                Some(connection.to_string().into()),
+            ));
+        }
+        if let Some(subject) = attempt.subject {
+            changes.push(change("sso_subject", None, Some(subject.into())));
+        }
+        if let Some(detail) = attempt.detail {
+            changes.push(change("failure", None, Some(detail.into())));
+        }
         let target = (
             "agent",
             agent

@@ -10,6 +10,7 @@ pub mod roles;
 pub mod service_accounts;
 pub mod sign_in;
 pub mod signing_keys;
+pub mod sso;
 pub mod teams;
 pub mod workspaces;
 

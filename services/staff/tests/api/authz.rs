@@ -95,6 +95,8 @@ const READS: &[&str] = &[
     "ListTeamMembers",
     "GetEffectivePermissions",
     "ExplainAccess",
+    "GetSsoConnection",
+    "ListSsoConnections",
 ];
 const STAFF_WRITES: &[&str] = &[
     "InviteAgent",
@@ -123,6 +125,7 @@ const STAFF_WRITES: &[&str] = &[
 const PUBLIC: &[&str] = &[
     "AcceptInvitation",
     "Login",
+    "SsoLogin",
     "RefreshToken",
     "Logout",
     "IssueServiceToken",
@@ -130,12 +133,20 @@ const PUBLIC: &[&str] = &[
     "GetJwks",
 ];
 const ROLE_WRITES: &[&str] = &["CreateRole", "UpdateRole", "DeleteRole"];
+const SSO_WRITES: &[&str] = &[
+    "CreateSsoConnection",
+    "UpdateSsoConnection",
+    "DeleteSsoConnection",
+    "TestSsoConnection",
+];
 
 /// What the calls act on besides the target agent.
 struct Fixtures {
     agent_id: String,
     role_id: String,
     team_id: String,
+    /// An enabled SSO connection (JIT, default role viewer).
+    connection_id: String,
 }
 
 async fn call(
@@ -155,6 +166,7 @@ async fn call(
     let id = || fixtures.agent_id.clone();
     let role_id = || fixtures.role_id.clone();
     let team_id = || fixtures.team_id.clone();
+    let connection_id = || fixtures.connection_id.clone();
     let nowhere = || uuid::Uuid::now_v7().to_string();
 
     match method {
@@ -621,6 +633,93 @@ async fn call(
             ))
             .await
             .map(|_| ()),
+        "CreateSsoConnection" => client
+            .create_sso_connection(req(
+                token,
+                pb::CreateSsoConnectionRequest {
+                    workspace_id: ws(),
+                    connection: Some(crate::idp::connection(
+                        &nowhere(),
+                        pb::SsoProvisioningMode::Jit,
+                    )),
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "GetSsoConnection" => client
+            .get_sso_connection(req(
+                token,
+                pb::GetSsoConnectionRequest {
+                    workspace_id: ws(),
+                    connection_id: connection_id(),
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "ListSsoConnections" => client
+            .list_sso_connections(req(
+                token,
+                pb::ListSsoConnectionsRequest {
+                    workspace_id: ws(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "UpdateSsoConnection" => client
+            .update_sso_connection(req(
+                token,
+                pb::UpdateSsoConnectionRequest {
+                    workspace_id: ws(),
+                    connection: Some(pb::SsoConnection {
+                        connection_id: connection_id(),
+                        display_name: nowhere(),
+                        ..Default::default()
+                    }),
+                    update_mask: None,
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "DeleteSsoConnection" => client
+            .delete_sso_connection(req(
+                token,
+                pb::DeleteSsoConnectionRequest {
+                    workspace_id: ws(),
+                    connection_id: nowhere(),
+                    etag: String::new(),
+                },
+            ))
+            .await
+            .map(|_| ()),
+        // A token that fails the test: FAILED_PRECONDITION, past authorization.
+        "TestSsoConnection" => client
+            .test_sso_connection(req(
+                token,
+                pb::TestSsoConnectionRequest {
+                    workspace_id: ws(),
+                    connection_id: connection_id(),
+                    id_token: "not.a.token".into(),
+                    nonce: crate::idp::nonce(),
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "SsoLogin" => {
+            let (id_token, nonce) = crate::idp::token(app, "me@example.com");
+            client
+                .sso_login(req(
+                    token,
+                    pb::SsoLoginRequest {
+                        workspace_id: ws(),
+                        connection_id: connection_id(),
+                        id_token,
+                        nonce,
+                    },
+                ))
+                .await
+                .map(|_| ())
+        }
         other => panic!("no call for {other}"),
     }
 }
@@ -657,10 +756,15 @@ async fn every_rpc_against_every_caller(app: TestApp) {
         .unwrap()
         .into_inner()
         .team_id;
+    let connection_id = app
+        .enabled_connection("Matrix", pb::SsoProvisioningMode::Jit)
+        .await
+        .connection_id;
     let fixtures = Fixtures {
         agent_id: target,
         role_id,
         team_id,
+        connection_id,
     };
 
     let methods: Vec<&str> = roster_staff::api::authz::NEEDS
@@ -670,7 +774,7 @@ async fn every_rpc_against_every_caller(app: TestApp) {
         .collect();
     assert_eq!(
         methods.len(),
-        44,
+        51,
         "every RPC of the service is in the matrix"
     );
     assert_eq!(roster_staff::api::authz::PUBLIC_METHODS.len(), PUBLIC.len());
@@ -697,13 +801,21 @@ async fn every_rpc_against_every_caller(app: TestApp) {
             may: |m| READS.contains(&m) || ROLE_WRITES.contains(&m) || PUBLIC.contains(&m),
         },
         Caller {
+            name: "agent + sso.manage",
+            token: Some(app.token("agent", &["sso.manage"])),
+            may: |m| READS.contains(&m) || SSO_WRITES.contains(&m) || PUBLIC.contains(&m),
+        },
+        Caller {
             name: "custom role + staff.manage",
             token: Some(app.token("Team Lead", &["staff.manage", "tickets.work"])),
             may: |m| READS.contains(&m) || STAFF_WRITES.contains(&m) || PUBLIC.contains(&m),
         },
         Caller {
             name: "viewer + staff.manage",
-            token: Some(app.token("viewer", &["staff.manage", "seats.manage", "roles.manage"])),
+            token: Some(app.token(
+                "viewer",
+                &["staff.manage", "seats.manage", "roles.manage", "sso.manage"],
+            )),
             may: |m| READS.contains(&m) || PUBLIC.contains(&m),
         },
         Caller {

@@ -5,6 +5,7 @@
 //! PostgreSQL. One binary, many modules: each test binary costs a link.
 
 mod helpers;
+mod idp;
 
 mod access;
 mod agents;
@@ -17,4 +18,5 @@ mod roles;
 mod seats;
 mod service_accounts;
 mod sign_in;
+mod sso;
 mod teams;
