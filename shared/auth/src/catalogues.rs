@@ -72,6 +72,28 @@ pub const SIGNING_KEYS_ROTATE: Permission = Permission {
     description: "Rotate the key that signs every access token (a platform operator's service token for every workspace; never an agent)",
 };
 
+/// The audit service's permissions. The issue's "view_audit_log" is `audit_log.view` here,
+/// after the catalogues' `<resource>.<verb>` rule (as `analytics.view`).
+pub const AUDIT: PermissionCatalogue = PermissionCatalogue {
+    service: "audit",
+    permissions: &[AUDIT_LOG_VIEW, AUDIT_LOG_APPEND],
+};
+
+/// Reading a workspace's audit log, its checkpoints and proofs. Named so the audit
+/// service's authorization refers to it by name.
+pub const AUDIT_LOG_VIEW: Permission = Permission {
+    name: "audit_log.view",
+    description: "View the workspace's audit log: events, signed checkpoints, proofs and verification",
+};
+
+/// Appending to audit logs is for producers (the services' outbox relays) alone: the audit
+/// service accepts it only in a service token that names it, never an agent's, and no role
+/// implies it.
+pub const AUDIT_LOG_APPEND: Permission = Permission {
+    name: "audit_log.append",
+    description: "Append events to the audit log (a producing service's token only; never an agent)",
+};
+
 /// The help-desk services' permissions, checked by those services (outside Roster) in the
 /// tokens Roster issues.
 pub const HELPDESK: PermissionCatalogue = PermissionCatalogue {
@@ -121,7 +143,7 @@ pub const HELPDESK: PermissionCatalogue = PermissionCatalogue {
 };
 
 /// Every catalogue, in the order `ListPermissions` will publish them.
-pub const ALL: &[PermissionCatalogue] = &[DIRECTORY, STAFF, HELPDESK];
+pub const ALL: &[PermissionCatalogue] = &[DIRECTORY, STAFF, AUDIT, HELPDESK];
 
 /// The permission named `name` in any service's catalogue.
 pub fn find(name: &str) -> Option<&'static Permission> {
@@ -157,6 +179,7 @@ mod tests {
         assert!(find("end_users.erase").is_some());
         assert!(find("tickets.fly").is_none());
         assert_eq!(STAFF.get("roles.manage"), Some(&ROLES_MANAGE));
+        assert_eq!(AUDIT.get("audit_log.view"), Some(&AUDIT_LOG_VIEW));
         for named in [
             "tickets.view_all",
             "tickets.delete",

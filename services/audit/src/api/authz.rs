@@ -1,0 +1,169 @@
+//! Who may call what, decided here and nowhere else, from the caller's token: the need of
+//! every RPC and the public method.
+
+use roster_auth::catalogues::{AUDIT_LOG_APPEND, AUDIT_LOG_VIEW};
+use roster_auth::{Grant, PermissionCatalogue, Principal, PrincipalKind};
+
+use crate::error::{AuditError, Result, reason};
+
+/// The audit service's permissions (kept with every service's in `roster_auth::catalogues`).
+pub const PERMISSIONS: PermissionCatalogue = roster_auth::catalogues::AUDIT;
+
+/// What an RPC needs from the caller in the workspace it names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// Reading the log: the admin role, or `audit_log.view`, whatever the role (a viewer
+    /// given it is an auditor).
+    View,
+    /// Writing the log: a service token that names `audit_log.append`. Agents never may,
+    /// and no role implies it (an admin service token without it may not either): only
+    /// producers append, and a producer's token says so.
+    Append,
+}
+
+/// Callable without a token: the log's public key, which verifiers pin.
+pub const PUBLIC_METHODS: &[&str] = &["/roster.audit.v1.AuditService/GetLogKey"];
+
+/// Every RPC but the public one, with its need: the table the handlers use and the
+/// authorization matrix tests.
+pub const NEEDS: &[(&str, Need)] = &[
+    ("AppendEvents", Need::Append),
+    ("ListEvents", Need::View),
+    ("GetEvent", Need::View),
+    ("GetCheckpoint", Need::View),
+    ("GetInclusionProof", Need::View),
+    ("GetConsistencyProof", Need::View),
+    ("VerifyLog", Need::View),
+];
+
+pub fn need(method: &str) -> Result<Need> {
+    NEEDS
+        .iter()
+        .find(|(name, _)| *name == method)
+        .map(|(_, need)| *need)
+        .ok_or_else(|| AuditError::Internal(format!("no authorization rule for {method}")))
+}
+
+fn grant<'a>(principal: &'a Principal, workspace_id: &str) -> Result<&'a Grant> {
+    principal.grant(workspace_id).ok_or_else(|| {
+        AuditError::permission_denied(
+            reason::WORKSPACE_NOT_GRANTED,
+            format!("the access token does not grant workspace '{workspace_id}'"),
+        )
+    })
+}
+
+/// The caller's right to call `method` in `workspace_id`.
+pub fn authorize(principal: &Principal, workspace_id: &str, method: &str) -> Result<()> {
+    match need(method)? {
+        Need::View => {
+            let grant = grant(principal, workspace_id)?;
+            if grant.is_admin() || grant.permissions.contains(AUDIT_LOG_VIEW.name) {
+                Ok(())
+            } else {
+                Err(AuditError::permission_denied(
+                    reason::PERMISSION_MISSING,
+                    format!(
+                        "reading the audit log needs the '{}' permission (or the admin role); the token's role in workspace '{workspace_id}' is '{}'",
+                        AUDIT_LOG_VIEW.name, grant.role
+                    ),
+                ))
+            }
+        }
+        Need::Append => {
+            if principal.kind != PrincipalKind::Service {
+                return Err(AuditError::permission_denied(
+                    reason::NOT_A_SERVICE,
+                    "only a producing service's token may append to an audit log",
+                ));
+            }
+            let grant = grant(principal, workspace_id)?;
+            // Named outright: an admin grant does not imply it.
+            if grant.permissions.contains(AUDIT_LOG_APPEND.name) {
+                Ok(())
+            } else {
+                Err(AuditError::permission_denied(
+                    reason::PERMISSION_MISSING,
+                    format!(
+                        "appending to workspace '{workspace_id}''s audit log needs a service token that names '{}'",
+                        AUDIT_LOG_APPEND.name
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use roster_auth::WorkspaceScope;
+
+    fn principal(kind: PrincipalKind, role: &str, permissions: &[&str]) -> Principal {
+        Principal {
+            subject: "s".into(),
+            kind,
+            workspaces: WorkspaceScope::Only(
+                [(
+                    "w".to_owned(),
+                    Grant {
+                        role: role.into(),
+                        permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+                    },
+                )]
+                .into(),
+            ),
+            token_id: "t".into(),
+            issued_at: 0,
+            expires_at: 0,
+            generation: 0,
+        }
+    }
+
+    #[test]
+    fn the_catalogue_is_sound_and_names_what_authorization_checks() {
+        assert_eq!(PERMISSIONS.problems(), Vec::<String>::new());
+        assert_eq!(PERMISSIONS.get("audit_log.view"), Some(&AUDIT_LOG_VIEW));
+        assert_eq!(PERMISSIONS.get("audit_log.append"), Some(&AUDIT_LOG_APPEND));
+    }
+
+    #[test]
+    fn appending_is_for_services_naming_the_permission() {
+        let append = |p: &Principal| authorize(p, "w", "AppendEvents").is_ok();
+        assert!(append(&principal(
+            PrincipalKind::Service,
+            "service",
+            &["audit_log.append"]
+        )));
+        assert!(!append(&principal(PrincipalKind::Service, "admin", &[])));
+        assert!(!append(&principal(
+            PrincipalKind::Agent,
+            "admin",
+            &["audit_log.append"]
+        )));
+        let service = principal(PrincipalKind::Service, "service", &["audit_log.append"]);
+        assert!(authorize(&service, "elsewhere", "AppendEvents").is_err());
+        assert!(
+            authorize(&service, "w", "ListEvents").is_err(),
+            "appending is not reading"
+        );
+    }
+
+    #[test]
+    fn reading_is_for_admins_and_holders_of_the_view_permission() {
+        let view = |p: &Principal| authorize(p, "w", "VerifyLog").is_ok();
+        assert!(view(&principal(PrincipalKind::Agent, "admin", &[])));
+        assert!(view(&principal(
+            PrincipalKind::Agent,
+            "viewer",
+            &["audit_log.view"]
+        )));
+        assert!(!view(&principal(
+            PrincipalKind::Agent,
+            "agent",
+            &["end_users.write"]
+        )));
+        assert!(authorize(&principal(PrincipalKind::Agent, "admin", &[]), "w", "Nope").is_err());
+    }
+}
