@@ -180,19 +180,19 @@ mod tests {
     #[test]
     fn every_part_changes_the_leaf() {
         let base = leaf_data(&event().record(0, 5, counting_salts()));
-        let edits: Vec<Box<dyn Fn(&mut Recorded)>> = vec![
-            Box::new(|e| e.action = "end_user.deleted".into()),
-            Box::new(|e| e.recorded_at += 1),
-            Box::new(|e| e.event_id = uuid::Uuid::from_u128(8)),
-            Box::new(|e| e.change_fields[0] = "name".into()),
-            Box::new(|e| {
+        let edits: [fn(&mut Recorded); 6] = [
+            |e| e.action = "end_user.deleted".into(),
+            |e| e.recorded_at += 1,
+            |e| e.event_id = uuid::Uuid::from_u128(8),
+            |e| e.change_fields[0] = "name".into(),
+            |e| {
                 e.commitments.remove("caller_ip");
-            }),
+            },
             // Two fields run together must not read as one.
-            Box::new(|e| {
+            |e| {
                 e.target_type = "end_useru-1".into();
                 e.target_id = String::new();
-            }),
+            },
         ];
         for (at, edit) in edits.iter().enumerate() {
             let mut changed = event().record(0, 5, counting_salts());
