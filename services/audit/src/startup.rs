@@ -29,7 +29,8 @@ pub const SERVICE: ServiceDef = ServiceDef {
     default_port: 50053,
     grpc_services: &[SERVICE_NAME],
     file_descriptor_sets: &[roster_proto::FILE_DESCRIPTOR_SET],
-    long_running: &[],
+    // A stream lasts as long as its watcher (at most 10 minutes, `api/watch.rs`).
+    long_running: &["/roster.audit.v1.AuditService/WatchEvents"],
     signs_tokens: false,
 };
 
@@ -73,13 +74,14 @@ pub async fn routes(
         .await
         .context("loading the checkpoint-signing key")?;
     let audit = Audit::new(db, clock, key);
-    let service = AuditServiceServer::new(AuditApi::new(audit))
+    let (closing_sender, closing) = roster_service::closing();
+    let service = AuditServiceServer::new(AuditApi::new(audit, closing))
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(max_message_bytes);
     let routes = Routes::new(OversizeIsResourceExhausted(
         verifier.guard(service, PUBLIC_METHODS),
     ));
-    Ok(ServiceRoutes::new(routes))
+    Ok(ServiceRoutes::new(routes).with_closing(closing_sender))
 }
 
 /// Connects and brings the schema up to date (or checks it is, when migrations run as a

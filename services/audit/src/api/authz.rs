@@ -30,6 +30,7 @@ pub const NEEDS: &[(&str, Need)] = &[
     ("AppendEvents", Need::Append),
     ("ListEvents", Need::View),
     ("GetEvent", Need::View),
+    ("WatchEvents", Need::View),
     ("GetCheckpoint", Need::View),
     ("GetInclusionProof", Need::View),
     ("GetConsistencyProof", Need::View),

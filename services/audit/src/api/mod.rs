@@ -4,6 +4,7 @@
 
 pub mod authz;
 pub mod convert;
+mod watch;
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -27,11 +28,13 @@ pub const MAX_BATCH: usize = 1000;
 #[derive(Clone)]
 pub struct AuditApi {
     audit: Audit,
+    /// Ends the event streams when the server begins to shut down.
+    closing: roster_service::Closing,
 }
 
 impl AuditApi {
-    pub fn new(audit: Audit) -> Self {
-        Self { audit }
+    pub fn new(audit: Audit, closing: roster_service::Closing) -> Self {
+        Self { audit, closing }
     }
 }
 
@@ -269,6 +272,43 @@ impl AuditService for AuditApi {
             let event_id = values::event_id("event_id", &event_id)?;
             Ok(convert::event(
                 self.audit.get(&workspace_id, event_id).await?,
+            ))
+        })
+        .await
+    }
+
+    type WatchEventsStream = watch::EventStream;
+
+    async fn watch_events(
+        &self,
+        request: Request<pb::WatchEventsRequest>,
+    ) -> std::result::Result<Response<Self::WatchEventsStream>, Status> {
+        respond(async {
+            let principal = caller(&request)?;
+            let pb::WatchEventsRequest {
+                workspace_id,
+                from_leaf_index,
+            } = request.into_inner();
+            let workspace_id = workspace(&principal, &workspace_id, "WatchEvents")?;
+            let from = from_leaf_index
+                .map(|index| {
+                    u64::try_from(index)
+                        .map_err(|_| FieldViolation::new("from_leaf_index", "must not be negative"))
+                })
+                .transpose()?;
+            let size = self.audit.tree_size(&workspace_id).await?;
+            let next = match from {
+                None => size,
+                Some(from) if from > size => {
+                    return Err(AuditError::tree_size_ahead(from, size));
+                }
+                Some(from) => from,
+            };
+            Ok(watch::watch(
+                &self.audit,
+                self.closing.clone(),
+                workspace_id,
+                next,
             ))
         })
         .await

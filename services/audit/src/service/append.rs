@@ -38,25 +38,29 @@ impl Audit {
         }
         let events = &events;
         let by_workspace = &by_workspace;
-        roster_db::in_write_txn!(self.db, AuditError, retry_unique = false, |txn| {
-            let now = self.clock.now_us();
-            let mut answers: Vec<Option<Appended>> = vec![None; events.len()];
-            for (workspace_id, positions) in by_workspace {
-                let batch: Vec<&NewEvent> = positions.iter().map(|at| &events[*at]).collect();
-                let appended = self.append_to_log(&*txn, workspace_id, &batch, now).await?;
-                for (at, answer) in positions.iter().zip(appended) {
-                    answers[*at] = Some(answer);
+        let appended =
+            roster_db::in_write_txn!(self.db, AuditError, retry_unique = false, |txn| {
+                let now = self.clock.now_us();
+                let mut answers: Vec<Option<Appended>> = vec![None; events.len()];
+                for (workspace_id, positions) in by_workspace {
+                    let batch: Vec<&NewEvent> = positions.iter().map(|at| &events[*at]).collect();
+                    let appended = self.append_to_log(&*txn, workspace_id, &batch, now).await?;
+                    for (at, answer) in positions.iter().zip(appended) {
+                        answers[*at] = Some(answer);
+                    }
                 }
-            }
-            answers
-                .into_iter()
-                .map(|answer| {
-                    answer.ok_or_else(|| {
-                        AuditError::Internal("an event of the batch went unanswered".into())
+                answers
+                    .into_iter()
+                    .map(|answer| {
+                        answer.ok_or_else(|| {
+                            AuditError::Internal("an event of the batch went unanswered".into())
+                        })
                     })
-                })
-                .collect::<Result<Vec<_>>>()
-        })
+                    .collect::<Result<Vec<_>>>()
+            })?;
+        self.appended
+            .send_modify(|count| *count = count.wrapping_add(1));
+        Ok(appended)
     }
 
     async fn append_to_log<C: sea_orm::ConnectionTrait>(

@@ -24,10 +24,23 @@ pub struct Audit {
     db: Db,
     clock: Arc<dyn Clock>,
     key: LogKey,
+    /// Counts this replica's committed appends, so its event streams wake at once; they
+    /// also poll, for what other replicas commit.
+    appended: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Audit {
     pub fn new(db: Db, clock: Arc<dyn Clock>, key: LogKey) -> Self {
-        Self { db, clock, key }
+        Self {
+            db,
+            clock,
+            key,
+            appended: Arc::new(tokio::sync::watch::Sender::new(0)),
+        }
+    }
+
+    /// Changes whenever this replica commits an append.
+    pub fn appends(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.appended.subscribe()
     }
 }

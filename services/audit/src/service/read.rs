@@ -83,6 +83,35 @@ impl Audit {
         store::events::list(self.db.conn(), workspace_id, filter, before_leaf, limit).await
     }
 
+    /// How many events the workspace's log holds.
+    pub async fn tree_size(&self, workspace_id: &str) -> Result<u64> {
+        let head = store::logs::get(self.db.conn(), workspace_id).await?;
+        size_of(head.as_ref())
+    }
+
+    /// The events of leaves `[from, to)`, all of them, in leaf order (below the log's size,
+    /// every leaf has its row; a missing one was deleted by hand and is an error here).
+    pub async fn leaves(&self, workspace_id: &str, from: u64, to: u64) -> Result<Vec<Recorded>> {
+        let rows =
+            store::events::leaf_range(self.db.conn(), workspace_id, i64_of(from), i64_of(to))
+                .await?;
+        let events = rows
+            .into_iter()
+            .map(store::events::read)
+            .collect::<Result<Vec<_>>>()?;
+        if let Some(gap) = (from..to)
+            .zip(events.iter().map(|e| e.leaf_index))
+            .find(|(expected, found)| i64_of(*expected) != *found)
+            .map(|(expected, _)| expected)
+            .or_else(|| (events.len() as u64 != to - from).then_some(from + events.len() as u64))
+        {
+            return Err(AuditError::Internal(format!(
+                "log {workspace_id} has no event row at leaf {gap}; VerifyLog names what happened"
+            )));
+        }
+        Ok(events)
+    }
+
     pub async fn get(&self, workspace_id: &str, event_id: Uuid) -> Result<Recorded> {
         store::events::by_id(self.db.conn(), workspace_id, event_id)
             .await?

@@ -18,6 +18,7 @@ on_both_databases!(
 const READS: &[&str] = &[
     "ListEvents",
     "GetEvent",
+    "WatchEvents",
     "GetCheckpoint",
     "GetInclusionProof",
     "GetConsistencyProof",
@@ -75,6 +76,16 @@ async fn call(
             ))
             .await
             .map(|_| ()),
+        "WatchEvents" => client
+            .watch_events(req(
+                token,
+                pb::WatchEventsRequest {
+                    workspace_id: ws(),
+                    from_leaf_index: Some(0),
+                },
+            ))
+            .await
+            .map(|_| ()),
         "GetCheckpoint" => client
             .get_checkpoint(req(token, pb::GetCheckpointRequest { workspace_id: ws() }))
             .await
@@ -125,7 +136,7 @@ async fn every_rpc_against_every_caller(app: TestApp) {
         .collect();
     assert_eq!(
         methods.len(),
-        8,
+        9,
         "every RPC of the service is in the matrix"
     );
     assert_eq!(roster_audit::api::authz::PUBLIC_METHODS.len(), PUBLIC.len());

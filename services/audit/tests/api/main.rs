@@ -12,3 +12,4 @@ mod authz;
 mod list;
 mod proofs;
 mod tamper;
+mod watch;
