@@ -16,14 +16,17 @@ pub mod reason {
     pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
     pub const EVENT_NOT_FOUND: &str = "EVENT_NOT_FOUND";
     pub const EVENT_ID_REUSED: &str = "EVENT_ID_REUSED";
+    pub const LEGAL_HOLD_NOT_FOUND: &str = "LEGAL_HOLD_NOT_FOUND";
+    pub const EVENTS_PRUNED: &str = "EVENTS_PRUNED";
     pub const TREE_SIZE_AHEAD: &str = "TREE_SIZE_AHEAD";
     pub const WORKSPACE_NOT_GRANTED: &str = "WORKSPACE_NOT_GRANTED";
     pub const PERMISSION_MISSING: &str = "PERMISSION_MISSING";
     pub const NOT_A_SERVICE: &str = "NOT_A_SERVICE";
 }
 
-/// The resource type named in `ResourceInfo`.
+/// The resource types named in `ResourceInfo`.
 pub const EVENT_RESOURCE: &str = "roster.audit.v1.AuditEvent";
+pub const LEGAL_HOLD_RESOURCE: &str = "roster.audit.v1.LegalHold";
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
@@ -67,6 +70,15 @@ impl AuditError {
             reason::EVENT_NOT_FOUND,
             Some((EVENT_RESOURCE, what.to_string())),
             format!("event {what} not found in this workspace's log"),
+        )
+    }
+
+    pub fn hold_not_found(hold_id: impl std::fmt::Display) -> Self {
+        Self::refused(
+            Code::NotFound,
+            reason::LEGAL_HOLD_NOT_FOUND,
+            Some((LEGAL_HOLD_RESOURCE, hold_id.to_string())),
+            format!("legal hold {hold_id} not found in this workspace (lifted already?)"),
         )
     }
 

@@ -75,13 +75,16 @@ pub async fn routes(
         .context("loading the checkpoint-signing key")?;
     let audit = Audit::new(db, clock, key);
     let (closing_sender, closing) = roster_service::closing();
+    let pruning = audit.clone().prune_periodically();
     let service = AuditServiceServer::new(AuditApi::new(audit, closing))
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(max_message_bytes);
     let routes = Routes::new(OversizeIsResourceExhausted(
         verifier.guard(service, PUBLIC_METHODS),
     ));
-    Ok(ServiceRoutes::new(routes).with_closing(closing_sender))
+    Ok(ServiceRoutes::new(routes)
+        .with_closing(closing_sender)
+        .with_background(pruning))
 }
 
 /// Connects and brings the schema up to date (or checks it is, when migrations run as a

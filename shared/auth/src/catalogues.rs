@@ -76,7 +76,7 @@ pub const SIGNING_KEYS_ROTATE: Permission = Permission {
 /// after the catalogues' `<resource>.<verb>` rule (as `analytics.view`).
 pub const AUDIT: PermissionCatalogue = PermissionCatalogue {
     service: "audit",
-    permissions: &[AUDIT_LOG_VIEW, AUDIT_LOG_APPEND],
+    permissions: &[AUDIT_LOG_VIEW, AUDIT_LOG_MANAGE, AUDIT_LOG_APPEND],
 };
 
 /// Reading a workspace's audit log, its checkpoints and proofs. Named so the audit
@@ -84,6 +84,12 @@ pub const AUDIT: PermissionCatalogue = PermissionCatalogue {
 pub const AUDIT_LOG_VIEW: Permission = Permission {
     name: "audit_log.view",
     description: "View the workspace's audit log: events, signed checkpoints, proofs and verification",
+};
+
+/// Retention and legal holds decide what the log forgets and when; apart from reading it.
+pub const AUDIT_LOG_MANAGE: Permission = Permission {
+    name: "audit_log.manage",
+    description: "Set how long the workspace's audit log keeps events, and place or lift legal holds",
 };
 
 /// Appending to audit logs is for producers (the services' outbox relays) alone: the audit

@@ -1,7 +1,7 @@
 //! Who may call what, decided here and nowhere else, from the caller's token: the need of
 //! every RPC and the public method.
 
-use roster_auth::catalogues::{AUDIT_LOG_APPEND, AUDIT_LOG_VIEW};
+use roster_auth::catalogues::{AUDIT_LOG_APPEND, AUDIT_LOG_MANAGE, AUDIT_LOG_VIEW};
 use roster_auth::{Grant, PermissionCatalogue, Principal, PrincipalKind};
 
 use crate::error::{AuditError, Result, reason};
@@ -15,6 +15,9 @@ pub enum Need {
     /// Reading the log: the admin role, or `audit_log.view`, whatever the role (a viewer
     /// given it is an auditor).
     View,
+    /// Deciding what the log forgets (retention, legal holds): the admin role, or
+    /// `audit_log.manage`.
+    Manage,
     /// Writing the log: a service token that names `audit_log.append`. Agents never may,
     /// and no role implies it (an admin service token without it may not either): only
     /// producers append, and a producer's token says so.
@@ -35,6 +38,10 @@ pub const NEEDS: &[(&str, Need)] = &[
     ("GetInclusionProof", Need::View),
     ("GetConsistencyProof", Need::View),
     ("VerifyLog", Need::View),
+    ("GetRetention", Need::View),
+    ("SetRetention", Need::Manage),
+    ("PlaceLegalHold", Need::Manage),
+    ("ReleaseLegalHold", Need::Manage),
 ];
 
 pub fn need(method: &str) -> Result<Need> {
@@ -67,6 +74,20 @@ pub fn authorize(principal: &Principal, workspace_id: &str, method: &str) -> Res
                     format!(
                         "reading the audit log needs the '{}' permission (or the admin role); the token's role in workspace '{workspace_id}' is '{}'",
                         AUDIT_LOG_VIEW.name, grant.role
+                    ),
+                ))
+            }
+        }
+        Need::Manage => {
+            let grant = grant(principal, workspace_id)?;
+            if grant.is_admin() || grant.permissions.contains(AUDIT_LOG_MANAGE.name) {
+                Ok(())
+            } else {
+                Err(AuditError::permission_denied(
+                    reason::PERMISSION_MISSING,
+                    format!(
+                        "retention and legal holds need the '{}' permission (or the admin role); the token's role in workspace '{workspace_id}' is '{}'",
+                        AUDIT_LOG_MANAGE.name, grant.role
                     ),
                 ))
             }

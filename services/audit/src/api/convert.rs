@@ -6,7 +6,8 @@ use roster_proto::audit::v1 as pb;
 
 use crate::domain::event::{ActorKind, Change, NewEvent, Outcome, Recorded, Slot};
 use crate::domain::values;
-use crate::service::{CheckpointView, Problem, ProblemKind};
+use crate::entity::audit_legal_hold;
+use crate::service::{CheckpointView, Problem, ProblemKind, RetentionView};
 
 pub fn timestamp(us: i64) -> Timestamp {
     Timestamp {
@@ -336,5 +337,28 @@ pub fn problem(problem: Problem) -> pb::LogProblem {
             .map(|id| id.to_string())
             .unwrap_or_default(),
         message: problem.message,
+    }
+}
+
+pub fn legal_hold(hold: audit_legal_hold::Model) -> pb::LegalHold {
+    pb::LegalHold {
+        hold_id: hold.hold_id.to_string(),
+        subject_id: hold.subject_id,
+        reason: hold.reason,
+        placed_by: hold.placed_by,
+        placed_at: Some(timestamp(hold.placed_at)),
+    }
+}
+
+pub fn retention(view: RetentionView) -> pb::Retention {
+    pb::Retention {
+        workspace_id: view.workspace_id,
+        retention: view.retention_us.map(|us| prost_types::Duration {
+            seconds: us / 1_000_000,
+            nanos: 0,
+        }),
+        min_leaf_index: i64::try_from(view.min_index).unwrap_or(i64::MAX),
+        tree_size: i64::try_from(view.tree_size).unwrap_or(i64::MAX),
+        legal_holds: view.holds.into_iter().map(legal_hold).collect(),
     }
 }

@@ -18,7 +18,7 @@ use tonic::{Request, Response, Status};
 
 use crate::domain::values;
 use crate::error::{AuditError, Result, reason};
-use crate::service::{Audit, LeafRef};
+use crate::service::{Audit, LeafRef, retention_period};
 use crate::store::events::Filter;
 
 /// The most events one AppendEvents may carry: a relay's batch, small enough to commit in
@@ -40,6 +40,19 @@ impl AuditApi {
 
 fn caller<T>(request: &Request<T>) -> Result<Principal> {
     roster_auth::principal_of(request).map_err(|status| {
+        AuditError::refused(
+            tonic::Code::Unauthenticated,
+            reason::UNAUTHENTICATED,
+            None,
+            status.message().to_owned(),
+        )
+    })
+}
+
+/// The verified caller and the actor its changes are recorded under (with the request's
+/// context).
+fn caller_and_actor<T>(request: &Request<T>) -> Result<(Principal, roster_core::Actor)> {
+    roster_auth::caller(request).map_err(|status| {
         AuditError::refused(
             tonic::Code::Unauthenticated,
             reason::UNAUTHENTICATED,
@@ -296,11 +309,23 @@ impl AuditService for AuditApi {
                         .map_err(|_| FieldViolation::new("from_leaf_index", "must not be negative"))
                 })
                 .transpose()?;
-            let size = self.audit.tree_size(&workspace_id).await?;
+            let retention = self.audit.retention(&workspace_id).await?;
+            let size = retention.tree_size;
             let next = match from {
                 None => size,
                 Some(from) if from > size => {
                     return Err(AuditError::tree_size_ahead(from, size));
+                }
+                Some(from) if from < retention.min_index => {
+                    return Err(AuditError::refused(
+                        tonic::Code::FailedPrecondition,
+                        reason::EVENTS_PRUNED,
+                        None,
+                        format!(
+                            "events below leaf {} were pruned by the log's retention; resume from there",
+                            retention.min_index
+                        ),
+                    ));
                 }
                 Some(from) => from,
             };
@@ -463,6 +488,99 @@ impl AuditService for AuditApi {
                 checkpoint: verification.checkpoint.map(convert::checkpoint),
                 problem: verification.problem.map(convert::problem),
             })
+        })
+        .await
+    }
+
+    async fn get_retention(
+        &self,
+        request: Request<pb::GetRetentionRequest>,
+    ) -> std::result::Result<Response<pb::Retention>, Status> {
+        respond(async {
+            let principal = caller(&request)?;
+            let pb::GetRetentionRequest { workspace_id } = request.into_inner();
+            let workspace_id = workspace(&principal, &workspace_id, "GetRetention")?;
+            Ok(convert::retention(
+                self.audit.retention(&workspace_id).await?,
+            ))
+        })
+        .await
+    }
+
+    async fn set_retention(
+        &self,
+        request: Request<pb::SetRetentionRequest>,
+    ) -> std::result::Result<Response<pb::Retention>, Status> {
+        respond(async {
+            let (principal, actor) = caller_and_actor(&request)?;
+            let pb::SetRetentionRequest {
+                workspace_id,
+                retention,
+            } = request.into_inner();
+            let workspace_id = workspace(&principal, &workspace_id, "SetRetention")?;
+            let retention = retention.unwrap_or_default();
+            if retention.nanos != 0 {
+                return Err(FieldViolation::new("retention", "must be whole seconds").into());
+            }
+            let retention_us = retention_period("retention", retention.seconds)?;
+            Ok(convert::retention(
+                self.audit
+                    .set_retention(&actor, &workspace_id, retention_us)
+                    .await?,
+            ))
+        })
+        .await
+    }
+
+    async fn place_legal_hold(
+        &self,
+        request: Request<pb::PlaceLegalHoldRequest>,
+    ) -> std::result::Result<Response<pb::LegalHold>, Status> {
+        respond(async {
+            let (principal, actor) = caller_and_actor(&request)?;
+            let pb::PlaceLegalHoldRequest {
+                workspace_id,
+                subject_id,
+                reason,
+            } = request.into_inner();
+            let workspace_id = workspace(&principal, &workspace_id, "PlaceLegalHold")?;
+            let mut violations = Vec::new();
+            let subject_id =
+                values::text("subject_id", &subject_id, 256, false).unwrap_or_else(|violation| {
+                    violations.push(violation);
+                    String::new()
+                });
+            let reason = values::text("reason", &reason, 500, true).unwrap_or_else(|violation| {
+                violations.push(violation);
+                String::new()
+            });
+            done(violations)?;
+            let hold = self
+                .audit
+                .place_hold(&actor, &workspace_id, &subject_id, &reason)
+                .await?;
+            Ok(convert::legal_hold(hold))
+        })
+        .await
+    }
+
+    async fn release_legal_hold(
+        &self,
+        request: Request<pb::ReleaseLegalHoldRequest>,
+    ) -> std::result::Result<Response<pb::Retention>, Status> {
+        respond(async {
+            let (principal, actor) = caller_and_actor(&request)?;
+            let pb::ReleaseLegalHoldRequest {
+                workspace_id,
+                hold_id,
+            } = request.into_inner();
+            let workspace_id = workspace(&principal, &workspace_id, "ReleaseLegalHold")?;
+            let hold_id = values::event_id("hold_id", &hold_id)?;
+            Ok(convert::retention(
+                self.audit
+                    .release_hold(&actor, &workspace_id, hold_id)
+                    .await?,
+            ))
         })
         .await
     }

@@ -10,6 +10,8 @@ pub struct Model {
     pub root_hash: Vec<u8>,
     /// Leaves below it may be pruned (retention); 0 keeps everything.
     pub min_index: i64,
+    /// How long events are kept, in microseconds; `None` keeps them for ever.
+    pub retention_us: Option<i64>,
     pub updated_at: i64,
 }
 

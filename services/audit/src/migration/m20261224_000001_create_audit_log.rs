@@ -2,7 +2,11 @@
 //!
 //! - `audit_logs`: one row per workspace's log, the head: its tree size and root, locked by
 //!   every append so a workspace's leaves are numbered without gaps, one append at a time;
-//!   `min_index` is where retention will prune up to (nothing below it yet).
+//!   `retention_us` how long events are kept (NULL: for ever) and `min_index` the first
+//!   leaf retention has not pruned.
+//! - `audit_legal_holds`: holds that stop pruning, of a whole log (`subject_id` empty) or
+//!   of the events by or about one subject; a lifted hold's row is deleted (the log itself
+//!   records both).
 //! - `audit_events`: one row per event at its leaf index, the envelope in columns (indexed
 //!   for ListEvents' filters), `change_fields` and `commitments` as JSON text (what the
 //!   leaf commits to), `personal_values` the erasable values with their salts.
@@ -42,7 +46,17 @@ fn postgres() -> Vec<String> {
             tree_size BIGINT NOT NULL,
             root_hash BYTEA NOT NULL,
             min_index BIGINT NOT NULL DEFAULT 0,
+            retention_us BIGINT NULL,
             updated_at BIGINT NOT NULL
+        )",
+        "CREATE TABLE audit_legal_holds (
+            workspace_id TEXT NOT NULL,
+            hold_id UUID NOT NULL,
+            subject_id TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            placed_by TEXT NOT NULL,
+            placed_at BIGINT NOT NULL,
+            PRIMARY KEY (workspace_id, hold_id)
         )",
         // `action` sorts bytewise (COLLATE \"C\"), so an action prefix is an index range.
         "CREATE TABLE audit_events (
@@ -130,7 +144,17 @@ fn sqlite() -> Vec<String> {
             tree_size INTEGER NOT NULL,
             root_hash BLOB NOT NULL,
             min_index INTEGER NOT NULL DEFAULT 0,
+            retention_us INTEGER NULL,
             updated_at INTEGER NOT NULL
+        ) STRICT",
+        "CREATE TABLE audit_legal_holds (
+            workspace_id TEXT NOT NULL,
+            hold_id BLOB NOT NULL,
+            subject_id TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            placed_by TEXT NOT NULL,
+            placed_at INTEGER NOT NULL,
+            PRIMARY KEY (workspace_id, hold_id)
         ) STRICT",
         "CREATE TABLE audit_events (
             workspace_id TEXT NOT NULL,

@@ -58,12 +58,19 @@ impl Audit {
                     })
                     .collect::<Result<Vec<_>>>()
             })?;
-        self.appended
-            .send_modify(|count| *count = count.wrapping_add(1));
+        self.notify_appended();
         Ok(appended)
     }
 
-    async fn append_to_log<C: sea_orm::ConnectionTrait>(
+    /// Wakes this replica's event streams after a commit that grew a log.
+    pub(crate) fn notify_appended(&self) {
+        self.appended
+            .send_modify(|count| *count = count.wrapping_add(1));
+    }
+
+    /// Appends `batch` to `workspace_id`'s log in the caller's transaction, the log's head
+    /// locked first (again, if the caller did: a row lock is held once).
+    pub(crate) async fn append_to_log<C: sea_orm::ConnectionTrait>(
         &self,
         txn: &C,
         workspace_id: &str,

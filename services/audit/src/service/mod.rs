@@ -5,6 +5,7 @@
 mod append;
 pub mod keys;
 mod read;
+mod retention;
 mod verify;
 
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use crate::domain::note::LogKey;
 
 pub use append::Appended;
 pub use read::{CheckpointView, Consistency, Inclusion, LeafRef, LogKeyView};
+pub use retention::{RetentionView, retention_period};
 pub use verify::{Problem, ProblemKind, Verification};
 
 /// The audit service's operations over its database.

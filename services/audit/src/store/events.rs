@@ -224,6 +224,71 @@ pub async fn leaf_range<C: ConnectionTrait>(
         .await?)
 }
 
+/// The first leaf at or above `from` recorded at or after `cutoff`: where pruning by age
+/// stops. Leaves are recorded in order, so the scan is as long as what is pruned.
+pub async fn first_recorded_since<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    from: i64,
+    cutoff: i64,
+) -> Result<Option<i64>> {
+    Ok(audit_event::Entity::find()
+        .select_only()
+        .column(audit_event::Column::LeafIndex)
+        .filter(audit_event::Column::WorkspaceId.eq(workspace_id))
+        .filter(audit_event::Column::LeafIndex.gte(from))
+        .filter(audit_event::Column::RecordedAt.gte(cutoff))
+        .order_by_asc(audit_event::Column::LeafIndex)
+        .limit(1)
+        .into_tuple::<i64>()
+        .one(conn)
+        .await?)
+}
+
+/// The first leaf in `[from, to)` by or about one of `subjects` (as actor or target).
+pub async fn first_about<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    from: i64,
+    to: i64,
+    subjects: &[String],
+) -> Result<Option<i64>> {
+    if subjects.is_empty() {
+        return Ok(None);
+    }
+    Ok(audit_event::Entity::find()
+        .select_only()
+        .column(audit_event::Column::LeafIndex)
+        .filter(audit_event::Column::WorkspaceId.eq(workspace_id))
+        .filter(audit_event::Column::LeafIndex.gte(from))
+        .filter(audit_event::Column::LeafIndex.lt(to))
+        .filter(
+            Condition::any()
+                .add(audit_event::Column::ActorId.is_in(subjects.iter().map(String::as_str)))
+                .add(audit_event::Column::TargetId.is_in(subjects.iter().map(String::as_str))),
+        )
+        .order_by_asc(audit_event::Column::LeafIndex)
+        .limit(1)
+        .into_tuple::<i64>()
+        .one(conn)
+        .await?)
+}
+
+/// Deletes the rows below `min_index`, which the log's head must already name (the
+/// append-only trigger refuses any other delete).
+pub async fn delete_below<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    min_index: i64,
+) -> Result<u64> {
+    Ok(audit_event::Entity::delete_many()
+        .filter(audit_event::Column::WorkspaceId.eq(workspace_id))
+        .filter(audit_event::Column::LeafIndex.lt(min_index))
+        .exec(conn)
+        .await?
+        .rows_affected)
+}
+
 /// What ListEvents filters on; `None` does not filter.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Filter {

@@ -79,3 +79,46 @@ pub async fn advance<C: ConnectionTrait>(
         .await?;
     Ok(())
 }
+
+pub async fn set_retention<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    retention_us: Option<i64>,
+    now: i64,
+) -> Result<()> {
+    audit_log::Entity::update_many()
+        .col_expr(audit_log::Column::RetentionUs, Expr::val(retention_us))
+        .col_expr(audit_log::Column::UpdatedAt, Expr::val(now))
+        .filter(audit_log::Column::WorkspaceId.eq(workspace_id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// Raises the first leaf kept: the rows below it may then be deleted (the append-only
+/// trigger lets exactly those go).
+pub async fn raise_min_index<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    min_index: i64,
+) -> Result<()> {
+    audit_log::Entity::update_many()
+        .col_expr(audit_log::Column::MinIndex, Expr::val(min_index))
+        .filter(audit_log::Column::WorkspaceId.eq(workspace_id))
+        .filter(audit_log::Column::MinIndex.lt(min_index))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// The workspaces whose logs have a retention period: what the periodic prune visits
+/// (a query across workspaces, like the other services' purges).
+pub async fn with_retention<C: ConnectionTrait>(conn: &C) -> Result<Vec<String>> {
+    Ok(audit_log::Entity::find()
+        .select_only()
+        .column(audit_log::Column::WorkspaceId)
+        .filter(audit_log::Column::RetentionUs.is_not_null())
+        .into_tuple::<String>()
+        .all(conn)
+        .await?)
+}

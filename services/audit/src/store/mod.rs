@@ -4,5 +4,6 @@
 pub mod checkpoints;
 pub mod events;
 pub mod hashes;
+pub mod holds;
 pub mod log_key;
 pub mod logs;

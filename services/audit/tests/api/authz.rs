@@ -23,7 +23,9 @@ const READS: &[&str] = &[
     "GetInclusionProof",
     "GetConsistencyProof",
     "VerifyLog",
+    "GetRetention",
 ];
+const MANAGE: &[&str] = &["SetRetention", "PlaceLegalHold", "ReleaseLegalHold"];
 const PUBLIC: &[&str] = &["GetLogKey"];
 
 struct Caller {
@@ -118,6 +120,41 @@ async fn call(
             .verify_log(req(token, pb::VerifyLogRequest { workspace_id: ws() }))
             .await
             .map(|_| ()),
+        "GetRetention" => client
+            .get_retention(req(token, pb::GetRetentionRequest { workspace_id: ws() }))
+            .await
+            .map(|_| ()),
+        "SetRetention" => client
+            .set_retention(req(
+                token,
+                pb::SetRetentionRequest {
+                    workspace_id: ws(),
+                    retention: None,
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "PlaceLegalHold" => client
+            .place_legal_hold(req(
+                token,
+                pb::PlaceLegalHoldRequest {
+                    workspace_id: ws(),
+                    subject_id: String::new(),
+                    reason: "case 1".into(),
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "ReleaseLegalHold" => client
+            .release_legal_hold(req(
+                token,
+                pb::ReleaseLegalHoldRequest {
+                    workspace_id: ws(),
+                    hold_id: uuid::Uuid::now_v7().to_string(),
+                },
+            ))
+            .await
+            .map(|_| ()),
         "GetLogKey" => client
             .get_log_key(req(token, pb::GetLogKeyRequest { workspace_id: ws() }))
             .await
@@ -136,17 +173,23 @@ async fn every_rpc_against_every_caller(app: TestApp) {
         .collect();
     assert_eq!(
         methods.len(),
-        9,
+        13,
         "every RPC of the service is in the matrix"
     );
     assert_eq!(roster_audit::api::authz::PUBLIC_METHODS.len(), PUBLIC.len());
     let readable = |m: &str| READS.contains(&m) || PUBLIC.contains(&m);
+    let administers = |m: &str| READS.contains(&m) || MANAGE.contains(&m) || PUBLIC.contains(&m);
     let tokens = &app.tokens;
     let callers = [
         Caller {
             name: "admin agent",
             token: Some(tokens.agent(&[WS], "admin", &[APPEND])),
-            may: readable,
+            may: administers,
+        },
+        Caller {
+            name: "agent with audit_log.manage (a records manager)",
+            token: Some(tokens.agent(&[WS], "agent", &["audit_log.manage"])),
+            may: |m| MANAGE.contains(&m) || PUBLIC.contains(&m),
         },
         Caller {
             name: "viewer with audit_log.view (an auditor)",
@@ -194,7 +237,7 @@ async fn every_rpc_against_every_caller(app: TestApp) {
                 &[],
                 roster_auth::unix_now(),
             )),
-            may: readable,
+            may: administers,
         },
         Caller {
             name: "producer of another workspace",

@@ -11,5 +11,6 @@ mod append;
 mod authz;
 mod list;
 mod proofs;
+mod retention;
 mod tamper;
 mod watch;
