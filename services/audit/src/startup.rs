@@ -29,8 +29,13 @@ pub const SERVICE: ServiceDef = ServiceDef {
     default_port: 50053,
     grpc_services: &[SERVICE_NAME],
     file_descriptor_sets: &[roster_proto::FILE_DESCRIPTOR_SET],
-    // A stream lasts as long as its watcher (at most 10 minutes, `api/watch.rs`).
-    long_running: &["/roster.audit.v1.AuditService/WatchEvents"],
+    // A stream lasts as long as its watcher (at most 10 minutes, `api/watch.rs`), and
+    // VerifyLog as long as the log is (millions of events take seconds): only the caller's
+    // deadline bounds them.
+    long_running: &[
+        "/roster.audit.v1.AuditService/WatchEvents",
+        "/roster.audit.v1.AuditService/VerifyLog",
+    ],
     signs_tokens: false,
 };
 
