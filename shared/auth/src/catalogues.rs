@@ -76,7 +76,12 @@ pub const SIGNING_KEYS_ROTATE: Permission = Permission {
 /// after the catalogues' `<resource>.<verb>` rule (as `analytics.view`).
 pub const AUDIT: PermissionCatalogue = PermissionCatalogue {
     service: "audit",
-    permissions: &[AUDIT_LOG_VIEW, AUDIT_LOG_MANAGE, AUDIT_LOG_APPEND],
+    permissions: &[
+        AUDIT_LOG_VIEW,
+        AUDIT_LOG_MANAGE,
+        AUDIT_LOG_APPEND,
+        AUDIT_LOG_ERASE,
+    ],
 };
 
 /// Reading a workspace's audit log, its checkpoints and proofs. Named so the audit
@@ -98,6 +103,14 @@ pub const AUDIT_LOG_MANAGE: Permission = Permission {
 pub const AUDIT_LOG_APPEND: Permission = Permission {
     name: "audit_log.append",
     description: "Append events to the audit log (a producing service's token only; never an agent)",
+};
+
+/// Erasing a person's values from the audit log is for the producer that erased the person
+/// (the directory's EraseUser, through its relay), never an agent: the producer checked the
+/// caller's right to erase first.
+pub const AUDIT_LOG_ERASE: Permission = Permission {
+    name: "audit_log.erase",
+    description: "Erase a person's values from the audit log (a producing service's token only, after it erased the person itself; never an agent)",
 };
 
 /// The help-desk services' permissions, checked by those services (outside Roster) in the

@@ -1,8 +1,10 @@
 //! Who may call what, decided here and nowhere else, from the caller's token: the need of
 //! every RPC and the public method.
 
-use roster_auth::catalogues::{AUDIT_LOG_APPEND, AUDIT_LOG_MANAGE, AUDIT_LOG_VIEW};
-use roster_auth::{Grant, PermissionCatalogue, Principal, PrincipalKind};
+use roster_auth::catalogues::{
+    AUDIT_LOG_APPEND, AUDIT_LOG_ERASE, AUDIT_LOG_MANAGE, AUDIT_LOG_VIEW,
+};
+use roster_auth::{Grant, Permission, PermissionCatalogue, Principal, PrincipalKind};
 
 use crate::error::{AuditError, Result, reason};
 
@@ -18,10 +20,10 @@ pub enum Need {
     /// Deciding what the log forgets (retention, legal holds): the admin role, or
     /// `audit_log.manage`.
     Manage,
-    /// Writing the log: a service token that names `audit_log.append`. Agents never may,
-    /// and no role implies it (an admin service token without it may not either): only
-    /// producers append, and a producer's token says so.
-    Append,
+    /// What producers do (append; erase a person they erased): a service token that names
+    /// the permission. Agents never may, and no role implies it (an admin service token
+    /// without it may not either): a producer's token says what it produces.
+    Producer(&'static Permission),
 }
 
 /// Callable without a token: the log's public key, which verifiers pin.
@@ -30,7 +32,8 @@ pub const PUBLIC_METHODS: &[&str] = &["/roster.audit.v1.AuditService/GetLogKey"]
 /// Every RPC but the public one, with its need: the table the handlers use and the
 /// authorization matrix tests.
 pub const NEEDS: &[(&str, Need)] = &[
-    ("AppendEvents", Need::Append),
+    ("AppendEvents", Need::Producer(&AUDIT_LOG_APPEND)),
+    ("EraseSubject", Need::Producer(&AUDIT_LOG_ERASE)),
     ("ListEvents", Need::View),
     ("GetEvent", Need::View),
     ("WatchEvents", Need::View),
@@ -92,23 +95,23 @@ pub fn authorize(principal: &Principal, workspace_id: &str, method: &str) -> Res
                 ))
             }
         }
-        Need::Append => {
+        Need::Producer(permission) => {
             if principal.kind != PrincipalKind::Service {
                 return Err(AuditError::permission_denied(
                     reason::NOT_A_SERVICE,
-                    "only a producing service's token may append to an audit log",
+                    "only a producing service's token may write to an audit log",
                 ));
             }
             let grant = grant(principal, workspace_id)?;
             // Named outright: an admin grant does not imply it.
-            if grant.permissions.contains(AUDIT_LOG_APPEND.name) {
+            if grant.permissions.contains(permission.name) {
                 Ok(())
             } else {
                 Err(AuditError::permission_denied(
                     reason::PERMISSION_MISSING,
                     format!(
-                        "appending to workspace '{workspace_id}''s audit log needs a service token that names '{}'",
-                        AUDIT_LOG_APPEND.name
+                        "this call in workspace '{workspace_id}' needs a service token that names '{}'",
+                        permission.name
                     ),
                 ))
             }
@@ -148,6 +151,7 @@ mod tests {
         assert_eq!(PERMISSIONS.problems(), Vec::<String>::new());
         assert_eq!(PERMISSIONS.get("audit_log.view"), Some(&AUDIT_LOG_VIEW));
         assert_eq!(PERMISSIONS.get("audit_log.append"), Some(&AUDIT_LOG_APPEND));
+        assert_eq!(PERMISSIONS.get("audit_log.erase"), Some(&AUDIT_LOG_ERASE));
     }
 
     #[test]

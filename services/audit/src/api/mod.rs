@@ -18,7 +18,7 @@ use tonic::{Request, Response, Status};
 
 use crate::domain::values;
 use crate::error::{AuditError, Result, reason};
-use crate::service::{Audit, LeafRef, retention_period};
+use crate::service::{Audit, LeafRef, SubjectType, retention_period};
 use crate::store::events::Filter;
 
 /// The most events one AppendEvents may carry: a relay's batch, small enough to commit in
@@ -487,6 +487,65 @@ impl AuditService for AuditApi {
                 events_checked: i64_of(verification.events_checked),
                 checkpoint: verification.checkpoint.map(convert::checkpoint),
                 problem: verification.problem.map(convert::problem),
+            })
+        })
+        .await
+    }
+
+    async fn erase_subject(
+        &self,
+        request: Request<pb::EraseSubjectRequest>,
+    ) -> std::result::Result<Response<pb::EraseSubjectResponse>, Status> {
+        respond(async {
+            let (principal, actor) = caller_and_actor(&request)?;
+            let pb::EraseSubjectRequest {
+                workspace_id,
+                subject_type,
+                subject_id,
+                erasure_id,
+            } = request.into_inner();
+            let workspace_id = workspace(&principal, &workspace_id, "EraseSubject")?;
+            let mut violations = Vec::new();
+            let subject_type = SubjectType::parse(&subject_type);
+            if subject_type.is_none() {
+                violations.push(FieldViolation::new(
+                    "subject_type",
+                    "must be 'end_user' or 'agent'",
+                ));
+            }
+            let subject_id =
+                values::text("subject_id", &subject_id, 256, true).unwrap_or_else(|violation| {
+                    violations.push(violation);
+                    String::new()
+                });
+            let erasure_id = values::event_id("erasure_id", &erasure_id)
+                .map(Some)
+                .unwrap_or_else(|violation| {
+                    violations.push(violation);
+                    None
+                });
+            done(violations)?;
+            let (Some(subject_type), Some(erasure_id)) = (subject_type, erasure_id) else {
+                return Err(AuditError::Internal("checked fields went missing".into()));
+            };
+            let erased = self
+                .audit
+                .erase_subject(
+                    &actor,
+                    &workspace_id,
+                    (subject_type, &subject_id),
+                    erasure_id,
+                )
+                .await?;
+            Ok(pb::EraseSubjectResponse {
+                events_redacted: i64_of(erased.events_redacted),
+                values_erased: i64_of(erased.values_erased),
+                erasure_event: Some(pb::AppendedEvent {
+                    event_id: erased.event.event_id.to_string(),
+                    workspace_id: erased.event.workspace_id,
+                    leaf_index: erased.event.leaf_index,
+                    already_recorded: erased.event.already_recorded,
+                }),
             })
         })
         .await

@@ -13,11 +13,10 @@ use std::time::Duration;
 use roster_core::{Actor, FieldViolation};
 use uuid::Uuid;
 
-use crate::domain::event::{ActorKind, Change, NewEvent, Outcome};
-use crate::domain::values;
+use crate::domain::event::{Change, NewEvent};
 use crate::entity::{audit_legal_hold, audit_log};
 use crate::error::{AuditError, Result};
-use crate::service::Audit;
+use crate::service::{Audit, own_event};
 use crate::store;
 
 /// How often each replica prunes every log with a retention period.
@@ -39,48 +38,22 @@ struct Pruned {
     to: i64,
 }
 
-/// An event the audit service records about its own log.
-fn own_event(
+/// An event the audit service records about a log's retention and holds.
+fn log_event(
     actor: &Actor,
     workspace_id: &str,
     action: &str,
     changes: Vec<Change>,
     now: i64,
 ) -> NewEvent {
-    let context = &actor.context;
-    let actor_kind = match actor.kind.as_str() {
-        "agent" => ActorKind::Agent,
-        "service" => ActorKind::Service,
-        _ => ActorKind::System,
-    };
-    NewEvent {
-        event_id: Uuid::now_v7(),
-        workspace_id: workspace_id.to_owned(),
-        occurred_at: now,
-        source_service: "audit".to_owned(),
-        schema_version: 1,
-        actor_kind,
-        actor_id: actor.id.clone(),
-        actor_display_name: None,
-        action: action.to_owned(),
-        target_type: "audit_log".to_owned(),
-        target_id: workspace_id.to_owned(),
+    own_event(
+        actor,
+        workspace_id,
+        action,
+        ("audit_log", workspace_id),
         changes,
-        outcome: Outcome::Success,
-        request_id: context.request_id.clone(),
-        trace_id: context.trace_id.clone().unwrap_or_default(),
-        caller_ip: context
-            .peer_ip
-            .as_deref()
-            .and_then(|ip| values::ip_address("caller_ip", ip).ok().flatten()),
-        user_agent: context.user_agent.as_deref().map(|agent| {
-            agent
-                .chars()
-                .filter(|c| !c.is_control())
-                .take(1024)
-                .collect()
-        }),
-    }
+        now,
+    )
 }
 
 fn change(
@@ -127,7 +100,7 @@ impl Audit {
             let now = self.clock.now_us();
             let head = store::logs::lock(&*txn, workspace_id, now).await?;
             store::logs::set_retention(&*txn, workspace_id, retention_us, now).await?;
-            let mut events = vec![own_event(
+            let mut events = vec![log_event(
                 actor,
                 workspace_id,
                 "audit_log.retention_set",
@@ -170,7 +143,7 @@ impl Audit {
                 placed_at: now,
             };
             store::holds::insert(&*txn, hold.clone()).await?;
-            let event = own_event(
+            let event = log_event(
                 actor,
                 workspace_id,
                 "audit_log.legal_hold_placed",
@@ -198,7 +171,7 @@ impl Audit {
             let hold = store::holds::delete(&*txn, workspace_id, hold_id)
                 .await?
                 .ok_or_else(|| AuditError::hold_not_found(hold_id))?;
-            let mut events = vec![own_event(
+            let mut events = vec![log_event(
                 actor,
                 workspace_id,
                 "audit_log.legal_hold_released",
@@ -338,7 +311,7 @@ fn hold_changes(hold: &audit_legal_hold::Model, released: bool) -> Vec<Change> {
 }
 
 fn pruned_event(workspace_id: &str, pruned: &Pruned, now: i64) -> NewEvent {
-    own_event(
+    log_event(
         &retention_actor(),
         workspace_id,
         "audit_log.pruned",

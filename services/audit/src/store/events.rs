@@ -37,24 +37,7 @@ pub fn to_row(event: &Recorded) -> Result<audit_event::ActiveModel> {
         .iter()
         .map(|(slot, commitment)| (slot.as_str(), STANDARD.encode(commitment)))
         .collect();
-    let values: BTreeMap<&str, StoredValue> = event
-        .values
-        .iter()
-        .map(|(slot, kept)| {
-            (
-                slot.as_str(),
-                StoredValue {
-                    salt: STANDARD.encode(kept.salt),
-                    value: kept.value.clone(),
-                },
-            )
-        })
-        .collect();
-    let personal_values = if values.is_empty() {
-        None
-    } else {
-        Some(encode("personal values", serde_json::to_string(&values))?)
-    };
+    let personal_values = encode_values(event)?;
     Ok(audit_event::ActiveModel {
         workspace_id: Set(event.workspace_id.clone()),
         leaf_index: Set(event.leaf_index),
@@ -78,6 +61,82 @@ pub fn to_row(event: &Recorded) -> Result<audit_event::ActiveModel> {
         commitments: Set(encode("commitments", serde_json::to_string(&commitments))?),
         personal_values: Set(personal_values),
     })
+}
+
+/// The `personal_values` column of `event`: NULL when nothing personal remains.
+fn encode_values(event: &Recorded) -> Result<Option<String>> {
+    if event.values.is_empty() {
+        return Ok(None);
+    }
+    let values: BTreeMap<&str, StoredValue> = event
+        .values
+        .iter()
+        .map(|(slot, kept)| {
+            (
+                slot.as_str(),
+                StoredValue {
+                    salt: STANDARD.encode(kept.salt),
+                    value: kept.value.clone(),
+                },
+            )
+        })
+        .collect();
+    serde_json::to_string(&values).map(Some).map_err(|e| {
+        AuditError::Internal(format!(
+            "encoding personal values of {}: {e}",
+            event.event_id
+        ))
+    })
+}
+
+/// Writes `event`'s remaining personal values: the one change the append-only trigger
+/// lets through (erasure).
+pub async fn rewrite_values<C: ConnectionTrait>(conn: &C, event: &Recorded) -> Result<()> {
+    audit_event::Entity::update_many()
+        .col_expr(
+            audit_event::Column::PersonalValues,
+            sea_orm::sea_query::Expr::val(encode_values(event)?),
+        )
+        .filter(audit_event::Column::WorkspaceId.eq(event.workspace_id.as_str()))
+        .filter(audit_event::Column::LeafIndex.eq(event.leaf_index))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// A page of the events by (`actor_kind`, `id`) or about (`target_type`, `id`) that still
+/// hold personal values, in leaf order after `after_leaf`.
+pub async fn of_subject<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    (actor_kind, target_type, id): (&str, &str, &str),
+    after_leaf: i64,
+    limit: u64,
+) -> Result<Vec<Recorded>> {
+    audit_event::Entity::find()
+        .filter(audit_event::Column::WorkspaceId.eq(workspace_id))
+        .filter(audit_event::Column::LeafIndex.gt(after_leaf))
+        .filter(audit_event::Column::PersonalValues.is_not_null())
+        .filter(
+            Condition::any()
+                .add(
+                    Condition::all()
+                        .add(audit_event::Column::ActorKind.eq(actor_kind))
+                        .add(audit_event::Column::ActorId.eq(id)),
+                )
+                .add(
+                    Condition::all()
+                        .add(audit_event::Column::TargetType.eq(target_type))
+                        .add(audit_event::Column::TargetId.eq(id)),
+                ),
+        )
+        .order_by_asc(audit_event::Column::LeafIndex)
+        .limit(limit)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(read)
+        .collect()
 }
 
 /// The event a row holds, or why the row cannot be read as one (a stored value altered

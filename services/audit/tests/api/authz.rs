@@ -120,6 +120,18 @@ async fn call(
             .verify_log(req(token, pb::VerifyLogRequest { workspace_id: ws() }))
             .await
             .map(|_| ()),
+        "EraseSubject" => client
+            .erase_subject(req(
+                token,
+                pb::EraseSubjectRequest {
+                    workspace_id: ws(),
+                    subject_type: "end_user".into(),
+                    subject_id: "user-1".into(),
+                    erasure_id: uuid::Uuid::now_v7().to_string(),
+                },
+            ))
+            .await
+            .map(|_| ()),
         "GetRetention" => client
             .get_retention(req(token, pb::GetRetentionRequest { workspace_id: ws() }))
             .await
@@ -173,7 +185,7 @@ async fn every_rpc_against_every_caller(app: TestApp) {
         .collect();
     assert_eq!(
         methods.len(),
-        13,
+        14,
         "every RPC of the service is in the matrix"
     );
     assert_eq!(roster_audit::api::authz::PUBLIC_METHODS.len(), PUBLIC.len());
@@ -183,7 +195,7 @@ async fn every_rpc_against_every_caller(app: TestApp) {
     let callers = [
         Caller {
             name: "admin agent",
-            token: Some(tokens.agent(&[WS], "admin", &[APPEND])),
+            token: Some(tokens.agent(&[WS], "admin", &[APPEND, "audit_log.erase"])),
             may: administers,
         },
         Caller {
@@ -209,6 +221,11 @@ async fn every_rpc_against_every_caller(app: TestApp) {
             name: "relay: service for every workspace with audit_log.append",
             token: Some(tokens.service("directory-relay", &[APPEND])),
             may: |m| m == "AppendEvents" || PUBLIC.contains(&m),
+        },
+        Caller {
+            name: "directory relay, which also erases",
+            token: Some(tokens.service("directory-relay", &[APPEND, "audit_log.erase"])),
+            may: |m| m == "AppendEvents" || m == "EraseSubject" || PUBLIC.contains(&m),
         },
         Caller {
             name: "a workspace's own producer",

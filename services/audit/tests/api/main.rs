@@ -9,6 +9,7 @@ mod verifier;
 
 mod append;
 mod authz;
+mod erasure;
 mod list;
 mod proofs;
 mod retention;
