@@ -82,6 +82,18 @@ impl AuditError {
         )
     }
 
+    /// A cursor below the first leaf retention kept.
+    pub fn events_pruned(min_index: u64) -> Self {
+        Self::refused(
+            Code::FailedPrecondition,
+            reason::EVENTS_PRUNED,
+            None,
+            format!(
+                "events below leaf {min_index} were pruned by the log's retention; resume from there"
+            ),
+        )
+    }
+
     /// A tree size the log has not reached (yet).
     pub fn tree_size_ahead(asked: u64, size: u64) -> Self {
         Self::refused(

@@ -64,6 +64,18 @@ fn grant<'a>(principal: &'a Principal, workspace_id: &str) -> Result<&'a Grant> 
     })
 }
 
+/// Producers' calls are for services: checked before anything of the request is read.
+pub fn require_service(principal: &Principal) -> Result<()> {
+    if principal.kind == PrincipalKind::Service {
+        Ok(())
+    } else {
+        Err(AuditError::permission_denied(
+            reason::NOT_A_SERVICE,
+            "only a producing service's token may write to an audit log",
+        ))
+    }
+}
+
 /// The caller's right to call `method` in `workspace_id`.
 pub fn authorize(principal: &Principal, workspace_id: &str, method: &str) -> Result<()> {
     match need(method)? {
@@ -96,12 +108,7 @@ pub fn authorize(principal: &Principal, workspace_id: &str, method: &str) -> Res
             }
         }
         Need::Producer(permission) => {
-            if principal.kind != PrincipalKind::Service {
-                return Err(AuditError::permission_denied(
-                    reason::NOT_A_SERVICE,
-                    "only a producing service's token may write to an audit log",
-                ));
-            }
+            require_service(principal)?;
             let grant = grant(principal, workspace_id)?;
             // Named outright: an admin grant does not imply it.
             if grant.permissions.contains(permission.name) {

@@ -107,6 +107,7 @@ impl AuditService for AuditApi {
     ) -> std::result::Result<Response<pb::AppendEventsResponse>, Status> {
         respond(async {
             let principal = caller(&request)?;
+            authz::require_service(&principal)?;
             let pb::AppendEventsRequest { events } = request.into_inner();
             // Authorized first, for every workspace named well enough to be one: a caller
             // learns nothing about a batch it may not send.
@@ -317,15 +318,7 @@ impl AuditService for AuditApi {
                     return Err(AuditError::tree_size_ahead(from, size));
                 }
                 Some(from) if from < retention.min_index => {
-                    return Err(AuditError::refused(
-                        tonic::Code::FailedPrecondition,
-                        reason::EVENTS_PRUNED,
-                        None,
-                        format!(
-                            "events below leaf {} were pruned by the log's retention; resume from there",
-                            retention.min_index
-                        ),
-                    ));
+                    return Err(AuditError::events_pruned(retention.min_index));
                 }
                 Some(from) => from,
             };

@@ -105,6 +105,12 @@ impl Audit {
             .map(|(expected, _)| expected)
             .or_else(|| (events.len() as u64 != to - from).then_some(from + events.len() as u64))
         {
+            // Retention may have pruned it since the caller learnt of it.
+            let head = store::logs::get(self.db.conn(), workspace_id).await?;
+            let min_index = head.map_or(0, |head| u64::try_from(head.min_index).unwrap_or(0));
+            if gap < min_index {
+                return Err(AuditError::events_pruned(min_index));
+            }
             return Err(AuditError::Internal(format!(
                 "log {workspace_id} has no event row at leaf {gap}; VerifyLog names what happened"
             )));
