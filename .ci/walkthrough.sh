@@ -52,6 +52,15 @@ grep -q '"email": "captain.kirk@example.com"' <<<"$staff_output"
 grep -q '"status": "AGENT_STATUS_DEACTIVATED"' <<<"$staff_output"
 grep -q 'Code: Unauthenticated' <<<"$staff_output"
 grep -q 'token was revoked' <<<"$staff_output"
+readme_block walkthrough-audit > "$workdir/audit.sh"
+audit_output=$(bash -euo pipefail "$workdir/audit.sh")
+echo "$audit_output"
+# The resend added nothing, the user's tab shows the event, and the log verifies against
+# its signed checkpoint.
+grep -q '"alreadyRecorded": true' <<<"$audit_output"
+grep -q '"action": "end_user.deactivated"' <<<"$audit_output"
+grep -q '"verifierKey": "roster.local/audit/demo+' <<<"$audit_output"
+grep -q '"verified": true' <<<"$audit_output"
 
 TOKEN=$(cargo run -q --release -- dev-token --workspace demo --role admin)
 python3 tests/python/check_directory.py 127.0.0.1:50051 "$TOKEN" demo

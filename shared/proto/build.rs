@@ -5,6 +5,7 @@ use std::path::PathBuf;
 const PROTO_FILES: &[&str] = &[
     "roster/directory/v1/directory.proto",
     "roster/staff/v1/staff.proto",
+    "roster/audit/v1/audit.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -26,7 +26,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run every service locally (the default): directory on 127.0.0.1:50051, staff on
-    /// 127.0.0.1:50052.
+    /// 127.0.0.1:50052, audit on 127.0.0.1:50053.
     Serve,
     /// Print an access token signed with the staff service's signing key, for grpcurl.
     DevToken(dev_token::Args),

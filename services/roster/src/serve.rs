@@ -1,14 +1,15 @@
 //! `roster serve`: every service in one process, each on its own port and its own SQLite
 //! file. The staff service starts first: it signs tokens (its keys in its database, sealed
-//! with its KEK under the data directory), and the directory verifies them with the keys it
-//! fetches from it, as it would from a staff service elsewhere (plus ROSTER_AUTH_JWKS_FILE's,
-//! if set).
+//! with its KEK under the data directory), and the directory and the audit service verify
+//! them with the keys they fetch from it, as they would from a staff service elsewhere
+//! (plus ROSTER_AUTH_JWKS_FILE's, if set).
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use roster_audit::startup::SERVICE as AUDIT;
 use roster_auth::AuthSettings;
 use roster_directory::domain::SystemClock;
 use roster_directory::startup::SERVICE as DIRECTORY;
@@ -73,22 +74,35 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     )
     .await?;
     tracing::info!(address = %directory.local_addr(), "directory listening");
+    let audit_db = roster_audit::prepare_database(&AUDIT.database_settings(data_dir)?).await?;
+    let audit = roster_audit::Application::build(
+        AUDIT.server_settings()?,
+        audit_db,
+        trust.verifier(),
+        Arc::new(SystemClock),
+        roster_audit::startup::Signing::from_env(data_dir)?,
+    )
+    .await?;
+    tracing::info!(address = %audit.local_addr(), "audit listening");
     let revocations = tokio::spawn(revocations.run(Some(directory.health())));
     println!(
-        "roster: directory on {}, staff on {} (data in {}); mint a token with `roster dev-token`",
+        "roster: directory on {}, staff on {}, audit on {} (data in {}); mint a token with `roster dev-token`",
         directory.local_addr(),
         staff_addr,
+        audit.local_addr(),
         data_dir.display()
     );
     let directory = tokio::spawn(directory.run_until_stopped(stopped(stop_rx.clone())));
+    let audit = tokio::spawn(audit.run_until_stopped(stopped(stop_rx.clone())));
 
     roster_runtime::shutdown_signal().await;
     let _ = stop_tx.send(true);
     let directory = directory.await.context("directory task")?;
+    let audit = audit.await.context("audit task")?;
     keys.abort();
     revocations.abort();
     let staff = staff.await.context("staff task")?;
-    let result = directory.and(staff);
+    let result = directory.and(audit).and(staff);
     telemetry.shutdown().await;
     result
 }

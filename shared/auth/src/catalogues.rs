@@ -82,6 +82,47 @@ pub const SSO_MANAGE: Permission = Permission {
     description: "Configure single sign-on: create, change, test, enable and delete the workspace's SSO connections (whoever holds it chooses who may sign in as any agent, so grant it to administrators only)",
 };
 
+/// The audit service's permissions. The issue's "view_audit_log" is `audit_log.view` here,
+/// after the catalogues' `<resource>.<verb>` rule (as `analytics.view`).
+pub const AUDIT: PermissionCatalogue = PermissionCatalogue {
+    service: "audit",
+    permissions: &[
+        AUDIT_LOG_VIEW,
+        AUDIT_LOG_MANAGE,
+        AUDIT_LOG_APPEND,
+        AUDIT_LOG_ERASE,
+    ],
+};
+
+/// Reading a workspace's audit log, its checkpoints and proofs. Named so the audit
+/// service's authorization refers to it by name.
+pub const AUDIT_LOG_VIEW: Permission = Permission {
+    name: "audit_log.view",
+    description: "View the workspace's audit log: events, signed checkpoints, proofs and verification",
+};
+
+/// Retention and legal holds decide what the log forgets and when; apart from reading it.
+pub const AUDIT_LOG_MANAGE: Permission = Permission {
+    name: "audit_log.manage",
+    description: "Set how long the workspace's audit log keeps events, and place or lift legal holds",
+};
+
+/// Appending to audit logs is for producers (the services' outbox relays) alone: the audit
+/// service accepts it only in a service token that names it, never an agent's, and no role
+/// implies it.
+pub const AUDIT_LOG_APPEND: Permission = Permission {
+    name: "audit_log.append",
+    description: "Append events to the audit log (a producing service's token only; never an agent)",
+};
+
+/// Erasing a person's values from the audit log is for the producer that erased the person
+/// (the directory's EraseUser, through its relay), never an agent: the producer checked the
+/// caller's right to erase first.
+pub const AUDIT_LOG_ERASE: Permission = Permission {
+    name: "audit_log.erase",
+    description: "Erase a person's values from the audit log (a producing service's token only, after it erased the person itself; never an agent)",
+};
+
 /// The help-desk services' permissions, checked by those services (outside Roster) in the
 /// tokens Roster issues.
 pub const HELPDESK: PermissionCatalogue = PermissionCatalogue {
@@ -131,7 +172,7 @@ pub const HELPDESK: PermissionCatalogue = PermissionCatalogue {
 };
 
 /// Every catalogue, in the order `ListPermissions` will publish them.
-pub const ALL: &[PermissionCatalogue] = &[DIRECTORY, STAFF, HELPDESK];
+pub const ALL: &[PermissionCatalogue] = &[DIRECTORY, STAFF, AUDIT, HELPDESK];
 
 /// The permission named `name` in any service's catalogue.
 pub fn find(name: &str) -> Option<&'static Permission> {
@@ -168,6 +209,7 @@ mod tests {
         assert!(find("tickets.fly").is_none());
         assert_eq!(STAFF.get("roles.manage"), Some(&ROLES_MANAGE));
         assert_eq!(STAFF.get("sso.manage"), Some(&SSO_MANAGE));
+        assert_eq!(AUDIT.get("audit_log.view"), Some(&AUDIT_LOG_VIEW));
         for named in [
             "tickets.view_all",
             "tickets.delete",

@@ -38,3 +38,20 @@ pub mod staff {
         pub use generated::*;
     }
 }
+
+pub mod audit {
+    pub mod v1 {
+        #![allow(
+            clippy::all,
+            clippy::pedantic,
+            clippy::unwrap_used,
+            clippy::expect_used,
+            clippy::panic
+        )]
+        #[rustfmt::skip]
+        mod generated {
+            tonic::include_proto!("roster.audit.v1");
+        }
+        pub use generated::*;
+    }
+}

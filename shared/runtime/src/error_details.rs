@@ -18,6 +18,8 @@ pub mod domain {
     pub const DIRECTORY: &str = "directory.roster";
     /// The staff service.
     pub const STAFF: &str = "staff.roster";
+    /// The audit service.
+    pub const AUDIT: &str = "audit.roster";
 }
 
 /// The runtime's own reasons.

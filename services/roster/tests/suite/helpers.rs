@@ -9,6 +9,7 @@ use roster_auth::RevocationView;
 use roster_core::ShiftedClock;
 use roster_db::DbSettings;
 use roster_directory::widget_kek::WidgetKeyring;
+use roster_proto::audit::v1::audit_service_client::AuditServiceClient;
 use roster_proto::directory::v1::directory_service_client::DirectoryServiceClient;
 use roster_proto::staff::v1::staff_service_client::StaffServiceClient;
 use roster_runtime::ServerSettings;
@@ -28,6 +29,8 @@ pub struct Suite {
     /// The directory's connection, for its health service.
     pub directory_channel: Channel,
     pub directory: DirectoryServiceClient<Channel>,
+    /// The audit service, verifying tokens with the directory's view of the staff service.
+    pub audit: AuditServiceClient<Channel>,
     /// The staff service's signing keys, to mint as Login will.
     pub keys: Keyring,
     /// Tokens the staff service trusts besides its own (the directory does not).
@@ -56,6 +59,7 @@ where
     roster_runtime::init_test_telemetry();
     let staff_database = TestDatabase::create(&backend).await.unwrap();
     let directory_database = TestDatabase::create(&backend).await.unwrap();
+    let audit_database = TestDatabase::create(&backend).await.unwrap();
 
     let (tokens, _) = TestTokens::generate();
     let staff_db = roster_staff::prepare_database(&DbSettings::new(&staff_database.url))
@@ -113,6 +117,22 @@ where
         .run(Some(directory.health())),
     );
     let directory = roster_testkit::serve(directory.into_service_app()).await;
+    let audit_db = roster_audit::prepare_database(&DbSettings::new(&audit_database.url))
+        .await
+        .unwrap();
+    let audit = roster_audit::Application::build(
+        ServerSettings::for_tests(),
+        audit_db,
+        trust.verifier(),
+        Arc::new(SystemClock),
+        roster_audit::startup::Signing {
+            kek: roster_kek::Keyring::generate("test-kek").unwrap(),
+            log: roster_audit::settings::LogSettings::default(),
+        },
+    )
+    .await
+    .unwrap();
+    let audit = roster_testkit::serve(audit.into_service_app()).await;
     // Tokens are refused until the first snapshot arrives; tests start after it.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !view.is_current() {
@@ -128,6 +148,7 @@ where
         staff: staff_client,
         directory_channel: directory.channel.clone(),
         directory: DirectoryServiceClient::new(directory.channel.clone()),
+        audit: AuditServiceClient::new(audit.channel.clone()),
         keys,
         tokens,
         staff_served: Arc::clone(&staff_served),
@@ -137,12 +158,14 @@ where
         .catch_unwind()
         .await;
     directory.stop().await;
+    audit.stop().await;
     follower.abort();
     revocations.abort();
     if let Some(staff) = staff_served.lock().await.take() {
         staff.stop().await;
     }
     directory_database.cleanup().await;
+    audit_database.cleanup().await;
     staff_database.cleanup().await;
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);

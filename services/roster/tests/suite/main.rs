@@ -6,5 +6,6 @@
 
 mod helpers;
 
+mod audit;
 mod keys;
 mod revocation;

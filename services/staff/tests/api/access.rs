@@ -70,7 +70,7 @@ async fn the_catalogue_is_published_by_service_with_descriptions(app: TestApp) {
         .iter()
         .map(|s| s.service.as_str())
         .collect();
-    assert_eq!(services, ["directory", "staff", "helpdesk"]);
+    assert_eq!(services, ["directory", "staff", "audit", "helpdesk"]);
     let find = |name: &str| {
         catalogue
             .services

@@ -1,0 +1,99 @@
+//! The tree's stored hashes (`domain::tree`): appended in index order, read by index for
+//! proofs and roots, and by range for verification.
+
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+};
+
+use crate::domain::tree::{Hash, StoredHashes};
+use crate::entity::audit_tree_hash;
+use crate::error::{AuditError, Result};
+
+/// Rows per INSERT (3 bound values each).
+const ROWS_PER_INSERT: usize = 5000;
+
+/// Stores `hashes` at consecutive indexes from `first_index`.
+pub async fn insert<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    first_index: u64,
+    hashes: &[Hash],
+) -> Result<()> {
+    let rows: Vec<_> = (first_index..)
+        .zip(hashes)
+        .map(|(index, hash)| audit_tree_hash::ActiveModel {
+            workspace_id: Set(workspace_id.to_owned()),
+            stored_index: Set(index_i64(index)),
+            hash: Set(hash.to_vec()),
+        })
+        .collect();
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        audit_tree_hash::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+fn index_i64(index: u64) -> i64 {
+    // Stored indexes stay below 2·(leaves), far below i64::MAX.
+    i64::try_from(index).unwrap_or(i64::MAX)
+}
+
+fn hash_of(row: &audit_tree_hash::Model) -> Result<Hash> {
+    Hash::try_from(row.hash.as_slice()).map_err(|_| {
+        AuditError::Internal(format!(
+            "stored hash {}/{} is not 32 bytes",
+            row.workspace_id, row.stored_index
+        ))
+    })
+}
+
+/// The hashes at `indexes` (those that exist).
+pub async fn read<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    indexes: &[u64],
+) -> Result<StoredHashes> {
+    let mut stored = StoredHashes::default();
+    if indexes.is_empty() {
+        return Ok(stored);
+    }
+    let rows = audit_tree_hash::Entity::find()
+        .filter(audit_tree_hash::Column::WorkspaceId.eq(workspace_id))
+        .filter(audit_tree_hash::Column::StoredIndex.is_in(indexes.iter().map(|i| index_i64(*i))))
+        .all(conn)
+        .await?;
+    for row in rows {
+        let hash = hash_of(&row)?;
+        stored
+            .0
+            .insert(u64::try_from(row.stored_index).unwrap_or(u64::MAX), hash);
+    }
+    Ok(stored)
+}
+
+/// The hashes at indexes `[from, to)`, in index order, as (index, bytes): verification
+/// reports a malformed one rather than fail on it.
+pub async fn range<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    from: u64,
+    to: u64,
+) -> Result<Vec<(u64, Vec<u8>)>> {
+    Ok(audit_tree_hash::Entity::find()
+        .filter(audit_tree_hash::Column::WorkspaceId.eq(workspace_id))
+        .filter(audit_tree_hash::Column::StoredIndex.gte(index_i64(from)))
+        .filter(audit_tree_hash::Column::StoredIndex.lt(index_i64(to)))
+        .order_by_asc(audit_tree_hash::Column::StoredIndex)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|row| {
+            (
+                u64::try_from(row.stored_index).unwrap_or(u64::MAX),
+                row.hash,
+            )
+        })
+        .collect())
+}

@@ -1,0 +1,360 @@
+//! Checkpoints, inclusion and consistency proofs, checked as an outside verifier would:
+//! with the log's public key and RFC 9162's algorithms (`verifier.rs`), nothing else.
+
+use roster_proto::audit::v1 as pb;
+use sha2::{Digest, Sha256};
+use tonic::Code;
+
+use crate::helpers::{ORIGIN, TestApp, WS, assert_refused, event, spawn_replica, violated_fields};
+use crate::on_both_databases;
+use crate::verifier::{self, leaf_hash, open_checkpoint, root_from_inclusion, verify_consistency};
+
+on_both_databases!(
+    a_checkpoint_verifies_with_the_public_key_alone,
+    every_event_is_proven_in_a_signed_checkpoint,
+    a_saved_checkpoint_is_extended_by_every_later_one,
+    proofs_refuse_sizes_and_leaves_the_log_lacks,
+    the_key_survives_a_restart_and_needs_its_kek,
+);
+
+async fn a_checkpoint_verifies_with_the_public_key_alone(app: TestApp) {
+    let key = app.log_key(WS).await;
+    assert_eq!(key.name, format!("{ORIGIN}/{WS}"));
+    assert!(
+        key.verifier_key
+            .starts_with(&format!("{ORIGIN}/{WS}+{:08x}+", key.key_id))
+    );
+
+    // Before the first event: the empty tree, signed.
+    let empty = app.checkpoint().await;
+    let opened = open_checkpoint(&key.verifier_key, &empty.signed_note).unwrap();
+    assert_eq!(opened.tree_size, 0);
+    assert_eq!(opened.root, <[u8; 32]>::from(Sha256::digest(b"")));
+
+    app.append(vec![event("end_user.created"), event("end_user.updated")])
+        .await;
+    let checkpoint = app.checkpoint().await;
+    let opened = open_checkpoint(&key.verifier_key, &checkpoint.signed_note).unwrap();
+    assert_eq!(opened.origin, checkpoint.origin);
+    assert_eq!(opened.tree_size, 2);
+    assert_eq!(opened.root.to_vec(), checkpoint.root_hash);
+
+    // An edited note, another workspace's key, another log's checkpoint: refused.
+    let edited = checkpoint.signed_note.replacen("\n2\n", "\n3\n", 1);
+    assert!(open_checkpoint(&key.verifier_key, &edited).is_err());
+    let other = app.log_key("globex").await;
+    assert_ne!(other.key_id, key.key_id, "the name is part of the key id");
+    assert_eq!(
+        other.public_key, key.public_key,
+        "one key signs every workspace's log"
+    );
+    assert!(open_checkpoint(&other.verifier_key, &checkpoint.signed_note).is_err());
+    // GetLogKey needs no token; it is what verifiers pin.
+    assert_refused(
+        app.client()
+            .get_log_key(pb::GetLogKeyRequest {
+                workspace_id: "a b".into(),
+            })
+            .await,
+        Code::InvalidArgument,
+        "INVALID_ARGUMENT",
+    );
+}
+
+async fn inclusion(
+    app: &TestApp,
+    request: pb::GetInclusionProofRequest,
+) -> Result<pb::InclusionProof, tonic::Status> {
+    app.client()
+        .get_inclusion_proof(app.admin(pb::GetInclusionProofRequest {
+            workspace_id: WS.into(),
+            ..request
+        }))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+fn by_event(event_id: &str, tree_size: i64) -> pb::GetInclusionProofRequest {
+    pb::GetInclusionProofRequest {
+        leaf: Some(pb::get_inclusion_proof_request::Leaf::EventId(
+            event_id.into(),
+        )),
+        tree_size,
+        ..Default::default()
+    }
+}
+
+async fn every_event_is_proven_in_a_signed_checkpoint(app: TestApp) {
+    let key = app.log_key(WS).await;
+    let mut ids = Vec::new();
+    let mut sizes = Vec::new();
+    for batch in [3usize, 4, 1, 5] {
+        let events: Vec<_> = (0..batch).map(|_| event("end_user.updated")).collect();
+        ids.extend(events.iter().map(|e| e.event_id.clone()));
+        app.append(events).await;
+        sizes
+            .push(open_checkpoint(&key.verifier_key, &app.checkpoint().await.signed_note).unwrap());
+    }
+    let latest = sizes.last().unwrap();
+    assert_eq!(latest.tree_size, 13);
+    for (leaf, event_id) in (0u64..).zip(&ids) {
+        let proof = inclusion(&app, by_event(event_id, 0)).await.unwrap();
+        assert_eq!(proof.leaf_index as u64, leaf);
+        assert_eq!(proof.tree_size, 13);
+        assert_eq!(proof.event_id, *event_id);
+        // The leaf is the event's: it carries its id, and hashes to what the tree holds.
+        let id_bytes = uuid::Uuid::parse_str(event_id).unwrap();
+        assert!(
+            proof
+                .leaf_data
+                .windows(16)
+                .any(|w| w == id_bytes.as_bytes())
+        );
+        assert!(
+            !proof
+                .leaf_data
+                .windows(16)
+                .any(|w| w == b"kirk@example.com")
+        );
+        let hashed = leaf_hash(&proof.leaf_data);
+        assert_eq!(hashed.to_vec(), proof.leaf_hash);
+        let root = root_from_inclusion(leaf, 13, hashed, &proof.hashes).unwrap();
+        assert_eq!(root, latest.root, "leaf {leaf}");
+        // In every earlier checkpoint that holds it, too (by leaf index).
+        for checkpoint in sizes.iter().filter(|c| c.tree_size > leaf) {
+            let proof = inclusion(
+                &app,
+                pb::GetInclusionProofRequest {
+                    leaf: Some(pb::get_inclusion_proof_request::Leaf::LeafIndex(
+                        leaf as i64,
+                    )),
+                    tree_size: checkpoint.tree_size as i64,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+            let root = root_from_inclusion(leaf, checkpoint.tree_size, hashed, &proof.hashes);
+            assert_eq!(
+                root,
+                Some(checkpoint.root),
+                "leaf {leaf} in {}",
+                checkpoint.tree_size
+            );
+        }
+    }
+    // A proof bent anywhere no longer leads to the signed root.
+    let proof = inclusion(&app, by_event(&ids[5], 0)).await.unwrap();
+    let hashed = leaf_hash(&proof.leaf_data);
+    for at in 0..proof.hashes.len() {
+        let mut bent = proof.hashes.clone();
+        bent[at][0] ^= 1;
+        assert_ne!(root_from_inclusion(5, 13, hashed, &bent), Some(latest.root));
+    }
+    assert_ne!(
+        root_from_inclusion(6, 13, hashed, &proof.hashes),
+        Some(latest.root)
+    );
+    assert_ne!(
+        root_from_inclusion(5, 13, leaf_hash(b"another event"), &proof.hashes),
+        Some(latest.root)
+    );
+}
+
+async fn a_saved_checkpoint_is_extended_by_every_later_one(app: TestApp) {
+    let key = app.log_key(WS).await;
+    app.append_each(3).await;
+    // A consumer keeps yesterday's checkpoint.
+    let saved = open_checkpoint(&key.verifier_key, &app.checkpoint().await.signed_note).unwrap();
+    app.append((0..6).map(|_| event("end_user.updated")).collect())
+        .await;
+    app.append_each(2).await;
+    let today = open_checkpoint(&key.verifier_key, &app.checkpoint().await.signed_note).unwrap();
+    assert_eq!((saved.tree_size, today.tree_size), (3, 11));
+    let proof = app
+        .client()
+        .get_consistency_proof(app.admin(pb::GetConsistencyProofRequest {
+            workspace_id: WS.into(),
+            old_size: 3,
+            new_size: 11,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(verify_consistency(
+        3,
+        11,
+        saved.root,
+        today.root,
+        &proof.hashes
+    ));
+    assert_eq!(proof.old_root_hash, saved.root.to_vec());
+    // A rewritten past (another old root) is not consistent with today.
+    let forged: [u8; 32] = Sha256::digest(b"forged").into();
+    assert!(!verify_consistency(
+        3,
+        11,
+        forged,
+        today.root,
+        &proof.hashes
+    ));
+    for at in 0..proof.hashes.len() {
+        let mut bent = proof.hashes.clone();
+        bent[at][0] ^= 1;
+        assert!(!verify_consistency(3, 11, saved.root, today.root, &bent));
+    }
+    // Every pair of sizes, the default new size being the current one.
+    for old in 1..=11i64 {
+        let proof = app
+            .client()
+            .get_consistency_proof(app.admin(pb::GetConsistencyProofRequest {
+                workspace_id: WS.into(),
+                old_size: old,
+                new_size: 0,
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(proof.new_size, 11);
+        let old_root: [u8; 32] = proof.old_root_hash.clone().try_into().unwrap();
+        assert!(
+            verify_consistency(old as u64, 11, old_root, today.root, &proof.hashes),
+            "{old} → 11"
+        );
+    }
+    let same = verifier::verify_consistency(11, 11, today.root, today.root, &[]);
+    assert!(same);
+}
+
+async fn proofs_refuse_sizes_and_leaves_the_log_lacks(app: TestApp) {
+    let ids = app.append_each(3).await;
+    assert_refused(
+        inclusion(&app, by_event(&ids[0], 4)).await,
+        Code::OutOfRange,
+        "TREE_SIZE_AHEAD",
+    );
+    let status = assert_refused(
+        inclusion(&app, by_event(&ids[2], 2)).await,
+        Code::InvalidArgument,
+        "INVALID_ARGUMENT",
+    );
+    assert_eq!(violated_fields(&status), ["tree_size"]);
+    let unknown = uuid::Uuid::now_v7().to_string();
+    assert_refused(
+        inclusion(&app, by_event(&unknown, 0)).await,
+        Code::NotFound,
+        "EVENT_NOT_FOUND",
+    );
+    assert_refused(
+        inclusion(
+            &app,
+            pb::GetInclusionProofRequest {
+                leaf: Some(pb::get_inclusion_proof_request::Leaf::LeafIndex(3)),
+                ..Default::default()
+            },
+        )
+        .await,
+        Code::NotFound,
+        "EVENT_NOT_FOUND",
+    );
+    let status = assert_refused(
+        inclusion(
+            &app,
+            pb::GetInclusionProofRequest {
+                leaf: Some(pb::get_inclusion_proof_request::Leaf::LeafIndex(-1)),
+                tree_size: -2,
+                ..Default::default()
+            },
+        )
+        .await,
+        Code::InvalidArgument,
+        "INVALID_ARGUMENT",
+    );
+    assert_eq!(violated_fields(&status), ["leaf_index", "tree_size"]);
+    let status = assert_refused(
+        inclusion(&app, pb::GetInclusionProofRequest::default()).await,
+        Code::InvalidArgument,
+        "INVALID_ARGUMENT",
+    );
+    assert_eq!(violated_fields(&status), ["leaf"]);
+
+    let consistency = |old_size: i64, new_size: i64| {
+        let app = app.clone();
+        async move {
+            app.client()
+                .get_consistency_proof(app.admin(pb::GetConsistencyProofRequest {
+                    workspace_id: WS.into(),
+                    old_size,
+                    new_size,
+                }))
+                .await
+        }
+    };
+    let status = assert_refused(
+        consistency(0, 3).await,
+        Code::InvalidArgument,
+        "INVALID_ARGUMENT",
+    );
+    assert_eq!(violated_fields(&status), ["old_size"]);
+    let status = assert_refused(
+        consistency(3, 2).await,
+        Code::InvalidArgument,
+        "INVALID_ARGUMENT",
+    );
+    assert_eq!(violated_fields(&status), ["old_size"]);
+    assert_refused(consistency(2, 4).await, Code::OutOfRange, "TREE_SIZE_AHEAD");
+    assert_refused(consistency(4, 0).await, Code::OutOfRange, "TREE_SIZE_AHEAD");
+    let status = assert_refused(
+        consistency(-1, -1).await,
+        Code::InvalidArgument,
+        "INVALID_ARGUMENT",
+    );
+    assert_eq!(violated_fields(&status), ["old_size", "new_size"]);
+    let equal = consistency(3, 3).await.unwrap().into_inner();
+    assert!(equal.hashes.is_empty());
+}
+
+async fn the_key_survives_a_restart_and_needs_its_kek(app: TestApp) {
+    app.append_each(2).await;
+    let key = app.log_key(WS).await;
+    let before = app.checkpoint().await;
+    // A second replica (or the service restarted) on the same database and KEK.
+    let (replica, served) =
+        spawn_replica(&app.database_url, app.tokens.clone(), app.kek.clone()).await;
+    assert_eq!(replica.log_key(WS).await, key);
+    replica.append_each(1).await;
+    let after = replica.checkpoint().await;
+    assert_eq!(
+        open_checkpoint(&key.verifier_key, &after.signed_note)
+            .unwrap()
+            .tree_size,
+        3
+    );
+    assert!(open_checkpoint(&key.verifier_key, &before.signed_note).is_ok());
+    served.stop().await;
+
+    // Another KEK cannot open the key: the service refuses to start rather than sign
+    // with a key verifiers do not know.
+    let stranger = roster_kek::Keyring::generate("other-kek").unwrap();
+    let db = roster_audit::prepare_database(&roster_db::DbSettings::new(&app.database_url))
+        .await
+        .unwrap();
+    let refused = roster_audit::Application::build(
+        roster_runtime::ServerSettings::for_tests(),
+        db,
+        app.tokens.verifier(),
+        std::sync::Arc::new(roster_audit::domain::SystemClock),
+        roster_audit::startup::Signing {
+            kek: stranger,
+            log: roster_audit::settings::LogSettings {
+                origin: ORIGIN.into(),
+            },
+        },
+    )
+    .await;
+    let error = refused.err().expect("the service refuses to start");
+    assert!(
+        format!("{error:#}").contains("ROSTER_AUDIT_KEK_FILE"),
+        "{error:#}"
+    );
+}
