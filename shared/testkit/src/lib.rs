@@ -25,6 +25,8 @@ use roster_auth::{
     ALL_WORKSPACES, PrincipalKind, TokenRequest, TokenSigner, TokenVerifier, VerifierSettings,
     WorkspaceAccess,
 };
+pub mod status;
+
 pub use roster_db::testing::{TestBackend, TestDatabase};
 use roster_service::ServiceApp;
 use tokio::sync::oneshot;

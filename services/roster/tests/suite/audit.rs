@@ -1,13 +1,13 @@
 //! The audit service among the others: it trusts the tokens the staff service signs, reads
 //! their per-workspace roles, and refuses them once the staff service revokes them.
 
+use roster_testkit::status::reason;
 use std::time::{Duration, Instant};
 
 use roster_proto::audit::v1 as audit;
 use roster_proto::staff::v1 as staff;
 use roster_testkit::with_bearer;
 use tonic::Code;
-use tonic_types::StatusExt as _;
 
 use crate::helpers::Suite;
 
@@ -68,14 +68,6 @@ async fn checkpoint(suite: &mut Suite, token: &str) -> Result<(), tonic::Status>
         ))
         .await
         .map(|_| ())
-}
-
-fn reason(status: &tonic::Status) -> String {
-    status
-        .get_error_details()
-        .error_info()
-        .map(|info| info.reason.clone())
-        .unwrap_or_default()
 }
 
 /// Calls until `done` holds, for at most `within`: revocations travel by the feed.

@@ -1,13 +1,13 @@
 //! A revocation at the staff service reaches the directory within seconds, and a directory
 //! cut off from the staff service fails closed once its view is too old.
 
+use roster_testkit::status::reason;
 use std::time::{Duration, Instant};
 
 use roster_proto::directory::v1 as directory;
 use roster_proto::staff::v1 as staff;
 use roster_testkit::with_bearer;
 use tonic::Code;
-use tonic_types::StatusExt as _;
 
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -114,14 +114,6 @@ impl Calls for Suite {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-}
-
-fn reason(status: &tonic::Status) -> String {
-    status
-        .get_error_details()
-        .error_info()
-        .map(|info| info.reason.clone())
-        .unwrap_or_default()
 }
 
 async fn deactivating_an_agent_refuses_its_token_at_the_directory_within_seconds(mut suite: Suite) {

@@ -15,8 +15,7 @@ use roster_staff::startup::Signing;
 use roster_staff::{Application, prepare_database};
 use roster_testkit::{Served, TestBackend, TestTokens};
 use tonic::transport::Channel;
-use tonic::{Code, Request, Status};
-use tonic_types::StatusExt as _;
+use tonic::{Request, Status};
 
 pub const WS: &str = "acme";
 pub const PASSWORD: &str = "correct horse battery";
@@ -385,37 +384,4 @@ pub fn change_of(
     (change["before"].clone(), change["after"].clone())
 }
 
-/// The status's `ErrorInfo.reason`.
-pub fn reason(status: &Status) -> String {
-    status
-        .get_error_details()
-        .error_info()
-        .map(|info| info.reason.clone())
-        .unwrap_or_default()
-}
-
-/// Asserts a refusal's code and reason.
-pub fn assert_refused<T: std::fmt::Debug>(
-    result: Result<T, Status>,
-    code: Code,
-    expected_reason: &str,
-) -> Status {
-    let status = result.expect_err("the call is refused");
-    assert_eq!(status.code(), code, "{status:?}");
-    assert_eq!(reason(&status), expected_reason, "{status:?}");
-    status
-}
-
-/// The fields of a status's BadRequest.
-pub fn violated_fields(status: &Status) -> Vec<String> {
-    status
-        .get_error_details()
-        .bad_request()
-        .map(|bad| {
-            bad.field_violations
-                .iter()
-                .map(|v| v.field.clone())
-                .collect()
-        })
-        .unwrap_or_default()
-}
+pub use roster_testkit::status::{assert_refused, reason, violated_fields};
