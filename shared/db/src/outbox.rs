@@ -25,6 +25,12 @@ use serde::{Deserialize, Serialize};
 use crate::bulk::{self, Cell, CopyRows};
 use crate::error::{DbError, Result};
 
+/// The action of an outbox row that asks the audit service to erase a person
+/// (`EraseSubject`, the target naming them) rather than to record an event: the relay
+/// sends it in its place in the queue, the row's id naming the erasure, so the request
+/// commits with the producer's own erasure and cannot be lost.
+pub const ERASURE_REQUESTED: &str = "subject.erasure_requested";
+
 /// One audit event as the audit service will ingest it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AuditEvent {
