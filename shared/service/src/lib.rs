@@ -120,6 +120,14 @@ impl Closing {
 #[derive(Debug)]
 pub struct ClosingSender(tokio::sync::watch::Sender<bool>);
 
+impl ClosingSender {
+    /// Begins the shutdown its [`Closing`]s wait for, for work run outside a server (a
+    /// relay in a test).
+    pub fn close(&self) {
+        self.0.send_replace(true);
+    }
+}
+
 /// A [`Closing`] for a service's calls and the sender its routes flip at shutdown.
 pub fn closing() -> (ClosingSender, Closing) {
     let (sender, receiver) = tokio::sync::watch::channel(false);

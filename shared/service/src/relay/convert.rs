@@ -12,7 +12,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// What one outbox row becomes on the wire.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outgoing {
-    Append(pb::AuditEvent),
+    Append(Box<pb::AuditEvent>),
     /// The row's own id is the erasure's id, so a redelivery erases nothing twice.
     Erase(pb::EraseSubjectRequest),
 }
@@ -27,7 +27,7 @@ pub fn outgoing(event: &AuditEvent, source_service: &str) -> Outgoing {
             erasure_id: event.event_id.to_string(),
         });
     }
-    Outgoing::Append(audit_event(event, source_service))
+    Outgoing::Append(Box::new(audit_event(event, source_service)))
 }
 
 /// `event` as AppendEvents takes it. Nothing is dropped or guessed: a value the audit

@@ -241,9 +241,13 @@ impl Relay {
                     wait
                 }
             };
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                () = closing.clone().begun() => {}
+            // A dropped sender counts as closing too, rather than waking the loop forever.
+            let closed = tokio::select! {
+                () = tokio::time::sleep(wait) => false,
+                () = closing.clone().begun() => true,
+            };
+            if closed {
+                return;
             }
         }
     }
@@ -329,7 +333,7 @@ impl Relay {
         let events = |rows: &[(Claimed, Outgoing)]| -> Vec<pb::AuditEvent> {
             rows.iter()
                 .filter_map(|(_, outgoing)| match outgoing {
-                    Outgoing::Append(event) => Some(event.clone()),
+                    Outgoing::Append(event) => Some((**event).clone()),
                     Outgoing::Erase(_) => None,
                 })
                 .collect()
