@@ -23,6 +23,7 @@ crate::on_both_databases!(
     writes_go_on_while_the_audit_service_is_down_and_their_events_arrive_once_after,
     a_rolled_back_change_leaves_no_event,
     an_event_the_audit_service_refuses_becomes_a_dead_letter_and_the_others_arrive,
+    erasing_a_user_erases_them_from_the_audit_log_through_the_outbox,
 );
 crate::on_postgres_only!(two_directory_replicas_on_one_database_deliver_each_event_once);
 
@@ -442,4 +443,81 @@ async fn two_directory_replicas_on_one_database_deliver_each_event_once(suite: S
     assert_log_matches_outboxes(&suite).await;
     let delivered = suite.directory_relay.figures().delivered + replica_relay.figures().delivered;
     assert!(delivered >= 60, "{delivered}");
+}
+
+async fn erasing_a_user_erases_them_from_the_audit_log_through_the_outbox(suite: Suite) {
+    let token = admin(&suite).await;
+    let user_id = create_user(&suite.directory, &token, "kirk@example.com").await;
+    let about_kirk = audit::ListEventsRequest {
+        target_type: "end_user".into(),
+        target_id: user_id.clone(),
+        ..Default::default()
+    };
+    let created = until_listed(&suite, about_kirk.clone()).await;
+    let created_id = created[0].event_id.clone();
+
+    suite
+        .directory
+        .clone()
+        .erase_user(with_bearer(
+            &token,
+            directory::EraseUserRequest {
+                workspace_id: WS.into(),
+                user_id: user_id.clone(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+    let erased = until_listed(
+        &suite,
+        audit::ListEventsRequest {
+            action_prefix: "subject.erased".into(),
+            ..about_kirk.clone()
+        },
+    )
+    .await;
+    // The request's outbox row names the erasure.
+    let request = outbox::entity::Entity::find()
+        .filter(outbox::entity::Column::Action.eq(outbox::ERASURE_REQUESTED))
+        .all(suite.directory_db.conn())
+        .await
+        .unwrap();
+    assert_eq!(request.len(), 1);
+    assert_eq!(erased.len(), 1);
+    assert_eq!(erased[0].event_id, request[0].event_id.to_string());
+
+    // What the log held about the person is unreadable now, and the log still verifies.
+    let mut client = suite.audit_client().await;
+    let before = client
+        .get_event(with_bearer(
+            &token,
+            audit::GetEventRequest {
+                workspace_id: WS.into(),
+                event_id: created_id,
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let email = before
+        .changes
+        .iter()
+        .find(|change| change.field == "email")
+        .unwrap();
+    assert!(email.after_redacted, "{email:?}");
+    assert_eq!(email.after_json, None);
+    let verified = client
+        .verify_log(with_bearer(
+            &token,
+            audit::VerifyLogRequest {
+                workspace_id: WS.into(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(verified.verified, "{:?}", verified.problem);
+    until_drained(&suite).await;
+    assert_log_matches_outboxes(&suite).await;
 }
