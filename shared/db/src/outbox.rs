@@ -1,9 +1,9 @@
 //! Transactional outbox for audit events.
 //!
 //! A service appends the audit events of a change with [`append`] inside the same
-//! transaction as the change, so both commit or neither does. A relay (a later piece of
-//! work) reads [`pending`] rows, delivers them to the audit service, which ingests
-//! idempotently by `event_id`, and marks them delivered.
+//! transaction as the change, so both commit or neither does. A relay
+//! (`roster_service::relay`) claims due rows ([`crate::delivery`]), delivers them to the
+//! audit service, which ingests idempotently by `event_id`, and marks them delivered.
 //!
 //! ## Delivery order: `seq`
 //! Every row gets a `seq` from the database (an identity column on PostgreSQL, the
