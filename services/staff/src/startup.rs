@@ -219,22 +219,6 @@ impl Application {
         }
     }
 
-    /// The relay of this service's outbox, delivering as `settings` say with tokens it
-    /// mints with its own keys; `None` without an audit URL.
-    ///
-    /// # Errors
-    ///
-    /// The audit URL is not usable.
-    pub fn relay(
-        &self,
-        db: Db,
-        clock: Arc<dyn Clock>,
-        settings: RelaySettings,
-        verifier: &VerifierSettings,
-    ) -> anyhow::Result<Option<Relay>> {
-        own_relay(db, clock, settings, self.keys.clone(), verifier)
-    }
-
     /// The service as the shared kit runs it, for `roster_testkit::serve`.
     pub fn into_service_app(self) -> ServiceApp {
         self.app
