@@ -8,19 +8,26 @@ use roster_directory::domain::SystemClock;
 use roster_directory::migration::Migrator;
 use roster_directory::startup::{SERVICE, routes};
 use roster_directory::widget_kek::WidgetKeyring;
+use roster_service::relay::Relay;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     roster_service::main::<Migrator, _, _>(&SERVICE, |parts| async move {
         let widget_kek = WidgetKeyring::from_env(Path::new("data"))?;
-        routes(
+        // Tokens for the audit service from the staff service, by client credentials.
+        let relay = Relay::from_env(&SERVICE, &parts, Arc::new(SystemClock))?;
+        let routes = routes(
             parts.db,
             parts.verifier,
             Arc::new(SystemClock),
             widget_kek,
             parts.max_message_bytes,
         )
-        .await
+        .await?;
+        Ok(match relay {
+            Some(relay) => relay.serve_with(routes),
+            None => routes,
+        })
     })
     .await
 }

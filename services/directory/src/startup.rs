@@ -101,6 +101,11 @@ impl Application {
         self.0.health()
     }
 
+    /// Runs `relay` beside the routes (see `roster_service::relay`).
+    pub fn with_relay(self, relay: roster_service::relay::Relay) -> Self {
+        Self(self.0.with_relay(relay))
+    }
+
     /// The service as the shared kit runs it, for `roster_testkit::serve`.
     pub fn into_service_app(self) -> ServiceApp {
         self.0

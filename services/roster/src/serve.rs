@@ -3,6 +3,11 @@
 //! with its KEK under the data directory), and the directory and the audit service verify
 //! them with the keys they fetch from it, as they would from a staff service elsewhere
 //! (plus ROSTER_AUTH_JWKS_FILE's, if set).
+//!
+//! The directory's and the staff service's relays deliver their outboxes to the audit
+//! service in this process unless `ROSTER_<NAME>_AUDIT_URL` says otherwise, so events are
+//! listable out of the box. Both mint their tokens with the staff service's key: the
+//! directory borrows it in-process, which trusts nothing the process did not already hold.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -16,6 +21,7 @@ use roster_directory::startup::SERVICE as DIRECTORY;
 use roster_directory::widget_kek::WidgetKeyring;
 use roster_directory::{Application, prepare_database};
 use roster_runtime::{TelemetrySettings, init_telemetry};
+use roster_service::relay::{Relay, RelaySettings, TokenSource};
 use roster_service::{StaffLink, StaffLinkSettings, configured_keys};
 use roster_staff::startup::{SERVICE as STAFF, Signing};
 use tokio::sync::watch;
@@ -27,6 +33,7 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     let auth = AuthSettings::from_env()?;
 
     let staff_db = roster_staff::prepare_database(&STAFF.database_settings(data_dir)?).await?;
+    let staff_db_for_relay = staff_db.clone();
     let staff_trust = configured_keys(&auth)?;
     let staff = roster_staff::Application::build(
         STAFF.server_settings()?,
@@ -38,6 +45,7 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     .await?;
     let staff_addr = staff.local_addr();
     tracing::info!(address = %staff_addr, "staff listening");
+    let staff_keys = staff.keys().clone();
     let link = StaffLink::from_settings(&StaffLinkSettings {
         url: Some(format!("http://{}", reachable(staff_addr))),
         ..StaffLinkSettings::from_env()?
@@ -54,6 +62,33 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
+    // Bound before the producers start, which deliver to it; its verifier learns the staff
+    // service's keys with the directory's below.
+    let audit_db = roster_audit::prepare_database(&AUDIT.database_settings(data_dir)?).await?;
+    let audit = roster_audit::Application::build(
+        AUDIT.server_settings()?,
+        audit_db,
+        trust.verifier(),
+        Arc::new(SystemClock),
+        roster_audit::startup::Signing::from_env(data_dir)?,
+    )
+    .await?;
+    let audit_addr = audit.local_addr();
+    tracing::info!(address = %audit_addr, "audit listening");
+    let audit_url = format!("http://{}", reachable(audit_addr));
+    let audit = tokio::spawn(audit.run_until_stopped(stopped(stop_rx.clone())));
+
+    let staff_relay = roster_staff::startup::own_relay(
+        staff_db_for_relay,
+        Arc::new(SystemClock),
+        relay_settings(&STAFF.env_prefix(), &audit_url)?,
+        staff_keys.clone(),
+        &auth.verifier,
+    )?;
+    let staff = match staff_relay {
+        Some(relay) => staff.with_relay(relay),
+        None => staff,
+    };
     // Serving before the directory starts, which fetches the staff service's keys.
     let staff = tokio::spawn(staff.run_until_stopped(stopped(stop_rx.clone())));
 
@@ -67,33 +102,33 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     let db = prepare_database(&database).await?;
     let directory = Application::build(
         DIRECTORY.server_settings()?,
-        db,
+        db.clone(),
         trust.verifier(),
         Arc::new(SystemClock),
         widget_kek,
     )
     .await?;
-    tracing::info!(address = %directory.local_addr(), "directory listening");
-    let audit_db = roster_audit::prepare_database(&AUDIT.database_settings(data_dir)?).await?;
-    let audit = roster_audit::Application::build(
-        AUDIT.server_settings()?,
-        audit_db,
-        trust.verifier(),
+    let directory_relay = Relay::new(
+        &DIRECTORY,
+        db,
         Arc::new(SystemClock),
-        roster_audit::startup::Signing::from_env(data_dir)?,
-    )
-    .await?;
-    tracing::info!(address = %audit.local_addr(), "audit listening");
+        relay_settings(&DIRECTORY.env_prefix(), &audit_url)?,
+        TokenSource::minted(Arc::new(staff_keys), DIRECTORY.binary(), &auth.verifier),
+    )?;
+    let directory = match directory_relay {
+        Some(relay) => directory.with_relay(relay),
+        None => directory,
+    };
+    tracing::info!(address = %directory.local_addr(), "directory listening");
     let revocations = tokio::spawn(revocations.run(Some(directory.health())));
     println!(
         "roster: directory on {}, staff on {}, audit on {} (data in {}); mint a token with `roster dev-token`",
         directory.local_addr(),
         staff_addr,
-        audit.local_addr(),
+        audit_addr,
         data_dir.display()
     );
     let directory = tokio::spawn(directory.run_until_stopped(stopped(stop_rx.clone())));
-    let audit = tokio::spawn(audit.run_until_stopped(stopped(stop_rx.clone())));
 
     roster_runtime::shutdown_signal().await;
     let _ = stop_tx.send(true);
@@ -105,6 +140,14 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     let result = directory.and(audit).and(staff);
     telemetry.shutdown().await;
     result
+}
+
+/// A producer's relay settings (`prefix` is `ROSTER_DIRECTORY_`), delivering to the
+/// in-process audit service at `audit_url` unless `<prefix>AUDIT_URL` names another.
+fn relay_settings(prefix: &str, audit_url: &str) -> anyhow::Result<RelaySettings> {
+    let mut settings = RelaySettings::from_env(prefix)?;
+    settings.url.get_or_insert_with(|| audit_url.to_owned());
+    Ok(settings)
 }
 
 /// Where this process reaches a service listening on `addr`: a wildcard address is

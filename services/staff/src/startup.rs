@@ -13,6 +13,7 @@ use roster_db::{Db, DbSettings};
 use roster_proto::staff::v1::staff_service_server::{SERVICE_NAME, StaffServiceServer};
 use roster_runtime::limits::OversizeIsResourceExhausted;
 use roster_runtime::{HealthHandle, ServerSettings};
+use roster_service::relay::{Relay, RelaySettings, TokenSource};
 use roster_service::{ServiceApp, ServiceDef, ServiceRoutes, TrustedKeys};
 use tonic::service::Routes;
 
@@ -117,6 +118,23 @@ pub async fn routes(
     Ok((routes, keys))
 }
 
+/// The staff service's relay: it holds the signing keys, so it mints its own tokens for the
+/// audit service rather than asking itself for them with client credentials.
+///
+/// # Errors
+///
+/// The audit URL is not usable.
+pub fn own_relay(
+    db: Db,
+    clock: Arc<dyn Clock>,
+    settings: RelaySettings,
+    keys: Keyring,
+    verifier: &VerifierSettings,
+) -> anyhow::Result<Option<Relay>> {
+    let tokens = TokenSource::minted(Arc::new(keys), SERVICE.binary(), verifier);
+    Relay::new(&SERVICE, db, clock, settings, tokens)
+}
+
 /// Deletes revocations that can no longer refuse a token, once a minute.
 async fn purge_revocations(staff: Staff) {
     let mut ticks = tokio::time::interval(std::time::Duration::from_secs(60));
@@ -191,6 +209,14 @@ impl Application {
     /// The token-signing keys, for minting in-process (`roster dev-token`, tests).
     pub fn keys(&self) -> &Keyring {
         &self.keys
+    }
+
+    /// Runs `relay` beside the routes (see `roster_service::relay`).
+    pub fn with_relay(self, relay: Relay) -> Self {
+        Self {
+            app: self.app.with_relay(relay),
+            keys: self.keys,
+        }
     }
 
     /// The service as the shared kit runs it, for `roster_testkit::serve`.

@@ -1,9 +1,9 @@
 //! Transactional outbox for audit events.
 //!
 //! A service appends the audit events of a change with [`append`] inside the same
-//! transaction as the change, so both commit or neither does. A relay (a later piece of
-//! work) reads [`pending`] rows, delivers them to the audit service, which ingests
-//! idempotently by `event_id`, and marks them delivered.
+//! transaction as the change, so both commit or neither does. A relay
+//! (`roster_service::relay`) claims due rows ([`crate::delivery`]), delivers them to the
+//! audit service, which ingests idempotently by `event_id`, and marks them delivered.
 //!
 //! ## Delivery order: `seq`
 //! Every row gets a `seq` from the database (an identity column on PostgreSQL, the
@@ -24,6 +24,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::bulk::{self, Cell, CopyRows};
 use crate::error::{DbError, Result};
+
+/// The action of an outbox row that asks the audit service to erase a person
+/// (`EraseSubject`, the target naming them) rather than to record an event: the relay
+/// sends it in its place in the queue, the row's id naming the erasure, so the request
+/// commits with the producer's own erasure and cannot be lost.
+pub const ERASURE_REQUESTED: &str = "subject.erasure_requested";
 
 /// One audit event as the audit service will ingest it.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -19,6 +19,7 @@
 //! process without a database (a relay, a gateway) can use it alone.
 
 pub mod refusal;
+pub mod relay;
 pub mod revocations;
 pub mod staff_link;
 pub mod trust;
@@ -108,11 +109,24 @@ impl Closing {
     pub async fn begun(mut self) {
         let _ = self.0.wait_for(|closing| *closing).await;
     }
+
+    /// Whether shutdown has begun.
+    pub fn has_begun(&self) -> bool {
+        *self.0.borrow()
+    }
 }
 
 /// The sending half of a [`Closing`], handed to [`ServiceRoutes::with_closing`].
 #[derive(Debug)]
 pub struct ClosingSender(tokio::sync::watch::Sender<bool>);
+
+impl ClosingSender {
+    /// Begins the shutdown its [`Closing`]s wait for, for work run outside a server (a
+    /// relay in a test).
+    pub fn close(&self) {
+        self.0.send_replace(true);
+    }
+}
 
 /// A [`Closing`] for a service's calls and the sender its routes flip at shutdown.
 pub fn closing() -> (ClosingSender, Closing) {
@@ -147,6 +161,15 @@ impl ServiceRoutes {
         self
     }
 
+    /// A [`Closing`] flipped with the one given to [`ServiceRoutes::with_closing`] (or a
+    /// new one), for background work that should stop when shutdown begins.
+    pub fn closing(&mut self) -> Closing {
+        let sender = self
+            .closing
+            .get_or_insert_with(|| ClosingSender(tokio::sync::watch::channel(false).0));
+        Closing(sender.0.subscribe())
+    }
+
     /// Like [`ServiceRoutes::with_background`], for work that reports a part of the
     /// server's health (`HealthHandle::set_part`); it gets the handle when serving starts.
     pub fn with_health_task<F, Fut>(mut self, task: F) -> Self
@@ -175,6 +198,9 @@ pub struct RouteParts {
     pub trust: TrustedKeys,
     /// `ROSTER_<NAME>_MAX_MESSAGE_BYTES`, for the generated server's message limits.
     pub max_message_bytes: usize,
+    /// The connection to the staff service (`ROSTER_AUTH_STAFF_URL`), if configured: what
+    /// the relay asks for its tokens.
+    pub staff: Option<StaffLink>,
 }
 
 #[derive(Parser)]
@@ -235,6 +261,7 @@ where
         verifier: trust.verifier(),
         trust: trust.clone(),
         max_message_bytes: server.max_message_bytes,
+        staff: followers.link.clone(),
     };
     let mut routes = routes(parts).await?;
     if !trust.has_keys() {
@@ -256,6 +283,8 @@ where
 pub struct Followers {
     pub keys: Option<KeyFollower>,
     pub revocations: Option<revocations::RevocationFollower>,
+    /// The connection both follow on.
+    pub link: Option<StaffLink>,
 }
 
 /// The keys a service verifies tokens with, from `ROSTER_AUTH_…`: configured ones
@@ -275,6 +304,7 @@ pub async fn follow_keys(def: &ServiceDef) -> anyhow::Result<(TrustedKeys, Follo
         Some(link) => Followers {
             keys: Some(link.follow_keys(trust.clone()).await?),
             revocations: Some(link.follow_revocations(&trust.verifier())),
+            link: Some(link),
         },
         None => {
             tracing::warn!(
@@ -283,6 +313,7 @@ pub async fn follow_keys(def: &ServiceDef) -> anyhow::Result<(TrustedKeys, Follo
             Followers {
                 keys: None,
                 revocations: None,
+                link: None,
             }
         }
     };
@@ -389,6 +420,25 @@ impl ServiceApp {
 
     pub fn health(&self) -> HealthHandle {
         self.server.health()
+    }
+
+    /// Runs `relay` beside the routes while the service serves (see
+    /// [`relay::Relay::serve_with`]).
+    pub fn with_relay(self, relay: relay::Relay) -> Self {
+        let Self {
+            server,
+            routes,
+            db,
+            file_descriptor_sets,
+            health_check_interval,
+        } = self;
+        Self {
+            server,
+            routes: relay.serve_with(routes),
+            db,
+            file_descriptor_sets,
+            health_check_interval,
+        }
     }
 
     /// Serves until `shutdown` resolves, then closes the pool. Health turns SERVING now

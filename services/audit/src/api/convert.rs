@@ -36,6 +36,7 @@ pub fn actor_kind(kind: pb::ActorKind) -> Option<ActorKind> {
         pb::ActorKind::EndUser => Some(ActorKind::EndUser),
         pb::ActorKind::Service => Some(ActorKind::Service),
         pb::ActorKind::System => Some(ActorKind::System),
+        pb::ActorKind::Anonymous => Some(ActorKind::Anonymous),
     }
 }
 
@@ -45,6 +46,7 @@ fn actor_kind_to_pb(kind: &str) -> pb::ActorKind {
         Some(ActorKind::EndUser) => pb::ActorKind::EndUser,
         Some(ActorKind::Service) => pb::ActorKind::Service,
         Some(ActorKind::System) => pb::ActorKind::System,
+        Some(ActorKind::Anonymous) => pb::ActorKind::Anonymous,
         None => pb::ActorKind::Unspecified,
     }
 }
@@ -145,14 +147,15 @@ pub fn new_event(
     if kind.is_none() {
         checks.fail(
             "actor.kind",
-            "is required: agent, end_user, service or system",
+            "is required: agent, end_user, service, system or anonymous",
         );
     }
+    // An anonymous caller proved no identity, so it has no id to give.
     let actor_id = checks.take(values::text(
         &checks.field("actor.id"),
         &actor_id,
         256,
-        true,
+        kind != Some(ActorKind::Anonymous),
     ));
     let actor_display_name = checks.take(values::optional_text(
         &checks.field("actor.display_name"),

@@ -13,14 +13,17 @@ pub enum ActorKind {
     EndUser,
     Service,
     System,
+    /// An unauthenticated caller (a failed sign-in): no id.
+    Anonymous,
 }
 
 impl ActorKind {
-    pub const ALL: [ActorKind; 4] = [
+    pub const ALL: [ActorKind; 5] = [
         ActorKind::Agent,
         ActorKind::EndUser,
         ActorKind::Service,
         ActorKind::System,
+        ActorKind::Anonymous,
     ];
 
     /// As stored and as the leaf commits to it.
@@ -30,6 +33,7 @@ impl ActorKind {
             ActorKind::EndUser => "end_user",
             ActorKind::Service => "service",
             ActorKind::System => "system",
+            ActorKind::Anonymous => "anonymous",
         }
     }
 

@@ -16,6 +16,7 @@ on_both_databases!(
     workspaces_never_mix,
     what_was_recorded_reads_back,
     concurrent_appends_number_leaves_without_gaps,
+    an_anonymous_caller_has_no_id_and_others_must,
 );
 
 async fn events_take_the_next_leaves_and_resends_take_none(app: TestApp) {
@@ -329,4 +330,26 @@ async fn concurrent_appends_number_leaves_without_gaps(app: TestApp) {
     assert_eq!(app.checkpoint_in("globex").await.tree_size, 40);
     let verification = app.verify().await;
     assert!(verification.verified, "{verification:?}");
+}
+
+async fn an_anonymous_caller_has_no_id_and_others_must(app: TestApp) {
+    // A failed sign-in: nobody proven, only where the attempt came from.
+    let mut failed = event("agent.login_failed");
+    failed.actor = Some(pb::Actor {
+        kind: pb::ActorKind::Anonymous as i32,
+        ..Default::default()
+    });
+    app.append(vec![failed.clone()]).await;
+    let read = app.get(&failed.event_id).await.unwrap();
+    assert_eq!(read.actor, failed.actor);
+    assert_eq!(read.caller_ip, "192.0.2.10");
+
+    let mut nameless = event("end_user.updated");
+    nameless.actor = Some(pb::Actor {
+        kind: pb::ActorKind::Agent as i32,
+        ..Default::default()
+    });
+    let refused = app.try_append(vec![nameless]).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&refused), ["events[0].actor.id"]);
 }

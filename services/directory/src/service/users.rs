@@ -748,7 +748,8 @@ impl Directory {
 
     /// Erases a person: the user and every user merged into it (directly or down a chain
     /// of merges), whose records held the same person's data. Each gets an
-    /// `end_user.erased` event, and the pending events about them lose their personal
+    /// `end_user.erased` event and an erasure request for the audit service
+    /// (`outbox::ERASURE_REQUESTED`), and the pending events about them lose their personal
     /// values in the same transaction.
     pub async fn erase_user(
         &self,
@@ -844,6 +845,20 @@ impl Directory {
             ("end_user", before.user_id.to_string()),
             scrubbed,
         ));
+        // The audit service erases the person from its log when the relay delivers this
+        // request (EraseSubject, the row's id naming the erasure): committed with the
+        // erasure, so it cannot be lost. A request, not a record of the caller, so it
+        // carries no address or user agent.
+        let mut request = self.event(
+            actor,
+            workspace_id,
+            outbox::ERASURE_REQUESTED,
+            ("end_user", before.user_id.to_string()),
+            Vec::new(),
+        );
+        request.peer_ip = None;
+        request.user_agent = None;
+        events.push(request);
         Ok(after)
     }
 

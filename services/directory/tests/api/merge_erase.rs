@@ -471,6 +471,15 @@ async fn erasure_leaves_the_person_nowhere_in_the_database(app: TestApp) {
         );
         let about: Vec<_> = events.iter().filter(|e| &e.target_id == id).collect();
         assert!(about.iter().any(|e| e.action == "end_user.erased"), "{id}");
+        // And a request, through the outbox, that the audit service erase them too.
+        assert_eq!(
+            about
+                .iter()
+                .filter(|e| e.action == "subject.erasure_requested")
+                .count(),
+            1,
+            "{id}"
+        );
         for event in about.iter().filter(|e| e.action != "end_user.erased") {
             assert!(
                 event.peer_ip.is_none() && event.user_agent.is_none(),

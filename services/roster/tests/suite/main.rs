@@ -8,4 +8,5 @@ mod helpers;
 
 mod audit;
 mod keys;
+mod relay;
 mod revocation;

@@ -381,6 +381,14 @@ impl Keyring {
     }
 }
 
+/// The relay's tokens for the audit service are minted with the key that signs now, in the
+/// staff service and in the `roster` binary's other services, which share its process.
+impl roster_service::relay::SigningKeys for Keyring {
+    fn current_signer(&self) -> roster_service::relay::SignerFuture<'_> {
+        Box::pin(async move { Ok(Keyring::current_signer(self).await?) })
+    }
+}
+
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Keyring")

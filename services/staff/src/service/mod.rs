@@ -109,6 +109,10 @@ impl Staff {
     }
 }
 
+/// The audit event's `outcome` for an attempt that failed (a wrong password, a spent
+/// refresh token, refused client credentials); changes succeed with "success".
+const FAILURE: &str = "failure";
+
 /// One field of an audit event.
 fn change(field: &str, before: Option<Value>, after: Option<Value>) -> FieldChange {
     FieldChange {

@@ -351,13 +351,14 @@ impl Staff {
             };
             let mut changes = account.map(account_context).unwrap_or_default();
             changes.push(change("outcome", None, Some(outcome.into())));
-            let event = self.event(
+            let mut event = self.event(
                 &actor,
                 &id.workspace_id,
                 "service_account.token_refused",
                 ("service_account", id.service_account_id.to_string()),
                 changes,
             );
+            event.outcome = super::FAILURE.to_owned();
             outbox::append(&*txn, &[event]).await?;
             Ok(())
         })

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::access::load_effective_access;
 use super::tokens::AccessToken;
-use super::{AgentView, Staff, agent_context, change};
+use super::{AgentView, FAILURE, Staff, agent_context, change};
 use crate::domain::access::EffectiveAccess;
 use crate::domain::sign_in::{
     RefreshToken, SignInMethod, SignInOutcome, Throttle, account_key, address_key,
@@ -326,13 +326,14 @@ impl Staff {
                     None,
                     Some(row.family_id.to_string().into()),
                 ));
-                let event = self.event(
+                let mut event = self.event(
                     &anonymous(context),
                     workspace_id,
                     "agent.refresh_token_reused",
                     ("agent", agent.agent_id.to_string()),
                     changes,
                 );
+                event.outcome = FAILURE.to_owned();
                 outbox::append(conn, &[event]).await?;
                 return Ok(Redeemed::Refused(refresh_refused(
                     "the refresh token was already used; every token of this sign-in is revoked, sign in again",
@@ -557,7 +558,11 @@ impl Staff {
                 .map(|agent| agent.agent_id.to_string())
                 .unwrap_or_default(),
         );
-        let event = self.event(&actor, workspace_id, action, target, changes);
+        let mut event = self.event(&actor, workspace_id, action, target, changes);
+        if action == "agent.login_failed" {
+            // So the audit log's outcome filter finds failed sign-ins.
+            event.outcome = FAILURE.to_owned();
+        }
         outbox::append(conn, &[event]).await?;
         Ok(())
     }

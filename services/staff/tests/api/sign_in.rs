@@ -78,8 +78,9 @@ async fn an_unknown_email_and_a_wrong_password_are_answered_alike(app: TestApp) 
         .await
         .into_iter()
         .filter(|event| event.action == "agent.login_failed")
+        .inspect(|event| assert_eq!(event.outcome, "failure"))
         .count();
-    assert_eq!(failures, 2, "both attempts are audited");
+    assert_eq!(failures, 2, "both attempts are audited, as failures");
 }
 
 async fn parallel_wrong_passwords_get_no_more_tries_than_the_limit(app: TestApp) {
