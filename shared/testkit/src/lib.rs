@@ -405,3 +405,12 @@ pub fn with_bearer<T>(token: &str, message: T) -> tonic::Request<T> {
     request.metadata_mut().insert("authorization", value);
     request
 }
+
+/// A request with `token` as its bearer, or with no credentials at all: what an
+/// authorization matrix sends for each kind of caller.
+pub fn with_optional_bearer<T>(token: Option<&str>, message: T) -> tonic::Request<T> {
+    match token {
+        Some(token) => with_bearer(token, message),
+        None => tonic::Request::new(message),
+    }
+}

@@ -155,12 +155,7 @@ async fn call(
     method: &str,
     fixtures: &Fixtures,
 ) -> Result<(), tonic::Status> {
-    fn req<T>(token: Option<&str>, message: T) -> tonic::Request<T> {
-        match token {
-            Some(token) => roster_testkit::with_bearer(token, message),
-            None => tonic::Request::new(message),
-        }
-    }
+    use roster_testkit::with_optional_bearer as req;
     let mut client = app.client();
     let ws = || WS.to_owned();
     let id = || fixtures.agent_id.clone();
