@@ -76,6 +76,9 @@ pub struct Claimed {
     pub event: AuditEvent,
     /// Claims of this row so far, this one included.
     pub attempts: i32,
+    /// Times the audit service refused it before this claim; only these count towards a
+    /// dead letter, so a long outage (many claims, no refusal) kills nothing.
+    pub refusals: i32,
 }
 
 impl Claimed {
@@ -132,10 +135,11 @@ pub async fn claim<C: ConnectionTrait>(
     rows.sort_by_key(|row| row.seq);
     rows.into_iter()
         .map(|row| {
-            let attempts = row.attempts;
+            let (attempts, refusals) = (row.attempts, row.refusals);
             Ok(Claimed {
                 event: from_model(row)?,
                 attempts,
+                refusals,
             })
         })
         .collect()
@@ -202,7 +206,7 @@ pub async fn retry_later<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Records that the audit service refused these rows. Those tried `max_attempts` times
+/// Records that the audit service refused these rows. Those refused `max_attempts` times
 /// become dead letters; the others wait with backoff. Returns how many died.
 pub async fn reject<C: ConnectionTrait>(
     conn: &C,
@@ -213,20 +217,41 @@ pub async fn reject<C: ConnectionTrait>(
 ) -> Result<u64> {
     let (dead, again): (Vec<&Claimed>, Vec<&Claimed>) = refused
         .iter()
-        .partition(|claimed| claimed.attempts >= policy.max_attempts);
+        .partition(|claimed| claimed.refusals.saturating_add(1) >= policy.max_attempts);
     let again: Vec<Claimed> = again.into_iter().cloned().collect();
     retry_later(conn, &again, error, now_us, policy).await?;
+    count_refusal(conn, &again).await?;
     if dead.is_empty() {
         return Ok(0);
     }
     let result = entity::Entity::update_many()
         .col_expr(entity::Column::DeadAt, Expr::value(now_us))
+        .col_expr(
+            entity::Column::Refusals,
+            Expr::col(entity::Column::Refusals).add(1),
+        )
         .col_expr(entity::Column::LastError, Expr::value(error.to_owned()))
         .filter(keys_condition(dead.into_iter().map(Claimed::key)))
         .filter(entity::Column::DeliveredAt.is_null())
         .exec(conn)
         .await?;
     Ok(result.rows_affected)
+}
+
+async fn count_refusal<C: ConnectionTrait>(conn: &C, refused: &[Claimed]) -> Result<()> {
+    if refused.is_empty() {
+        return Ok(());
+    }
+    entity::Entity::update_many()
+        .col_expr(
+            entity::Column::Refusals,
+            Expr::col(entity::Column::Refusals).add(1),
+        )
+        .filter(keys_condition(refused.iter().map(Claimed::key)))
+        .filter(entity::Column::DeliveredAt.is_null())
+        .exec(conn)
+        .await?;
+    Ok(())
 }
 
 fn by_attempts(claimed: &[Claimed]) -> std::collections::BTreeMap<i32, Vec<&Claimed>> {
@@ -243,6 +268,7 @@ pub async fn retry_dead<C: ConnectionTrait>(conn: &C, now_us: i64) -> Result<u64
     let result = entity::Entity::update_many()
         .col_expr(entity::Column::DeadAt, Expr::value(Option::<i64>::None))
         .col_expr(entity::Column::Attempts, Expr::value(0))
+        .col_expr(entity::Column::Refusals, Expr::value(0))
         .col_expr(entity::Column::NextAttemptAt, Expr::value(now_us))
         .filter(entity::Column::DeadAt.is_not_null())
         .filter(entity::Column::DeliveredAt.is_null())
@@ -331,6 +357,7 @@ const UP: &[&str] = &[
     "ALTER TABLE outbox_events ADD COLUMN next_attempt_at BIGINT NOT NULL DEFAULT 0",
     "ALTER TABLE outbox_events ADD COLUMN last_error TEXT",
     "ALTER TABLE outbox_events ADD COLUMN dead_at BIGINT",
+    "ALTER TABLE outbox_events ADD COLUMN refusals INTEGER NOT NULL DEFAULT 0",
     "DROP INDEX outbox_events_pending_idx",
     "CREATE INDEX outbox_events_due_idx ON outbox_events (next_attempt_at, seq)
         WHERE delivered_at IS NULL AND dead_at IS NULL",

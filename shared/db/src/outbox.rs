@@ -135,6 +135,8 @@ pub mod entity {
         pub last_error: Option<String>,
         /// Unix microseconds when it became a dead letter; NULL while it is still tried.
         pub dead_at: Option<i64>,
+        /// Times the audit service refused it (`crate::delivery::reject`).
+        pub refusals: i32,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -328,6 +330,7 @@ pub fn to_active_model(event: &AuditEvent) -> Result<entity::ActiveModel> {
         next_attempt_at: NotSet,
         last_error: NotSet,
         dead_at: NotSet,
+        refusals: NotSet,
     })
 }
 

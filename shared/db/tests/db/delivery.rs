@@ -165,6 +165,40 @@ async fn refused_rows_become_dead_letters_that_an_operator_can_retry(backend: &T
 }
 on_both_backends!(refused_rows_become_dead_letters_that_an_operator_can_retry);
 
+/// Claims during an outage are not refusals: an event refused after many of them still
+/// gets every refusal the policy allows before it dies.
+async fn an_outage_does_not_use_up_an_events_refusals(backend: &TestBackend) {
+    let fx = setup(backend).await;
+    append(&fx, &[event("ws-a", "poison")]).await;
+    let policy = policy();
+    let mut now = 1_000 * SECOND;
+    for _ in 0..5 {
+        let claimed = claim(&fx, 10, now).await;
+        delivery::retry_later(fx.db.conn(), &claimed, "connection refused", now, &policy)
+            .await
+            .unwrap();
+        now += 60 * SECOND;
+    }
+    for refusal in 1..=3 {
+        let claimed = claim(&fx, 10, now).await;
+        assert_eq!(claimed.len(), 1, "refusal {refusal}");
+        assert_eq!(claimed[0].refusals, refusal - 1);
+        let died = delivery::reject(
+            fx.db.conn(),
+            &claimed,
+            "INVALID_ARGUMENT: bad",
+            now,
+            &policy,
+        )
+        .await
+        .unwrap();
+        assert_eq!(died, u64::from(refusal == 3), "refusal {refusal}");
+        now += 60 * SECOND;
+    }
+    fx.teardown().await;
+}
+on_both_backends!(an_outage_does_not_use_up_an_events_refusals);
+
 /// Relays of several replicas claiming at once take disjoint batches that together cover
 /// the queue.
 async fn concurrent_relays_never_claim_the_same_row(backend: &TestBackend) {

@@ -463,7 +463,7 @@ impl Relay {
                     let died = delivery::reject(&*txn, rows, why, now, policy).await?;
                     txn.commit().await?;
                     for row in rows {
-                        tracing::error!(source = self.source, event_id = %row.event.event_id, workspace_id = %row.event.workspace_id, action = %row.event.action, attempts = row.attempts, dead = row.attempts >= policy.max_attempts, error = %why, "the audit service refused an event");
+                        tracing::error!(source = self.source, event_id = %row.event.event_id, workspace_id = %row.event.workspace_id, action = %row.event.action, attempts = row.attempts, refusals = row.refusals + 1, dead = row.refusals + 1 >= policy.max_attempts, error = %why, "the audit service refused an event");
                     }
                     self.status.update(|figures| figures.dead_lettered += died);
                 }
