@@ -2,9 +2,14 @@
 //! the knobs): `cargo run --release -p roster-bench -- directory` measures the directory
 //! against a bare tonic server and a plain SQL client; `… -- staff` measures Login against
 //! a bare argon2 verification, IssueServiceToken, and what verifying the staff service's
-//! tokens costs the directory.
+//! tokens costs the directory; `… -- audit` measures the audit service (SQLite unless given
+//! a PostgreSQL URL): ingest by batch size, the delay until an event is listable, reads and
+//! proofs, and VerifyLog next to a bare RFC 6962 root.
 
 mod argon2_baseline;
+mod audit;
+mod audit_delay;
+mod audit_service;
 mod baseline;
 mod cpu;
 mod dataset;
@@ -29,7 +34,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(
     name = "roster-bench",
     version,
-    about = "Benchmarks Roster's services on PostgreSQL"
+    about = "Benchmarks Roster's services on PostgreSQL (and the audit service on SQLite)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -43,9 +48,12 @@ enum Command {
     /// The staff service: Login vs a bare argon2 verify, IssueServiceToken, and the
     /// directory's cost of verifying its tokens.
     Staff(StaffArgs),
+    /// The audit service: AppendEvents by batch size, the delay until an event is
+    /// listable, ListEvents, GetInclusionProof and VerifyLog on a large log.
+    Audit(AuditArgs),
 }
 
-/// What every bench takes.
+/// What the PostgreSQL benches take.
 #[derive(Args)]
 struct CommonArgs {
     /// An admin URL on the local server; the bench creates (and drops) its own databases.
@@ -57,6 +65,13 @@ struct CommonArgs {
         default_value = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
     )]
     database_url: String,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// What every bench takes, whatever its database.
+#[derive(Args)]
+struct RunArgs {
     /// Measured seconds per cell.
     #[arg(long, alias = "duration", default_value_t = 5)]
     duration_secs: u64,
@@ -80,7 +95,7 @@ struct CommonArgs {
     client_threads: usize,
 }
 
-impl CommonArgs {
+impl RunArgs {
     fn check(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.duration_secs >= 1, "--duration-secs: at least 1");
         anyhow::ensure!(
@@ -158,7 +173,7 @@ enum Part {
 impl DirectoryArgs {
     fn into_options(self) -> anyhow::Result<directory::Options> {
         let common = self.common;
-        common.check()?;
+        common.run.check()?;
         anyhow::ensure!(self.users >= 100, "--users: at least 100");
         check_concurrency("--concurrency", &self.concurrency)?;
         check_concurrency("--search-concurrency", &self.search_concurrency)?;
@@ -167,11 +182,11 @@ impl DirectoryArgs {
         Ok(directory::Options {
             admin_url: common.database_url,
             users: self.users,
-            duration: Duration::from_secs(common.duration_secs),
-            warmup: Duration::from_secs(common.warmup_secs),
+            duration: Duration::from_secs(common.run.duration_secs),
+            warmup: Duration::from_secs(common.run.warmup_secs),
             concurrency: self.concurrency,
-            connections: common.connections,
-            pool_size: common.pool_size,
+            connections: common.run.connections,
+            pool_size: common.run.pool_size,
             search_duration: Duration::from_secs(self.search_secs.max(1)),
             search_calls: self.search_calls.max(1),
             search_concurrency: self.search_concurrency,
@@ -181,10 +196,10 @@ impl DirectoryArgs {
             import: self.only.contains(&Part::Import) && !self.skip_import,
             import_rows,
             import_max_time: Duration::from_secs(self.import_max_secs.max(1)),
-            keep_databases: common.keep_databases,
+            keep_databases: common.run.keep_databases,
             log_statements: self.log_statements,
-            server_threads: common.server_threads,
-            client_threads: common.client_threads,
+            server_threads: common.run.server_threads,
+            client_threads: common.run.client_threads,
         })
     }
 }
@@ -230,7 +245,7 @@ enum StaffPart {
 impl StaffArgs {
     fn into_options(self) -> anyhow::Result<staff::Options> {
         let common = self.common;
-        common.check()?;
+        common.run.check()?;
         check_concurrency("--concurrency", &self.concurrency)?;
         check_concurrency("--issue-concurrency", &self.issue_concurrency)?;
         check_concurrency("--verify-concurrency", &[self.verify_concurrency])?;
@@ -254,23 +269,136 @@ impl StaffArgs {
         );
         Ok(staff::Options {
             admin_url: common.database_url,
-            duration: Duration::from_secs(common.duration_secs),
-            warmup: Duration::from_secs(common.warmup_secs),
+            duration: Duration::from_secs(common.run.duration_secs),
+            warmup: Duration::from_secs(common.run.warmup_secs),
             login_concurrency: self.concurrency,
             issue_concurrency: self.issue_concurrency,
             verify_concurrency: self.verify_concurrency,
             agents: self.agents,
             service_accounts: self.service_accounts,
-            connections: common.connections,
-            pool_size: common.pool_size,
+            connections: common.run.connections,
+            pool_size: common.run.pool_size,
             login: self.only.contains(&StaffPart::Login),
             issue: self.only.contains(&StaffPart::Issue),
             verify: self.only.contains(&StaffPart::Verify),
             verify_iterations: self.verify_iterations,
             fresh_tokens: self.fresh_tokens,
-            keep_databases: common.keep_databases,
-            server_threads: common.server_threads,
-            client_threads: common.client_threads,
+            keep_databases: common.run.keep_databases,
+            server_threads: common.run.server_threads,
+            client_threads: common.run.client_threads,
+        })
+    }
+}
+
+#[derive(Args)]
+struct AuditArgs {
+    /// A PostgreSQL admin URL on the local server, to measure on PostgreSQL (the bench
+    /// creates and drops a database of its own), as the other benches take it. Unset: a
+    /// SQLite file in a temporary directory, the embedded default.
+    #[arg(long, env = "ROSTER_BENCH_DATABASE_URL")]
+    database_url: Option<String>,
+    #[command(flatten)]
+    run: RunArgs,
+    /// Events per AppendEvents call of the ingest cells (1 to 1000).
+    #[arg(long, value_delimiter = ',', default_value = "1,100,1000")]
+    batch_sizes: Vec<usize>,
+    /// Closed-loop callers of the ingest, ListEvents and GetInclusionProof cells.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Workspaces of the several-workspace ingest cells (below 2: only one workspace).
+    #[arg(long, default_value_t = 8)]
+    workspaces: usize,
+    /// Events per second the delay part appends (open loop)...
+    #[arg(long, default_value_t = 1000)]
+    delay_rate: u64,
+    /// ... in calls of this many events.
+    #[arg(long, default_value_t = 10)]
+    delay_batch: usize,
+    /// Events of the large log that ListEvents, GetInclusionProof and VerifyLog read (the
+    /// audit issue's figure is 10000000; loading goes at the ingest rate of calls of 1000).
+    #[arg(long, default_value_t = 1_000_000)]
+    log_events: u64,
+    /// AppendEvents calls in flight while loading the large log.
+    #[arg(long, default_value_t = 4)]
+    load_concurrency: usize,
+    /// VerifyLog calls on the large log, one after the other.
+    #[arg(long, default_value_t = 2)]
+    verify_runs: usize,
+    /// Measure only these parts (comma-separated); list, proofs and verify load the large
+    /// log first.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "ingest,delay,list,proofs,verify"
+    )]
+    only: Vec<AuditPart>,
+}
+
+/// The parts of the audit bench.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum AuditPart {
+    Ingest,
+    Delay,
+    List,
+    Proofs,
+    Verify,
+}
+
+impl AuditArgs {
+    fn into_options(self) -> anyhow::Result<audit::Options> {
+        let run = self.run;
+        run.check()?;
+        check_concurrency("--concurrency", &[self.concurrency])?;
+        check_concurrency("--load-concurrency", &[self.load_concurrency])?;
+        anyhow::ensure!(
+            !self.batch_sizes.is_empty()
+                && self
+                    .batch_sizes
+                    .iter()
+                    .all(|b| (1..=roster_audit::api::MAX_BATCH).contains(b)),
+            "--batch-sizes: values from 1 to {}",
+            roster_audit::api::MAX_BATCH
+        );
+        anyhow::ensure!(self.workspaces <= 1000, "--workspaces: at most 1000");
+        anyhow::ensure!(
+            (1..=100_000).contains(&self.delay_rate),
+            "--delay-rate: 1 to 100000 events/s"
+        );
+        anyhow::ensure!(
+            (1..=roster_audit::api::MAX_BATCH).contains(&self.delay_batch),
+            "--delay-batch: 1 to {}",
+            roster_audit::api::MAX_BATCH
+        );
+        anyhow::ensure!(
+            (1000..=100_000_000).contains(&self.log_events),
+            "--log-events: 1000 to 100000000"
+        );
+        anyhow::ensure!(
+            (1..=100).contains(&self.verify_runs),
+            "--verify-runs: 1 to 100"
+        );
+        Ok(audit::Options {
+            postgres_url: self.database_url.filter(|url| !url.is_empty()),
+            duration: Duration::from_secs(run.duration_secs),
+            warmup: Duration::from_secs(run.warmup_secs),
+            connections: run.connections,
+            pool_size: run.pool_size,
+            keep_databases: run.keep_databases,
+            server_threads: run.server_threads,
+            client_threads: run.client_threads,
+            batch_sizes: self.batch_sizes,
+            concurrency: self.concurrency,
+            workspaces: self.workspaces,
+            delay_rate: self.delay_rate,
+            delay_batch: self.delay_batch,
+            log_events: self.log_events,
+            load_concurrency: self.load_concurrency,
+            verify_runs: self.verify_runs,
+            ingest: self.only.contains(&AuditPart::Ingest),
+            delay: self.only.contains(&AuditPart::Delay),
+            list: self.only.contains(&AuditPart::List),
+            proofs: self.only.contains(&AuditPart::Proofs),
+            verify: self.only.contains(&AuditPart::Verify),
         })
     }
 }
@@ -287,6 +415,12 @@ fn main() -> anyhow::Result<()> {
             let options = args.into_options()?;
             harness::run_on_runtimes(options.server_threads, options.client_threads, |servers| {
                 staff::run(options, servers)
+            })
+        }
+        Command::Audit(args) => {
+            let options = args.into_options()?;
+            harness::run_on_runtimes(options.server_threads, options.client_threads, |servers| {
+                audit::run(options, servers)
             })
         }
     }
