@@ -25,6 +25,7 @@ use roster_auth::{
     ALL_WORKSPACES, PrincipalKind, TokenRequest, TokenSigner, TokenVerifier, VerifierSettings,
     WorkspaceAccess,
 };
+pub mod dump;
 pub mod status;
 
 pub use roster_db::testing::{TestBackend, TestDatabase};

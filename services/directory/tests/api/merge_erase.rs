@@ -3,8 +3,6 @@
 use roster_proto::directory::v1 as pb;
 use tonic::Code;
 
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
-
 use crate::helpers::{TestApp, WS, assert_code, assert_invalid, ts, us, user};
 use crate::on_both_databases;
 
@@ -500,61 +498,9 @@ async fn erasure_leaves_the_person_nowhere_in_the_database(app: TestApp) {
     );
 }
 
-/// Every value in every table of the directory's database, as lower-cased text:
-/// (table, column, value). On SQLite blobs are read as their bytes, so the FTS index's
-/// segments are searched too.
+/// Every value in every table of the directory's database (see `roster_testkit::dump`).
 async fn database_dump(app: &TestApp) -> Vec<(String, String, String)> {
-    let db = roster_db::Db::connect(&roster_db::DbSettings::new(&app.database_url))
-        .await
-        .unwrap();
-    let conn = db.conn();
-    let backend = conn.get_database_backend();
-    let strings = |sql: String| async move {
-        conn.query_all_raw(Statement::from_string(backend, sql))
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|row| row.try_get_by_index::<Option<String>>(0).unwrap())
-            .collect::<Vec<_>>()
-    };
-    let columns_sql = |table: &str| match backend {
-        DbBackend::Postgres => format!(
-            "SELECT column_name::text FROM information_schema.columns \
-             WHERE table_schema = current_schema() AND table_name = '{table}'"
-        ),
-        _ => format!("SELECT name FROM pragma_table_info('{table}')"),
-    };
-    let tables_sql = match backend {
-        DbBackend::Postgres => "SELECT table_name::text FROM information_schema.tables \
-             WHERE table_schema = current_schema()"
-            .to_owned(),
-        _ => "SELECT name FROM sqlite_master WHERE type = 'table'".to_owned(),
-    };
-    let mut dump = Vec::new();
-    for table in strings(tables_sql).await.into_iter().flatten() {
-        for column in strings(columns_sql(&table)).await.into_iter().flatten() {
-            let value = match backend {
-                DbBackend::Postgres => format!("CAST(\"{column}\" AS TEXT)"),
-                _ => format!("hex(CAST(\"{column}\" AS BLOB))"),
-            };
-            let values = strings(format!("SELECT {value} FROM \"{table}\"")).await;
-            for text in values.into_iter().flatten() {
-                let text = match backend {
-                    DbBackend::Postgres => text,
-                    _ => String::from_utf8_lossy(&unhex(&text)).into_owned(),
-                };
-                dump.push((table.clone(), column.clone(), text.to_lowercase()));
-            }
-        }
-    }
-    db.close().await;
+    let dump = roster_testkit::dump::database_dump(&app.database_url).await;
     assert!(dump.iter().any(|(table, _, _)| table == "outbox_events"));
     dump
-}
-
-fn unhex(hex: &str) -> Vec<u8> {
-    (0..hex.len())
-        .step_by(2)
-        .map(|at| u8::from_str_radix(&hex[at..at + 2], 16).unwrap())
-        .collect()
 }
