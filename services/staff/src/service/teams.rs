@@ -56,16 +56,14 @@ fn permission_list(set: &BTreeSet<String>) -> serde_json::Value {
     json!(set.iter().collect::<Vec<_>>())
 }
 
-/// The agents an event names, as they were at the time: id, e-mail and name.
+/// The agents a team event names, by id alone: the event is about the team, and an
+/// agent's erasure reaches the events about or by the agent, so an e-mail or name written
+/// here would outlive it.
 fn agent_list(agents: &[agent::Model]) -> serde_json::Value {
     json!(
         agents
             .iter()
-            .map(|agent| json!({
-                "agent_id": agent.agent_id.to_string(),
-                "email": agent.email,
-                "name": agent.name,
-            }))
+            .map(|agent| agent.agent_id.to_string())
             .collect::<Vec<_>>()
     )
 }

@@ -199,10 +199,7 @@ async fn teams_are_read_changed_and_deleted_with_etags(app: TestApp) {
     let deleted = app.last_event("team.deleted").await;
     assert_eq!(deleted.target_id, changed.team_id);
     assert_eq!(change_of(&deleted, "name").0, "VIP");
-    assert_eq!(
-        change_of(&deleted, "members").0,
-        json!([{"agent_id": scotty.agent_id, "email": "scotty@example.com", "name": "scotty"}])
-    );
+    assert_eq!(change_of(&deleted, "members").0, json!([scotty.agent_id]));
 }
 
 async fn members_are_added_removed_and_paged_from_both_sides(app: TestApp) {
@@ -312,21 +309,9 @@ async fn members_are_added_removed_and_paged_from_both_sides(app: TestApp) {
         .unwrap();
     assert_eq!(added.target_id, tier1.team_id);
     assert_eq!(change_of(&added, "team.name").1, "Tier 1");
-    assert_eq!(
-        change_of(&added, "members").1,
-        json!([
-            {"agent_id": ids[0], "email": "ann@example.com", "name": "ann"},
-            {"agent_id": ids[1], "email": "bob@example.com", "name": "bob"},
-        ])
-    );
+    assert_eq!(change_of(&added, "members").1, json!([ids[0], ids[1]]));
     let removed = app.last_event("team.members_removed").await;
-    assert_eq!(
-        change_of(&removed, "members").0,
-        json!([
-            {"agent_id": ids[1], "email": "bob@example.com", "name": "bob"},
-            {"agent_id": ids[3], "email": "dan@example.com", "name": "dan"},
-        ])
-    );
+    assert_eq!(change_of(&removed, "members").0, json!([ids[1], ids[3]]));
 
     // Bad input and strangers.
     let status = add(&app, &admin, &tier1.team_id, &[]).await.unwrap_err();
