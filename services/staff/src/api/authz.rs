@@ -67,6 +67,7 @@ pub const NEEDS: &[(&str, Need)] = &[
     ("UpdateMyProfile", Need::OwnAgent),
     ("DeactivateAgent", STAFF_MANAGE),
     ("ReactivateAgent", STAFF_MANAGE),
+    ("EraseAgent", STAFF_MANAGE),
     ("BulkInviteAgents", STAFF_MANAGE),
     ("BulkUpdateAgents", STAFF_MANAGE),
     ("BulkDeactivateAgents", STAFF_MANAGE),

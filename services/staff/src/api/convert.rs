@@ -26,6 +26,7 @@ pub fn status(value: &str) -> pb::AgentStatus {
         Some(AgentStatus::Invited) => pb::AgentStatus::Invited,
         Some(AgentStatus::Active) => pb::AgentStatus::Active,
         Some(AgentStatus::Deactivated) => pb::AgentStatus::Deactivated,
+        Some(AgentStatus::Erased) => pb::AgentStatus::Erased,
         None => pb::AgentStatus::Unspecified,
     }
 }

@@ -669,6 +669,34 @@ impl StaffService for StaffApi {
         .await
     }
 
+    async fn erase_agent(
+        &self,
+        request: Request<pb::EraseAgentRequest>,
+    ) -> std::result::Result<Response<pb::Agent>, Status> {
+        self.respond(async {
+            let (principal, actor) = caller(&request)?;
+            let pb::EraseAgentRequest {
+                workspace_id,
+                agent_id,
+                keep_name,
+                etag,
+            } = request.into_inner();
+            let workspace_id = workspace(&principal, &workspace_id, "EraseAgent")?;
+            let mut checks = Checks::default();
+            let agent_id = checks.take(values::id("agent_id", &agent_id).map(Some));
+            let version = checks.take(parse_etag("etag", &etag));
+            checks.done()?;
+            let agent_id =
+                agent_id.ok_or_else(|| StaffError::invalid("agent_id", "is required"))?;
+            convert::agent(
+                self.staff
+                    .erase_agent(&actor, &workspace_id, agent_id, version, keep_name)
+                    .await?,
+            )
+        })
+        .await
+    }
+
     async fn bulk_invite_agents(
         &self,
         request: Request<tonic::Streaming<pb::BulkInviteAgentsRequest>>,

@@ -478,7 +478,7 @@ fn by_status(agent: &agent::Model, active: Decision) -> Decision {
     match AgentStatus::parse(&agent.status) {
         Some(AgentStatus::Active) => active,
         Some(AgentStatus::Invited) => Decision::AcceptInvitation(agent.agent_id),
-        Some(AgentStatus::Deactivated) | None => {
+        Some(AgentStatus::Deactivated | AgentStatus::Erased) | None => {
             Decision::Refuse(Refusal::NotActive(agent.agent_id))
         }
     }

@@ -7,13 +7,16 @@ pub enum AgentStatus {
     Invited,
     Active,
     Deactivated,
+    /// Deactivated, then erased: only the id and what history needs are left. Final.
+    Erased,
 }
 
 impl AgentStatus {
-    pub const ALL: [AgentStatus; 3] = [
+    pub const ALL: [AgentStatus; 4] = [
         AgentStatus::Invited,
         AgentStatus::Active,
         AgentStatus::Deactivated,
+        AgentStatus::Erased,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -21,6 +24,7 @@ impl AgentStatus {
             AgentStatus::Invited => "invited",
             AgentStatus::Active => "active",
             AgentStatus::Deactivated => "deactivated",
+            AgentStatus::Erased => "erased",
         }
     }
 

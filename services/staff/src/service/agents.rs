@@ -83,6 +83,14 @@ fn stored_status(agent: &agent::Model) -> Result<AgentStatus> {
     })
 }
 
+/// Nothing changes an erased agent: it is what history points at.
+pub(super) fn erased_agent(agent_id: Uuid) -> StaffError {
+    StaffError::failed_precondition(
+        reason::AGENT_STATUS,
+        format!("agent {agent_id} was erased; nothing about them can change"),
+    )
+}
+
 pub fn extra_permissions(agent: &agent::Model) -> Result<Vec<String>> {
     serde_json::from_str(&agent.extra_permissions).map_err(|error| {
         StaffError::Internal(format!(
@@ -205,8 +213,11 @@ impl Staff {
         if !is_current(expected_version, before.version) {
             return Err(StaffError::stale_etag());
         }
-        let access_before = access_parts(conn, &before, false).await?;
         let status_before = stored_status(&before)?;
+        if status_before == AgentStatus::Erased {
+            return Err(erased_agent(agent_id));
+        }
+        let access_before = access_parts(conn, &before, false).await?;
         let extra_before = access_before.extra.clone();
         let teams_before = store::agents::teams_of(conn, workspace_id, &[agent_id])
             .await?
@@ -534,7 +545,10 @@ impl Staff {
             if !is_current(expected_version, before.version) {
                 return Err(StaffError::stale_etag());
             }
-            if stored_status(&before)? == AgentStatus::Deactivated {
+            if matches!(
+                stored_status(&before)?,
+                AgentStatus::Deactivated | AgentStatus::Erased
+            ) {
                 return Err(StaffError::failed_precondition(
                     reason::AGENT_STATUS,
                     "a deactivated agent cannot change their profile",

@@ -253,7 +253,9 @@ impl Staff {
                 }
                 Some(AgentStatus::Invited) => (Some(agent.clone()), "agent.invitation_resent"),
                 Some(AgentStatus::Deactivated) => (Some(agent.clone()), "agent.invited"),
-                None => {
+                // Erasure replaces the e-mail key, so an erased agent is never found by
+                // address; one that is would be a defect, not an invitation.
+                Some(AgentStatus::Erased) | None => {
                     return Err(StaffError::Internal(format!(
                         "agent {} has the unknown status '{}'",
                         agent.agent_id, agent.status

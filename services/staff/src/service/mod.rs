@@ -9,6 +9,7 @@ mod access;
 mod agents;
 mod bulk;
 mod denials;
+mod erasure;
 mod invitations;
 pub mod keys;
 mod request_ids;

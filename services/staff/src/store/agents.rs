@@ -104,6 +104,20 @@ pub async fn set_password_hash<C: ConnectionTrait>(
     Ok(())
 }
 
+/// Forgets the agent's password (erasure).
+pub async fn delete_password<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    agent_id: Uuid,
+) -> Result<()> {
+    agent_password::Entity::delete_many()
+        .filter(agent_password::Column::WorkspaceId.eq(workspace_id))
+        .filter(agent_password::Column::AgentId.eq(agent_id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
 pub async fn insert<C: ConnectionTrait>(conn: &C, row: agent::Model) -> Result<()> {
     agent::Entity::insert(row.into_active_model())
         .exec_without_returning(conn)

@@ -243,3 +243,41 @@ pub async fn revoke_agent_tokens<C: ConnectionTrait>(
         .await?
         .rows_affected)
 }
+
+/// Deletes every refresh token the agent ever held (erasure: revoked ones too).
+pub async fn delete_agent_tokens<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    agent_id: Uuid,
+) -> Result<u64> {
+    Ok(refresh_token::Entity::delete_many()
+        .filter(refresh_token::Column::WorkspaceId.eq(workspace_id))
+        .filter(refresh_token::Column::AgentId.eq(agent_id))
+        .exec(conn)
+        .await?
+        .rows_affected)
+}
+
+/// Blanks the e-mail, address and user agent of the agent's sign-in attempts, and of the
+/// attempts at their address that matched no agent (erasure). The attempts themselves
+/// stay: when and how often someone tried is the workspace's security record.
+pub async fn scrub_attempts<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    agent_id: Uuid,
+    email_key: &str,
+) -> Result<u64> {
+    Ok(sign_in_attempt::Entity::update_many()
+        .col_expr(sign_in_attempt::Column::Email, Expr::val(""))
+        .col_expr(sign_in_attempt::Column::Ip, Expr::val(""))
+        .col_expr(sign_in_attempt::Column::UserAgent, Expr::val(""))
+        .filter(sign_in_attempt::Column::WorkspaceId.eq(workspace_id))
+        .filter(
+            sea_orm::Condition::any()
+                .add(sign_in_attempt::Column::AgentId.eq(agent_id))
+                .add(sign_in_attempt::Column::Email.eq(email_key)),
+        )
+        .exec(conn)
+        .await?
+        .rows_affected)
+}

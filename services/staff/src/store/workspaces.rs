@@ -106,6 +106,8 @@ pub async fn counts<C: ConnectionTrait>(conn: &C, workspace_id: &str) -> Result<
             Some(AgentStatus::Invited) => counts.invited = n,
             Some(AgentStatus::Active) => counts.active = n,
             Some(AgentStatus::Deactivated) => counts.deactivated = n,
+            // No longer staff: only history points at them.
+            Some(AgentStatus::Erased) => {}
             None => {
                 return Err(crate::error::StaffError::Internal(format!(
                     "agents of {workspace_id} carry the unknown status '{status}'"

@@ -106,6 +106,7 @@ const STAFF_WRITES: &[&str] = &[
     "UpdateAgent",
     "DeactivateAgent",
     "ReactivateAgent",
+    "EraseAgent",
     "BulkInviteAgents",
     "BulkUpdateAgents",
     "BulkDeactivateAgents",
@@ -284,6 +285,17 @@ async fn call(
             .reactivate_agent(req(
                 token,
                 pb::ReactivateAgentRequest {
+                    workspace_id: ws(),
+                    agent_id: id(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "EraseAgent" => client
+            .erase_agent(req(
+                token,
+                pb::EraseAgentRequest {
                     workspace_id: ws(),
                     agent_id: id(),
                     ..Default::default()
@@ -769,7 +781,7 @@ async fn every_rpc_against_every_caller(app: TestApp) {
         .collect();
     assert_eq!(
         methods.len(),
-        51,
+        52,
         "every RPC of the service is in the matrix"
     );
     assert_eq!(roster_staff::api::authz::PUBLIC_METHODS.len(), PUBLIC.len());

@@ -11,6 +11,7 @@ mod access;
 mod agents;
 mod authz;
 mod bulk;
+mod erasure;
 mod invitations;
 mod keys;
 mod revocations;
