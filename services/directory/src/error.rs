@@ -54,6 +54,12 @@ pub mod reason {
     pub const WORKSPACE_NOT_GRANTED: &str = "WORKSPACE_NOT_GRANTED";
     pub const PERMISSION_MISSING: &str = "PERMISSION_MISSING";
     pub const DATABASE_UNAVAILABLE: &str = roster_service::refusal::reason::DATABASE_UNAVAILABLE;
+    /// ExportUser on a directory that has no audit service to read the user's events from.
+    pub const AUDIT_NOT_CONFIGURED: &str = "AUDIT_NOT_CONFIGURED";
+    /// ExportUser could not read the user's events from the audit service now.
+    pub const AUDIT_UNAVAILABLE: &str = "AUDIT_UNAVAILABLE";
+    /// More audit events about the user than one export holds.
+    pub const EXPORT_TOO_LARGE: &str = "EXPORT_TOO_LARGE";
 }
 
 /// The resource types named in `ResourceInfo`: the proto message of the resource.
@@ -133,6 +139,12 @@ impl DirectoryError {
 
     pub fn aborted(reason: &'static str, message: impl Into<String>) -> Self {
         Self::refused(Code::Aborted, reason, None, message)
+    }
+
+    /// UNAVAILABLE, with the default RetryInfo: something the directory depends on cannot
+    /// serve the call now.
+    pub fn unavailable(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::refused(Code::Unavailable, reason, None, message)
     }
 
     pub fn permission_denied(reason: &'static str, message: impl Into<String>) -> Self {

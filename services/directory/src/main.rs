@@ -16,11 +16,14 @@ async fn main() -> anyhow::Result<()> {
         let widget_kek = WidgetKeyring::from_env(Path::new("data"))?;
         // Tokens for the audit service from the staff service, by client credentials.
         let relay = Relay::from_env(&SERVICE, &parts, Arc::new(SystemClock))?;
+        // ExportUser reads users' audit events from the service the relay delivers to.
+        let audit = relay.as_ref().map(Relay::reader);
         let routes = routes(
             parts.db,
             parts.verifier,
             Arc::new(SystemClock),
             widget_kek,
+            audit,
             parts.max_message_bytes,
         )
         .await?;

@@ -12,6 +12,7 @@ use roster_db::{Db, DbSettings};
 use roster_proto::directory::v1::directory_service_server::{DirectoryServiceServer, SERVICE_NAME};
 use roster_runtime::limits::OversizeIsResourceExhausted;
 use roster_runtime::{HealthHandle, ServerSettings};
+use roster_service::audit_reader::AuditReader;
 use roster_service::{ServiceApp, ServiceDef, ServiceRoutes};
 use tonic::service::Routes;
 
@@ -35,7 +36,8 @@ pub const SERVICE: ServiceDef = ServiceDef {
     signs_tokens: false,
 };
 
-/// The directory's gRPC routes: the API behind token verification, with oversized messages
+/// The directory's gRPC routes (`audit` is where ExportUser reads users' audit events,
+/// usually the relay's [`roster_service::relay::Relay::reader`]): the API behind token verification, with oversized messages
 /// answered RESOURCE_EXHAUSTED; and the purge of expired request ids beside them. Widget
 /// secrets still stored in plaintext are sealed first, so none is served unsealed.
 pub async fn routes(
@@ -43,6 +45,7 @@ pub async fn routes(
     verifier: TokenVerifier,
     clock: Arc<dyn Clock>,
     widget_kek: WidgetKeyring,
+    audit: Option<AuditReader>,
     max_message_bytes: usize,
 ) -> anyhow::Result<ServiceRoutes> {
     let directory = Directory::new(db, clock, widget_kek);
@@ -50,7 +53,7 @@ pub async fn routes(
         .seal_plaintext_widget_secrets()
         .await
         .context("sealing widget secrets stored in plaintext")?;
-    let service = DirectoryServiceServer::new(DirectoryApi::new(directory.clone()))
+    let service = DirectoryServiceServer::new(DirectoryApi::new(directory.clone(), audit))
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(max_message_bytes);
     let routes = Routes::new(OversizeIsResourceExhausted(
@@ -75,12 +78,14 @@ impl Application {
         verifier: TokenVerifier,
         clock: Arc<dyn Clock>,
         widget_kek: WidgetKeyring,
+        audit: Option<AuditReader>,
     ) -> anyhow::Result<Self> {
         let routes = routes(
             db.clone(),
             verifier,
             clock,
             widget_kek,
+            audit,
             server_settings.max_message_bytes,
         )
         .await?;

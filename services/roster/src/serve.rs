@@ -100,21 +100,22 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     let database = DIRECTORY.database_settings(data_dir)?;
     let widget_kek = WidgetKeyring::from_env(data_dir)?;
     let db = prepare_database(&database).await?;
-    let directory = Application::build(
-        DIRECTORY.server_settings()?,
-        db.clone(),
-        trust.verifier(),
-        Arc::new(SystemClock),
-        widget_kek,
-    )
-    .await?;
     let directory_relay = Relay::new(
         &DIRECTORY,
-        db,
+        db.clone(),
         Arc::new(SystemClock),
         relay_settings(&DIRECTORY.env_prefix(), &audit_url)?,
         TokenSource::minted(Arc::new(staff_keys), DIRECTORY.binary(), &auth.verifier),
     )?;
+    let directory = Application::build(
+        DIRECTORY.server_settings()?,
+        db,
+        trust.verifier(),
+        Arc::new(SystemClock),
+        widget_kek,
+        directory_relay.as_ref().map(Relay::reader),
+    )
+    .await?;
     let directory = match directory_relay {
         Some(relay) => directory.with_relay(relay),
         None => directory,

@@ -37,6 +37,10 @@ pub const DIRECTORY: PermissionCatalogue = PermissionCatalogue {
             name: "workspace.manage",
             description: "Change the workspace's directory settings and rotate its widget secret",
         },
+        Permission {
+            name: "end_users.export",
+            description: "Export everything stored about an end-user, their audit events included (a data subject's access request)",
+        },
     ],
 };
 

@@ -244,6 +244,38 @@ pub async fn pending_for_workspace<C: ConnectionTrait>(
     rows.into_iter().map(from_model).collect()
 }
 
+/// Undelivered events of one workspace about targets `target_type`/`target_ids` or done
+/// by actors `target_ids`, oldest first: what a subject's export adds to the events the
+/// audit service already recorded.
+pub async fn pending_about<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    target_type: &str,
+    target_ids: &[String],
+) -> Result<Vec<AuditEvent>> {
+    use sea_orm::Condition;
+    if target_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids = || target_ids.iter().map(String::as_str);
+    let rows = entity::Entity::find()
+        .filter(entity::Column::WorkspaceId.eq(workspace_id))
+        .filter(entity::Column::DeliveredAt.is_null())
+        .filter(
+            Condition::any()
+                .add(
+                    Condition::all()
+                        .add(entity::Column::TargetType.eq(target_type))
+                        .add(entity::Column::TargetId.is_in(ids())),
+                )
+                .add(entity::Column::ActorId.is_in(ids())),
+        )
+        .order_by_asc(entity::Column::Seq)
+        .all(conn)
+        .await?;
+    rows.into_iter().map(from_model).collect()
+}
+
 /// Redacts the undelivered events about some targets of one workspace, in the caller's
 /// transaction: the before and after values of every field `is_personal` names become
 /// absent, and the peer address and user agent are dropped. The field names, actions and

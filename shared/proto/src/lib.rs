@@ -5,7 +5,13 @@
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/roster_descriptor.bin"));
 
+pub mod json;
+
 pub mod directory {
+    // The generated code names other packages' messages by relative path, as
+    // `super::super::audit::v1::AuditEvent`; with `roster` as the crate root that lands here.
+    use super::audit;
+
     pub mod v1 {
         #![allow(
             clippy::all,

@@ -18,6 +18,7 @@
 //! database and token verification: the runtime serves gRPC and knows neither, and a
 //! process without a database (a relay, a gateway) can use it alone.
 
+pub mod audit_reader;
 pub mod refusal;
 pub mod relay;
 pub mod revocations;

@@ -152,6 +152,7 @@ impl DirectoryService for BareDirectory {
         undelete_user(pb::UndeleteUserRequest) -> pb::User;
         merge_users(pb::MergeUsersRequest) -> pb::MergeUsersResponse;
         erase_user(pb::EraseUserRequest) -> pb::User;
+        export_user(pb::ExportUserRequest) -> pb::ExportUserResponse;
         create_guest_user(pb::CreateGuestUserRequest) -> pb::User;
         identify_guest(pb::IdentifyGuestRequest) -> pb::User;
         confirm_user_email(pb::ConfirmUserEmailRequest) -> pb::User;

@@ -143,8 +143,15 @@ impl Directory {
             // The bench never reads a widget secret back across runs: a fresh key will do.
             let widget_kek = roster_directory::widget_kek::WidgetKeyring::generate("bench")
                 .map_err(anyhow::Error::msg)?;
-            let app =
-                Application::build(server, db, verifier, Arc::new(SystemClock), widget_kek).await?;
+            let app = Application::build(
+                server,
+                db,
+                verifier,
+                Arc::new(SystemClock),
+                widget_kek,
+                None,
+            )
+            .await?;
             Ok((app.into_service_app(), ()))
         })
         .await?;

@@ -24,6 +24,9 @@ pub const END_USERS_DELETE: Need = Need::Write(&PERMISSIONS.permissions[2]);
 pub const END_USERS_ERASE: Need = Need::Write(&PERMISSIONS.permissions[3]);
 pub const END_USERS_MERGE: Need = Need::Write(&PERMISSIONS.permissions[4]);
 pub const WORKSPACE_MANAGE: Need = Need::Write(&PERMISSIONS.permissions[5]);
+/// Reading, but of everything about a person at once, their audit trail included: held by
+/// a role that may write (not a viewer) and granted on its own.
+pub const END_USERS_EXPORT: Need = Need::Write(&PERMISSIONS.permissions[6]);
 
 pub fn authorize(
     principal: &Principal,
@@ -83,6 +86,7 @@ mod tests {
             (END_USERS_ERASE, "end_users.erase"),
             (END_USERS_MERGE, "end_users.merge"),
             (WORKSPACE_MANAGE, "workspace.manage"),
+            (END_USERS_EXPORT, "end_users.export"),
         ];
         for (need, name) in named {
             assert_eq!(Some(need), PERMISSIONS.get(name).map(Need::Write), "{name}");

@@ -12,8 +12,10 @@ use crate::entity::customer;
 use crate::error::DirectoryError;
 use crate::service::{
     ChatAccessDenial, DEFAULT_WIDGET_TOKEN_MAX_LIFETIME_SECONDS, MAX_WIDGET_GRACE_SECONDS,
-    SettingsPatch, UserView, WIDGET_TOKEN_MAX_LIFETIME_BOUNDS, WorkspaceSettings, etag, parse_etag,
+    SettingsPatch, UserExport, UserView, WIDGET_TOKEN_MAX_LIFETIME_BOUNDS, WorkspaceSettings, etag,
+    parse_etag,
 };
+use roster_service::relay::convert as relay_convert;
 
 pub fn timestamp(us: i64) -> Timestamp {
     Timestamp {
@@ -273,6 +275,38 @@ pub fn customer(model: customer::Model) -> Result<pb::Customer, DirectoryError> 
         updated_at: Some(timestamp(model.updated_at)),
         etag: etag(model.version),
         deleted_at: optional_timestamp(model.deleted_at),
+    })
+}
+
+/// An export as its message: the audit service's events as recorded, then the outbox's
+/// as the relay will deliver them.
+///
+/// # Errors
+///
+/// The customer's stored domains do not parse.
+pub fn user_export(export: UserExport) -> Result<pb::UserExport, DirectoryError> {
+    let UserExport {
+        user: view,
+        customer: customer_model,
+        merged,
+        recorded,
+        pending,
+        export_event,
+    } = export;
+    let source = crate::startup::SERVICE.name;
+    let mut audit_events = recorded;
+    audit_events.extend(
+        pending
+            .iter()
+            .map(|event| relay_convert::audit_event(event, source)),
+    );
+    Ok(pb::UserExport {
+        user: Some(user(view)),
+        customer: customer_model.map(customer).transpose()?,
+        merged_users: merged.into_iter().map(user).collect(),
+        audit_events,
+        exported_at: Some(timestamp(export_event.occurred_at_us)),
+        export_event_id: export_event.event_id.to_string(),
     })
 }
 

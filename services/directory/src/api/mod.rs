@@ -15,8 +15,8 @@ use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status, Streaming};
 
 use self::authz::{
-    CUSTOMERS_WRITE, END_USERS_DELETE, END_USERS_ERASE, END_USERS_MERGE, END_USERS_WRITE, Need,
-    WORKSPACE_MANAGE, authorize, customer_renames,
+    CUSTOMERS_WRITE, END_USERS_DELETE, END_USERS_ERASE, END_USERS_EXPORT, END_USERS_MERGE,
+    END_USERS_WRITE, Need, WORKSPACE_MANAGE, authorize, customer_renames,
 };
 use self::convert::CustomerInput;
 use crate::domain::filter::{parse_customer_filter, parse_user_filter};
@@ -30,15 +30,18 @@ use crate::service::{
     UpsertOutcome, UpsertResult, parse_etag,
 };
 use roster_core::paging::page_size;
+use roster_service::audit_reader::AuditReader;
 
 #[derive(Clone)]
 pub struct DirectoryApi {
     directory: Directory,
+    /// Where ExportUser reads a user's audit events; `None` without an audit service.
+    audit: Option<AuditReader>,
 }
 
 impl DirectoryApi {
-    pub fn new(directory: Directory) -> Self {
-        Self { directory }
+    pub fn new(directory: Directory, audit: Option<AuditReader>) -> Self {
+        Self { directory, audit }
     }
 }
 
@@ -719,6 +722,35 @@ impl DirectoryService for DirectoryApi {
                     .erase_user(&actor, &workspace_id, user_id, version)
                     .await?,
             ))
+        })
+        .await
+    }
+
+    async fn export_user(
+        &self,
+        request: Request<pb::ExportUserRequest>,
+    ) -> std::result::Result<Response<pb::ExportUserResponse>, Status> {
+        respond(async {
+            let (principal, actor) = caller(&request)?;
+            let pb::ExportUserRequest {
+                workspace_id,
+                user_id,
+            } = request.into_inner();
+            let (workspace_id, user_id, _) =
+                user_target(&principal, &workspace_id, &user_id, "", END_USERS_EXPORT)?;
+            let export = self
+                .directory
+                .export_user(&actor, &workspace_id, user_id, self.audit.as_ref())
+                .await?;
+            let export = convert::user_export(export)?;
+            let json = roster_proto::json::to_json(&export, "roster.directory.v1.UserExport")
+                .map_err(|error| {
+                    DirectoryError::Internal(format!("ExportUser as JSON: {error}"))
+                })?;
+            Ok(pb::ExportUserResponse {
+                export: Some(export),
+                json,
+            })
         })
         .await
     }

@@ -3,6 +3,7 @@
 //! for a create, which reads nothing it writes, in one statement (`insert_atomically`).
 
 mod customers;
+mod export;
 mod import;
 mod request_ids;
 mod settings;
@@ -21,6 +22,7 @@ use crate::error::{DirectoryError, Result};
 use crate::widget_kek::WidgetKeyring;
 
 pub use customers::{CustomerEffect, CustomerPatch, CustomerRenames, NewCustomer};
+pub use export::{MAX_EXPORTED_EVENTS, UserExport};
 pub use import::{ImportCounts, ImportError, ImportInterruption, ImportOptions, ImportRow};
 pub use request_ids::{REQUEST_ID_WINDOW_US, RequestKey};
 pub use roster_core::etag::etag;

@@ -1,5 +1,3 @@
-use std::collections::HashSet;
-
 use rand::Rng;
 use roster_db::outbox;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, IntoActiveModel};
@@ -763,20 +761,7 @@ impl Directory {
             let subject = store::users::require(conn, workspace_id, user_id).await?;
             check_etag(expected_version, subject.version)?;
             let mut people = vec![subject];
-            let mut seen = HashSet::from([user_id]);
-            let mut frontier = vec![user_id];
-            while !frontier.is_empty() {
-                let sources = store::users::merged_into_any(conn, workspace_id, &frontier).await?;
-                frontier.clear();
-                // Merging needs two users that are not retired, so chains cannot loop; `seen`
-                // only keeps a damaged row from looping this.
-                for source in sources {
-                    if seen.insert(source.user_id) {
-                        frontier.push(source.user_id);
-                        people.push(source);
-                    }
-                }
-            }
+            people.extend(store::users::merged_chain(conn, workspace_id, user_id).await?);
             let ids: Vec<String> = people.iter().map(|u| u.user_id.to_string()).collect();
             outbox::redact_pending(conn, workspace_id, "end_user", &ids, is_personal_user_field)
                 .await?;

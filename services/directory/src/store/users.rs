@@ -275,3 +275,27 @@ pub async fn merged_into_any<C: ConnectionTrait>(
         .await
         .map_err(roster_db::DbError::from)?)
 }
+
+/// Every user merged into `user_id`, directly or through a chain of merges, nearest first.
+pub async fn merged_chain<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    user_id: Uuid,
+) -> Result<Vec<end_user::Model>> {
+    let mut chain = Vec::new();
+    let mut seen = std::collections::HashSet::from([user_id]);
+    let mut frontier = vec![user_id];
+    while !frontier.is_empty() {
+        let sources = merged_into_any(conn, workspace_id, &frontier).await?;
+        frontier.clear();
+        // Merging needs two users that are not retired, so chains cannot loop; `seen` only
+        // keeps a damaged row from looping this.
+        for source in sources {
+            if seen.insert(source.user_id) {
+                frontier.push(source.user_id);
+                chain.push(source);
+            }
+        }
+    }
+    Ok(chain)
+}

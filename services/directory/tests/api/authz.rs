@@ -41,6 +41,7 @@ enum Rpc {
     UndeleteUser,
     MergeUsers,
     EraseUser,
+    ExportUser,
     CreateGuestUser,
     IdentifyGuest,
     ConfirmUserEmail,
@@ -56,7 +57,7 @@ enum Rpc {
 
 use Rpc::*;
 
-const ALL_RPCS: [Rpc; 29] = [
+const ALL_RPCS: [Rpc; 30] = [
     CreateCustomer,
     GetCustomer,
     ListCustomers,
@@ -75,6 +76,7 @@ const ALL_RPCS: [Rpc; 29] = [
     UndeleteUser,
     MergeUsers,
     EraseUser,
+    ExportUser,
     CreateGuestUser,
     IdentifyGuest,
     ConfirmUserEmail,
@@ -109,6 +111,7 @@ impl Rpc {
             | ImportUserFromWidgetToken => Some("end_users.write"),
             DeleteUser | UndeleteUser => Some("end_users.delete"),
             EraseUser => Some("end_users.erase"),
+            ExportUser => Some("end_users.export"),
             MergeUsers => Some("end_users.merge"),
             RotateWidgetSecret | UpdateWorkspaceSettings => Some("workspace.manage"),
         }
@@ -469,6 +472,26 @@ async fn call(arrange: &Arrange<'_>, rpc: Rpc, token: Option<&str>) -> Result<()
                 .await
                 .map(drop)
         }
+        ExportUser => {
+            let user = arrange.active_user().await;
+            let answer = client
+                .export_user(req!(pb::ExportUserRequest {
+                    workspace_id: ws,
+                    user_id: user.user_id,
+                }))
+                .await
+                .map(drop);
+            // Authorization comes first; past it, the directory alone has no audit service
+            // to read the user's events from (the suite exports with one).
+            match answer {
+                Err(status)
+                    if roster_testkit::status::reason(&status) == "AUDIT_NOT_CONFIGURED" =>
+                {
+                    Ok(())
+                }
+                other => other,
+            }
+        }
         CreateGuestUser => client
             .create_guest_user(req!(pb::CreateGuestUserRequest {
                 request_id: String::new(),
@@ -770,6 +793,12 @@ async fn roles_and_permissions_unlock_exactly_their_calls(app: TestApp) {
             ),
             agent(&app, "agent end_users.erase", "agent", &["end_users.erase"]),
             agent(&app, "agent end_users.merge", "agent", &["end_users.merge"]),
+            agent(
+                &app,
+                "agent end_users.export",
+                "agent",
+                &["end_users.export"],
+            ),
             agent(
                 &app,
                 "agent workspace.manage",

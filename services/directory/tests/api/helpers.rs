@@ -101,7 +101,7 @@ pub async fn serve(
     clock: Arc<dyn roster_directory::domain::Clock>,
     widget_kek: WidgetKeyring,
 ) -> Served {
-    let app = Application::build(server, db, verifier, clock, widget_kek)
+    let app = Application::build(server, db, verifier, clock, widget_kek, None)
         .await
         .expect("app builds");
     roster_testkit::serve(app.into_service_app()).await
@@ -249,13 +249,14 @@ impl TestApp {
 }
 
 /// Permissions an agent may hold in the directory.
-pub const ALL_PERMISSIONS: [&str; 6] = [
+pub const ALL_PERMISSIONS: [&str; 7] = [
     "customers.write",
     "end_users.write",
     "end_users.delete",
     "end_users.erase",
     "end_users.merge",
     "workspace.manage",
+    "end_users.export",
 ];
 
 impl TestApp {

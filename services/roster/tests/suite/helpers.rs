@@ -154,28 +154,6 @@ where
     let view_clock = ShiftedClock::default();
     let view = RevocationView::new(Duration::from_secs(300), Arc::new(view_clock.clone()));
     assert!(trust.verifier().follow_revocations(view.clone()));
-    let directory_db =
-        roster_directory::prepare_database(&DbSettings::new(&directory_database.url))
-            .await
-            .unwrap();
-    let directory = roster_directory::Application::build(
-        ServerSettings::for_tests(),
-        directory_db,
-        trust.verifier(),
-        Arc::new(SystemClock),
-        WidgetKeyring::generate("test-kek").unwrap(),
-    )
-    .await
-    .unwrap();
-    let revocations = tokio::spawn(
-        RevocationFollower::new(
-            link.channel(),
-            format!("http://{}", staff.addr),
-            view.clone(),
-        )
-        .run(Some(directory.health())),
-    );
-    let directory = roster_testkit::serve(directory.into_service_app()).await;
     let audit_kek = roster_kek::Keyring::generate("test-kek").unwrap();
     let audit_db = roster_audit::prepare_database(&DbSettings::new(&audit_database.url))
         .await
@@ -199,6 +177,49 @@ where
         kek: audit_kek,
         verifier: trust.verifier(),
     };
+    // The relays: the staff service's mints its tokens with its own key; the directory's
+    // asks the staff service for them with a platform service account's credentials, as
+    // the directory's own binary does, and ExportUser reads through the same account.
+    let relay_account = platform_service_account(&staff_client, &tokens).await;
+    let directory_app_db =
+        roster_directory::prepare_database(&DbSettings::new(&directory_database.url))
+            .await
+            .unwrap();
+    let directory_db = Db::connect(&DbSettings::new(&directory_database.url))
+        .await
+        .unwrap();
+    let directory_relay = Relay::new(
+        &roster_directory::startup::SERVICE,
+        directory_db.clone(),
+        Arc::new(SystemClock),
+        relay_settings(audit_addr),
+        TokenSource::client_credentials(
+            staff.channel.clone(),
+            relay_account.0.clone(),
+            SecretString::from(relay_account.1.clone()),
+        ),
+    )
+    .unwrap()
+    .unwrap();
+    let directory = roster_directory::Application::build(
+        ServerSettings::for_tests(),
+        directory_app_db,
+        trust.verifier(),
+        Arc::new(SystemClock),
+        WidgetKeyring::generate("test-kek").unwrap(),
+        Some(directory_relay.reader()),
+    )
+    .await
+    .unwrap();
+    let revocations = tokio::spawn(
+        RevocationFollower::new(
+            link.channel(),
+            format!("http://{}", staff.addr),
+            view.clone(),
+        )
+        .run(Some(directory.health())),
+    );
+    let directory = roster_testkit::serve(directory.into_service_app()).await;
     // Tokens are refused until the first snapshot arrives; tests start after it.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !view.is_current() {
@@ -209,33 +230,11 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    // The relays: the staff service's mints its tokens with its own key; the directory's
-    // asks the staff service for them with a platform service account's credentials, as
-    // the directory's own binary does.
-    let relay_account = platform_service_account(&staff_client, &tokens).await;
-    let directory_db = Db::connect(&DbSettings::new(&directory_database.url))
-        .await
-        .unwrap();
     let staff_db = Db::connect(&DbSettings::new(&staff_database.url))
         .await
         .unwrap();
     let relays = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let directory_relay = start_relay(
-        &relays,
-        Relay::new(
-            &roster_directory::startup::SERVICE,
-            directory_db.clone(),
-            Arc::new(SystemClock),
-            relay_settings(audit_addr),
-            TokenSource::client_credentials(
-                staff.channel.clone(),
-                relay_account.0.clone(),
-                SecretString::from(relay_account.1.clone()),
-            ),
-        )
-        .unwrap()
-        .unwrap(),
-    );
+    let directory_relay = start_relay(&relays, directory_relay);
     let staff_relay = start_relay(
         &relays,
         roster_staff::startup::own_relay(
@@ -324,7 +323,12 @@ async fn platform_service_account(
 ) -> (String, String) {
     let provisioner = tokens.service(
         "provisioner",
-        &["staff.manage", "audit_log.append", "audit_log.erase"],
+        &[
+            "staff.manage",
+            "audit_log.append",
+            "audit_log.erase",
+            "audit_log.view",
+        ],
     );
     let created = staff
         .clone()
@@ -334,7 +338,11 @@ async fn platform_service_account(
                 workspace_id: WS.into(),
                 name: "directory-relay".into(),
                 workspaces: vec!["*".into()],
-                permissions: vec!["audit_log.append".into(), "audit_log.erase".into()],
+                permissions: vec![
+                    "audit_log.append".into(),
+                    "audit_log.erase".into(),
+                    "audit_log.view".into(),
+                ],
                 ..Default::default()
             },
         ))
@@ -402,19 +410,9 @@ impl Suite {
         let db = roster_directory::prepare_database(&DbSettings::new(&self.directory_database_url))
             .await
             .unwrap();
-        let directory = roster_directory::Application::build(
-            ServerSettings::for_tests(),
-            db.clone(),
-            self.directory_verifier.clone(),
-            Arc::new(SystemClock),
-            WidgetKeyring::generate("test-kek").unwrap(),
-        )
-        .await
-        .unwrap();
-        let served = roster_testkit::serve(directory.into_service_app()).await;
         let relay = Relay::new(
             &roster_directory::startup::SERVICE,
-            db,
+            db.clone(),
             Arc::new(SystemClock),
             relay_settings(self.audit_addr()),
             TokenSource::client_credentials(
@@ -425,6 +423,17 @@ impl Suite {
         )
         .unwrap()
         .unwrap();
+        let directory = roster_directory::Application::build(
+            ServerSettings::for_tests(),
+            db,
+            self.directory_verifier.clone(),
+            Arc::new(SystemClock),
+            WidgetKeyring::generate("test-kek").unwrap(),
+            Some(relay.reader()),
+        )
+        .await
+        .unwrap();
+        let served = roster_testkit::serve(directory.into_service_app()).await;
         let status = start_relay(&self.relays, relay);
         let client = DirectoryServiceClient::new(served.channel.clone());
         self.replicas.lock().await.push(served);

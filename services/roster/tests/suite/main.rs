@@ -7,6 +7,7 @@
 mod helpers;
 
 mod audit;
+mod export;
 mod keys;
 mod relay;
 mod revocation;

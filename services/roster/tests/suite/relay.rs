@@ -32,7 +32,7 @@ const DEADLINE: Duration = Duration::from_secs(60);
 
 /// A token the staff service's key signed (what the directory and the audit service
 /// trust): an admin of `WS`.
-async fn admin(suite: &Suite) -> String {
+pub(crate) async fn admin(suite: &Suite) -> String {
     let signer = suite.keys.current_signer().await.unwrap();
     let defaults = VerifierSettings::default();
     signer
@@ -98,7 +98,10 @@ async fn invite(suite: &Suite, email: &str) -> String {
 }
 
 /// Every event of `WS`'s log that `request` selects, newest first.
-async fn listed(suite: &Suite, request: audit::ListEventsRequest) -> Vec<audit::AuditEvent> {
+pub(crate) async fn listed(
+    suite: &Suite,
+    request: audit::ListEventsRequest,
+) -> Vec<audit::AuditEvent> {
     let token = admin(suite).await;
     let mut client = suite.audit_client().await;
     let mut events = Vec::new();
@@ -130,7 +133,10 @@ async fn everything(suite: &Suite) -> Vec<audit::AuditEvent> {
 }
 
 /// Polls `listed` with `request` until it finds something.
-async fn until_listed(suite: &Suite, request: audit::ListEventsRequest) -> Vec<audit::AuditEvent> {
+pub(crate) async fn until_listed(
+    suite: &Suite,
+    request: audit::ListEventsRequest,
+) -> Vec<audit::AuditEvent> {
     let started = Instant::now();
     loop {
         let events = listed(suite, request.clone()).await;
@@ -146,7 +152,7 @@ async fn until_listed(suite: &Suite, request: audit::ListEventsRequest) -> Vec<a
 }
 
 /// Waits until neither outbox holds a row still to deliver.
-async fn until_drained(suite: &Suite) {
+pub(crate) async fn until_drained(suite: &Suite) {
     let started = Instant::now();
     loop {
         let directory = roster_db::delivery::backlog(suite.directory_db.conn())

@@ -117,6 +117,7 @@ pub struct Relay {
     clock: Arc<dyn Clock>,
     settings: RelaySettings,
     url: String,
+    channel: Channel,
     audit: AuditServiceClient<Channel>,
     tokens: TokenSource,
     status: RelayStatus,
@@ -151,7 +152,8 @@ impl Relay {
             clock,
             settings,
             url,
-            audit: AuditServiceClient::new(channel),
+            audit: AuditServiceClient::new(channel.clone()),
+            channel,
             tokens,
             status: RelayStatus::default(),
         }))
@@ -178,7 +180,7 @@ impl Relay {
         let prefix = def.env_prefix();
         let Some((client_id, client_secret)) = settings.client.clone() else {
             anyhow::bail!(
-                "{prefix}AUDIT_CLIENT_ID and {prefix}AUDIT_CLIENT_SECRET: required with {prefix}AUDIT_URL; create a platform service account (workspaces [\"*\"], permissions audit_log.append and audit_log.erase) for the {}'s relay",
+                "{prefix}AUDIT_CLIENT_ID and {prefix}AUDIT_CLIENT_SECRET: required with {prefix}AUDIT_URL; create a platform service account (workspaces [\"*\"], permissions audit_log.append and audit_log.erase, plus audit_log.view for the directory's ExportUser) for the {}'s relay",
                 def.name
             );
         };
@@ -189,6 +191,12 @@ impl Relay {
         };
         let tokens = TokenSource::client_credentials(staff.channel(), client_id, client_secret);
         Self::new(def, parts.db.clone(), clock, settings, tokens)
+    }
+
+    /// A reader of the same audit service, over the relay's connection, with tokens from
+    /// the same origin for reading ([`TokenSource::for_reading`]).
+    pub fn reader(&self) -> crate::audit_reader::AuditReader {
+        crate::audit_reader::AuditReader::new(self.channel.clone(), self.tokens.for_reading())
     }
 
     /// The figures this relay keeps current.

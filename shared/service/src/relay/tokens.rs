@@ -1,5 +1,7 @@
-//! The relay's access tokens for the audit service: platform service tokens (every
-//! workspace, kind `service`) naming `audit_log.append` and `audit_log.erase`.
+//! A producer's access tokens for the audit service: platform service tokens (every
+//! workspace, kind `service`), naming `audit_log.append` and `audit_log.erase` for the
+//! relay, or `audit_log.view` for reading a subject's events back (the directory's
+//! ExportUser, through [`crate::audit_reader`]).
 //!
 //! Two ways to hold one, and no third: a producer that signs tokens itself (the staff
 //! service, and the directory inside the `roster` binary, which borrows the staff service's
@@ -15,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use roster_auth::catalogues::{AUDIT_LOG_APPEND, AUDIT_LOG_ERASE};
+use roster_auth::catalogues::{AUDIT_LOG_APPEND, AUDIT_LOG_ERASE, AUDIT_LOG_VIEW};
 use roster_auth::{
     ALL_WORKSPACES, PrincipalKind, TokenRequest, TokenSigner, VerifierSettings, WorkspaceAccess,
 };
@@ -50,6 +52,7 @@ pub struct TokenSource {
     held: tokio::sync::Mutex<Option<Held>>,
 }
 
+#[derive(Clone)]
 enum Origin {
     /// IssueServiceToken at the staff service.
     ClientCredentials {
@@ -63,8 +66,15 @@ enum Origin {
         subject: String,
         issuer: String,
         audience: String,
+        /// What the token may do: a minted token names only what its user needs.
+        permissions: &'static [&'static str],
     },
 }
+
+/// What the relay does at the audit service.
+const PRODUCING: &[&str] = &[AUDIT_LOG_APPEND.name, AUDIT_LOG_ERASE.name];
+/// What reading a subject's events back needs.
+const READING: &[&str] = &[AUDIT_LOG_VIEW.name];
 
 struct Held {
     token: String,
@@ -99,7 +109,31 @@ impl TokenSource {
             subject: subject.into(),
             issuer: verifier.issuer.clone(),
             audience: verifier.audience.clone(),
+            permissions: PRODUCING,
         })
+    }
+
+    /// A source of tokens for reading the log back, from the same origin: minted ones name
+    /// `audit_log.view` alone; a service account's carry what the account holds, so the
+    /// account needs `audit_log.view` too.
+    pub fn for_reading(&self) -> Self {
+        let origin = match &self.origin {
+            Origin::Minted {
+                keys,
+                subject,
+                issuer,
+                audience,
+                permissions: _,
+            } => Origin::Minted {
+                keys: keys.clone(),
+                subject: subject.clone(),
+                issuer: issuer.clone(),
+                audience: audience.clone(),
+                permissions: READING,
+            },
+            credentials @ Origin::ClientCredentials { .. } => credentials.clone(),
+        };
+        Self::new(origin)
     }
 
     fn new(origin: Origin) -> Self {
@@ -177,6 +211,7 @@ impl TokenSource {
                 subject,
                 issuer,
                 audience,
+                permissions,
             } => {
                 let signer = keys.current_signer().await?;
                 let request = TokenRequest {
@@ -184,10 +219,7 @@ impl TokenSource {
                     kind: PrincipalKind::Service,
                     workspaces: BTreeMap::from([(
                         ALL_WORKSPACES.to_owned(),
-                        WorkspaceAccess::new(
-                            SERVICE_ROLE,
-                            &[AUDIT_LOG_APPEND.name, AUDIT_LOG_ERASE.name],
-                        ),
+                        WorkspaceAccess::new(SERVICE_ROLE, permissions),
                     )]),
                     // Nobody revokes the process's own subject: it holds the key.
                     generation: 0,
