@@ -55,12 +55,18 @@ grep -q 'token was revoked' <<<"$staff_output"
 readme_block walkthrough-audit > "$workdir/audit.sh"
 audit_output=$(bash -euo pipefail "$workdir/audit.sh")
 echo "$audit_output"
-# The resend added nothing, the user's tab shows the event, and the log verifies against
-# its signed checkpoint.
-grep -q '"alreadyRecorded": true' <<<"$audit_output"
+# The directory's event reached the user's tab, the log verifies against its signed
+# checkpoint, the export holds the person and their events, erasure redacts the event's
+# values while the log still verifies (twice), and the producer's resend added nothing.
 grep -q '"action": "end_user.deactivated"' <<<"$audit_output"
 grep -q '"verifierKey": "roster.local/audit/demo+' <<<"$audit_output"
-grep -q '"verified": true' <<<"$audit_output"
+grep -q '"leafData"' <<<"$audit_output"
+grep -q '"email": "spock@example.com"' <<<"$audit_output"
+grep -q '"exportEventId"' <<<"$audit_output"
+grep -q '"status": "USER_STATUS_ERASED"' <<<"$audit_output"
+grep -q '"afterRedacted": true' <<<"$audit_output"
+[ "$(grep -c '"verified": true' <<<"$audit_output")" -eq 2 ]
+grep -q '"alreadyRecorded": true' <<<"$audit_output"
 
 TOKEN=$(cargo run -q --release -- dev-token --workspace demo --role admin)
 python3 tests/python/check_directory.py 127.0.0.1:50051 "$TOKEN" demo

@@ -37,6 +37,7 @@ pub const SERVICE: ServiceDef = ServiceDef {
         "/roster.audit.v1.AuditService/VerifyLog",
     ],
     signs_tokens: false,
+    produces_events: false,
 };
 
 /// How the service signs checkpoints: the KEK sealing its key at rest and the logs' origin.

@@ -34,6 +34,7 @@ pub const SERVICE: ServiceDef = ServiceDef {
     // bounds it.
     long_running: &[IMPORT_USERS_PATH],
     signs_tokens: false,
+    produces_events: true,
 };
 
 /// The directory's gRPC routes (`audit` is where ExportUser reads users' audit events,

@@ -33,6 +33,7 @@ pub const SERVICE: ServiceDef = ServiceDef {
     file_descriptor_sets: &[roster_proto::FILE_DESCRIPTOR_SET],
     long_running: &["/roster.staff.v1.StaffService/WatchRevocations"],
     signs_tokens: true,
+    produces_events: true,
 };
 
 /// How the staff service issues tokens: the key-encryption keys that seal its signing

@@ -262,6 +262,18 @@ fn by_attempts(claimed: &[Claimed]) -> std::collections::BTreeMap<i32, Vec<&Clai
     groups
 }
 
+/// Dead letters, oldest first, at most `limit`: for an operator to see what the audit
+/// service refused, and why (`last_error`), before retrying them.
+pub async fn dead_letters<C: ConnectionTrait>(conn: &C, limit: u64) -> Result<Vec<entity::Model>> {
+    Ok(entity::Entity::find()
+        .filter(entity::Column::DeadAt.is_not_null())
+        .filter(entity::Column::DeliveredAt.is_null())
+        .order_by_asc(entity::Column::Seq)
+        .limit(limit)
+        .all(conn)
+        .await?)
+}
+
 /// Puts every dead letter back in the queue with a fresh attempt count; for an operator,
 /// once whatever refused them is fixed. Returns how many.
 pub async fn retry_dead<C: ConnectionTrait>(conn: &C, now_us: i64) -> Result<u64> {

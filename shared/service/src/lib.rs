@@ -60,6 +60,9 @@ pub struct ServiceDef {
     /// Whether the service signs access tokens and so trusts its own keys (the staff
     /// service): it needs neither `ROSTER_AUTH_JWKS_FILE` nor `ROSTER_AUTH_STAFF_URL`.
     pub signs_tokens: bool,
+    /// Whether the service writes audit events to an outbox (a relay delivers them), and so
+    /// has dead letters to list and retry.
+    pub produces_events: bool,
 }
 
 impl ServiceDef {
@@ -217,6 +220,16 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit (a Kubernetes Job runs this).
     Migrate,
+    /// List the outbox's dead letters (events the audit service refused, with why), or
+    /// put them back in the queue with `--retry` once the cause is fixed.
+    DeadLetters {
+        /// Put every dead letter back in the queue, with fresh attempts.
+        #[arg(long)]
+        retry: bool,
+        /// List at most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+    },
 }
 
 /// A service's whole `main`: parses `serve|migrate`, reads its settings, and either
@@ -233,6 +246,7 @@ where
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => migrate::<M>(def, &database).await,
         Command::Serve => serve::<M, F, Fut>(def, &database, routes).await,
+        Command::DeadLetters { retry, limit } => dead_letters(def, &database, retry, limit).await,
     };
     telemetry.shutdown().await;
     result
@@ -246,6 +260,44 @@ async fn migrate<M: MigratorTrait>(def: &ServiceDef, database: &DbSettings) -> a
     tracing::info!("migrations applied");
     db.close().await;
     Ok(())
+}
+
+async fn dead_letters(
+    def: &ServiceDef,
+    database: &DbSettings,
+    retry: bool,
+    limit: u64,
+) -> anyhow::Result<()> {
+    if !def.produces_events {
+        anyhow::bail!("the {} keeps no outbox: it has no dead letters", def.name);
+    }
+    let db = Db::connect(database)
+        .await
+        .with_context(|| format!("connecting to the {} database", def.name))?;
+    let outcome = async {
+        if retry {
+            let now = roster_core::Clock::now_us(&roster_core::SystemClock);
+            let requeued = roster_db::delivery::retry_dead(db.conn(), now).await?;
+            println!("{requeued} dead letters are back in the queue");
+            return Ok(());
+        }
+        let dead = roster_db::delivery::dead_letters(db.conn(), limit).await?;
+        for row in &dead {
+            println!(
+                "{}\t{}\t{}\t{} refusals\t{}",
+                row.workspace_id,
+                row.event_id,
+                row.action,
+                row.refusals,
+                row.last_error.as_deref().unwrap_or("")
+            );
+        }
+        println!("{} dead letters listed (at most {limit})", dead.len());
+        Ok::<_, roster_db::DbError>(())
+    }
+    .await;
+    db.close().await;
+    Ok(outcome?)
 }
 
 async fn serve<M, F, Fut>(def: &ServiceDef, database: &DbSettings, routes: F) -> anyhow::Result<()>

@@ -11,6 +11,7 @@ mod authz;
 mod concurrency;
 mod contract;
 mod customers;
+mod dead_letters;
 mod guests_settings;
 mod health;
 mod identity_order;
