@@ -251,7 +251,10 @@ impl NewEvent {
 
     /// The first difference between this event and `recorded`, the event its id was
     /// recorded with, as a field name; `None` when this is a resend of it. Personal values
-    /// are compared where the log still has them: one erased since cannot differ.
+    /// are compared where the log still has them: one erased since cannot differ. A resend
+    /// may lack a personal value the first delivery carried: the producer redacted it in
+    /// between (an erasure while the first delivery went unacknowledged), and the erasure
+    /// request following it in the outbox erases it here too.
     pub fn differs_from(&self, recorded: &Recorded) -> Option<String> {
         let plain: [(&str, String, &str); 12] = [
             (
@@ -311,8 +314,8 @@ impl NewEvent {
             let name = slot.name();
             let present = recorded.commitments.contains_key(&name);
             match (new.get(&name), present) {
-                (None, false) => {}
-                (Some(_), false) | (None, true) => return Some(name),
+                (None, false | true) => {}
+                (Some(_), false) => return Some(name),
                 (Some(value), true) => {
                     if let Some(kept) = recorded.values.get(&name)
                         && kept.value != *value

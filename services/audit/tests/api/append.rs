@@ -96,6 +96,19 @@ async fn an_event_id_with_other_content_refuses_the_whole_batch(app: TestApp) {
     let mut same = original.clone();
     same.changes[0].before_json = Some(" \"kirk@example.com\" ".into());
     assert!(app.append(vec![same]).await[0].already_recorded);
+    // So is a resend whose personal values the producer redacted since the first delivery
+    // (erased before it was acknowledged): nothing is added, nothing changes.
+    let mut redacted = original.clone();
+    redacted.caller_ip = String::new();
+    redacted.user_agent = String::new();
+    for change in &mut redacted.changes {
+        change.before_json = None;
+        change.after_json = None;
+    }
+    assert!(app.append(vec![redacted]).await[0].already_recorded);
+    let kept = app.get(&original.event_id).await.unwrap();
+    assert_eq!(kept.caller_ip, original.caller_ip);
+    assert_eq!(app.checkpoint().await.tree_size, 1);
 }
 
 async fn one_event_twice_in_a_batch_is_one_leaf(app: TestApp) {
