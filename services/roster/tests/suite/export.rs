@@ -9,7 +9,7 @@ use tonic::Code;
 use tonic_types::StatusExt as _;
 
 use crate::helpers::{Suite, WS};
-use crate::relay::{admin, listed, until_drained, until_listed};
+use crate::relay::{admin, assert_log_verifies, listed, until_drained, until_listed};
 
 crate::on_both_databases!(
     an_export_holds_the_profile_customer_merged_users_and_every_audit_event_once,
@@ -34,7 +34,11 @@ async fn create_user(suite: &Suite, token: &str, user: directory::User) -> direc
         .into_inner()
 }
 
-async fn export(suite: &Suite, token: &str, user_id: &str) -> directory::ExportUserResponse {
+async fn try_export(
+    suite: &Suite,
+    token: &str,
+    user_id: &str,
+) -> Result<directory::ExportUserResponse, tonic::Status> {
     suite
         .directory
         .clone()
@@ -46,8 +50,11 @@ async fn export(suite: &Suite, token: &str, user_id: &str) -> directory::ExportU
             },
         ))
         .await
-        .unwrap()
-        .into_inner()
+        .map(tonic::Response::into_inner)
+}
+
+async fn export(suite: &Suite, token: &str, user_id: &str) -> directory::ExportUserResponse {
+    try_export(suite, token, user_id).await.unwrap()
 }
 
 fn actions_about(events: &[audit::AuditEvent], user_id: &str) -> Vec<String> {
@@ -264,19 +271,7 @@ async fn an_export_after_erasure_holds_nothing_of_the_person_and_the_log_still_v
     );
 
     until_drained(&suite).await;
-    let verified = suite
-        .audit_client()
-        .await
-        .verify_log(with_bearer(
-            &token,
-            audit::VerifyLogRequest {
-                workspace_id: WS.into(),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(verified.verified, "{:?}", verified.problem);
+    assert_log_verifies(&suite).await;
 }
 
 async fn an_export_is_refused_while_the_audit_service_is_down_and_nothing_is_recorded(
@@ -294,17 +289,7 @@ async fn an_export_is_refused_while_the_audit_service_is_down_and_nothing_is_rec
     .await;
     until_drained(&suite).await;
     suite.stop_audit().await;
-    let answer = suite
-        .directory
-        .clone()
-        .export_user(with_bearer(
-            &token,
-            directory::ExportUserRequest {
-                workspace_id: WS.into(),
-                user_id: person.user_id.clone(),
-            },
-        ))
-        .await;
+    let answer = try_export(&suite, &token, &person.user_id).await;
     let status =
         roster_testkit::status::assert_refused(answer, Code::Unavailable, "AUDIT_UNAVAILABLE");
     assert!(status.get_error_details().retry_info().is_some());
@@ -324,16 +309,6 @@ async fn an_export_is_refused_while_the_audit_service_is_down_and_nothing_is_rec
     );
 
     // An unknown user is NOT_FOUND before the audit service is asked.
-    let answer = suite
-        .directory
-        .clone()
-        .export_user(with_bearer(
-            &token,
-            directory::ExportUserRequest {
-                workspace_id: WS.into(),
-                user_id: uuid::Uuid::now_v7().to_string(),
-            },
-        ))
-        .await;
+    let answer = try_export(&suite, &token, &uuid::Uuid::now_v7().to_string()).await;
     roster_testkit::status::assert_refused(answer, Code::NotFound, "END_USER_NOT_FOUND");
 }

@@ -155,6 +155,16 @@ fn invite_response(
     })
 }
 
+/// The agent id and optional etag of a call on one agent, both checked at once.
+fn agent_and_etag(agent_id: &str, etag: &str) -> Result<(uuid::Uuid, Option<i64>)> {
+    let mut checks = Checks::default();
+    let agent_id = checks.take(values::id("agent_id", agent_id).map(Some));
+    let version = checks.take(parse_etag("etag", etag));
+    checks.done()?;
+    let agent_id = agent_id.ok_or_else(|| StaffError::invalid("agent_id", "is required"))?;
+    Ok((agent_id, version))
+}
+
 #[tonic::async_trait]
 impl StaffService for StaffApi {
     async fn invite_agent(
@@ -654,12 +664,7 @@ impl StaffService for StaffApi {
                 etag,
             } = request.into_inner();
             let workspace_id = workspace(&principal, &workspace_id, "ReactivateAgent")?;
-            let mut checks = Checks::default();
-            let agent_id = checks.take(values::id("agent_id", &agent_id).map(Some));
-            let version = checks.take(parse_etag("etag", &etag));
-            checks.done()?;
-            let agent_id =
-                agent_id.ok_or_else(|| StaffError::invalid("agent_id", "is required"))?;
+            let (agent_id, version) = agent_and_etag(&agent_id, &etag)?;
             convert::agent(
                 self.staff
                     .reactivate_agent(&actor, &workspace_id, agent_id, version)
@@ -682,12 +687,7 @@ impl StaffService for StaffApi {
                 etag,
             } = request.into_inner();
             let workspace_id = workspace(&principal, &workspace_id, "EraseAgent")?;
-            let mut checks = Checks::default();
-            let agent_id = checks.take(values::id("agent_id", &agent_id).map(Some));
-            let version = checks.take(parse_etag("etag", &etag));
-            checks.done()?;
-            let agent_id =
-                agent_id.ok_or_else(|| StaffError::invalid("agent_id", "is required"))?;
+            let (agent_id, version) = agent_and_etag(&agent_id, &etag)?;
             convert::agent(
                 self.staff
                     .erase_agent(&actor, &workspace_id, agent_id, version, keep_name)

@@ -85,11 +85,7 @@ pub async fn set_password_hash<C: ConnectionTrait>(
     password_hash: &str,
     now: i64,
 ) -> Result<()> {
-    agent_password::Entity::delete_many()
-        .filter(agent_password::Column::WorkspaceId.eq(workspace_id))
-        .filter(agent_password::Column::AgentId.eq(agent_id))
-        .exec(conn)
-        .await?;
+    delete_password(conn, workspace_id, agent_id).await?;
     agent_password::Entity::insert(
         agent_password::Model {
             workspace_id: workspace_id.to_owned(),
