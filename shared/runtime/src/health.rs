@@ -14,6 +14,12 @@ use tonic_health::server::{HealthReporter, HealthService};
 /// The name gRPC health checking uses for the server as a whole.
 const OVERALL: &str = "";
 
+/// A name that is SERVING for as long as the server answers at all, whatever its
+/// dependencies and through the shutdown drain: what a liveness probe asks about. "" and
+/// the services' names follow readiness (the database, shutdown), and a replica whose
+/// database is down must leave the rotation, not be restarted.
+pub const LIVENESS: &str = "roster.runtime.Liveness";
+
 /// Path prefix of the health service's methods, which some layers treat specially.
 pub(crate) const HEALTH_PATH_PREFIX: &str = "/grpc.health.v1.Health/";
 
@@ -38,6 +44,10 @@ impl HealthHandle {
             parts: Arc::new(Mutex::new(Vec::new())),
         };
         handle.set_all(ServingStatus::NotServing).await;
+        handle
+            .reporter
+            .set_service_status(LIVENESS, ServingStatus::Serving)
+            .await;
         handle
     }
 
@@ -96,7 +106,7 @@ impl HealthHandle {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        for name in self.all_names().chain(parts) {
+        for name in self.all_names().chain(parts).chain([LIVENESS]) {
             reporter.clear_service_status(name).await;
         }
     }

@@ -62,7 +62,7 @@ pub mod settings;
 pub mod telemetry;
 
 pub use context::RequestContext;
-pub use health::HealthHandle;
+pub use health::{HealthHandle, LIVENESS};
 pub use propagation::{inject_trace_context, propagate_trace_context};
 pub use server::{GrpcServer, shutdown_signal};
 pub use settings::{

@@ -115,6 +115,11 @@ impl GrpcServer {
                 .http2_keepalive_interval(Some(settings.http2_keepalive_interval))
                 .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
                 .tcp_nodelay(true);
+            // No `max_connection_age_grace`: in tonic 0.14 setting it replaces the GOAWAY
+            // at `age` with a hard close at `age + grace`, which would cut long streams
+            // (WatchRevocations, WatchEvents, an ImportUsers upload) mid-call. Without it,
+            // a connection past its age takes no new calls and closes once its last one
+            // ends; shutdown (`shutdown_grace`) still bounds them all.
             if let Some(age) = settings.max_connection_age {
                 builder = builder.max_connection_age(age);
             }
@@ -135,6 +140,7 @@ impl GrpcServer {
                 %local_addr,
                 concurrency_limit = settings.concurrency_limit,
                 request_timeout_ms = duration_ms(settings.request_timeout),
+                max_connection_age_ms = settings.max_connection_age.map(duration_ms),
                 "gRPC server listening"
             );
             let served = router.serve_with_incoming_shutdown(incoming, signal);

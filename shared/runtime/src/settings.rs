@@ -10,7 +10,7 @@ use std::time::Duration;
 pub use roster_settings::{
     SettingsError, env_bool_or, env_duration_opt, env_duration_or, env_opt, env_or,
 };
-use roster_settings::{Source, duration_opt, duration_or, parse_or, process_env, require};
+use roster_settings::{Source, duration_opt, duration_or, parse_or, process_env, read, require};
 
 /// How a gRPC server listens, limits and shuts down. See [`ServerSettings::from_env`] for the
 /// variables.
@@ -29,8 +29,11 @@ pub struct ServerSettings {
     pub max_message_bytes: usize,
     /// `{PREFIX}MAX_CONCURRENT_STREAMS`, default 256 per HTTP/2 connection.
     pub max_concurrent_streams: u32,
-    /// `{PREFIX}MAX_CONNECTION_AGE`, unset by default. Closing long-lived connections makes
-    /// clients reconnect and so spread over new replicas after a scale-up.
+    /// `{PREFIX}MAX_CONNECTION_AGE`, default 5m; `0` or `off` keeps connections open
+    /// indefinitely. A connection this old is closed gracefully (GOAWAY: no new calls on
+    /// it, those in flight finish), so clients reconnect through the Service and spread
+    /// over replicas added since: gRPC's long-lived HTTP/2 connections otherwise stay
+    /// with the replicas that existed when they opened.
     pub max_connection_age: Option<Duration>,
     /// `{PREFIX}HTTP2_KEEPALIVE_INTERVAL`, default 30s: pings that detect dead peers and keep
     /// idle connections open through NAT and load balancers.
@@ -52,6 +55,7 @@ const DEFAULT_CONCURRENCY_LIMIT: usize = 1024;
 const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 const MIN_MAX_MESSAGE_BYTES: usize = 1024;
 const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 256;
+const DEFAULT_MAX_CONNECTION_AGE: Duration = Duration::from_secs(300);
 const DEFAULT_HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 const DEFAULT_SHUTDOWN_DRAIN: Duration = Duration::ZERO;
 const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
@@ -93,7 +97,7 @@ impl ServerSettings {
             concurrency_limit: DEFAULT_CONCURRENCY_LIMIT,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
-            max_connection_age: None,
+            max_connection_age: Some(DEFAULT_MAX_CONNECTION_AGE),
             http2_keepalive_interval: DEFAULT_HTTP2_KEEPALIVE_INTERVAL,
             shutdown_drain: DEFAULT_SHUTDOWN_DRAIN,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
@@ -137,13 +141,15 @@ impl ServerSettings {
             parse_or(source, &name, defaults.max_concurrent_streams, "count")?;
         require(max_concurrent_streams > 0, &name, "must be greater than 0")?;
 
+        // `off` (or `none`, or 0) keeps connections open, for callers that balance each
+        // call themselves (a service mesh) and gain nothing from reconnecting.
         let name = var("MAX_CONNECTION_AGE");
-        let max_connection_age = duration_opt(source, &name)?;
-        require(
-            max_connection_age.is_none_or(|age| !age.is_zero()),
-            &name,
-            "must be greater than 0; leave it unset to keep connections open indefinitely",
-        )?;
+        let max_connection_age = match read(source, &name)?.map(|v| v.to_ascii_lowercase()) {
+            Some(word) if word == "off" || word == "none" => None,
+            _ => duration_opt(source, &name)?
+                .or(defaults.max_connection_age)
+                .filter(|age| !age.is_zero()),
+        };
 
         let name = var("HTTP2_KEEPALIVE_INTERVAL");
         let http2_keepalive_interval =
@@ -203,7 +209,7 @@ mod tests {
         assert_eq!(settings.concurrency_limit, 1024);
         assert_eq!(settings.max_message_bytes, 4 * 1024 * 1024);
         assert_eq!(settings.max_concurrent_streams, 256);
-        assert_eq!(settings.max_connection_age, None);
+        assert_eq!(settings.max_connection_age, Some(Duration::from_secs(300)));
         assert_eq!(settings.http2_keepalive_interval, Duration::from_secs(30));
         assert_eq!(settings.shutdown_drain, Duration::ZERO);
         assert_eq!(settings.shutdown_grace, Duration::from_secs(25));
@@ -248,7 +254,18 @@ mod tests {
         let settings = ServerSettings::from_lookup("ROSTER_X_", 7, lookup).unwrap();
 
         assert_eq!(settings.listen_addr.port(), 7);
-        assert_eq!(settings.max_connection_age, None);
+        assert_eq!(settings.max_connection_age, Some(Duration::from_secs(300)));
+    }
+
+    #[test]
+    fn the_connection_age_limit_can_be_turned_off() {
+        for off in ["0", "0s", "off", "None"] {
+            let lookup = vars(&[("ROSTER_X_MAX_CONNECTION_AGE", off)]);
+
+            let settings = ServerSettings::from_lookup("ROSTER_X_", 7, lookup).unwrap();
+
+            assert_eq!(settings.max_connection_age, None, "{off}");
+        }
     }
 
     #[test]
@@ -275,7 +292,7 @@ mod tests {
             ("ROSTER_X_MAX_MESSAGE_BYTES", "1023"),
             ("ROSTER_X_MAX_CONCURRENT_STREAMS", "0"),
             ("ROSTER_X_REQUEST_TIMEOUT", "0s"),
-            ("ROSTER_X_MAX_CONNECTION_AGE", "0"),
+            ("ROSTER_X_MAX_CONNECTION_AGE", "soon"),
             ("ROSTER_X_HTTP2_KEEPALIVE_INTERVAL", "0ms"),
             ("ROSTER_X_HEALTH_CHECK_INTERVAL", "0s"),
             ("ROSTER_X_CONCURRENCY_LIMIT", "-1"),

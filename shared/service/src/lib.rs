@@ -352,10 +352,32 @@ pub struct Followers {
 pub async fn follow_keys(def: &ServiceDef) -> anyhow::Result<(TrustedKeys, Followers)> {
     let auth = AuthSettings::from_env()?;
     let settings = StaffLinkSettings::from_env()?;
-    let trust = configured_keys(&auth)?;
-    let followers = match StaffLink::from_settings(&settings)? {
+    follow_keys_with(def, &auth, &settings).await
+}
+
+/// [`follow_keys`] with the settings given rather than read.
+///
+/// A service that signs tokens (the staff service) follows only the revocations over the
+/// link: its own keyring keeps its trust current from its database, and waiting for its
+/// keys from `ROSTER_AUTH_STAFF_URL`, its own address, would keep the first replica from
+/// ever starting, since nobody answers there until one has.
+///
+/// # Errors
+///
+/// As [`follow_keys`].
+pub async fn follow_keys_with(
+    def: &ServiceDef,
+    auth: &AuthSettings,
+    settings: &StaffLinkSettings,
+) -> anyhow::Result<(TrustedKeys, Followers)> {
+    let trust = configured_keys(auth)?;
+    let followers = match StaffLink::from_settings(settings)? {
         Some(link) => Followers {
-            keys: Some(link.follow_keys(trust.clone()).await?),
+            keys: if def.signs_tokens {
+                None
+            } else {
+                Some(link.follow_keys(trust.clone()).await?)
+            },
             revocations: Some(link.follow_revocations(&trust.verifier())),
             link: Some(link),
         },
@@ -563,5 +585,57 @@ async fn watch_database(mut probe: HealthProbe, health: HealthHandle, interval: 
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    const SIGNER: ServiceDef = ServiceDef {
+        name: "signer",
+        default_port: 0,
+        grpc_services: &[],
+        file_descriptor_sets: &[],
+        long_running: &[],
+        signs_tokens: true,
+    };
+
+    /// The staff service pointed at its own address (as in Kubernetes, through its
+    /// Service) must start while no replica answers there yet.
+    #[tokio::test]
+    async fn a_token_signer_follows_only_revocations_and_does_not_wait_for_itself() {
+        let auth = AuthSettings::from_lookup(|_| None).unwrap();
+        let mut settings = StaffLinkSettings::following("http://127.0.0.1:9");
+        settings.start_timeout = Duration::from_millis(200);
+
+        let (_, followers) = follow_keys_with(&SIGNER, &auth, &settings).await.unwrap();
+
+        assert!(followers.keys.is_none());
+        assert!(followers.revocations.is_some());
+        assert!(followers.link.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_verifier_without_keys_still_waits_for_the_staff_service() {
+        let auth = AuthSettings::from_lookup(|_| None).unwrap();
+        let mut settings = StaffLinkSettings::following("http://127.0.0.1:9");
+        settings.start_timeout = Duration::from_millis(200);
+        let verifier = ServiceDef {
+            signs_tokens: false,
+            ..SIGNER
+        };
+
+        let error = follow_keys_with(&verifier, &auth, &settings)
+            .await
+            .err()
+            .unwrap();
+
+        assert!(
+            format!("{error:#}").contains("ROSTER_AUTH_STAFF_START_TIMEOUT"),
+            "{error:#}"
+        );
     }
 }

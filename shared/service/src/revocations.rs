@@ -1,11 +1,11 @@
 //! Following the staff service's revocation feed, so a revoked token is refused here within
 //! about a second of the change that revoked it.
 //!
-//! The follower keeps one `WatchRevocations` stream open on the staff link, applies what it
-//! hears to the verifier's [`RevocationView`], and opens the stream again whenever it ends
-//! (the server ends each after ~20 s) or fails. While the staff service is unreachable the
-//! view ages; the log says how stale it is, and past its bound the verifier refuses every
-//! token.
+//! The follower keeps one `WatchRevocations` stream open on the staff link (on a connection
+//! of its own, see `staff_link`), applies what it hears to the verifier's
+//! [`RevocationView`], and opens the stream again whenever it ends (the server ends each
+//! after ~20 s) or fails. While the staff service is unreachable the view ages; the log
+//! says how stale it is, and past its bound the verifier refuses every token.
 
 use std::time::Duration;
 

@@ -1,8 +1,13 @@
-//! A service's connection to the staff service, and what it follows over it: today the
+//! A service's connection to the staff service, and what it follows over it: the
 //! token-signing keys (`GetJwks`), fetched at start, every refresh interval, and soon after
-//! a token names a key the verifier lacks. One HTTP/2 connection carries every follower, so
-//! another stream (revocations) joins by taking [`StaffLink::channel`] and adding its
-//! task beside [`KeyFollower::run`].
+//! a token names a key the verifier lacks; and the revocation feed (`WatchRevocations`).
+//!
+//! Two HTTP/2 connections: one for unary calls ([`StaffLink::channel`]: keys, and the
+//! relay's `IssueServiceToken`), one for the revocation stream. hyper's client fails the
+//! first call sent on a connection the server has closed gracefully (GOAWAY, as it does at
+//! `…_MAX_CONNECTION_AGE` and at shutdown) while a stream is still open on it, with
+//! CANCELLED and without sending it; with the stream on its own connection, unary calls
+//! find theirs closed and reconnect first.
 //!
 //! Configured keys stay a fallback: when the staff service does not answer at start, a
 //! service with `ROSTER_AUTH_JWKS_FILE` serves with those and keeps trying; one without
@@ -110,11 +115,13 @@ impl StaffLinkSettings {
     }
 }
 
-/// The connection to the staff service, opened on first use and re-opened after failures.
+/// The connections to the staff service, opened on first use and re-opened after failures.
 #[derive(Clone, Debug)]
 pub struct StaffLink {
     url: String,
     channel: Channel,
+    /// The revocation stream's own connection (module docs).
+    stream_channel: Channel,
     settings: StaffLinkSettings,
 }
 
@@ -128,18 +135,19 @@ impl StaffLink {
         let Some(url) = &settings.url else {
             return Ok(None);
         };
-        let channel = Endpoint::from_shared(url.clone())
+        let endpoint = Endpoint::from_shared(url.clone())
             .with_context(|| format!("ROSTER_AUTH_STAFF_URL: '{url}'"))?
-            .connect_timeout(CALL_TIMEOUT)
-            .connect_lazy();
+            .connect_timeout(CALL_TIMEOUT);
         Ok(Some(Self {
             url: url.clone(),
-            channel,
+            channel: endpoint.connect_lazy(),
+            stream_channel: endpoint.connect_lazy(),
             settings: settings.clone(),
         }))
     }
 
-    /// The connection, for another follower to open its stream on.
+    /// The connection for unary calls to the staff service (not for long streams: see
+    /// the module docs).
     pub fn channel(&self) -> Channel {
         self.channel.clone()
     }
@@ -153,7 +161,7 @@ impl StaffLink {
             std::sync::Arc::new(SystemClock),
         );
         verifier.follow_revocations(view.clone());
-        RevocationFollower::new(self.channel.clone(), self.url.clone(), view)
+        RevocationFollower::new(self.stream_channel.clone(), self.url.clone(), view)
     }
 
     /// Fetches the staff service's keys into `trust` and returns the follower that keeps

@@ -1,4 +1,4 @@
-use roster_runtime::ServerSettings;
+use roster_runtime::{LIVENESS, ServerSettings};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 
@@ -42,4 +42,21 @@ async fn unknown_services_are_not_found() {
     let status = app.check_health("roster.nope.v1.Nope").await.unwrap_err();
 
     assert_eq!(status.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn liveness_answers_serving_whatever_readiness_says() {
+    let app = TestApp::spawn(ServerSettings::for_tests()).await;
+
+    assert_eq!(
+        app.check_health(LIVENESS).await.unwrap(),
+        ServingStatus::Serving
+    );
+    app.health.set_serving().await;
+    app.health.set_not_serving().await;
+
+    assert_eq!(
+        app.check_health(LIVENESS).await.unwrap(),
+        ServingStatus::Serving
+    );
 }

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use roster_runtime::ServerSettings;
+use roster_runtime::{LIVENESS, ServerSettings};
 use tokio_stream::StreamExt as _;
 use tonic::Request;
 use tonic_health::pb::HealthCheckRequest;
@@ -50,6 +50,11 @@ async fn while_draining_health_is_not_serving_and_connections_are_still_accepted
     assert_eq!(
         check_health(&fresh_connection, SERVICE).await.unwrap(),
         ServingStatus::NotServing
+    );
+    // A draining replica is alive: its liveness probe must not get it killed.
+    assert_eq!(
+        check_health(&fresh_connection, LIVENESS).await.unwrap(),
+        ServingStatus::Serving
     );
     // A readiness task finishing late must not put a draining replica back in rotation.
     app.health.set_serving().await;
