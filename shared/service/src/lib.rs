@@ -601,6 +601,7 @@ mod tests {
         file_descriptor_sets: &[],
         long_running: &[],
         signs_tokens: true,
+        produces_events: false,
     };
 
     /// The staff service pointed at its own address (as in Kubernetes, through its
