@@ -357,9 +357,9 @@ def service_account_command(args):
         {
             "workspace_id": args.workspace,
             "name": "audit-relay",
-            "description": "the directory relays' tokens for the audit service",
+            "description": "the directory relays' tokens for the audit service, and ExportUser's reads",
             "workspaces": ["*"],
-            "permissions": ["audit_log.append", "audit_log.erase"],
+            "permissions": ["audit_log.append", "audit_log.erase", "audit_log.view"],
         },
         new_request_id(),
     )
