@@ -1,8 +1,9 @@
 //! `roster-bench audit`: the audit service on SQLite (default) or PostgreSQL — AppendEvents'
-//! ingest rate by batch size, the delay until an appended event is listable, ListEvents'
-//! first page, GetInclusionProof and VerifyLog on a large log, and beside VerifyLog the
-//! bare RFC 6962 root over the log's stored leaf hashes (SHA-256 only), as the audit issue
-//! asks for both.
+//! ingest rate by batch size, the delay until an appended event is listable, the delay
+//! from a directory write through its outbox and relay until its event is listable,
+//! ListEvents' first page, GetInclusionProof and VerifyLog on a large log, and beside
+//! VerifyLog the bare RFC 6962 root over the log's stored leaf hashes (SHA-256 only), as
+//! the audit issue asks for both.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,7 +18,8 @@ use roster_proto::audit::v1::audit_service_client::AuditServiceClient;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
 
-use crate::audit_delay::{self, DelayResult, DelaySpec};
+use crate::audit_delay::{self, DelayResult, DelaySpec, MatchBy};
+use crate::audit_e2e::{self, EndToEnd};
 use crate::audit_service::{self, AuditService, EventSource, TARGETS};
 use crate::cpu;
 use crate::harness::{self, CLIENT_THREADS, Databases, SERVER_THREADS, channels, progress};
@@ -59,6 +61,7 @@ pub struct Options {
     pub verify_runs: usize,
     pub ingest: bool,
     pub delay: bool,
+    pub e2e: bool,
     pub list: bool,
     pub proofs: bool,
     pub verify: bool,
@@ -155,6 +158,7 @@ struct Results {
     load_after: String,
     ingest: Vec<IngestCell>,
     delay: Option<DelayResult>,
+    e2e: Option<EndToEnd>,
     loaded: Option<Loaded>,
     list_first_page: Option<LoadResult>,
     list_by_target: Option<LoadResult>,
@@ -188,16 +192,21 @@ impl Storage {
         })
     }
 
-    /// The service's database settings and a description of the engine.
-    async fn database(&mut self, pool_size: u32) -> anyhow::Result<(DbSettings, String)> {
+    /// The database settings of the service `role` (`audit`) and a description of the
+    /// engine.
+    async fn database(
+        &mut self,
+        role: &str,
+        pool_size: u32,
+    ) -> anyhow::Result<(DbSettings, String)> {
         let (mut settings, engine) = match self {
             Storage::Sqlite { dir, .. } => {
-                let path = dir.join("audit.db");
+                let path = dir.join(format!("{role}.db"));
                 let settings = DbSettings::new(&format!("sqlite://{}?mode=rwc", path.display()));
                 (settings, format!("SQLite file {}", path.display()))
             }
             Storage::Postgres(databases) => {
-                let database = databases.create("audit").await?;
+                let database = databases.create(role).await?;
                 let mut conn = database.connection().await?;
                 let (version, tls) = pg::server_info(&mut conn).await?;
                 let engine = format!(
@@ -256,7 +265,7 @@ async fn measure(
     storage: &mut Storage,
 ) -> anyhow::Result<Results> {
     let load_before = load_average();
-    let (settings, engine) = storage.database(options.pool_size).await?;
+    let (settings, engine) = storage.database("audit", options.pool_size).await?;
     let audit = AuditService::start(server_runtime, settings.clone()).await?;
     progress(format!(
         "the audit service is serving on {} (migrated; {engine})",
@@ -270,6 +279,7 @@ async fn measure(
         load_after: String::new(),
         ingest: Vec::new(),
         delay: None,
+        e2e: None,
         loaded: None,
         list_first_page: None,
         list_by_target: None,
@@ -326,8 +336,32 @@ async fn measure(
             "delay: {} events/s in calls of {}, ListEvents polled in a loop",
             spec.rate, spec.batch
         ));
-        results.delay = Some(
-            audit_delay::run(&spec, &channels, &audit.producer, &audit.reader, &source).await?,
+        results.delay = Some(append_delay(&spec, &channels, &audit, &source).await?);
+    }
+
+    if options.e2e {
+        let spec = DelaySpec {
+            workspace: "bench-e2e".to_owned(),
+            rate: options.delay_rate,
+            batch: 1,
+            warmup: options.warmup,
+            duration: options.duration,
+        };
+        let (directory_database, _) = storage.database("directory", options.pool_size).await?;
+        progress(format!(
+            "end to end: {} CreateUser/s at the directory, ListEvents polled in a loop",
+            spec.rate
+        ));
+        results.e2e = Some(
+            audit_e2e::run(
+                server_runtime,
+                directory_database,
+                &audit,
+                &spec,
+                options.connections,
+                channels[channels.len() - 1].clone(),
+            )
+            .await?,
         );
     }
 
@@ -383,6 +417,36 @@ async fn measure(
     audit.stop().await?;
     results.load_after = load_average();
     Ok(results)
+}
+
+/// The delay part's writer: AppendEvents of `spec.batch` new events on the first
+/// connection; the reader lists on the last.
+async fn append_delay(
+    spec: &DelaySpec,
+    channels: &[Channel],
+    audit: &AuditService,
+    source: &Arc<EventSource>,
+) -> anyhow::Result<DelayResult> {
+    let channel = channels[0].clone();
+    let producer = audit.producer.clone();
+    let source = Arc::clone(source);
+    let workspaces = [spec.workspace.clone()];
+    let batch = spec.batch;
+    let write = move || {
+        let events = source.batch(&workspaces, batch);
+        let ids = events.iter().map(|event| event.event_id.clone()).collect();
+        let mut client = AuditServiceClient::new(channel.clone());
+        let request = service::authorized(&producer, pb::AppendEventsRequest { events });
+        async move {
+            client
+                .append_events(request)
+                .await
+                .map_err(|status| format!("{status:?}"))?;
+            Ok(ids)
+        }
+    };
+    let lister = channels[channels.len() - 1].clone();
+    audit_delay::run(spec, write, lister, &audit.reader, MatchBy::EventId).await
 }
 
 /// The workspaces of one ingest cell.
@@ -701,15 +765,24 @@ fn error_summary(results: &Results) -> Vec<String> {
             &cell.result,
         ));
     }
-    if let Some(delay) = &results.delay
-        && (delay.append_errors > 0 || delay.list_errors > 0)
-    {
-        errors.push(format!(
-            "delay: {} AppendEvents and {} ListEvents failed, first: {}",
-            delay.append_errors,
-            delay.list_errors,
-            delay.first_error.as_deref().unwrap_or("?")
-        ));
+    for (what, call, delay) in [
+        ("delay", "AppendEvents", results.delay.as_ref()),
+        (
+            "end to end",
+            "CreateUser",
+            results.e2e.as_ref().map(|e2e| &e2e.delay),
+        ),
+    ] {
+        if let Some(delay) = delay
+            && (delay.write_errors > 0 || delay.list_errors > 0)
+        {
+            errors.push(format!(
+                "{what}: {} {call} and {} ListEvents failed, first: {}",
+                delay.write_errors,
+                delay.list_errors,
+                delay.first_error.as_deref().unwrap_or("?")
+            ));
+        }
     }
     for (what, result) in [
         ("ListEvents first page", &results.list_first_page),
@@ -777,49 +850,44 @@ fn render(options: &Options, results: &Results) -> String {
     }
 
     if let Some(delay) = &results.delay {
-        let mut table = Table::new(&["Delay, AppendEvents to ListEvents", "figure"]);
-        table.row(
+        let table = delay_table(
+            "Delay, AppendEvents to ListEvents",
             "writer: events/s (calls of n)",
-            vec![format!(
+            format!(
                 "{} ({})",
                 report::rate(delay.sent_per_second),
                 options.delay_batch
+            ),
+            "AppendEvents",
+            delay,
+        );
+        out.push_str(&table.render());
+        out.push('\n');
+    }
+
+    if let Some(e2e) = &results.e2e {
+        let delay = &e2e.delay;
+        let mut table = delay_table(
+            "Delay, directory CreateUser to ListEvents",
+            "writer: CreateUser/s",
+            report::rate(delay.sent_per_second),
+            "CreateUser",
+            delay,
+        );
+        table.row(
+            "relay: batch / poll interval when idle",
+            vec![format!(
+                "{} / {} ms",
+                e2e.relay.batch,
+                e2e.relay.poll_interval.as_millis()
             )],
         );
-        table.row("events measured", vec![delay.measured.to_string()]);
-        table.row("never listed", vec![delay.unseen.to_string()]);
-        table.row(
-            "delay p50 / p99 / max ms",
-            vec![match (
-                delay.delays.percentile(50.0),
-                delay.delays.percentile(99.0),
-                delay.delays.percentile(100.0),
-            ) {
-                (Some(p50), Some(p99), Some(max)) => {
-                    format!(
-                        "{} / {} / {}",
-                        report::ms(p50),
-                        report::ms(p99),
-                        report::ms(max)
-                    )
-                }
-                _ => "-".to_owned(),
-            }],
-        );
-        table.row(
-            "AppendEvents p50 / p99 ms",
-            vec![match (
-                delay.appends.percentile(50.0),
-                delay.appends.percentile(99.0),
-            ) {
-                (Some(p50), Some(p99)) => format!("{} / {}", report::ms(p50), report::ms(p99)),
-                _ => "-".to_owned(),
-            }],
-        );
-        table.row(
-            "ListEvents passes/s (reader)",
-            vec![report::rate(delay.lists_per_second)],
-        );
+        if let Some(figures) = &e2e.relay_figures {
+            table.row(
+                "relay: rows delivered / dead-lettered",
+                vec![format!("{} / {}", figures.delivered, figures.dead_lettered)],
+            );
+        }
         out.push_str(&table.render());
         out.push('\n');
     }
@@ -907,12 +975,49 @@ fn render(options: &Options, results: &Results) -> String {
     }
 
     out.push_str("Targets (this run)\n");
-    out.push_str(&report::render_checks(&checks(results)));
+    out.push_str(&report::render_checks(&checks(options, results)));
     out.push_str(&notes(options, results));
     out
 }
 
-fn checks(results: &Results) -> Vec<Check> {
+/// A delay part's table: the writer's rate, events expected and seen, the delay's
+/// percentiles, the write call's latency and the reader's pace.
+fn delay_table(title: &str, writer: &str, rate: String, call: &str, delay: &DelayResult) -> Table {
+    let mut table = Table::new(&[title, "figure"]);
+    table.row(writer, vec![rate]);
+    table.row(
+        "events seen / expected",
+        vec![format!(
+            "{} / {}",
+            delay.measured - delay.unseen,
+            delay.measured
+        )],
+    );
+    let delays: Option<Vec<String>> = [50.0, 90.0, 99.0, 100.0]
+        .into_iter()
+        .map(|p| delay.delays.percentile(p).map(report::ms))
+        .collect();
+    table.row(
+        "delay p50 / p90 / p99 / max ms",
+        vec![delays.map_or_else(|| "-".to_owned(), |delays| delays.join(" / "))],
+    );
+    table.row(
+        format!("{call} p50 / p99 ms"),
+        vec![
+            match (delay.writes.percentile(50.0), delay.writes.percentile(99.0)) {
+                (Some(p50), Some(p99)) => format!("{} / {}", report::ms(p50), report::ms(p99)),
+                _ => "-".to_owned(),
+            },
+        ],
+    );
+    table.row(
+        "ListEvents passes/s (reader)",
+        vec![report::rate(delay.lists_per_second)],
+    );
+    table
+}
+
+fn checks(options: &Options, results: &Results) -> Vec<Check> {
     let mut checks = Vec::new();
     for cell in results.ingest.iter().filter(|cell| cell.batch == 100) {
         if cell.layout == Layout::Mixed {
@@ -935,6 +1040,9 @@ fn checks(results: &Results) -> Vec<Check> {
             1000.0,
             "ms",
         ));
+    }
+    if let Some(e2e) = &results.e2e {
+        checks.push(end_to_end_check(options.delay_rate, &e2e.delay));
     }
     if let Some(proofs) = &results.proofs {
         checks.push(Check::at_least(
@@ -960,6 +1068,19 @@ fn checks(results: &Results) -> Vec<Check> {
     checks
 }
 
+/// The audit issue's target: p99 within 1 s at 1,000 writes/s, every event listed. Slower
+/// writers do not test it.
+fn end_to_end_check(rate: u64, delay: &DelayResult) -> Check {
+    let p99 = delay.delays.percentile(99.0);
+    Check::holds(
+        &format!("end-to-end delay p99, {rate} CreateUser/s"),
+        p99.map(|p99| format!("{} ms", report::ms(p99))),
+        "<= 1000 ms at 1000 writes/s, every event listed",
+        p99.filter(|_| rate >= 1000)
+            .map(|p99| p99 <= Duration::from_secs(1) && delay.unseen == 0),
+    )
+}
+
 fn notes(options: &Options, results: &Results) -> String {
     let mut out = String::from("\nHow this was measured\n");
     let mut lines = vec![
@@ -978,8 +1099,8 @@ fn notes(options: &Options, results: &Results) -> String {
             options.workspaces, options.workspaces
         ),
         format!(
-            "Delay: the writer appends {} events/s in calls of {} on a timer (open loop), one workspace; one reader lists that workspace's newest page ({} events) in a loop, following pages down to the highest leaf it had seen. An event's delay runs from the start of its AppendEvents call to the end of the first ListEvents that showed it. Measured in the audit service alone: the directory → outbox → relay part (the relay's poll interval and batch) comes on top once the relay exists.",
-            options.delay_rate, options.delay_batch, 100
+            "Delay: the writer appends {} events/s in calls of {} on a timer (open loop), one workspace; one reader lists that workspace's newest page ({} events) in a loop, following pages down to the highest leaf it had seen. An event's delay runs from the start of its AppendEvents call to the end of the first ListEvents that showed it: the audit service alone.",
+            options.delay_rate, options.delay_batch, audit_delay::PAGE_SIZE
         ),
         format!(
             "Large log: {} events appended through AppendEvents (calls of {LOAD_BATCH}, {} in flight) to one workspace, then ListEvents' first page (default size 30, newest first; and filtered by one end-user, {} events each of the {} the log is about), GetInclusionProof by event id (ids spread over the log, current tree size), VerifyLog of the whole log {} time(s).",
@@ -994,6 +1115,16 @@ fn notes(options: &Options, results: &Results) -> String {
             "Server CPU: utime+stime of the {SERVER_THREADS}* threads (the service's runtime and its blocking pool) over the window, divided by calls or events; excludes PostgreSQL. Client CPU: the load generator's {CLIENT_THREADS}* threads, building the events included. No tracing subscriber is installed."
         ),
     ];
+    if let Some(e2e) = &results.e2e {
+        lines.push(format!(
+            "End to end: the real directory (roster_directory::Application) on a database of its own on the same engine, with its outbox relay beside it as `roster serve` wires them: batch {}, idling {} ms only when fewer than a batch were due (ROSTER_DIRECTORY_AUDIT_BATCH and …_POLL_INTERVAL, else the defaults), delivering to the audit service above with tokens it mints with the bench's key, which the audit service trusts. The writer calls CreateUser {} times a second on a timer (open loop) over {} HTTP/2 connections, one workspace; the reader is the delay part's. A user's delay runs from the start of its CreateUser call to the end of the first ListEvents that showed an event about the user id it answered; events not listed within {} s of the writer's end count as unseen.",
+            e2e.relay.batch,
+            e2e.relay.poll_interval.as_millis(),
+            options.delay_rate,
+            options.connections,
+            audit_delay::DRAIN.as_secs(),
+        ));
+    }
     if options.postgres_url.is_none() {
         lines.push("SQLite: one file in WAL mode (synchronous=NORMAL), writers taking turns in-process (Db::begin_write), readers on the pool.".to_owned());
     }

@@ -1,13 +1,16 @@
-//! The delay from an AppendEvents call to its events being listable: a writer appends at a
-//! steady rate (open loop, so a slow call does not slow the schedule), a reader lists the
-//! workspace's newest events again and again, and each event's delay is the time from the
-//! start of the call that carried it to the end of the first ListEvents that showed it.
+//! The delay from a write to its events being listable: a writer calls at a steady rate
+//! (open loop, so a slow call does not slow the schedule), a reader lists the workspace's
+//! newest events again and again, and each event's delay is the time from the start of the
+//! call that caused it to the end of the first ListEvents that showed it. The write is an
+//! AppendEvents at the audit service, or a directory call whose event comes through its
+//! outbox and relay; the caller hands in the call and says how its events are recognised.
 //!
 //! Leaves of one log commit in leaf order (appends take turns on the log's head), so the
 //! reader only needs the pages above the highest leaf it has seen: anything below was
 //! already listable on its previous pass.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,24 +19,23 @@ use roster_proto::audit::v1::audit_service_client::AuditServiceClient;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
 
-use crate::audit_service::EventSource;
 use crate::load::Latencies;
 use crate::service;
 
 /// How long the reader keeps looking for events the writer sent before it stopped.
-const DRAIN: Duration = Duration::from_secs(10);
+pub const DRAIN: Duration = Duration::from_secs(10);
 /// The longest one call may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Events per ListEvents page: more than arrive between two passes at the rates measured,
 /// so a pass is usually one call.
-const PAGE_SIZE: i32 = 100;
+pub const PAGE_SIZE: i32 = 100;
 
 #[derive(Clone, Debug)]
 pub struct DelaySpec {
     pub workspace: String,
-    /// Events per second the writer appends.
+    /// Events per second the writer causes.
     pub rate: u64,
-    /// Events per AppendEvents call.
+    /// Events per write call.
     pub batch: usize,
     pub warmup: Duration,
     pub duration: Duration,
@@ -46,60 +48,80 @@ impl DelaySpec {
     }
 }
 
+/// What a write call answers and a listed event carries alike, to match them by.
+#[derive(Clone, Copy, Debug)]
+pub enum MatchBy {
+    /// The event's id (the writer made the events).
+    EventId,
+    /// The id of what the event is about (the writer created it, the service recorded it).
+    TargetId,
+}
+
+impl MatchBy {
+    fn key(self, event: &pb::AuditEvent) -> &str {
+        match self {
+            MatchBy::EventId => &event.event_id,
+            MatchBy::TargetId => event.target.as_ref().map_or("", |target| &target.id),
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct DelayResult {
-    /// Events sent in the measured window (after the warm-up).
+    /// Events of the calls that succeeded in the measured window (after the warm-up).
     pub measured: u64,
     /// Of those, the ones no ListEvents showed before the drain ended.
     pub unseen: u64,
     /// Call start to first listed, of the measured events seen.
     pub delays: Latencies,
-    /// AppendEvents latency of the measured calls.
-    pub appends: Latencies,
-    pub append_errors: u64,
+    /// Latency of the measured write calls.
+    pub writes: Latencies,
+    pub write_errors: u64,
     pub list_errors: u64,
     pub first_error: Option<String>,
-    /// ListEvents calls per second while the writer ran.
+    /// ListEvents passes per second while the writer ran.
     pub lists_per_second: f64,
-    /// Events per second the writer actually sent in the measured window.
+    /// Events per second the writer actually caused in the measured window.
     pub sent_per_second: f64,
 }
 
-/// When each event was sent, and whether it counts (sent after the warm-up).
+/// When the call that caused each event started, and whether it counts (started after the
+/// warm-up), by [`MatchBy`] key.
 type Sent = Arc<Mutex<HashMap<String, (Instant, bool)>>>;
 
 #[derive(Default)]
-struct Appends {
+struct Writes {
     micros: Vec<u32>,
     errors: u64,
     first_error: Option<String>,
 }
 
 /// Runs the writer and the reader for `spec.warmup + spec.duration`, then lets the reader
-/// drain.
-pub async fn run(
+/// drain. Each of the writer's calls is `write()`, answering the keys of the events it
+/// caused; the reader lists over `lister` with the `reader` token.
+pub async fn run<W, F>(
     spec: &DelaySpec,
-    channels: &[Channel],
-    producer: &MetadataValue<Ascii>,
+    mut write: W,
+    lister: Channel,
     reader: &MetadataValue<Ascii>,
-    source: &Arc<EventSource>,
-) -> anyhow::Result<DelayResult> {
+    match_by: MatchBy,
+) -> anyhow::Result<DelayResult>
+where
+    W: FnMut() -> F + Send + 'static,
+    F: Future<Output = Result<Vec<String>, String>> + Send + 'static,
+{
     let sent: Sent = Arc::default();
-    let appends: Arc<Mutex<Appends>> = Arc::default();
+    let writes: Arc<Mutex<Writes>> = Arc::default();
     let started = Instant::now();
     let measure_from = started + spec.warmup;
     let stop_at = measure_from + spec.duration;
 
     let writer = {
-        let spec = spec.clone();
-        let channel = channels[0].clone();
-        let producer = producer.clone();
-        let source = Arc::clone(source);
+        let period = spec.period();
         let sent = Arc::clone(&sent);
-        let appends = Arc::clone(&appends);
+        let writes = Arc::clone(&writes);
         tokio::spawn(async move {
-            let workspaces = [spec.workspace.clone()];
-            let mut ticks = tokio::time::interval(spec.period());
+            let mut ticks = tokio::time::interval(period);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
             let mut calls = tokio::task::JoinSet::new();
             loop {
@@ -109,30 +131,29 @@ pub async fn run(
                     break;
                 }
                 let measured = now >= measure_from;
-                let events = source.batch(&workspaces, spec.batch);
-                if let Ok(mut sent) = sent.lock() {
-                    for event in &events {
-                        sent.insert(event.event_id.clone(), (now, measured));
-                    }
-                }
-                let mut client = AuditServiceClient::new(channel.clone());
-                let request = service::authorized(&producer, pb::AppendEventsRequest { events });
-                let appends = Arc::clone(&appends);
+                let call = write();
+                let sent = Arc::clone(&sent);
+                let writes = Arc::clone(&writes);
                 calls.spawn(async move {
-                    let outcome = tokio::time::timeout(CALL_TIMEOUT, client.append_events(request))
+                    let outcome = tokio::time::timeout(CALL_TIMEOUT, call)
                         .await
-                        .map_err(|_| format!("no answer within {CALL_TIMEOUT:?}"))
-                        .and_then(|answer| answer.map_err(|status| format!("{status:?}")));
-                    let took = now.elapsed();
-                    if let Ok(mut appends) = appends.lock() {
-                        match outcome {
-                            Ok(_) if measured => appends
-                                .micros
-                                .push(u32::try_from(took.as_micros()).unwrap_or(u32::MAX)),
-                            Ok(_) => {}
-                            Err(error) => {
-                                appends.errors += 1;
-                                appends.first_error.get_or_insert(error);
+                        .unwrap_or_else(|_| Err(format!("no answer within {CALL_TIMEOUT:?}")));
+                    let took = micros(now.elapsed());
+                    match outcome {
+                        Ok(keys) => {
+                            if let Ok(mut sent) = sent.lock() {
+                                for key in keys {
+                                    sent.insert(key, (now, measured));
+                                }
+                            }
+                            if let (true, Ok(mut writes)) = (measured, writes.lock()) {
+                                writes.micros.push(took);
+                            }
+                        }
+                        Err(error) => {
+                            if let Ok(mut writes) = writes.lock() {
+                                writes.errors += 1;
+                                writes.first_error.get_or_insert(error);
                             }
                         }
                     }
@@ -142,7 +163,7 @@ pub async fn run(
         })
     };
 
-    let mut client = AuditServiceClient::new(channels[channels.len() - 1].clone());
+    let mut client = AuditServiceClient::new(lister);
     let mut seen: HashMap<String, Instant> = HashMap::new();
     let mut watermark = -1i64;
     let mut list_errors = 0u64;
@@ -165,7 +186,7 @@ pub async fn run(
         } else {
             passes_while_writing += 1;
         }
-        match pass(&mut client, reader, &spec.workspace, watermark).await {
+        match pass(&mut client, reader, &spec.workspace, watermark, match_by).await {
             Ok((new, highest)) => {
                 let at = Instant::now();
                 for id in new {
@@ -182,29 +203,30 @@ pub async fn run(
     writer.await?;
 
     let sent = std::mem::take(&mut *sent.lock().map_err(|_| anyhow::anyhow!("poisoned"))?);
-    let appends = std::mem::take(&mut *appends.lock().map_err(|_| anyhow::anyhow!("poisoned"))?);
+    let writes = std::mem::take(&mut *writes.lock().map_err(|_| anyhow::anyhow!("poisoned"))?);
     let (delays, measured, unseen) = delays(&sent, &seen);
     let writing = stop_at.saturating_duration_since(started);
     Ok(DelayResult {
         measured,
         unseen,
         delays: Latencies::from_unsorted(delays),
-        appends: Latencies::from_unsorted(appends.micros),
-        append_errors: appends.errors,
+        writes: Latencies::from_unsorted(writes.micros),
+        write_errors: writes.errors,
         list_errors,
-        first_error: appends.first_error.or(first_error),
+        first_error: writes.first_error.or(first_error),
         lists_per_second: passes_while_writing as f64 / writing.as_secs_f64().max(1e-9),
         sent_per_second: measured as f64 / spec.duration.as_secs_f64().max(1e-9),
     })
 }
 
-/// One pass of the reader: the newest pages down to `watermark`; answers the ids above it
-/// and the highest leaf listed.
+/// One pass of the reader: the newest pages down to `watermark`; answers the keys of the
+/// events above it and the highest leaf listed.
 async fn pass(
     client: &mut AuditServiceClient<Channel>,
     reader: &MetadataValue<Ascii>,
     workspace: &str,
     watermark: i64,
+    match_by: MatchBy,
 ) -> Result<(Vec<String>, i64), String> {
     let mut new = Vec::new();
     let mut highest = watermark;
@@ -227,7 +249,7 @@ async fn pass(
         let leaves: Vec<(i64, &str)> = page
             .events
             .iter()
-            .map(|event| (event.leaf_index, event.event_id.as_str()))
+            .map(|event| (event.leaf_index, match_by.key(event)))
             .collect();
         let (above, reached) = above_watermark(&leaves, watermark);
         if let Some((leaf, _)) = leaves.first() {
@@ -259,7 +281,7 @@ fn delays(
     sent: &HashMap<String, (Instant, bool)>,
     seen: &HashMap<String, Instant>,
 ) -> (Vec<u32>, u64, u64) {
-    let mut micros = Vec::new();
+    let mut delays = Vec::new();
     let mut measured = 0u64;
     let mut unseen = 0u64;
     for (id, (at, counts)) in sent {
@@ -268,14 +290,15 @@ fn delays(
         }
         measured += 1;
         match seen.get(id) {
-            Some(listed) => micros.push(
-                u32::try_from(listed.saturating_duration_since(*at).as_micros())
-                    .unwrap_or(u32::MAX),
-            ),
+            Some(listed) => delays.push(micros(listed.saturating_duration_since(*at))),
             None => unseen += 1,
         }
     }
-    (micros, measured, unseen)
+    (delays, measured, unseen)
+}
+
+fn micros(duration: Duration) -> u32 {
+    u32::try_from(duration.as_micros()).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
@@ -313,6 +336,21 @@ mod tests {
         micros.sort_unstable();
         assert_eq!(micros, vec![5_000, 40_000]);
         assert_eq!((measured, unseen), (3, 1));
+    }
+
+    #[test]
+    fn events_are_matched_by_their_id_or_by_what_they_are_about() {
+        let event = pb::AuditEvent {
+            event_id: "event-1".into(),
+            target: Some(pb::Target {
+                r#type: "end_user".into(),
+                id: "user-1".into(),
+            }),
+            ..pb::AuditEvent::default()
+        };
+        assert_eq!(MatchBy::EventId.key(&event), "event-1");
+        assert_eq!(MatchBy::TargetId.key(&event), "user-1");
+        assert_eq!(MatchBy::TargetId.key(&pb::AuditEvent::default()), "");
     }
 
     #[test]

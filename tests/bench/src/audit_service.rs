@@ -12,8 +12,8 @@ use roster_audit::domain::SystemClock;
 use roster_audit::settings::LogSettings;
 use roster_audit::startup::Signing;
 use roster_auth::{
-    ALL_WORKSPACES, PrincipalKind, TokenRequest, TokenSigner, TokenVerifier, VerifierSettings,
-    WorkspaceAccess,
+    ALL_WORKSPACES, KeySet, PrincipalKind, TokenRequest, TokenSigner, TokenVerifier,
+    VerifierSettings, WorkspaceAccess,
 };
 use roster_db::DbSettings;
 use roster_proto::audit::v1 as pb;
@@ -42,6 +42,10 @@ pub struct AuditService {
     /// A reader's token: a platform service for every workspace with `audit_log.view`
     /// (the bench's workspaces are made up as it goes; an admin agent's is checked alike).
     pub reader: MetadataValue<Ascii>,
+    /// The key both tokens are signed with, and the keys the service trusts: other
+    /// services of the run sign and verify with them too.
+    pub signer: TokenSigner,
+    pub keys: KeySet,
 }
 
 impl AuditService {
@@ -55,7 +59,7 @@ impl AuditService {
             roster_auth::generate_ed25519("bench-key").context("generating a signing key")?;
         let producer = mint(&signer, "bench-relay", &["audit_log.append"])?;
         let reader = mint(&signer, "bench-auditor", &["audit_log.view"])?;
-        let verifier = TokenVerifier::new(VerifierSettings::default(), keys);
+        let verifier = TokenVerifier::new(VerifierSettings::default(), keys.clone());
         let (running, ()) = Running::spawn(runtime, "audit service", async move {
             let db = roster_audit::prepare_database(&database).await?;
             let kek = roster_kek::Keyring::generate("bench").map_err(anyhow::Error::msg)?;
@@ -77,6 +81,8 @@ impl AuditService {
             running,
             producer: service::bearer(&producer)?,
             reader: service::bearer(&reader)?,
+            signer,
+            keys,
         })
     }
 

@@ -3,12 +3,14 @@
 //! against a bare tonic server and a plain SQL client; `… -- staff` measures Login against
 //! a bare argon2 verification, IssueServiceToken, and what verifying the staff service's
 //! tokens costs the directory; `… -- audit` measures the audit service (SQLite unless given
-//! a PostgreSQL URL): ingest by batch size, the delay until an event is listable, reads and
-//! proofs, and VerifyLog next to a bare RFC 6962 root.
+//! a PostgreSQL URL): ingest by batch size, the delay until an event is listable (appended
+//! there, or written at the directory and relayed), reads and proofs, and VerifyLog next to
+//! a bare RFC 6962 root.
 
 mod argon2_baseline;
 mod audit;
 mod audit_delay;
+mod audit_e2e;
 mod audit_service;
 mod baseline;
 mod cpu;
@@ -49,7 +51,8 @@ enum Command {
     /// directory's cost of verifying its tokens.
     Staff(StaffArgs),
     /// The audit service: AppendEvents by batch size, the delay until an event is
-    /// listable, ListEvents, GetInclusionProof and VerifyLog on a large log.
+    /// listable (appended, or from a directory write through its relay), ListEvents,
+    /// GetInclusionProof and VerifyLog on a large log.
     Audit(AuditArgs),
 }
 
@@ -308,10 +311,11 @@ struct AuditArgs {
     /// Workspaces of the several-workspace ingest cells (below 2: only one workspace).
     #[arg(long, default_value_t = 8)]
     workspaces: usize,
-    /// Events per second the delay part appends (open loop)...
+    /// Events per second the delay part appends, and CreateUser calls per second the e2e
+    /// part makes at the directory (open loop)...
     #[arg(long, default_value_t = 1000)]
     delay_rate: u64,
-    /// ... in calls of this many events.
+    /// ... the delay part's in calls of this many events.
     #[arg(long, default_value_t = 10)]
     delay_batch: usize,
     /// Events of the large log that ListEvents, GetInclusionProof and VerifyLog read (the
@@ -325,11 +329,12 @@ struct AuditArgs {
     #[arg(long, default_value_t = 2)]
     verify_runs: usize,
     /// Measure only these parts (comma-separated); list, proofs and verify load the large
-    /// log first.
+    /// log first; e2e runs the directory and its relay too (tuned by
+    /// ROSTER_DIRECTORY_AUDIT_BATCH and ROSTER_DIRECTORY_AUDIT_POLL_INTERVAL).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "ingest,delay,list,proofs,verify"
+        default_value = "ingest,delay,e2e,list,proofs,verify"
     )]
     only: Vec<AuditPart>,
 }
@@ -339,6 +344,7 @@ struct AuditArgs {
 enum AuditPart {
     Ingest,
     Delay,
+    E2e,
     List,
     Proofs,
     Verify,
@@ -396,6 +402,7 @@ impl AuditArgs {
             verify_runs: self.verify_runs,
             ingest: self.only.contains(&AuditPart::Ingest),
             delay: self.only.contains(&AuditPart::Delay),
+            e2e: self.only.contains(&AuditPart::E2e),
             list: self.only.contains(&AuditPart::List),
             proofs: self.only.contains(&AuditPart::Proofs),
             verify: self.only.contains(&AuditPart::Verify),

@@ -1,7 +1,7 @@
 //! The real services on the server runtime: [`Running`] serves any of them until stopped;
 //! [`Directory`] is (a) of the directory bench — `prepare_database` (migrations),
-//! `Application::build` with the shared runtime's layers and the token verifier — plus one
-//! access token that every call of the bench reuses.
+//! `Application::build` with the shared runtime's layers and the token verifier, and its
+//! outbox relay when asked — plus one access token that every call of the bench reuses.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -9,12 +9,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use roster_auth::{PrincipalKind, TokenRequest, TokenVerifier, VerifierSettings, WorkspaceAccess};
+use roster_auth::{
+    PrincipalKind, TokenRequest, TokenSigner, TokenVerifier, VerifierSettings, WorkspaceAccess,
+};
 use roster_db::DbSettings;
 use roster_directory::domain::SystemClock;
 use roster_directory::{Application, prepare_database};
 use roster_runtime::ServerSettings;
 use roster_service::ServiceApp;
+use roster_service::relay::{Relay, RelaySettings, RelayStatus, TokenSource};
 use tokio::sync::oneshot;
 use tonic::metadata::{Ascii, MetadataValue};
 
@@ -89,6 +92,8 @@ pub fn server_settings() -> ServerSettings {
 pub struct Directory {
     pub addr: SocketAddr,
     pub authorization: MetadataValue<Ascii>,
+    /// The relay's figures, when it runs one.
+    pub relay: Option<RelayStatus>,
     running: Running,
 }
 
@@ -104,42 +109,39 @@ impl Directory {
     ) -> anyhow::Result<Self> {
         let (signer, keys, _) =
             roster_auth::generate_ed25519("bench-key").context("generating a signing key")?;
-        let verifier_settings = VerifierSettings::default();
-        let token = signer
-            .mint_for(
-                &TokenRequest {
-                    subject: "agent-bench".to_owned(),
-                    kind: PrincipalKind::Agent,
-                    workspaces: [(workspace_id.to_owned(), WorkspaceAccess::new("admin", &[]))]
-                        .into(),
-                    generation: 0,
-                    ttl: Duration::from_secs(3600),
-                    issuer: verifier_settings.issuer.clone(),
-                    audience: verifier_settings.audience.clone(),
-                },
-                roster_auth::unix_now(),
-            )
-            .context("minting the bench's token")?;
-        let verifier = TokenVerifier::new(verifier_settings, keys);
-        Self::start_with(runtime, database, verifier, &token, request_timeout).await
+        let token = admin_token(&signer, workspace_id)?;
+        let verifier = TokenVerifier::new(VerifierSettings::default(), keys);
+        Self::start_with(runtime, database, verifier, &token, request_timeout, None).await
     }
 
     /// Like [`Directory::start`], verifying tokens with `verifier`; the bench's calls send
-    /// `token`.
+    /// `token`. With `relay`, its outbox relay runs beside it as in `roster serve`,
+    /// delivering where the settings say with the tokens of the source.
     pub async fn start_with(
         runtime: &tokio::runtime::Handle,
         database: DbSettings,
         verifier: TokenVerifier,
         token: &str,
         request_timeout: Option<Duration>,
+        relay: Option<(RelaySettings, TokenSource)>,
     ) -> anyhow::Result<Self> {
         let authorization = bearer(token)?;
         let mut server = server_settings();
         if let Some(timeout) = request_timeout {
             server.request_timeout = timeout;
         }
-        let (running, ()) = Running::spawn(runtime, "directory", async move {
+        let (running, relay) = Running::spawn(runtime, "directory", async move {
             let db = prepare_database(&database).await?;
+            let relay = match relay {
+                Some((settings, tokens)) => Relay::new(
+                    &roster_directory::startup::SERVICE,
+                    db.clone(),
+                    Arc::new(SystemClock),
+                    settings,
+                    tokens,
+                )?,
+                None => None,
+            };
             // The bench never reads a widget secret back across runs: a fresh key will do.
             let widget_kek = roster_directory::widget_kek::WidgetKeyring::generate("bench")
                 .map_err(anyhow::Error::msg)?;
@@ -149,15 +151,21 @@ impl Directory {
                 verifier,
                 Arc::new(SystemClock),
                 widget_kek,
-                None,
+                relay.as_ref().map(Relay::reader),
             )
             .await?;
-            Ok((app.into_service_app(), ()))
+            let status = relay.as_ref().map(Relay::status);
+            let app = match relay {
+                Some(relay) => app.with_relay(relay),
+                None => app,
+            };
+            Ok((app.into_service_app(), status))
         })
         .await?;
         Ok(Self {
             addr: running.addr,
             authorization,
+            relay,
             running,
         })
     }
@@ -170,6 +178,25 @@ impl Directory {
     pub async fn stop(self) -> anyhow::Result<()> {
         self.running.stop().await
     }
+}
+
+/// An agent's admin token for `workspace_id`, signed by `signer`, valid for an hour.
+pub fn admin_token(signer: &TokenSigner, workspace_id: &str) -> anyhow::Result<String> {
+    let verifier_settings = VerifierSettings::default();
+    signer
+        .mint_for(
+            &TokenRequest {
+                subject: "agent-bench".to_owned(),
+                kind: PrincipalKind::Agent,
+                workspaces: [(workspace_id.to_owned(), WorkspaceAccess::new("admin", &[]))].into(),
+                generation: 0,
+                ttl: Duration::from_secs(3600),
+                issuer: verifier_settings.issuer,
+                audience: verifier_settings.audience,
+            },
+            roster_auth::unix_now(),
+        )
+        .context("minting the bench's token")
 }
 
 /// `Bearer <token>` as a header value.

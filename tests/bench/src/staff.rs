@@ -293,6 +293,7 @@ async fn verify(
         following.verifier.clone(),
         &agent_token,
         None,
+        None,
     )
     .await?;
     progress(format!("the directory is serving on {}", directory.addr));
