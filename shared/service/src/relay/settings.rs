@@ -19,8 +19,9 @@ pub struct RelaySettings {
     pub url: Option<String>,
     /// `…AUDIT_BATCH` (default and at most 500): rows claimed and sent at once.
     pub batch: u64,
-    /// `…AUDIT_POLL_INTERVAL` (default 250ms): how long the relay idles when nothing was
-    /// due; a full claim is followed by the next at once.
+    /// `…AUDIT_POLL_INTERVAL` (default 250ms): how long the relay idles after a claim
+    /// smaller than a batch (the outbox is drained for now); a full claim is followed by
+    /// the next at once. It is the floor of the delivery delay at low write rates.
     pub poll_interval: Duration,
     /// `…AUDIT_LEASE` (30s), `…AUDIT_MAX_ATTEMPTS` (8), `…AUDIT_MAX_BACKOFF` (30s): how
     /// long a claim keeps other replicas off a batch, refusals of one event before it is a
