@@ -103,13 +103,7 @@ pub async fn run(options: Options, server_runtime: tokio::runtime::Handle) -> an
     let outcome = harness::interruptible(measure(&options, &server_runtime, &mut databases)).await;
     databases.drop_all().await;
     let results = outcome?;
-    println!("{}", render(&options, &results));
-    let errors = error_summary(&results);
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        anyhow::bail!("calls failed during the run:\n{}", errors.join("\n"))
-    }
+    harness::report(&render(&options, &results), &error_summary(&results))
 }
 
 async fn measure(

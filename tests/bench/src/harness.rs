@@ -116,6 +116,17 @@ impl Databases {
     }
 }
 
+/// Prints a bench's report, then fails the run if any of its calls failed: figures from
+/// failed calls are not figures.
+pub fn report(rendered: &str, errors: &[String]) -> anyhow::Result<()> {
+    println!("{rendered}");
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!("calls failed during the run:\n{}", errors.join("\n"))
+    }
+}
+
 /// `measure`, or an error at Ctrl-C, so the caller still drops its databases.
 pub async fn interruptible<T>(
     measure: impl Future<Output = anyhow::Result<T>>,
