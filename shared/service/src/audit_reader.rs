@@ -127,16 +127,11 @@ impl AuditReader {
     ) -> Result<pb::ListEventsResponse, AuditReadError> {
         let mut renewed = false;
         loop {
-            let token = self
+            let mut request = self
                 .tokens
-                .token()
+                .request(message.clone())
                 .await
                 .map_err(|error| AuditReadError::Unavailable(format!("no token: {error:#}")))?;
-            let mut request = tonic::Request::new(message.clone());
-            let bearer = format!("Bearer {token}").parse().map_err(|_| {
-                AuditReadError::Refused("the token is not a valid header value".into())
-            })?;
-            request.metadata_mut().insert("authorization", bearer);
             request.set_timeout(CALL_TIMEOUT);
             match self.audit.clone().list_events(request).await {
                 Ok(page) => return Ok(page.into_inner()),

@@ -409,14 +409,9 @@ impl Relay {
         F: FnOnce(AuditServiceClient<Channel>, tonic::Request<M>) -> Fut,
         Fut: Future<Output = Result<(), Status>>,
     {
-        let token = self.tokens.token().await.map_err(|error| {
+        let mut request = self.tokens.request(message).await.map_err(|error| {
             Status::unavailable(format!("no token for the audit service: {error:#}"))
         })?;
-        let mut request = tonic::Request::new(message);
-        let bearer = format!("Bearer {token}")
-            .parse()
-            .map_err(|_| Status::unavailable("the token is not a valid header value"))?;
-        request.metadata_mut().insert("authorization", bearer);
         request.set_timeout(CALL_TIMEOUT.min(self.settings.policy.lease / 2));
         send(self.audit.clone(), request).await
     }

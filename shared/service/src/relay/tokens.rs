@@ -172,6 +172,21 @@ impl TokenSource {
         Ok(token)
     }
 
+    /// `message` as a request carrying the token to send now as its bearer.
+    ///
+    /// # Errors
+    ///
+    /// No token could be had (see [`TokenSource::token`]), or it is not a header value.
+    pub async fn request<M>(&self, message: M) -> anyhow::Result<tonic::Request<M>> {
+        let token = self.token().await?;
+        let bearer = format!("Bearer {token}")
+            .parse()
+            .context("the token is not a valid header value")?;
+        let mut request = tonic::Request::new(message);
+        request.metadata_mut().insert("authorization", bearer);
+        Ok(request)
+    }
+
     /// Drops the held token, after the audit service refused it.
     pub async fn forget(&self) {
         *self.held.lock().await = None;
