@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement, Value,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -220,7 +220,15 @@ pub async fn insert<C: ConnectionTrait>(conn: &C, events: &[Recorded]) -> Result
     Ok(())
 }
 
-/// The events of `workspace_id` among `event_ids`.
+/// The events of `workspace_id` among `event_ids`, each id looked up through the
+/// `(workspace_id, event_id)` index.
+///
+/// Not `event_id IN (…)`, nor a plain join: before PostgreSQL has analyzed a young log, it
+/// planned both as a scan of the workspace's rows matched against the ids, a cost that grows
+/// with the log and is paid under the log's lock on every append (21 ms a batch of 100 at
+/// 14,000 events, against 0.3 ms by the index). A LATERAL lookup with `LIMIT 1` cannot be
+/// flattened into such a join, so PostgreSQL probes the index once per id; SQLite, which
+/// has no LATERAL, probes it for a join on a unique index anyway.
 pub async fn by_ids<C: ConnectionTrait>(
     conn: &C,
     workspace_id: &str,
@@ -228,9 +236,12 @@ pub async fn by_ids<C: ConnectionTrait>(
 ) -> Result<Vec<Recorded>> {
     let mut found = Vec::new();
     for chunk in event_ids.chunks(ROWS_PER_INSERT) {
+        if chunk.is_empty() {
+            continue;
+        }
+        let statement = by_ids_statement(conn.get_database_backend(), workspace_id, chunk);
         let rows = audit_event::Entity::find()
-            .filter(audit_event::Column::WorkspaceId.eq(workspace_id))
-            .filter(audit_event::Column::EventId.is_in(chunk.iter().copied()))
+            .from_raw_sql(statement)
             .all(conn)
             .await?;
         for row in rows {
@@ -238,6 +249,35 @@ pub async fn by_ids<C: ConnectionTrait>(
         }
     }
     Ok(found)
+}
+
+/// [`by_ids`]' statement for one chunk of ids (public for the test that keeps its plan on
+/// the index).
+pub fn by_ids_statement(backend: DbBackend, workspace_id: &str, event_ids: &[Uuid]) -> Statement {
+    let ids = event_ids.iter().map(|id| Value::from(*id));
+    match backend {
+        DbBackend::Postgres => {
+            let wanted: Vec<String> = (2..event_ids.len() + 2).map(|at| format!("(${at})")).collect();
+            let sql = format!(
+                "SELECT e.* FROM (VALUES {}) AS wanted CROSS JOIN LATERAL \
+                 (SELECT * FROM audit_events WHERE workspace_id = $1 \
+                 AND event_id = wanted.column1 LIMIT 1) AS e",
+                wanted.join(", ")
+            );
+            let values: Vec<Value> = std::iter::once(workspace_id.into()).chain(ids).collect();
+            Statement::from_sql_and_values(backend, sql, values)
+        }
+        _ => {
+            let sql = format!(
+                "SELECT e.* FROM (VALUES {}) AS wanted \
+                 JOIN audit_events AS e ON e.workspace_id = ? AND e.event_id = wanted.column1",
+                vec!["(?)"; event_ids.len()].join(", ")
+            );
+            // `?` are numbered in text order: the ids, then the workspace.
+            let values: Vec<Value> = ids.chain(std::iter::once(workspace_id.into())).collect();
+            Statement::from_sql_and_values(backend, sql, values)
+        }
+    }
 }
 
 pub async fn by_id<C: ConnectionTrait>(
