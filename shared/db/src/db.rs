@@ -69,7 +69,7 @@ impl Db {
     /// PostgreSQL uses the pool settings and `statement_timeout`.
     ///
     /// sqlx logs every statement at INFO by default; that stays off unless `RUST_LOG`
-    /// mentions `sqlx`.
+    /// mentions `sqlx`, or `log_statements` asks for them (at DEBUG).
     pub async fn connect(settings: &DbSettings) -> Result<Db> {
         let url = settings.url.expose_secret().trim();
         let backend = backend_of(url)?;
@@ -85,8 +85,13 @@ impl Db {
             // sqlx pings a connection every time it leaves the pool by default: one extra
             // round trip per query. Only connections idle long enough to have gone stale
             // are checked; a dead one otherwise surfaces as Unavailable and is replaced.
-            .test_before_acquire_if_idle_for(STALE_AFTER_IDLE)
-            .sqlx_logging(sqlx_logging_requested());
+            .test_before_acquire_if_idle_for(STALE_AFTER_IDLE);
+        if settings.log_statements {
+            opts.sqlx_logging(true)
+                .sqlx_logging_level(tracing::log::LevelFilter::Debug);
+        } else {
+            opts.sqlx_logging(sqlx_logging_requested());
+        }
 
         let write_lock = match backend {
             Backend::Postgres => {

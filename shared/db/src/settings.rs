@@ -27,6 +27,11 @@ pub struct DbSettings {
     pub statement_timeout: Option<Duration>,
     /// Run pending migrations when the service starts (otherwise a `migrate` job does).
     pub migrate_on_start: bool,
+    /// Send every statement's text to `tracing` (target `sqlx::query`, DEBUG), so a test
+    /// can read what a service asks of its database (the roster suite's check that no
+    /// query spans workspaces). Not an environment variable: an operator turns statement
+    /// logs on with `RUST_LOG` naming `sqlx`, which logs them at INFO.
+    pub log_statements: bool,
 }
 
 const DEFAULT_MAX_CONNECTIONS: u32 = 16;
@@ -47,6 +52,7 @@ impl DbSettings {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             statement_timeout: Some(DEFAULT_STATEMENT_TIMEOUT),
             migrate_on_start: true,
+            log_statements: false,
         }
     }
 
@@ -131,6 +137,7 @@ impl DbSettings {
             idle_timeout,
             statement_timeout,
             migrate_on_start,
+            log_statements: false,
         })
     }
 

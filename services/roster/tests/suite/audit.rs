@@ -91,7 +91,7 @@ async fn until(
     }
 }
 
-async fn a_staff_token_reads_the_audit_log_by_its_role_until_revoked(mut suite: Suite) {
+pub(crate) async fn a_staff_token_reads_the_audit_log_by_its_role_until_revoked(mut suite: Suite) {
     let (admin_id, admin) = signed_in(&mut suite, "uhura@example.com", "admin").await;
     let (_, agent) = signed_in(&mut suite, "sulu@example.com", "agent").await;
     // A second admin, so the first may leave (the workspace keeps an active admin).

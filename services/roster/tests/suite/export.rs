@@ -65,7 +65,7 @@ fn actions_about(events: &[audit::AuditEvent], user_id: &str) -> Vec<String> {
         .collect()
 }
 
-async fn an_export_holds_the_profile_customer_merged_users_and_every_audit_event_once(
+pub(crate) async fn an_export_holds_the_profile_customer_merged_users_and_every_audit_event_once(
     suite: Suite,
 ) {
     let token = admin(&suite).await;

@@ -93,6 +93,16 @@ pub fn relay_settings(audit: std::net::SocketAddr) -> RelaySettings {
     settings
 }
 
+/// Every pool of the suite sends its statements to `tracing` at DEBUG (seen with
+/// `TEST_LOG` and a filter naming `sqlx::query`), so `workspace_keys` can read what the
+/// services ask of their databases.
+pub fn db_settings(url: &str) -> DbSettings {
+    DbSettings {
+        log_statements: true,
+        ..DbSettings::new(url)
+    }
+}
+
 #[macro_export]
 macro_rules! on_both_databases {
     ($($name:ident),* $(,)?) => {
@@ -121,7 +131,7 @@ where
     let audit_database = TestDatabase::create(&backend).await.unwrap();
 
     let (tokens, _) = TestTokens::generate();
-    let staff_db = roster_staff::prepare_database(&DbSettings::new(&staff_database.url))
+    let staff_db = roster_staff::prepare_database(&db_settings(&staff_database.url))
         .await
         .unwrap();
     let staff = roster_staff::Application::build(
@@ -155,7 +165,7 @@ where
     let view = RevocationView::new(Duration::from_secs(300), Arc::new(view_clock.clone()));
     assert!(trust.verifier().follow_revocations(view.clone()));
     let audit_kek = roster_kek::Keyring::generate("test-kek").unwrap();
-    let audit_db = roster_audit::prepare_database(&DbSettings::new(&audit_database.url))
+    let audit_db = roster_audit::prepare_database(&db_settings(&audit_database.url))
         .await
         .unwrap();
     let audit = roster_audit::Application::build(
@@ -182,10 +192,10 @@ where
     // the directory's own binary does, and ExportUser reads through the same account.
     let relay_account = platform_service_account(&staff_client, &tokens).await;
     let directory_app_db =
-        roster_directory::prepare_database(&DbSettings::new(&directory_database.url))
+        roster_directory::prepare_database(&db_settings(&directory_database.url))
             .await
             .unwrap();
-    let directory_db = Db::connect(&DbSettings::new(&directory_database.url))
+    let directory_db = Db::connect(&db_settings(&directory_database.url))
         .await
         .unwrap();
     let directory_relay = Relay::new(
@@ -230,7 +240,7 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    let staff_db = Db::connect(&DbSettings::new(&staff_database.url))
+    let staff_db = Db::connect(&db_settings(&staff_database.url))
         .await
         .unwrap();
     let relays = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -377,7 +387,7 @@ impl Suite {
         let mut served = self.audit_served.lock().await;
         assert!(served.is_none(), "the audit service is running");
         let start = self.audit_start.clone();
-        let db = roster_audit::prepare_database(&DbSettings::new(&start.database_url))
+        let db = roster_audit::prepare_database(&db_settings(&start.database_url))
             .await
             .unwrap();
         let settings = ServerSettings {
@@ -407,7 +417,7 @@ impl Suite {
     /// A second directory on the directory's database with a relay of its own, as a second
     /// replica would run: its client and its relay's figures. Stopped with the suite.
     pub async fn directory_replica(&self) -> (DirectoryServiceClient<Channel>, RelayStatus) {
-        let db = roster_directory::prepare_database(&DbSettings::new(&self.directory_database_url))
+        let db = roster_directory::prepare_database(&db_settings(&self.directory_database_url))
             .await
             .unwrap();
         let relay = Relay::new(

@@ -231,7 +231,7 @@ async fn assert_log_matches_outboxes(suite: &Suite) {
     );
 }
 
-async fn directory_and_staff_writes_become_listable_in_the_audit_log(suite: Suite) {
+pub(crate) async fn directory_and_staff_writes_become_listable_in_the_audit_log(suite: Suite) {
     let token = admin(&suite).await;
     let user_id = create_user(&suite.directory, &token, "kirk@example.com").await;
     let agent_id = invite(&suite, "uhura@example.com").await;
@@ -474,7 +474,7 @@ async fn two_directory_replicas_on_one_database_deliver_each_event_once(suite: S
     assert!(delivered >= 60, "{delivered}");
 }
 
-async fn erasing_a_user_erases_them_from_the_audit_log_through_the_outbox(suite: Suite) {
+pub(crate) async fn erasing_a_user_erases_them_from_the_audit_log_through_the_outbox(suite: Suite) {
     let token = admin(&suite).await;
     let user_id = create_user(&suite.directory, &token, "kirk@example.com").await;
     let about_kirk = audit::ListEventsRequest {
@@ -508,6 +508,7 @@ async fn erasing_a_user_erases_them_from_the_audit_log_through_the_outbox(suite:
     .await;
     // The request's outbox row names the erasure.
     let request = outbox::entity::Entity::find()
+        .filter(outbox::entity::Column::WorkspaceId.eq(WS))
         .filter(outbox::entity::Column::Action.eq(outbox::ERASURE_REQUESTED))
         .all(suite.directory_db.conn())
         .await

@@ -116,7 +116,9 @@ impl Calls for Suite {
     }
 }
 
-async fn deactivating_an_agent_refuses_its_token_at_the_directory_within_seconds(mut suite: Suite) {
+pub(crate) async fn deactivating_an_agent_refuses_its_token_at_the_directory_within_seconds(
+    mut suite: Suite,
+) {
     let (agent_id, token) = suite.signed_in_agent("uhura@example.com").await;
     let (_, colleague) = suite.signed_in_agent("sulu@example.com").await;
     // The directory accepts the token once it holds the first snapshot, and caches it.
