@@ -11,6 +11,8 @@
 
 use std::collections::HashMap;
 
+use sea_orm::DatabaseConnection;
+use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::domain::leaf;
@@ -21,7 +23,7 @@ use crate::service::read::CheckpointView;
 use crate::store;
 
 /// Events read per query.
-const PAGE: u64 = 2000;
+const PAGE: u64 = 5000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProblemKind {
@@ -137,20 +139,18 @@ impl Audit {
         }
         let min_index = u64::try_from(head.min_index).unwrap_or(0).min(size);
         let mut frontier = self.frontier(conn, workspace_id, min_index).await?;
-        let mut from = min_index;
-        while from < size && verification.problem.is_none() {
-            let to = (from + PAGE).min(size);
-            let rows =
-                store::events::leaf_range(conn, workspace_id, i64_of(from), i64_of(to)).await?;
-            let stored: HashMap<u64, Vec<u8>> = store::hashes::range(
-                conn,
-                workspace_id,
-                leaf_stored_index(from),
-                leaf_stored_index(to),
-            )
-            .await?
-            .into_iter()
-            .collect();
+        // The next page is read while this one is checked: the database's work and ours
+        // overlap instead of taking turns.
+        let mut next = (min_index < size).then(|| read_page(conn, workspace_id, min_index, size));
+        while let Some(reading) = next.take() {
+            let page = reading.await.map_err(|e| {
+                crate::error::AuditError::Internal(format!("reading a page of the log: {e}"))
+            })??;
+            let (from, to) = (page.from, page.to);
+            if to < size {
+                next = Some(read_page(conn, workspace_id, to, size));
+            }
+            let (rows, stored) = (page.rows, page.stored);
             let mut expected = from;
             for row in rows {
                 let at = u64::try_from(row.leaf_index).unwrap_or(u64::MAX);
@@ -197,7 +197,12 @@ impl Audit {
                     format!("no event row at leaf {expected}: deleted by hand"),
                 );
             }
-            from = to;
+            if verification.problem.is_some() {
+                if let Some(reading) = next.take() {
+                    reading.abort();
+                }
+                break;
+            }
         }
         if verification.problem.is_none() && head.root_hash.as_slice() != frontier.root().as_slice()
         {
@@ -210,6 +215,46 @@ impl Audit {
         }
         Ok(verification)
     }
+}
+
+/// One page of the log as stored: the event rows of leaves `[from, to)` and the hashes
+/// those leaves store.
+struct Page {
+    from: u64,
+    to: u64,
+    rows: Vec<crate::entity::audit_event::Model>,
+    stored: HashMap<u64, Vec<u8>>,
+}
+
+/// Starts reading the page from leaf `from` (at most [`PAGE`] leaves, none at or beyond
+/// `size`) on a task of its own.
+fn read_page(
+    conn: &DatabaseConnection,
+    workspace_id: &str,
+    from: u64,
+    size: u64,
+) -> JoinHandle<Result<Page>> {
+    let (conn, workspace_id) = (conn.clone(), workspace_id.to_owned());
+    tokio::spawn(async move {
+        let to = (from + PAGE).min(size);
+        let rows =
+            store::events::leaf_range(&conn, &workspace_id, i64_of(from), i64_of(to)).await?;
+        let stored = store::hashes::range(
+            &conn,
+            &workspace_id,
+            leaf_stored_index(from),
+            leaf_stored_index(to),
+        )
+        .await?
+        .into_iter()
+        .collect();
+        Ok(Page {
+            from,
+            to,
+            rows,
+            stored,
+        })
+    })
 }
 
 fn i64_of(value: u64) -> i64 {

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Statement, Value,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Statement, Value,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -257,7 +257,9 @@ pub fn by_ids_statement(backend: DbBackend, workspace_id: &str, event_ids: &[Uui
     let ids = event_ids.iter().map(|id| Value::from(*id));
     match backend {
         DbBackend::Postgres => {
-            let wanted: Vec<String> = (2..event_ids.len() + 2).map(|at| format!("(${at})")).collect();
+            let wanted: Vec<String> = (2..event_ids.len() + 2)
+                .map(|at| format!("(${at})"))
+                .collect();
             let sql = format!(
                 "SELECT e.* FROM (VALUES {}) AS wanted CROSS JOIN LATERAL \
                  (SELECT * FROM audit_events WHERE workspace_id = $1 \
