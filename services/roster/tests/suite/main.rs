@@ -11,3 +11,4 @@ mod export;
 mod keys;
 mod relay;
 mod revocation;
+mod telemetry;
