@@ -13,7 +13,7 @@ use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 
 use tracing::subscriber::Interest;
 use tracing::{Event, Metadata, Subscriber};
@@ -233,11 +233,19 @@ pub fn init_telemetry(settings: &TelemetrySettings) -> anyhow::Result<TelemetryG
     let filter = parse_filter(&settings.log_filter)
         .with_context(|| format!("invalid log filter '{}'", settings.log_filter))?;
 
-    let provider = settings
-        .otlp_endpoint
-        .as_deref()
-        .map(|endpoint| tracer_provider(endpoint, &settings.service_name))
-        .transpose()?;
+    let provider = match (&settings.otlp_endpoint, settings.log_format) {
+        (Some(endpoint), _) => Some(tracer_provider(endpoint, &settings.service_name)?),
+        // Without a collector, JSON lines still name their call's trace and span, and calls
+        // to other services still carry them: spans get ids, and are recorded only when the
+        // caller's are (then dropped, as nothing exports them).
+        (None, LogFormat::Json) => Some(
+            SdkTracerProvider::builder()
+                .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOff)))
+                .with_resource(resource(&settings.service_name))
+                .build(),
+        ),
+        (None, LogFormat::Pretty) => None,
+    };
     let (meters, prometheus) = meter_provider(settings)?;
     let metrics_addr = prometheus.as_ref().map(|(addr, _)| *addr);
     let otel_layer = provider.as_ref().map(|provider| {

@@ -33,6 +33,10 @@ const AUDIT: &str = "roster.audit.v1.AuditService";
 const PATIENCE: Duration = Duration::from_secs(30);
 
 roster_testkit::on_both_databases!(
+    crate::telemetry::run_without_collector =>
+    json_log_lines_carry_the_callers_trace_without_a_collector,
+);
+roster_testkit::on_both_databases!(
     crate::telemetry::run => one_create_user_is_one_trace_from_handler_to_audit_ingest,
     json_log_lines_of_a_call_carry_its_trace,
     metrics_are_scraped_with_their_labels,
@@ -46,7 +50,17 @@ where
     Fut: std::future::Future<Output = ()>,
 {
     let receiver = Receiver::start().await;
-    let roster = Roster::start(&backend, receiver).await;
+    let roster = Roster::start(&backend, Some(receiver)).await;
+    test(roster).await;
+}
+
+/// [`run`] without a collector: no `OTEL_EXPORTER_OTLP_ENDPOINT`.
+async fn run_without_collector<F, Fut>(backend: TestBackend, test: F)
+where
+    F: FnOnce(Roster) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let roster = Roster::start(&backend, None).await;
     test(roster).await;
 }
 
@@ -139,17 +153,13 @@ struct Roster {
 }
 
 impl Roster {
-    async fn start(backend: &TestBackend, receiver: Receiver) -> Roster {
+    async fn start(backend: &TestBackend, receiver: Option<Receiver>) -> Roster {
         let data_dir =
             std::env::temp_dir().join(format!("roster-telemetry-{}", uuid::Uuid::new_v4()));
         let mut env = vec![
             ("ROSTER_DATA_DIR".to_owned(), data_dir.display().to_string()),
             ("ROSTER_LOG_FORMAT".to_owned(), "json".to_owned()),
             ("ROSTER_LOG".to_owned(), "info".to_owned()),
-            (
-                "OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(),
-                receiver.endpoint(),
-            ),
             ("OTEL_BSP_SCHEDULE_DELAY".to_owned(), "50".to_owned()),
             ("ROSTER_METRICS_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
             (
@@ -157,6 +167,12 @@ impl Roster {
                 "50ms".to_owned(),
             ),
         ];
+        if let Some(receiver) = &receiver {
+            env.push((
+                "OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(),
+                receiver.endpoint(),
+            ));
+        }
         let mut databases = Vec::new();
         for service in ["DIRECTORY", "STAFF", "AUDIT"] {
             let database = TestDatabase::create(backend).await.unwrap();
@@ -172,8 +188,10 @@ impl Roster {
         }
         let mut child = Command::new(env!("CARGO_BIN_EXE_roster"))
             .arg("serve")
-            .envs(env.iter().map(|(k, v)| (k, v)))
+            // Only what this test sets, whatever the test runner's environment holds.
             .env_remove("RUST_LOG")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -193,7 +211,7 @@ impl Roster {
         });
         let mut roster = Roster {
             child,
-            receiver,
+            receiver: receiver.unwrap_or_default(),
             directory: "127.0.0.1:0".parse().unwrap(),
             metrics: "127.0.0.1:0".parse().unwrap(),
             lines,
@@ -638,4 +656,36 @@ fn sample(scraped: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
                 .all(|(key, value)| rest.contains(&format!("{key}=\"{value}\"")))
         })
         .and_then(|(_, value)| value.parse().ok())
+}
+
+async fn json_log_lines_carry_the_callers_trace_without_a_collector(roster: Roster) {
+    let token = roster.token();
+    let email = format!("chekov-{}@example.com", uuid::Uuid::new_v4().simple());
+    let (trace_id, caller_span, traceparent) = caller_trace();
+
+    create_user(&roster, &token, &email, &traceparent).await;
+
+    let finished = roster
+        .json_until(|line| {
+            line["message"] == "gRPC call finished"
+                && line["span"]["rpc"] == format!("/{DIRECTORY}/CreateUser")
+        })
+        .await;
+    assert_eq!(finished["trace_id"], hex(&trace_id), "{finished}");
+    let span_id = finished["span_id"].as_str().unwrap();
+    assert_eq!(span_id.len(), 16, "{finished}");
+    assert_ne!(
+        span_id,
+        hex(&caller_span),
+        "the server's own span: {finished}"
+    );
+    // The relay carries the trace to the audit service without a collector too.
+    let ingest = roster
+        .json_until(|line| {
+            line["message"] == "gRPC call finished"
+                && line["span"]["rpc"] == format!("/{AUDIT}/AppendEvents")
+                && line["trace_id"] == hex(&trace_id)
+        })
+        .await;
+    assert_eq!(ingest["span"]["workspace_id"], WS, "{ingest}");
 }
