@@ -11,6 +11,10 @@ pub struct RequestContext {
     pub request_id: String,
     /// 32 lowercase hex digits: the caller's W3C trace id, or the trace this server started.
     pub trace_id: Option<String>,
+    /// The W3C `traceparent` of the server span handling the call
+    /// (`00-<trace id>-<span id>-<flags>`), when traces are recorded: work done later on the
+    /// call's behalf (the relay delivering its audit events) continues its trace from here.
+    pub traceparent: Option<String>,
     /// Address of the TCP peer. Forwarding headers are ignored on purpose: any client can
     /// forge them, and this value ends up in audit records.
     pub peer_ip: Option<String>,

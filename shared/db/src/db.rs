@@ -30,6 +30,16 @@ pub enum Backend {
     Postgres,
 }
 
+/// What a pool holds at one moment ([`Db::pool_stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Open connections, idle or in use.
+    pub open: u32,
+    pub idle: u32,
+    /// The most the pool opens.
+    pub max: u32,
+}
+
 /// A connection pool plus what the crate needs to write safely. Cheap to clone: clones
 /// share the pool and the SQLite write lock.
 #[derive(Clone)]
@@ -69,7 +79,8 @@ impl Db {
     /// PostgreSQL uses the pool settings and `statement_timeout`.
     ///
     /// sqlx logs every statement at INFO by default; that stays off unless `RUST_LOG`
-    /// mentions `sqlx`, or `log_statements` asks for them (at DEBUG).
+    /// mentions `sqlx`, or `log_statements` asks for them (at DEBUG). Each statement is a
+    /// `sea_orm.*` span (OpenTelemetry's database client span), without its SQL.
     pub async fn connect(settings: &DbSettings) -> Result<Db> {
         let url = settings.url.expose_secret().trim();
         let backend = backend_of(url)?;
@@ -85,7 +96,11 @@ impl Db {
             // sqlx pings a connection every time it leaves the pool by default: one extra
             // round trip per query. Only connections idle long enough to have gone stale
             // are checked; a dead one otherwise surfaces as Unavailable and is replaced.
-            .test_before_acquire_if_idle_for(STALE_AFTER_IDLE);
+            .test_before_acquire_if_idle_for(STALE_AFTER_IDLE)
+            // SeaORM's spans (`sea_orm.query_all`, …: operation and system, under the
+            // caller's span) go without the SQL: statements are long, and a literal in one
+            // would put data into traces that must hold none.
+            .record_stmt_in_spans(false);
         if settings.log_statements {
             opts.sqlx_logging(true)
                 .sqlx_logging_level(tracing::log::LevelFilter::Debug);
@@ -140,6 +155,21 @@ impl Db {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The pool's connections now, for metrics.
+    pub fn pool_stats(&self) -> PoolStats {
+        fn of<DB: sqlx::Database>(pool: &sqlx::Pool<DB>) -> PoolStats {
+            PoolStats {
+                open: pool.size(),
+                idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+                max: pool.options().get_max_connections(),
+            }
+        }
+        match self.backend {
+            Backend::Postgres => of(self.conn.get_postgres_connection_pool()),
+            Backend::Sqlite => of(self.conn.get_sqlite_connection_pool()),
+        }
     }
 
     pub(crate) fn acquire_timeout(&self) -> Duration {

@@ -42,7 +42,7 @@ pub mod settings;
 pub mod testing;
 pub mod versioned;
 
-pub use db::{Backend, Db, WriteTxn, postgres_atomic_insert};
+pub use db::{Backend, Db, PoolStats, WriteTxn, postgres_atomic_insert};
 pub use error::{DbError, Result};
 pub use outbox::{AuditEvent, CreateOutboxTable, FieldChange};
 pub use probe::HealthProbe;

@@ -51,6 +51,9 @@ pub struct AuditEvent {
     pub changes: Vec<FieldChange>,
     pub request_id: String,
     pub trace_id: Option<String>,
+    /// The W3C `traceparent` of the request that wrote the event, so the relay's delivery
+    /// continues its trace; not sent to the audit service (which records `trace_id`).
+    pub traceparent: Option<String>,
     pub peer_ip: Option<String>,
     pub user_agent: Option<String>,
     /// "success" | …
@@ -81,6 +84,7 @@ impl AuditEvent {
             changes,
             request_id: context.request_id.clone(),
             trace_id: context.trace_id.clone(),
+            traceparent: context.traceparent.clone(),
             peer_ip: context.peer_ip.clone(),
             user_agent: context.user_agent.clone(),
             outcome: "success".to_owned(),
@@ -137,6 +141,8 @@ pub mod entity {
         pub dead_at: Option<i64>,
         /// Times the audit service refused it (`crate::delivery::reject`).
         pub refusals: i32,
+        /// The writing request's W3C `traceparent` ([`AddTraceparent`](super::AddTraceparent)).
+        pub traceparent: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -145,7 +151,7 @@ pub mod entity {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-/// Rows per INSERT: 15 bound values a row keeps a batch far below PostgreSQL's 65 535 and
+/// Rows per INSERT: 16 bound values a row keeps a batch far below PostgreSQL's 65 535 and
 /// SQLite's 32 766 parameter limits.
 const ROWS_PER_INSERT: usize = 500;
 
@@ -197,6 +203,7 @@ pub fn bulk_rows(events: Vec<AuditEvent>) -> Result<CopyRows> {
             ("changes", Cell::Json(Some(changes))),
             ("request_id", Cell::Text(Some(event.request_id))),
             ("trace_id", Cell::Text(event.trace_id)),
+            ("traceparent", Cell::Text(event.traceparent)),
             ("peer_ip", Cell::Text(event.peer_ip)),
             ("user_agent", Cell::Text(event.user_agent)),
             ("outcome", Cell::Text(Some(event.outcome))),
@@ -353,6 +360,7 @@ pub fn to_active_model(event: &AuditEvent) -> Result<entity::ActiveModel> {
         changes: Set(changes),
         request_id: Set(event.request_id.clone()),
         trace_id: Set(event.trace_id.clone()),
+        traceparent: Set(event.traceparent.clone()),
         peer_ip: Set(event.peer_ip.clone()),
         user_agent: Set(event.user_agent.clone()),
         outcome: Set(event.outcome.clone()),
@@ -385,6 +393,7 @@ pub(crate) fn from_model(row: entity::Model) -> Result<AuditEvent> {
         changes,
         request_id: row.request_id,
         trace_id: row.trace_id,
+        traceparent: row.traceparent,
         peer_ip: row.peer_ip,
         user_agent: row.user_agent,
         outcome: row.outcome,
@@ -504,6 +513,42 @@ impl MigrationTrait for CreateOutboxTable {
 
     /// All or nothing on both backends (SQLite DDL is transactional too; sea-orm would
     /// otherwise run SQLite migrations outside a transaction).
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+}
+
+/// Adds `traceparent` to `outbox_events`: the W3C trace context of the request that wrote
+/// the row, so the relay's delivery joins that request's trace (OpenTelemetry's shape for
+/// work queued and done later). Every service lists it after
+/// [`crate::delivery::AddDeliveryState`]; older rows keep NULL and are delivered in a trace
+/// of their own.
+pub struct AddTraceparent;
+
+impl MigrationName for AddTraceparent {
+    fn name(&self) -> &str {
+        "m20270101_000001_outbox_traceparent"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for AddTraceparent {
+    async fn up(&self, manager: &SchemaManager) -> std::result::Result<(), DbErr> {
+        manager
+            .get_connection()
+            .execute_unprepared("ALTER TABLE outbox_events ADD COLUMN traceparent TEXT")
+            .await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> std::result::Result<(), DbErr> {
+        manager
+            .get_connection()
+            .execute_unprepared("ALTER TABLE outbox_events DROP COLUMN traceparent")
+            .await?;
+        Ok(())
+    }
+
     fn use_transaction(&self) -> Option<bool> {
         Some(true)
     }

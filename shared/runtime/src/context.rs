@@ -9,6 +9,8 @@
 use http::{Extensions, HeaderMap};
 pub use roster_core::RequestContext;
 use tonic::transport::server::TcpConnectInfo;
+use tracing_subscriber::Registry;
+use tracing_subscriber::registry::LookupSpan as _;
 
 /// Metadata key carrying the request id, read from the caller and echoed on the response.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -28,8 +30,43 @@ pub fn of_request<T>(request: &tonic::Request<T>) -> RequestContext {
         .unwrap_or_default()
 }
 
+/// Names the workspace the current call acts in: the `workspace_id` of its `grpc_request`
+/// span (an attribute of its trace, a field of its log lines) and of the current span, if
+/// it declares one (a handler's `#[instrument(fields(workspace_id))]`). Handlers call it
+/// once the workspace id is checked, so only well-formed ids are recorded.
+pub fn record_workspace(workspace_id: &str) {
+    let current = tracing::Span::current();
+    current.record(WORKSPACE_FIELD, workspace_id);
+    // A handler's own span sits between it and the call's span; the registry knows the
+    // call's span by name.
+    tracing::dispatcher::get_default(|dispatch| {
+        let (Some(registry), Some(id)) = (dispatch.downcast_ref::<Registry>(), current.id()) else {
+            return;
+        };
+        let Some(call) = registry
+            .span(&id)
+            .and_then(|span| span.scope().skip(1).find(|s| s.name() == CALL_SPAN))
+        else {
+            return;
+        };
+        let fields = call.metadata().fields();
+        if let Some(field) = fields.field(WORKSPACE_FIELD) {
+            let values = [(&field, Some(&workspace_id as &dyn tracing::Value))];
+            dispatch.record(
+                &call.id(),
+                &tracing::span::Record::new(&fields.value_set(&values)),
+            );
+        }
+    });
+}
+
+/// The name of the server span of a call (`layers::request_context`).
+pub(crate) const CALL_SPAN: &str = "grpc_request";
+const WORKSPACE_FIELD: &str = "workspace_id";
+
 /// Everything that can be read from the request itself; the layer fills `trace_id` from
-/// the server span when the caller sent no `traceparent`.
+/// the server span when the caller sent no `traceparent`, and `traceparent` from the server
+/// span when traces are recorded.
 pub(crate) fn from_http(headers: &HeaderMap, extensions: &Extensions) -> RequestContext {
     let request_id = headers
         .get(REQUEST_ID_HEADER)
@@ -51,6 +88,7 @@ pub(crate) fn from_http(headers: &HeaderMap, extensions: &Extensions) -> Request
     RequestContext {
         request_id,
         trace_id,
+        traceparent: None,
         peer_ip,
         user_agent,
     }
@@ -168,6 +206,7 @@ mod tests {
             RequestContext {
                 request_id: "req-1".to_owned(),
                 trace_id: Some(TRACE_ID.to_owned()),
+                traceparent: None,
                 peer_ip: Some("192.0.2.7".to_owned()),
                 user_agent: Some("ua/1".to_owned()),
             }

@@ -56,14 +56,15 @@ pub mod error_details;
 pub mod health;
 pub mod layers;
 pub mod limits;
+pub mod metrics;
 pub mod propagation;
 pub mod server;
 pub mod settings;
 pub mod telemetry;
 
-pub use context::RequestContext;
+pub use context::{RequestContext, record_workspace};
 pub use health::{HealthHandle, LIVENESS};
-pub use propagation::{inject_trace_context, propagate_trace_context};
+pub use propagation::{continue_writers, inject_trace_context, propagate_trace_context};
 pub use server::{GrpcServer, shutdown_signal};
 pub use settings::{
     ServerSettings, SettingsError, env_bool_or, env_duration_opt, env_duration_or, env_opt, env_or,

@@ -3,7 +3,9 @@
 
 use http::HeaderMap;
 use opentelemetry::propagation::{Extractor, Injector};
+use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
+use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 struct HeaderExtractor<'a>(&'a HeaderMap);
@@ -44,7 +46,7 @@ pub(crate) fn extract_parent(headers: &HeaderMap) -> opentelemetry::Context {
 /// Writes the current span's trace context (`traceparent`) into outgoing call metadata, so the
 /// callee's spans join this trace.
 pub fn inject_trace_context(metadata: &mut MetadataMap) {
-    let context = tracing::Span::current().context();
+    let context = Span::current().context();
     opentelemetry::global::get_text_map_propagator(|propagator| {
         propagator.inject_context(&context, &mut MetadataInjector(metadata));
     });
@@ -59,4 +61,82 @@ pub fn propagate_trace_context(
 ) -> Result<tonic::Request<()>, tonic::Status> {
     inject_trace_context(request.metadata_mut());
     Ok(request)
+}
+
+/// The most writers one delivery span links to; a batch holds up to a few hundred events.
+const MAX_LINKS: usize = 128;
+
+/// Makes `span`, which does work queued earlier by requests (the relay delivering their
+/// audit events), continue those requests' traces, as OpenTelemetry models batched
+/// messaging: when every writer belongs to one trace the span is a child of the first
+/// writer, in that trace; otherwise it starts a trace of its own. Either way it links to
+/// each writer. Call before the span is first entered; values that are not valid
+/// `traceparent`s are skipped.
+pub fn continue_writers<'a>(span: &Span, traceparents: impl IntoIterator<Item = &'a str>) {
+    use opentelemetry::trace::TraceContextExt as _;
+
+    let mut writers: Vec<SpanContext> = Vec::new();
+    for value in traceparents {
+        if let Some(writer) = parse_traceparent(value)
+            && !writers
+                .iter()
+                .any(|seen| seen.span_id() == writer.span_id())
+            && writers.len() < MAX_LINKS
+        {
+            writers.push(writer);
+        }
+    }
+    let Some(first) = writers.first() else {
+        return;
+    };
+    if writers
+        .iter()
+        .all(|writer| writer.trace_id() == first.trace_id())
+    {
+        // Fails only when OpenTelemetry is off, when there is no trace to continue.
+        let _ =
+            span.set_parent(opentelemetry::Context::new().with_remote_span_context(first.clone()));
+    }
+    for writer in writers {
+        span.add_link(writer);
+    }
+}
+
+/// A `traceparent` value as the remote span it names.
+fn parse_traceparent(value: &str) -> Option<SpanContext> {
+    let trace_id = crate::context::trace_id_from_traceparent(value)?;
+    let mut parts = value.trim().split('-').skip(2);
+    let span_id = SpanId::from_hex(parts.next()?).ok()?;
+    let flags = u8::from_str_radix(parts.next()?, 16).ok()?;
+    Some(SpanContext::new(
+        TraceId::from_hex(&trace_id).ok()?,
+        span_id,
+        TraceFlags::new(flags),
+        true,
+        TraceState::default(),
+    ))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparents_parse_into_remote_spans() {
+        let parsed =
+            parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
+
+        assert_eq!(
+            parsed.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(parsed.span_id().to_string(), "00f067aa0ba902b7");
+        assert!(parsed.is_sampled());
+        assert!(parsed.is_remote());
+        assert!(
+            parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01").is_none()
+        );
+        assert!(parse_traceparent("garbage").is_none());
+    }
 }

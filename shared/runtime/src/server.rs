@@ -99,7 +99,7 @@ impl GrpcServer {
         async move {
             let routes = routes?;
             let layers = ServiceBuilder::new()
-                .layer(RequestContextLayer)
+                .layer(RequestContextLayer::new())
                 .layer(GlobalConcurrencyLimitLayer::new(settings.concurrency_limit))
                 .layer(catch_panic_layer())
                 .layer(ServerTimeoutLayer::new(

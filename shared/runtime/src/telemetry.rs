@@ -1,7 +1,9 @@
 //! The process-wide `tracing` subscriber: level filter, human or JSON output, and OpenTelemetry
-//! trace export over OTLP when a collector endpoint is configured.
+//! trace export over OTLP when a collector endpoint is configured; and the process's meter
+//! provider, exported over OTLP and/or served as Prometheus text ([`crate::metrics`]).
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::Once;
 
@@ -9,13 +11,21 @@ use anyhow::{Context as _, bail};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+
+use tracing::subscriber::Interest;
+use tracing::{Event, Metadata, Subscriber};
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::fmt::FmtContext;
+use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
+use tracing_subscriber::layer::{self, Filter, Layer as _, SubscriberExt as _};
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
-use roster_settings::{SettingsError, Source, parse_or, process_env, read};
+use roster_settings::{SettingsError, Source, parse_opt, parse_or, process_env, read};
 
 /// How log lines are written to stdout.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -60,13 +70,17 @@ pub struct TelemetrySettings {
     pub otlp_endpoint: Option<String>,
     /// `OTEL_SERVICE_NAME`, else the name the service passes in; becomes `service.name`.
     pub service_name: String,
+    /// `ROSTER_METRICS_ADDR`, e.g. `0.0.0.0:9464`: where metrics are served as Prometheus
+    /// text (`GET /metrics`). Unset: no endpoint (metrics still go over OTLP when an
+    /// endpoint is set).
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 const DEFAULT_LOG_FILTER: &str = "info";
 
 impl TelemetrySettings {
-    /// Reads `ROSTER_LOG_FORMAT`, `ROSTER_LOG`/`RUST_LOG`, `OTEL_EXPORTER_OTLP_ENDPOINT` and
-    /// `OTEL_SERVICE_NAME`, validating the filter and endpoint now rather than at first use.
+    /// Reads `ROSTER_LOG_FORMAT`, `ROSTER_LOG`/`RUST_LOG`, `OTEL_EXPORTER_OTLP_ENDPOINT`,
+    /// `OTEL_SERVICE_NAME` and `ROSTER_METRICS_ADDR`, validating the filter and endpoint now rather than at first use.
     pub fn from_env(service_name: &str) -> Result<Self, SettingsError> {
         Self::from_source(&process_env, service_name)
     }
@@ -104,12 +118,14 @@ impl TelemetrySettings {
 
         let service_name =
             read(source, "OTEL_SERVICE_NAME")?.unwrap_or_else(|| service_name.to_owned());
+        let metrics_addr = parse_opt(source, "ROSTER_METRICS_ADDR", "socket address")?;
 
         Ok(Self {
             log_format,
             log_filter,
             otlp_endpoint,
             service_name,
+            metrics_addr,
         })
     }
 }
@@ -142,37 +158,65 @@ fn check_otlp_endpoint(endpoint: &str) -> Result<(), String> {
 #[derive(Debug)]
 pub struct TelemetryGuard {
     provider: Option<SdkTracerProvider>,
+    meters: Option<SdkMeterProvider>,
+    /// The Prometheus endpoint's accept loop.
+    prometheus: Option<tokio::task::JoinHandle<()>>,
+    /// Where the Prometheus endpoint listens.
+    metrics_addr: Option<SocketAddr>,
 }
 
 impl TelemetryGuard {
-    /// Flushes buffered spans and stops the exporter without blocking the async runtime.
+    /// Where the Prometheus endpoint listens (the bound port when `ROSTER_METRICS_ADDR`
+    /// named port 0).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// Flushes buffered spans and metrics and stops the exporters without blocking the
+    /// async runtime.
     pub async fn shutdown(mut self) {
-        let Some(provider) = self.provider.take() else {
-            return;
-        };
-        match tokio::task::spawn_blocking(move || provider.shutdown()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => tracing::warn!(error = %err, "flushing traces at shutdown failed"),
-            Err(err) => tracing::warn!(error = %err, "trace exporter shutdown task failed"),
+        let providers = self.take();
+        match tokio::task::spawn_blocking(move || shut_down(providers)).await {
+            Ok(()) => {}
+            Err(err) => tracing::warn!(error = %err, "telemetry shutdown task failed"),
         }
+    }
+
+    fn take(&mut self) -> (Option<SdkTracerProvider>, Option<SdkMeterProvider>) {
+        if let Some(task) = self.prometheus.take() {
+            task.abort();
+        }
+        (self.provider.take(), self.meters.take())
+    }
+}
+
+fn shut_down((provider, meters): (Option<SdkTracerProvider>, Option<SdkMeterProvider>)) {
+    if let Some(provider) = provider
+        && let Err(err) = provider.shutdown()
+    {
+        tracing::warn!(error = %err, "flushing traces at shutdown failed");
+    }
+    if let Some(meters) = meters
+        && let Err(err) = meters.shutdown()
+    {
+        tracing::warn!(error = %err, "flushing metrics at shutdown failed");
     }
 }
 
 impl Drop for TelemetryGuard {
     fn drop(&mut self) {
-        let Some(provider) = self.provider.take() else {
+        let providers = self.take();
+        if providers.0.is_none() && providers.1.is_none() {
             return;
-        };
+        }
         // Shutdown blocks until the batch is exported, and the export needs the Tokio
         // runtime's tasks to progress; a separate thread keeps the runtime's own threads free
         // to do that whichever thread drops the guard.
         let spawned = std::thread::Builder::new()
             .name("otel-shutdown".to_owned())
-            .spawn(move || provider.shutdown());
-        if let Ok(handle) = spawned
-            && let Ok(Err(err)) = handle.join()
-        {
-            tracing::warn!(error = %err, "flushing traces at shutdown failed");
+            .spawn(move || shut_down(providers));
+        if let Ok(handle) = spawned {
+            let _ = handle.join();
         }
     }
 }
@@ -189,16 +233,33 @@ pub fn init_telemetry(settings: &TelemetrySettings) -> anyhow::Result<TelemetryG
     let filter = parse_filter(&settings.log_filter)
         .with_context(|| format!("invalid log filter '{}'", settings.log_filter))?;
 
-    let provider = settings
-        .otlp_endpoint
-        .as_deref()
-        .map(|endpoint| tracer_provider(endpoint, &settings.service_name))
-        .transpose()?;
-    let otel_layer = provider
-        .as_ref()
-        .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer("roster")));
+    let provider = match (&settings.otlp_endpoint, settings.log_format) {
+        (Some(endpoint), _) => Some(tracer_provider(endpoint, &settings.service_name)?),
+        // Without a collector, JSON lines still name their call's trace and span, and calls
+        // to other services still carry them: spans get ids, and are recorded only when the
+        // caller's are (then dropped, as nothing exports them).
+        (None, LogFormat::Json) => Some(
+            SdkTracerProvider::builder()
+                .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOff)))
+                .with_resource(resource(&settings.service_name))
+                .build(),
+        ),
+        (None, LogFormat::Pretty) => None,
+    };
+    let (meters, prometheus) = meter_provider(settings)?;
+    let metrics_addr = prometheus.as_ref().map(|(addr, _)| *addr);
+    let otel_layer = provider.as_ref().map(|provider| {
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("roster"))
+            .with_filter(StatementsInsideCalls)
+    });
+    // Statement spans would only lengthen every line's span list.
+    let no_statements = || filter_fn(|metadata| !is_statement_span(metadata));
     let (pretty_layer, json_layer) = match settings.log_format {
-        LogFormat::Pretty => (Some(tracing_subscriber::fmt::layer()), None),
+        LogFormat::Pretty => (
+            Some(tracing_subscriber::fmt::layer().with_filter(no_statements())),
+            None,
+        ),
         LogFormat::Json => (
             None,
             Some(
@@ -206,7 +267,9 @@ pub fn init_telemetry(settings: &TelemetrySettings) -> anyhow::Result<TelemetryG
                     .json()
                     .flatten_event(true)
                     .with_current_span(true)
-                    .with_span_list(true),
+                    .with_span_list(true)
+                    .map_event_format(WithTraceIds)
+                    .with_filter(no_statements()),
             ),
         ),
     };
@@ -220,14 +283,131 @@ pub fn init_telemetry(settings: &TelemetrySettings) -> anyhow::Result<TelemetryG
         .try_init()
         .context("installing the global tracing subscriber")?;
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    if let Some(meters) = &meters {
+        opentelemetry::global::set_meter_provider(meters.clone());
+    }
 
     tracing::info!(
         service_name = %settings.service_name,
         log_format = %settings.log_format,
         otlp_endpoint = settings.otlp_endpoint.as_deref(),
+        metrics_addr = metrics_addr.map(tracing::field::display),
         "telemetry initialised"
     );
-    Ok(TelemetryGuard { provider })
+    Ok(TelemetryGuard {
+        provider,
+        meters,
+        prometheus: prometheus.map(|(_, task)| task),
+        metrics_addr,
+    })
+}
+
+type PrometheusEndpoint = (SocketAddr, tokio::task::JoinHandle<()>);
+
+/// The meter provider with its readers (OTLP every `OTEL_METRIC_EXPORT_INTERVAL`, 60 s by
+/// default; Prometheus on scrape), or `None` when neither is configured.
+fn meter_provider(
+    settings: &TelemetrySettings,
+) -> anyhow::Result<(Option<SdkMeterProvider>, Option<PrometheusEndpoint>)> {
+    if settings.otlp_endpoint.is_none() && settings.metrics_addr.is_none() {
+        return Ok((None, None));
+    }
+    let mut builder = SdkMeterProvider::builder().with_resource(resource(&settings.service_name));
+    if let Some(endpoint) = &settings.otlp_endpoint {
+        let exporter = opentelemetry_otlp::MetricExporter::builder()
+            .with_tonic()
+            .with_endpoint(endpoint)
+            .build()
+            .with_context(|| format!("building the OTLP metric exporter for {endpoint}"))?;
+        builder = builder.with_reader(PeriodicReader::builder(exporter).build());
+    }
+    let mut prometheus = None;
+    if let Some(addr) = settings.metrics_addr {
+        let registry = prometheus::Registry::new();
+        let exporter = opentelemetry_prometheus::exporter()
+            .with_registry(registry.clone())
+            // Every instrument is Roster's own: the scope labels would only repeat it.
+            .scope_info_enabled(false)
+            .build()
+            .context("building the Prometheus metric reader")?;
+        builder = builder.with_reader(exporter);
+        prometheus = Some(crate::metrics::serve_prometheus(addr, registry)?);
+    }
+    Ok((Some(builder.build()), prometheus))
+}
+
+fn resource(service_name: &str) -> Resource {
+    Resource::builder()
+        .with_service_name(service_name.to_owned())
+        .build()
+}
+
+/// SeaORM's span around each statement (`sea_orm.query_all`, …).
+fn is_statement_span(metadata: &Metadata<'_>) -> bool {
+    metadata.is_span() && metadata.target().starts_with("sea_orm")
+}
+
+/// The trace layer's filter: statement spans are kept only inside another span (a call),
+/// so background loops (the relay polling its outbox, health probes, purges) do not each
+/// start a trace of their own every few seconds.
+struct StatementsInsideCalls;
+
+impl<S> Filter<S> for StatementsInsideCalls
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn enabled(&self, metadata: &Metadata<'_>, cx: &layer::Context<'_, S>) -> bool {
+        !is_statement_span(metadata) || cx.lookup_current().is_some()
+    }
+
+    fn callsite_enabled(&self, metadata: &'static Metadata<'static>) -> Interest {
+        if is_statement_span(metadata) {
+            Interest::sometimes()
+        } else {
+            Interest::always()
+        }
+    }
+}
+
+/// The JSON event format with the OpenTelemetry trace and span ids of the line's span in
+/// front (`"trace_id"`, `"span_id"`, as log shippers and Grafana's derived fields expect),
+/// so every line inside a call leads to its trace.
+struct WithTraceIds<F>(F);
+
+impl<S, N, F> FormatEvent<S, N> for WithTraceIds<F>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        use opentelemetry::trace::TraceContextExt as _;
+        use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+        // Events are formatted where they happen, inside the span they belong to.
+        let context = tracing::Span::current().context();
+        let ids = context.span().span_context().clone();
+        if !ids.is_valid() {
+            return self.0.format_event(ctx, writer, event);
+        }
+        let mut line = String::with_capacity(512);
+        self.0.format_event(ctx, Writer::new(&mut line), event)?;
+        match line.strip_prefix('{') {
+            Some(rest) => write!(
+                writer,
+                "{{\"trace_id\":\"{}\",\"span_id\":\"{}\"{}{rest}",
+                ids.trace_id(),
+                ids.span_id(),
+                if rest.starts_with('}') { "" } else { "," },
+            ),
+            None => writer.write_str(&line),
+        }
+    }
 }
 
 fn tracer_provider(endpoint: &str, service_name: &str) -> anyhow::Result<SdkTracerProvider> {
@@ -245,11 +425,7 @@ fn tracer_provider(endpoint: &str, service_name: &str) -> anyhow::Result<SdkTrac
         .with_context(|| format!("building the OTLP span exporter for {endpoint}"))?;
     Ok(SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
-        .with_resource(
-            Resource::builder()
-                .with_service_name(service_name.to_owned())
-                .build(),
-        )
+        .with_resource(resource(service_name))
         .build())
 }
 
@@ -295,6 +471,7 @@ mod tests {
         assert_eq!(s.log_filter, "info");
         assert_eq!(s.otlp_endpoint, None);
         assert_eq!(s.service_name, "roster-test");
+        assert_eq!(s.metrics_addr, None);
     }
 
     #[test]
@@ -305,9 +482,11 @@ mod tests {
             ("RUST_LOG", "trace"),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
             ("OTEL_SERVICE_NAME", "directory-canary"),
+            ("ROSTER_METRICS_ADDR", "0.0.0.0:9464"),
         ])
         .unwrap();
 
+        assert_eq!(s.metrics_addr, Some("0.0.0.0:9464".parse().unwrap()));
         assert_eq!(s.log_format, LogFormat::Json);
         assert_eq!(s.log_filter, "warn,roster=debug");
         assert_eq!(s.otlp_endpoint.as_deref(), Some("http://collector:4317"));
@@ -329,6 +508,7 @@ mod tests {
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4317"),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "not a url"),
+            ("ROSTER_METRICS_ADDR", ":9464"),
         ];
         for (name, value) in cases {
             let err = settings(&[(name, value)]).expect_err(value);

@@ -476,6 +476,15 @@ impl ServiceApp {
         routes: ServiceRoutes,
     ) -> anyhow::Result<Self> {
         let health_check_interval = settings.health_check_interval;
+        let pool = db.clone();
+        roster_runtime::metrics::observe_pool(def.name, move || {
+            let stats = pool.pool_stats();
+            roster_runtime::metrics::PoolUsage {
+                open: stats.open.into(),
+                idle: stats.idle.into(),
+                max: stats.max.into(),
+            }
+        });
         let server = GrpcServer::bind(settings, def.grpc_services)
             .await
             .with_context(|| format!("binding the {}'s listen address", def.name))?

@@ -41,7 +41,7 @@ const GET_USER: &str = concat!(
 const INSERT_USER: &str = r#"INSERT INTO "end_users" ("workspace_id", "user_id", "external_id", "email", "email_key", "name", "avatar_url", "customer_id", "status", "restore_status", "title", "first_name", "last_name", "phone", "mobile", "fax", "street", "zip", "city", "country", "notes", "search_text", "created_at", "updated_at", "confirmed_at", "last_activity_at", "deleted_at", "deactivated_at", "conversation_count", "merged_into", "version") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)"#;
 
 /// `roster_db::outbox::append` with one event.
-const INSERT_OUTBOX: &str = r#"INSERT INTO "outbox_events" ("workspace_id", "event_id", "occurred_at", "actor_kind", "actor_id", "action", "target_type", "target_id", "changes", "request_id", "trace_id", "peer_ip", "user_agent", "outcome", "delivered_at", "attempts") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"#;
+const INSERT_OUTBOX: &str = r#"INSERT INTO "outbox_events" ("workspace_id", "event_id", "occurred_at", "actor_kind", "actor_id", "action", "target_type", "target_id", "changes", "request_id", "trace_id", "peer_ip", "user_agent", "outcome", "delivered_at", "attempts", "traceparent") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"#;
 
 /// `store::search::list_users` for the filter `email:<term>` in the default order
 /// (created_at, then user_id), first page: live users only, the trigram pre-filter on
@@ -248,7 +248,8 @@ fn bind_event<'q>(query: PgQuery<'q>, user: &'q end_user::Model) -> anyhow::Resu
         .bind(Some("roster-bench".to_owned()))
         .bind("success")
         .bind(None::<i64>)
-        .bind(0_i32))
+        .bind(0_i32)
+        .bind(None::<String>))
 }
 
 /// Binds every column of `user` in `INSERT_USER`'s order after whatever `query` has bound.
@@ -414,6 +415,7 @@ mod tests {
             changes: user_changes(None, &user),
             request_id: String::new(),
             trace_id: None,
+            traceparent: None,
             peer_ip: None,
             user_agent: None,
             outcome: "success".to_owned(),

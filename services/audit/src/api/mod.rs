@@ -66,6 +66,7 @@ fn caller_and_actor<T>(request: &Request<T>) -> Result<(Principal, roster_core::
 fn workspace(principal: &Principal, workspace_id: &str, method: &str) -> Result<String> {
     let workspace_id = values::workspace_id("workspace_id", workspace_id)?;
     authz::authorize(principal, &workspace_id, method)?;
+    roster_runtime::record_workspace(&workspace_id);
     Ok(workspace_id)
 }
 
@@ -116,6 +117,12 @@ impl AuditService for AuditApi {
                 .map(|event| event.workspace_id.as_str())
                 .filter(|id| values::workspace_id("workspace_id", id).is_ok())
                 .collect();
+            // A relay's batch may span workspaces; the span names one only when it is one.
+            if named.len() == 1
+                && let Some(only) = named.first()
+            {
+                roster_runtime::record_workspace(only);
+            }
             for workspace_id in named {
                 authz::authorize(&principal, workspace_id, "AppendEvents")?;
             }

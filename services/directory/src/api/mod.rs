@@ -55,6 +55,7 @@ fn caller<T>(request: &Request<T>) -> Result<(Principal, Actor)> {
 fn workspace(principal: &Principal, workspace_id: &str, need: Need) -> Result<String> {
     let workspace_id = values::workspace_id("workspace_id", workspace_id)?;
     authorize(principal, &workspace_id, need)?;
+    roster_runtime::record_workspace(&workspace_id);
     Ok(workspace_id)
 }
 
@@ -201,7 +202,6 @@ impl DirectoryService for DirectoryApi {
                 request_id: _,
             } = message;
             let workspace_id = workspace(&principal, &workspace_id, CUSTOMERS_WRITE)?;
-            tracing::Span::current().record("workspace_id", workspace_id.as_str());
             // An etag on a create has nothing to match; it is ignored like other output fields.
             let CustomerInput {
                 customer_id,
@@ -422,7 +422,6 @@ impl DirectoryService for DirectoryApi {
                 request_id: _,
             } = message;
             let workspace_id = workspace(&principal, &workspace_id, END_USERS_WRITE)?;
-            tracing::Span::current().record("workspace_id", workspace_id.as_str());
             let user = require("user", user)?;
             let status = match pb::UserStatus::try_from(user.status) {
                 Ok(pb::UserStatus::Unspecified | pb::UserStatus::Active) => UserStatus::Active,
@@ -525,7 +524,6 @@ impl DirectoryService for DirectoryApi {
                 show_deleted,
             } = request.into_inner();
             let workspace_id = workspace(&principal, &workspace_id, Need::Read)?;
-            tracing::Span::current().record("workspace_id", workspace_id.as_str());
             let size = page_size(size)?;
             let order = user_order(&order_by)?;
             let parsed = parse_user_filter(&filter)
@@ -910,7 +908,6 @@ impl DirectoryService for DirectoryApi {
                 customer_name,
             } = request.into_inner();
             let workspace_id = workspace(&principal, &workspace_id, END_USERS_WRITE)?;
-            tracing::Span::current().record("workspace_id", workspace_id.as_str());
             let user = require("user", user)?;
             let values = UserValues::check("user.", convert::user_values(user), false)?;
             let identity = match identity {

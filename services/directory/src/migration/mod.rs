@@ -22,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000005_request_ids::Migration),
             Box::new(m20261202_000006_customer_soft_delete::Migration),
             Box::new(roster_db::delivery::AddDeliveryState),
+            Box::new(roster_db::outbox::AddTraceparent),
         ]
     }
 }

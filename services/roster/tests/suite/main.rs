@@ -11,4 +11,5 @@ mod export;
 mod keys;
 mod relay;
 mod revocation;
+mod telemetry;
 mod workspace_keys;

@@ -395,6 +395,7 @@ fn event(target: &str, actor_kind: &str) -> AuditEvent {
         }],
         request_id: "req-1".into(),
         trace_id: None,
+        traceparent: None,
         peer_ip: Some("192.0.2.1".into()),
         user_agent: None,
         outcome: "success".into(),

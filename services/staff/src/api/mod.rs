@@ -64,6 +64,7 @@ fn caller<T>(request: &Request<T>) -> Result<(Principal, Actor)> {
 fn workspace(principal: &Principal, workspace_id: &str, method: &str) -> Result<String> {
     let workspace_id = values::workspace_id("workspace_id", workspace_id)?;
     authz::authorize(principal, &workspace_id, method)?;
+    roster_runtime::record_workspace(&workspace_id);
     Ok(workspace_id)
 }
 

@@ -28,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261222_000001_request_ids::Migration),
             Box::new(m20261222_000001_sso::Migration),
             Box::new(roster_db::delivery::AddDeliveryState),
+            Box::new(roster_db::outbox::AddTraceparent),
         ]
     }
 }

@@ -121,6 +121,7 @@ async fn bulk_append_matches_append_field_for_field(backend: &TestBackend) {
     };
     let mut events = vec![event("ws-1", "u-1"), event("ws-1", "u-2")];
     events[1].trace_id = None;
+    events[1].traceparent = None;
     events[1].changes[0].after = Some(serde_json::json!("tab\tand \"quotes\""));
     let rows = outbox::bulk_rows(events.clone()).unwrap();
     outbox::bulk_append(&mut txn, rows).await.unwrap();

@@ -50,6 +50,7 @@ impl MigratorTrait for TestMigrator {
         vec![
             Box::new(CreateOutboxTable),
             Box::new(roster_db::delivery::AddDeliveryState),
+            Box::new(roster_db::outbox::AddTraceparent),
             Box::new(CreateParentsAndChildren),
         ]
     }
@@ -157,6 +158,7 @@ pub fn event(workspace_id: &str, target_id: &str) -> AuditEvent {
         ],
         request_id: "req-1".to_owned(),
         trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".to_owned()),
+        traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned()),
         peer_ip: Some("203.0.113.7".to_owned()),
         user_agent: None,
         outcome: "success".to_owned(),

@@ -5,7 +5,8 @@
 //! layer wraps the body and logs when the trailers go out. Errors returned before any message
 //! are "trailers-only" responses whose status sits in the headers; those are logged at once.
 //! A call whose future or body is dropped unfinished (deadline, client cancellation) is logged
-//! as CANCELLED by a drop guard, so every call yields exactly one line.
+//! as CANCELLED by a drop guard, so every call yields exactly one line. The same guard
+//! records the call's metrics ([`crate::metrics`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,6 +15,7 @@ use std::time::Instant;
 
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::{Body, Frame, SizeHint};
+use opentelemetry::trace::SpanContext;
 use pin_project_lite::pin_project;
 use tonic::Code;
 use tower::{Layer, Service};
@@ -23,17 +25,40 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::context::{self, REQUEST_ID_HEADER};
 use crate::health::HEALTH_PATH_PREFIX;
+use crate::metrics::{MethodLabels, ServerMetrics, split_path};
 use crate::propagation::extract_parent;
 
-/// Builds the [`RequestContext`], opens the `grpc_request` span and logs each call's outcome.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct RequestContextLayer;
+/// Builds the [`RequestContext`], opens the `grpc_request` span, logs each call's outcome
+/// and records its metrics.
+#[derive(Clone, Debug)]
+pub struct RequestContextLayer {
+    metrics: ServerMetrics,
+}
+
+impl RequestContextLayer {
+    /// Makes the request metrics' instruments from the global meter provider: build the
+    /// layer after [`crate::init_telemetry`].
+    pub fn new() -> Self {
+        Self {
+            metrics: ServerMetrics::new(),
+        }
+    }
+}
+
+impl Default for RequestContextLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl<S> Layer<S> for RequestContextLayer {
     type Service = RequestContextService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RequestContextService { inner }
+        RequestContextService {
+            inner,
+            metrics: self.metrics.clone(),
+        }
     }
 }
 
@@ -41,6 +66,7 @@ impl<S> Layer<S> for RequestContextLayer {
 #[derive(Clone, Debug)]
 pub struct RequestContextService<S> {
     inner: S,
+    metrics: ServerMetrics,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequestContextService<S>
@@ -60,28 +86,36 @@ where
         let started = Instant::now();
         let mut ctx = context::from_http(request.headers(), request.extensions());
         let rpc = request.uri().path();
+        let (service, method) = split_path(rpc).unwrap_or(("", ""));
         let span = tracing::info_span!(
             "grpc_request",
             request_id = %ctx.request_id,
             rpc = %rpc,
             peer = ctx.peer_ip.as_deref(),
             trace_id = Empty,
+            // Set by the handler once the workspace is checked (`crate::record_workspace`).
+            workspace_id = Empty,
             otel.kind = "server",
             // OpenTelemetry's gRPC conventions name server spans `package.Service/Method`.
             otel.name = %rpc.trim_start_matches('/'),
             otel.status_code = Empty,
             rpc.system = "grpc",
+            rpc.service = service,
+            rpc.method = method,
             rpc.grpc.status_code = Empty,
         );
         // Fails only when no OpenTelemetry layer is installed (OTLP off) or the span is filtered
         // out; either way there is no trace to continue.
         let _ = span.set_parent(extract_parent(request.headers()));
+        let recorded = recorded_span(&span);
         if ctx.trace_id.is_none() {
-            ctx.trace_id = trace_id_of(&span);
+            ctx.trace_id = recorded.as_ref().map(|span| span.trace_id().to_string());
         }
         if let Some(trace_id) = &ctx.trace_id {
             span.record("trace_id", trace_id.as_str());
         }
+        ctx.traceparent = recorded.as_ref().map(traceparent);
+        let method = self.metrics.method(rpc);
 
         // Kubernetes probes every few seconds; successful checks would drown the real calls.
         let quiet = rpc.starts_with(HEALTH_PATH_PREFIX);
@@ -95,21 +129,31 @@ where
                 started,
                 quiet,
                 outcome: None,
+                metrics: self.metrics.clone(),
+                method,
             }),
             request_id,
         }
     }
 }
 
-/// The trace this server span belongs to, when OpenTelemetry is recording.
-fn trace_id_of(span: &Span) -> Option<String> {
+/// This server span's OpenTelemetry identity, when OpenTelemetry is recording.
+fn recorded_span(span: &Span) -> Option<SpanContext> {
     use opentelemetry::trace::TraceContextExt;
 
     let context = span.context();
     let span_context = context.span().span_context().clone();
-    span_context
-        .is_valid()
-        .then(|| span_context.trace_id().to_string())
+    span_context.is_valid().then_some(span_context)
+}
+
+/// The W3C `traceparent` naming `span` as the parent.
+fn traceparent(span: &SpanContext) -> String {
+    format!(
+        "00-{}-{}-{:02x}",
+        span.trace_id(),
+        span.span_id(),
+        span.trace_flags().to_u8()
+    )
 }
 
 pin_project! {
@@ -226,6 +270,8 @@ struct CallLog {
     /// Log a success at DEBUG rather than INFO.
     quiet: bool,
     outcome: Option<Outcome>,
+    metrics: ServerMetrics,
+    method: MethodLabels,
 }
 
 impl CallLog {
@@ -236,7 +282,8 @@ impl CallLog {
 
 impl Drop for CallLog {
     fn drop(&mut self) {
-        let duration_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let elapsed = self.started.elapsed();
+        let duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
         let _entered = self.span.enter();
         let code = match &self.outcome {
             Some(Outcome::Status(code)) => *code,
@@ -246,6 +293,7 @@ impl Drop for CallLog {
             None => Code::Cancelled,
         };
         self.span.record("rpc.grpc.status_code", code as i32);
+        self.metrics.record(&self.method, code, elapsed);
         if is_server_fault(code) {
             self.span.record("otel.status_code", "ERROR");
         }

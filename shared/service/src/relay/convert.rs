@@ -46,6 +46,8 @@ pub fn audit_event(event: &AuditEvent, source_service: &str) -> pb::AuditEvent {
         changes,
         request_id,
         trace_id,
+        // How the relay continues the writer's trace, not part of the record.
+        traceparent: _,
         peer_ip,
         user_agent,
         outcome: event_outcome,
@@ -157,6 +159,7 @@ mod tests {
             ],
             request_id: "req-1".into(),
             trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
+            traceparent: None,
             peer_ip: Some("192.0.2.10".into()),
             user_agent: None,
             outcome: "success".into(),

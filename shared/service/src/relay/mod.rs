@@ -51,10 +51,13 @@ use roster_runtime::HealthHandle;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 use tonic_types::StatusExt as _;
+use tracing::Instrument as _;
 
 use crate::{Closing, RouteParts, ServiceDef};
 use convert::Outgoing;
 
+/// The service the relay calls, as OpenTelemetry's `rpc.service` names it.
+const AUDIT_SERVICE: &str = "roster.audit.v1.AuditService";
 /// The health name under which a relay reports: SERVING while the delivery lag is within
 /// `…AUDIT_LAG_ALERT`. Apart from "", so a slow audit service does not take producers out
 /// of rotation: they keep serving writes, whose events wait in the outbox.
@@ -146,6 +149,23 @@ impl Relay {
             .with_context(|| format!("{}AUDIT_URL: '{url}'", def.env_prefix()))?
             .connect_timeout(Duration::from_secs(5))
             .connect_lazy();
+        let status = RelayStatus::default();
+        let figures = status.clone();
+        roster_runtime::metrics::observe_outbox(def.name, move || {
+            let RelayFigures {
+                pending,
+                dead,
+                lag,
+                delivered,
+                ..
+            } = figures.figures();
+            roster_runtime::metrics::OutboxUsage {
+                pending,
+                dead,
+                lag: lag.unwrap_or_default(),
+                delivered,
+            }
+        });
         Ok(Some(Self {
             source: def.name,
             db,
@@ -155,7 +175,7 @@ impl Relay {
             audit: AuditServiceClient::new(channel.clone()),
             channel,
             tokens,
-            status: RelayStatus::default(),
+            status,
         }))
     }
 
@@ -349,7 +369,7 @@ impl Relay {
         let claimed = |rows: &[(Claimed, Outgoing)]| -> Vec<Claimed> {
             rows.iter().map(|(row, _)| row.clone()).collect()
         };
-        let status = match self.call_append(events(rows)).await {
+        let status = match self.call_append(rows, events(rows)).await {
             Ok(()) => return self.settle(Settle::Delivered(&claimed(rows))).await,
             Err(status) => status,
         };
@@ -360,7 +380,7 @@ impl Relay {
         tracing::warn!(source = self.source, error = %refusal, events = rows.len(), "the audit service refused a batch; sending its events one by one to find the refused ones");
         for (at, row) in rows.iter().enumerate() {
             let one = std::slice::from_ref(row);
-            let result = match self.call_append(events(one)).await {
+            let result = match self.call_append(one, events(one)).await {
                 Ok(()) => self.settle(Settle::Delivered(&claimed(one))).await,
                 Err(status) => match self.classify(&status).await {
                     Ok(refusal) => self.settle(Settle::Refused(&claimed(one), &refusal)).await,
@@ -381,6 +401,8 @@ impl Relay {
         let one = std::slice::from_ref(row);
         match self
             .call(
+                "EraseSubject",
+                one.iter(),
                 |mut audit, request| async move { audit.erase_subject(request).await.map(|_| ()) },
                 request,
             )
@@ -394,26 +416,76 @@ impl Relay {
         }
     }
 
-    async fn call_append(&self, events: Vec<pb::AuditEvent>) -> Result<(), Status> {
+    async fn call_append(
+        &self,
+        rows: &[(Claimed, Outgoing)],
+        events: Vec<pb::AuditEvent>,
+    ) -> Result<(), Status> {
         self.call(
+            "AppendEvents",
+            rows.iter().map(|(row, _)| row),
             |mut audit, request| async move { audit.append_events(request).await.map(|_| ()) },
             pb::AppendEventsRequest { events },
         )
         .await
     }
 
-    /// One call with the relay's token and deadline. A token that cannot be had is
-    /// UNAVAILABLE: the rows are fine, the relay waits.
-    async fn call<M, F, Fut>(&self, send: F, message: M) -> Result<(), Status>
+    /// One call with the relay's token and deadline, in a client span that continues the
+    /// traces of the requests that wrote `rows` ([`roster_runtime::continue_writers`]) and
+    /// whose context the call carries (`traceparent`), so the audit service's ingest joins
+    /// them. A token that cannot be had is UNAVAILABLE: the rows are fine, the relay waits.
+    async fn call<'a, M, F, Fut>(
+        &self,
+        method: &'static str,
+        rows: impl Iterator<Item = &'a Claimed>,
+        send: F,
+        message: M,
+    ) -> Result<(), Status>
     where
         F: FnOnce(AuditServiceClient<Channel>, tonic::Request<M>) -> Fut,
         Fut: Future<Output = Result<(), Status>>,
     {
-        let mut request = self.tokens.request(message).await.map_err(|error| {
-            Status::unavailable(format!("no token for the audit service: {error:#}"))
-        })?;
-        request.set_timeout(CALL_TIMEOUT.min(self.settings.policy.lease / 2));
-        send(self.audit.clone(), request).await
+        let span = tracing::info_span!(
+            "audit_delivery",
+            otel.name = %format_args!("{AUDIT_SERVICE}/{method}"),
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            rpc.system = "grpc",
+            rpc.service = AUDIT_SERVICE,
+            rpc.method = method,
+            rpc.grpc.status_code = tracing::field::Empty,
+            source = self.source,
+            events = tracing::field::Empty,
+        );
+        let mut events = 0u64;
+        roster_runtime::continue_writers(
+            &span,
+            rows.inspect(|_| events += 1)
+                .filter_map(|row| row.event.traceparent.as_deref()),
+        );
+        span.record("events", events);
+        let result = async {
+            let mut request = self.tokens.request(message).await.map_err(|error| {
+                Status::unavailable(format!("no token for the audit service: {error:#}"))
+            })?;
+            request.set_timeout(CALL_TIMEOUT.min(self.settings.policy.lease / 2));
+            roster_runtime::inject_trace_context(request.metadata_mut());
+            send(self.audit.clone(), request).await
+        }
+        .instrument(span.clone())
+        .await;
+        let code = match &result {
+            Ok(()) => Code::Ok,
+            Err(status) => status.code(),
+        };
+        span.record("rpc.grpc.status_code", code as i32);
+        if !matches!(
+            code,
+            Code::Ok | Code::InvalidArgument | Code::AlreadyExists | Code::FailedPrecondition
+        ) {
+            span.record("otel.status_code", "ERROR");
+        }
+        result
     }
 
     /// `Ok` with the refusal's text when the audit service refused the events themselves;
