@@ -18,10 +18,15 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use opentelemetry::metrics::{Counter, Histogram, Meter};
 use opentelemetry::{Key, KeyValue, Value};
 use prometheus::{Encoder as _, TextEncoder};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::task::JoinHandle;
 use tonic::Code;
 
@@ -249,14 +254,12 @@ pub fn observe_outbox(
         .build();
 }
 
-/// How long a scraper may take to send its request.
+/// How long a scraper may take to send its request's head.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
-/// A scrape request is a request line and a few headers.
-const MAX_REQUEST_BYTES: usize = 8 * 1024;
 
-/// Serves `registry` as Prometheus text at `GET /metrics` on `addr`: plain HTTP/1.1, one
-/// request per connection, since a scraper asks every few seconds and needs nothing else.
-/// Binds now, so a taken port fails start-up; returns the bound address and the task.
+/// Serves `registry` as Prometheus text at `GET /metrics` on `addr` over HTTP/1.1 (hyper,
+/// which tonic already brings). Binds now, so a taken port fails start-up; returns the
+/// bound address and the task.
 pub(crate) fn serve_prometheus(
     addr: SocketAddr,
     registry: prometheus::Registry,
@@ -280,8 +283,16 @@ pub(crate) fn serve_prometheus(
                 }
             };
             let registry = registry.clone();
+            let scrape = service_fn(move |request| {
+                let answer = answer_scrape(&request, &registry);
+                async move { Ok::<_, std::convert::Infallible>(answer) }
+            });
             tokio::spawn(async move {
-                if let Err(error) = answer_scrape(stream, &registry).await {
+                let connection = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(READ_TIMEOUT)
+                    .serve_connection(TokioIo::new(stream), scrape);
+                if let Err(error) = connection.await {
                     tracing::debug!(%error, "a metrics scrape failed");
                 }
             });
@@ -290,62 +301,42 @@ pub(crate) fn serve_prometheus(
     Ok((local, task))
 }
 
-async fn answer_scrape(
-    mut stream: tokio::net::TcpStream,
+fn answer_scrape<B>(
+    request: &Request<B>,
     registry: &prometheus::Registry,
-) -> std::io::Result<()> {
-    let mut request = Vec::with_capacity(512);
-    let mut buffer = [0u8; 1024];
-    let read_head = async {
-        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-            let read = stream.read(&mut buffer).await?;
-            if read == 0 || request.len() + read > MAX_REQUEST_BYTES {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    "incomplete or oversized request",
-                ));
-            }
-            request.extend_from_slice(&buffer[..read]);
-        }
-        Ok(())
-    };
-    tokio::time::timeout(READ_TIMEOUT, read_head)
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "slow request"))??;
-    let line = request.split(|&b| b == b'\r').next().unwrap_or_default();
-    let mut parts = line.split(|&b| b == b' ');
-    let (method, target) = (parts.next(), parts.next());
-    let path = target.map(|t| t.split(|&b| b == b'?').next().unwrap_or_default());
-    let (status, content_type, body) = match (method, path) {
-        (Some(b"GET"), Some(b"/metrics")) => {
+) -> Response<Full<Bytes>> {
+    let (status, content_type, body) = match (request.method(), request.uri().path()) {
+        (&Method::GET, "/metrics") => {
+            let encoder = TextEncoder::new();
             let mut body = Vec::new();
-            match TextEncoder::new().encode(&registry.gather(), &mut body) {
-                Ok(()) => ("200 OK", TextEncoder::new().format_type().to_owned(), body),
+            match encoder.encode(&registry.gather(), &mut body) {
+                Ok(()) => (StatusCode::OK, encoder.format_type().to_owned(), body),
                 Err(error) => (
-                    "500 Internal Server Error",
+                    StatusCode::INTERNAL_SERVER_ERROR,
                     "text/plain".to_owned(),
                     error.to_string().into_bytes(),
                 ),
             }
         }
-        (Some(b"GET"), _) => (
-            "404 Not Found",
+        (&Method::GET, _) => (
+            StatusCode::NOT_FOUND,
             "text/plain".to_owned(),
             b"metrics are at /metrics\n".to_vec(),
         ),
         _ => (
-            "405 Method Not Allowed",
+            StatusCode::METHOD_NOT_ALLOWED,
             "text/plain".to_owned(),
             b"GET /metrics\n".to_vec(),
         ),
     };
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(&body).await?;
-    stream.shutdown().await
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    if let Ok(value) = http::HeaderValue::from_str(&content_type) {
+        response
+            .headers_mut()
+            .insert(http::header::CONTENT_TYPE, value);
+    }
+    response
 }
 
 #[cfg(test)]

@@ -366,3 +366,54 @@ async fn an_anonymous_caller_has_no_id_and_others_must(app: TestApp) {
     assert_eq!(refused.code(), Code::InvalidArgument);
     assert_eq!(violated_fields(&refused), ["events[0].actor.id"]);
 }
+
+roster_testkit::on_postgres_only!(crate::helpers::run => a_resend_check_probes_the_event_id_index);
+
+/// The resend check runs under the log's lock on every append, so it must cost the same
+/// in a log of any size. Before PostgreSQL has analyzed a young log it planned `IN (…)` and
+/// a plain join as a scan of the workspace's rows; this keeps the store's statement on the
+/// `(workspace_id, event_id)` index in exactly that state.
+async fn a_resend_check_probes_the_event_id_index(app: TestApp) {
+    use sea_orm::{ConnectionTrait as _, DbBackend, Statement};
+
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        let batch: Vec<pb::AuditEvent> = (0..1000)
+            .map(|at| event(&format!("end_user.updated_{at}")))
+            .collect();
+        ids.extend(
+            batch
+                .iter()
+                .map(|e| uuid::Uuid::parse_str(&e.event_id).unwrap()),
+        );
+        app.append(batch).await;
+    }
+    let wanted: Vec<uuid::Uuid> = ids.iter().step_by(100).copied().collect();
+    let statement = roster_audit::store::events::by_ids_statement(DbBackend::Postgres, WS, &wanted);
+    let explain = Statement {
+        sql: format!("EXPLAIN {}", statement.sql),
+        ..statement
+    };
+    let db = roster_db::Db::connect(&roster_db::DbSettings::new(&app.database_url))
+        .await
+        .unwrap();
+    let plan: Vec<String> = db
+        .conn()
+        .query_all_raw(explain)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get_by_index::<String>(0).unwrap())
+        .collect();
+    db.close().await;
+    let plan = plan.join("\n");
+    assert!(
+        plan.contains("Index Scan using audit_events_event_id")
+            && plan.contains("event_id = \"*VALUES*\".column1"),
+        "the resend check no longer probes the event id index:\n{plan}"
+    );
+    assert!(
+        !plan.contains("Hash Join") && !plan.contains("Bitmap"),
+        "the resend check scans the workspace's rows:\n{plan}"
+    );
+}
