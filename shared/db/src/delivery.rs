@@ -13,6 +13,16 @@
 //! concurrent relays take disjoint batches instead of queueing on each other. SQLite has
 //! one writer at a time (`Db::begin_write`), which gives the same guarantee.
 //!
+//! No statement that locks rows spans workspaces, so the outbox can be distributed by
+//! `workspace_id` (Citus runs row locks only on queries it routes to one shard): a claim
+//! reads, without locks, which workspaces hold the oldest due rows and how many, then
+//! locks and leases each workspace's share in a statement pinned to it ([`claim`] says
+//! what order and fairness that gives). The statements that only settle a batch
+//! ([`mark_delivered`], [`retry_later`], [`reject`]) name their rows by full key and take
+//! no explicit lock; those of operators and timers ([`purge_delivered`], [`backlog`],
+//! [`dead_letters`], [`retry_dead`]) span workspaces without locks, which Citus runs on
+//! every shard.
+//!
 //! Two kinds of failure are kept apart. When the audit service cannot be reached the rows
 //! are fine and only wait ([`retry_later`]), however long the outage. When it refuses
 //! particular events ([`reject`]), trying forever would block nothing but hide a bug, so
@@ -90,47 +100,41 @@ impl Claimed {
 /// Takes up to `limit` rows that are due, oldest due first, for the length of `lease`.
 /// Run it in a write transaction of its own and commit before sending, so the lease is
 /// visible to other relays while the batch is in flight.
+///
+/// Two steps, so that no statement that locks rows spans workspaces (Citus refuses row
+/// locks on a query over several shards):
+///
+/// 1. An unlocked read of the workspaces of the `limit` oldest due rows, with how many
+///    rows each holds among them ([`due_shares`]).
+/// 2. Per such workspace, oldest-due workspace first, an `UPDATE … RETURNING` pinned to it
+///    whose subquery takes that many of its due rows, oldest due first, `FOR UPDATE SKIP
+///    LOCKED`. A workspace that yields fewer (another relay holds some) passes the
+///    shortfall on to the next, so concurrent relays still fill their batches.
+///
+/// Uncontended, a batch is exactly the `limit` oldest due rows across workspaces, as one
+/// queue: a row waits only for rows that were due before it, so however busy one tenant
+/// is, another's rows are taken as soon as they are the oldest due; a burst of one tenant
+/// still delays the rows that came after it (first come, first served, not a per-tenant
+/// share). The claim costs one statement plus one per workspace in the batch: two in the
+/// common case of one busy workspace, at most `limit + 1`. Measured on a local PostgreSQL
+/// (debug build), a batch of 500 took as long as the former single statement did when it
+/// spans one or ten workspaces (27–31 ms), and 100–140 ms instead of 31 ms when it spans
+/// 500, well inside a lease.
 pub async fn claim<C: ConnectionTrait>(
     conn: &C,
     limit: u64,
     now_us: i64,
     lease: Duration,
 ) -> Result<Vec<Claimed>> {
-    let backend = conn.get_database_backend();
-    let mut due = Query::select();
-    due.columns([entity::Column::WorkspaceId, entity::Column::EventId])
-        .from(entity::Entity)
-        .and_where(entity::Column::DeliveredAt.is_null())
-        .and_where(entity::Column::DeadAt.is_null())
-        .and_where(entity::Column::NextAttemptAt.lte(now_us))
-        .order_by(entity::Column::NextAttemptAt, sea_orm::Order::Asc)
-        .order_by(entity::Column::Seq, sea_orm::Order::Asc)
-        .limit(limit);
-    if backend == DbBackend::Postgres {
-        due.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+    let lease_end = now_us.saturating_add(micros(lease));
+    let mut rows = Vec::new();
+    let mut shortfall = 0;
+    for (workspace_id, share) in due_shares(conn, limit, now_us).await? {
+        let wanted = share.saturating_add(shortfall);
+        let taken = claim_in_workspace(conn, &workspace_id, wanted, now_us, lease_end).await?;
+        shortfall = wanted.saturating_sub(u64::try_from(taken.len()).unwrap_or(u64::MAX));
+        rows.extend(taken);
     }
-    let claim = Query::update()
-        .table(entity::Entity)
-        .value(
-            entity::Column::NextAttemptAt,
-            now_us.saturating_add(micros(lease)),
-        )
-        .value(
-            entity::Column::Attempts,
-            Expr::col(entity::Column::Attempts).add(1),
-        )
-        .and_where(
-            Expr::tuple([
-                Expr::col(entity::Column::WorkspaceId),
-                Expr::col(entity::Column::EventId),
-            ])
-            .in_subquery(due),
-        )
-        .returning_all()
-        .to_owned();
-    let mut rows = entity::Model::find_by_statement(backend.build(&claim))
-        .all(conn)
-        .await?;
     // RETURNING gives no order; the relay sends oldest first within a batch.
     rows.sort_by_key(|row| row.seq);
     rows.into_iter()
@@ -143,6 +147,100 @@ pub async fn claim<C: ConnectionTrait>(
             })
         })
         .collect()
+}
+
+/// Neither delivered nor dead: in the queue, due now or later.
+fn live() -> sea_orm::Condition {
+    sea_orm::Condition::all()
+        .add(entity::Column::DeliveredAt.is_null())
+        .add(entity::Column::DeadAt.is_null())
+}
+
+/// The workspaces of the `limit` oldest due rows, in the order of their oldest, each with
+/// its number of rows among them. The one read of a claim that spans workspaces: it locks
+/// nothing, and `outbox_events_due_idx` serves it in `limit` index entries however long
+/// the backlog; under Citus each shard returns its `limit` oldest and the coordinator
+/// merges them.
+async fn due_shares<C: ConnectionTrait>(
+    conn: &C,
+    limit: u64,
+    now_us: i64,
+) -> Result<Vec<(String, u64)>> {
+    let workspaces: Vec<String> = entity::Entity::find()
+        .select_only()
+        .column(entity::Column::WorkspaceId)
+        .filter(live())
+        .filter(entity::Column::NextAttemptAt.lte(now_us))
+        .order_by_asc(entity::Column::NextAttemptAt)
+        .order_by_asc(entity::Column::Seq)
+        .limit(limit)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    let mut shares: Vec<(String, u64)> = Vec::new();
+    for workspace_id in workspaces {
+        match shares.iter_mut().find(|(known, _)| *known == workspace_id) {
+            Some((_, share)) => *share += 1,
+            None => shares.push((workspace_id, 1)),
+        }
+    }
+    Ok(shares)
+}
+
+/// Claims up to `limit` due rows of one workspace, oldest due first, skipping rows another
+/// relay holds. Every part of it pins `workspace_id`, so under Citus it runs on the one
+/// shard that holds the workspace, where row locks are allowed; its subquery is served
+/// by `outbox_events_workspace_due_idx`.
+async fn claim_in_workspace<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    limit: u64,
+    now_us: i64,
+    lease_end: i64,
+) -> Result<Vec<entity::Model>> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let backend = conn.get_database_backend();
+    let mut mine = Query::select();
+    mine.column(entity::Column::EventId)
+        .from(entity::Entity)
+        .cond_where(live())
+        .and_where(entity::Column::WorkspaceId.eq(workspace_id))
+        .and_where(entity::Column::NextAttemptAt.lte(now_us))
+        .order_by(entity::Column::NextAttemptAt, sea_orm::Order::Asc)
+        .order_by(entity::Column::Seq, sea_orm::Order::Asc)
+        .limit(limit);
+    let chosen = if backend == DbBackend::Postgres {
+        mine.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        // `= ANY(ARRAY(…))` makes the locking subquery an init plan, run once. As
+        // `IN (…)` PostgreSQL may plan it as the inner side of a join and run it again
+        // per row, and each run skips the rows the previous ones locked and this
+        // statement updated, so the claim took more than `limit` (seen in the tests).
+        Expr::cust_with_exprs(
+            "$1 = ANY(ARRAY($2))",
+            [
+                Expr::col((entity::Entity, entity::Column::EventId)),
+                Expr::SubQuery(None, Box::new(mine.into())),
+            ],
+        )
+    } else {
+        Expr::col(entity::Column::EventId).in_subquery(mine)
+    };
+    let claim = Query::update()
+        .table(entity::Entity)
+        .value(entity::Column::NextAttemptAt, lease_end)
+        .value(
+            entity::Column::Attempts,
+            Expr::col(entity::Column::Attempts).add(1),
+        )
+        .and_where(entity::Column::WorkspaceId.eq(workspace_id))
+        .and_where(chosen)
+        .returning_all()
+        .to_owned();
+    Ok(entity::Model::find_by_statement(backend.build(&claim))
+        .all(conn)
+        .await?)
 }
 
 fn keys_condition(keys: impl IntoIterator<Item = (String, uuid::Uuid)>) -> sea_orm::Condition {
@@ -397,6 +495,46 @@ impl MigrationTrait for AddDeliveryState {
         Err(DbErr::Migration(
             "outbox delivery state is not reverted: drop outbox_events instead".to_owned(),
         ))
+    }
+
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+}
+
+/// Adds the index of the claim's per-workspace step (`workspace_id`, then the claim's
+/// order) over live rows; every service lists it after [`crate::outbox::AddTraceparent`].
+/// Without it the step for a workspace whose rows sit behind another's backlog in
+/// `outbox_events_due_idx` scans that backlog (measured: 100 ms for a batch of 500 behind
+/// 100,000 rows of another workspace, 0.4 ms with it).
+pub struct AddWorkspaceDueIndex;
+
+impl MigrationName for AddWorkspaceDueIndex {
+    fn name(&self) -> &str {
+        "m20270102_000001_outbox_workspace_due_index"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for AddWorkspaceDueIndex {
+    async fn up(&self, manager: &SchemaManager) -> std::result::Result<(), DbErr> {
+        manager
+            .get_connection()
+            .execute_unprepared(
+                "CREATE INDEX outbox_events_workspace_due_idx
+                    ON outbox_events (workspace_id, next_attempt_at, seq)
+                    WHERE delivered_at IS NULL AND dead_at IS NULL",
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> std::result::Result<(), DbErr> {
+        manager
+            .get_connection()
+            .execute_unprepared("DROP INDEX outbox_events_workspace_due_idx")
+            .await?;
+        Ok(())
     }
 
     fn use_transaction(&self) -> Option<bool> {

@@ -421,7 +421,8 @@ pub(crate) fn from_model(row: entity::Model) -> Result<AuditEvent> {
 /// `workspace_id`, deliberately: the outbox is a per-service delivery queue, not tenant
 /// data, and its relay has to drain all workspaces in one order. Under Citus each shard keeps
 /// its own such index and the relay's `ORDER BY … LIMIT n` is merged across shards, so the
-/// exception does not block sharding.
+/// exception does not block sharding; the claim then locks rows per workspace, by
+/// [`crate::delivery::AddWorkspaceDueIndex`]'s index.
 pub struct CreateOutboxTable;
 
 impl MigrationName for CreateOutboxTable {

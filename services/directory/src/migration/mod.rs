@@ -23,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000006_customer_soft_delete::Migration),
             Box::new(roster_db::delivery::AddDeliveryState),
             Box::new(roster_db::outbox::AddTraceparent),
+            Box::new(roster_db::delivery::AddWorkspaceDueIndex),
         ]
     }
 }

@@ -125,7 +125,8 @@ const INDEX_EXCEPTIONS: &[IndexException] = &[
         service: "directory",
         table: "outbox_events",
         index: "outbox_events_due_idx",
-        reason: "the relay claims due rows of every workspace in one order (roster_db::delivery)",
+        reason: "the relay's claim reads which workspaces hold the oldest due rows, over all \
+                 workspaces in one order and without locks (roster_db::delivery::claim)",
     },
     IndexException {
         service: "directory",
@@ -624,11 +625,12 @@ struct QueryException {
 const QUERY_EXCEPTIONS: &[QueryException] = &[
     QueryException {
         file: "shared/db/src/delivery.rs",
-        needle: "due.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);",
-        reason: "the relay's claim: due rows of every workspace, oldest first, locked with \
-                 FOR UPDATE SKIP LOCKED so replicas take disjoint batches",
+        needle: "async fn due_shares<C: ConnectionTrait>(",
+        reason: "the relay's claim, step 1: which workspaces hold the oldest due rows, read \
+                 without locks; step 2 locks and leases each workspace's share in a \
+                 statement pinned to it (FOR UPDATE SKIP LOCKED), checked like any other",
         matches: |t| {
-            t.starts_with("update outbox_events set next_attempt_at = $1 , attempts = attempts + $2 where ( workspace_id , event_id ) in ( select workspace_id , event_id from outbox_events where outbox_events.delivered_at is null and outbox_events.dead_at is null and outbox_events.next_attempt_at < = $3 order by next_attempt_at asc , seq asc limit $4 for update skip locked )")
+            t == "select outbox_events.workspace_id from outbox_events where outbox_events.delivered_at is null and outbox_events.dead_at is null and outbox_events.next_attempt_at < = $1 order by outbox_events.next_attempt_at asc , outbox_events.seq asc limit $2"
         },
     },
     QueryException {
@@ -914,6 +916,19 @@ impl tracing::Subscriber for StatementLog {
     fn exit(&self, _: &tracing::span::Id) {}
 }
 
+/// Whether a normalized statement takes row locks explicitly (`FOR UPDATE`, `FOR NO KEY
+/// UPDATE`, `FOR SHARE`, `FOR KEY SHARE`, in any subquery).
+fn locks_rows(text: &str) -> bool {
+    [
+        " for update",
+        " for no key update",
+        " for share",
+        " for key share",
+    ]
+    .iter()
+    .any(|clause| text.contains(clause))
+}
+
 /// What the flows' statements must satisfy: each one that names a workspace's table pins
 /// its workspace or is a listed cross-workspace job; `migrations` (sent by the migrators,
 /// once, before any workspace exists) are not the services' queries.
@@ -932,6 +947,17 @@ fn check_statements(
         }
         let reasons = unpinned(statement, workspace_tables);
         if reasons.is_empty() {
+            continue;
+        }
+        // Citus takes row locks only in a query it routes to one shard, so no job may
+        // lock rows across workspaces, listed or not.
+        if locks_rows(&text) {
+            problems.insert(format!(
+                "{}, and locks rows (Citus refuses FOR UPDATE/SHARE over several shards; \
+                 no exception excuses it)\n    {}",
+                reasons.join("; "),
+                text
+            ));
             continue;
         }
         let matching: Vec<usize> = (0..exceptions.len())
@@ -1026,6 +1052,34 @@ fn the_statement_check_tells_pinned_statements_from_spanning_ones() {
           select user_id from end_users where email_key = $1"]
     );
     assert_eq!(used, [0].into_iter().collect());
+
+    // Row locks over workspaces fail even when an exception recognises the statement;
+    // pinned to one workspace they pass.
+    let statements = vec![
+        "UPDATE outbox_events SET attempts = attempts + 1 WHERE (workspace_id, event_id) IN \
+         (SELECT workspace_id, event_id FROM outbox_events WHERE next_attempt_at <= $1 \
+         LIMIT $2 FOR UPDATE SKIP LOCKED)"
+            .to_owned(),
+        "UPDATE outbox_events SET attempts = attempts + 1 WHERE workspace_id = $1 AND \
+         (workspace_id, event_id) IN (SELECT workspace_id, event_id FROM outbox_events \
+         WHERE workspace_id = $2 AND next_attempt_at <= $3 LIMIT $4 FOR UPDATE SKIP LOCKED)"
+            .to_owned(),
+    ];
+    let exceptions = [QueryException {
+        file: "shared/db/src/delivery.rs",
+        needle: "",
+        reason: "a claim over every workspace",
+        matches: |text| text.starts_with("update outbox_events set attempts"),
+    }];
+    let (problems, used) = check_statements(&statements, &BTreeSet::new(), &tables, &exceptions);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with(
+            "reads outbox_events without pinning workspace_id, and locks rows (Citus refuses"
+        ),
+        "{problems:?}"
+    );
+    assert!(used.is_empty(), "the exception did not excuse it");
 }
 
 #[test]
@@ -1136,6 +1190,13 @@ fn no_statement_of_the_suites_flows_spans_workspaces_but_the_listed_jobs() {
         statements.len() > 100,
         "the capture saw the services' statements: {}",
         statements.len()
+    );
+    assert!(
+        statements.iter().map(|s| normalize(s)).any(|t| {
+            t.starts_with("update outbox_events set next_attempt_at")
+                && t.contains(" for update skip locked ")
+        }),
+        "the relay's claim locked rows in the flows (its per-workspace step)"
     );
     let (problems, used) = check_statements(
         &statements,

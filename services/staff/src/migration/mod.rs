@@ -29,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261222_000001_sso::Migration),
             Box::new(roster_db::delivery::AddDeliveryState),
             Box::new(roster_db::outbox::AddTraceparent),
+            Box::new(roster_db::delivery::AddWorkspaceDueIndex),
         ]
     }
 }

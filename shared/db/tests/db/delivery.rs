@@ -5,7 +5,7 @@ use roster_db::delivery::{self, Backlog, Claimed, DeliveryPolicy};
 use roster_db::outbox::{self, AuditEvent};
 use roster_db::testing::TestBackend;
 
-use crate::support::{Fixture, event, on_both_backends, setup};
+use crate::support::{Fixture, event, on_both_backends, postgres, postgres_missing, setup};
 
 const LEASE: Duration = Duration::from_secs(30);
 const SECOND: i64 = 1_000_000;
@@ -200,10 +200,12 @@ async fn an_outage_does_not_use_up_an_events_refusals(backend: &TestBackend) {
 on_both_backends!(an_outage_does_not_use_up_an_events_refusals);
 
 /// Relays of several replicas claiming at once take disjoint batches that together cover
-/// the queue.
+/// the queue, whose rows are spread over several workspaces.
 async fn concurrent_relays_never_claim_the_same_row(backend: &TestBackend) {
     let fx = setup(backend).await;
-    let events: Vec<AuditEvent> = (0..200).map(|i| event("ws-a", &format!("{i}"))).collect();
+    let events: Vec<AuditEvent> = (0..200)
+        .map(|i| event(&format!("ws-{}", i % 5), &format!("{i}")))
+        .collect();
     append(&fx, &events).await;
     let now = 1_000 * SECOND;
     let db = fx.db.clone();
@@ -239,3 +241,95 @@ async fn concurrent_relays_never_claim_the_same_row(backend: &TestBackend) {
     fx.teardown().await;
 }
 on_both_backends!(concurrent_relays_never_claim_the_same_row);
+
+/// Two claims in flight at once on PostgreSQL, the first still holding its rows when the
+/// second runs: each workspace's locked step skips what the other holds, so the two
+/// batches are disjoint, both full, and together every row of every workspace.
+#[tokio::test]
+#[cfg_attr(
+    not(roster_postgres_tests),
+    ignore = "ROSTER_TEST_DATABASE_URL is not set"
+)]
+async fn overlapping_claims_on_postgres_split_every_workspace_between_them() {
+    let Some(backend) = postgres() else {
+        postgres_missing()
+    };
+    let fx = setup(&backend).await;
+    let events: Vec<AuditEvent> = (0..30)
+        .map(|i| event(&format!("ws-{}", i % 3), &format!("{i}")))
+        .collect();
+    append(&fx, &events).await;
+    let now = 1_000 * SECOND;
+
+    let first = fx.db.begin_write().await.unwrap();
+    let mine = delivery::claim(&*first, 15, now, LEASE).await.unwrap();
+    // The first has not committed: the second sees the same oldest rows due, finds them
+    // locked, and takes the next ones of each workspace instead of waiting.
+    let second = fx.db.begin_write().await.unwrap();
+    let theirs = delivery::claim(&*second, 15, now, LEASE).await.unwrap();
+    second.commit().await.unwrap();
+    first.commit().await.unwrap();
+
+    assert_eq!(
+        (mine.len(), theirs.len()),
+        (15, 15),
+        "both batches are full"
+    );
+    let ids = |claimed: &[Claimed]| -> BTreeSet<uuid::Uuid> {
+        claimed.iter().map(|c| c.event.event_id).collect()
+    };
+    assert!(
+        ids(&mine).is_disjoint(&ids(&theirs)),
+        "no row claimed twice"
+    );
+    let together: BTreeSet<_> = ids(&mine).union(&ids(&theirs)).copied().collect();
+    assert_eq!(
+        together,
+        events.iter().map(|e| e.event_id).collect::<BTreeSet<_>>()
+    );
+    let workspaces = |claimed: &[Claimed]| -> BTreeSet<String> {
+        claimed
+            .iter()
+            .map(|c| c.event.workspace_id.clone())
+            .collect()
+    };
+    assert_eq!(workspaces(&mine).len(), 3);
+    assert_eq!(workspaces(&theirs).len(), 3);
+    // Each took the oldest rows it could: the first the oldest five of each workspace.
+    assert_eq!(
+        targets(&mine),
+        (0..15).map(|i| i.to_string()).collect::<Vec<_>>()
+    );
+    assert!(claim(&fx, 10, now + SECOND).await.is_empty());
+    fx.teardown().await;
+}
+
+/// A claim goes by when rows fell due, across workspaces: the workspace whose rows have
+/// been due longest is served first, even if another wrote earlier and holds more rows.
+async fn a_claim_takes_the_oldest_due_workspace_first(backend: &TestBackend) {
+    let fx = setup(backend).await;
+    let policy = policy();
+    let now = 1_000 * SECOND;
+    // ws-busy wrote first and holds more rows, but the audit service was unreachable when
+    // they were sent: they are due again only after their backoff (1 s).
+    let busy: Vec<AuditEvent> = (0..6)
+        .map(|i| event("ws-busy", &format!("busy-{i}")))
+        .collect();
+    append(&fx, &busy).await;
+    let sent = claim(&fx, 10, now).await;
+    delivery::retry_later(fx.db.conn(), &sent, "connection refused", now, &policy)
+        .await
+        .unwrap();
+    // ws-quiet's rows were written since, and are due at once.
+    append(
+        &fx,
+        &[event("ws-quiet", "quiet-0"), event("ws-quiet", "quiet-1")],
+    )
+    .await;
+
+    let later = now + 2 * SECOND;
+    assert_eq!(targets(&claim(&fx, 2, later).await), ["quiet-0", "quiet-1"]);
+    assert_eq!(targets(&claim(&fx, 2, later).await), ["busy-0", "busy-1"]);
+    fx.teardown().await;
+}
+on_both_backends!(a_claim_takes_the_oldest_due_workspace_first);

@@ -51,6 +51,7 @@ impl MigratorTrait for TestMigrator {
             Box::new(CreateOutboxTable),
             Box::new(roster_db::delivery::AddDeliveryState),
             Box::new(roster_db::outbox::AddTraceparent),
+            Box::new(roster_db::delivery::AddWorkspaceDueIndex),
             Box::new(CreateParentsAndChildren),
         ]
     }
