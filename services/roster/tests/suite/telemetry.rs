@@ -298,15 +298,19 @@ impl Roster {
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
         let mut stream = tokio::net::TcpStream::connect(self.metrics).await.unwrap();
         stream
-            .write_all(b"GET /metrics HTTP/1.1\r\nHost: roster\r\nAccept: text/plain\r\n\r\n")
+            .write_all(
+                b"GET /metrics HTTP/1.1\r\nHost: roster\r\nAccept: text/plain\r\nConnection: close\r\n\r\n",
+            )
             .await
             .unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).await.unwrap();
         let (head, body) = response.split_once("\r\n\r\n").unwrap();
         assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+        // Header names are case-insensitive; hyper writes them in lower case.
         assert!(
-            head.contains("Content-Type: text/plain; version=0.0.4"),
+            head.to_ascii_lowercase()
+                .contains("content-type: text/plain; version=0.0.4"),
             "{head}"
         );
         body.to_owned()
