@@ -525,12 +525,17 @@ async fn one_create_user_is_one_trace_from_handler_to_audit_ingest(roster: Roste
     }
 }
 
-async fn json_log_lines_of_a_call_carry_its_trace(roster: Roster) {
+/// Creates a user under a trace of the caller's and answers that trace's ids with the JSON
+/// line that ends the call, whose trace id must be the caller's.
+async fn create_user_traced(
+    roster: &Roster,
+    person: &str,
+) -> ([u8; 16], [u8; 8], serde_json::Value) {
     let token = roster.token();
-    let email = format!("uhura-{}@example.com", uuid::Uuid::new_v4().simple());
-    let (trace_id, _, traceparent) = caller_trace();
+    let email = format!("{person}-{}@example.com", uuid::Uuid::new_v4().simple());
+    let (trace_id, caller_span, traceparent) = caller_trace();
 
-    create_user(&roster, &token, &email, &traceparent).await;
+    create_user(roster, &token, &email, &traceparent).await;
 
     let finished = roster
         .json_until(|line| {
@@ -539,6 +544,11 @@ async fn json_log_lines_of_a_call_carry_its_trace(roster: Roster) {
         })
         .await;
     assert_eq!(finished["trace_id"], hex(&trace_id), "{finished}");
+    (trace_id, caller_span, finished)
+}
+
+async fn json_log_lines_of_a_call_carry_its_trace(roster: Roster) {
+    let (trace_id, _, finished) = create_user_traced(&roster, "uhura").await;
     let handler = roster
         .receiver
         .trace_until(&trace_id, |trace| {
@@ -663,19 +673,7 @@ fn sample(scraped: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 }
 
 async fn json_log_lines_carry_the_callers_trace_without_a_collector(roster: Roster) {
-    let token = roster.token();
-    let email = format!("chekov-{}@example.com", uuid::Uuid::new_v4().simple());
-    let (trace_id, caller_span, traceparent) = caller_trace();
-
-    create_user(&roster, &token, &email, &traceparent).await;
-
-    let finished = roster
-        .json_until(|line| {
-            line["message"] == "gRPC call finished"
-                && line["span"]["rpc"] == format!("/{DIRECTORY}/CreateUser")
-        })
-        .await;
-    assert_eq!(finished["trace_id"], hex(&trace_id), "{finished}");
+    let (trace_id, caller_span, finished) = create_user_traced(&roster, "chekov").await;
     let span_id = finished["span_id"].as_str().unwrap();
     assert_eq!(span_id.len(), 16, "{finished}");
     assert_ne!(
