@@ -82,6 +82,26 @@ struct RunningRelay {
     task: JoinHandle<()>,
 }
 
+/// An agent's CreateUser of a user with `email` in [`WS`], as the suite's flows send it.
+pub fn create_user_request(
+    token: &str,
+    email: &str,
+) -> tonic::Request<roster_proto::directory::v1::CreateUserRequest> {
+    use roster_proto::directory::v1 as directory;
+    roster_testkit::with_bearer(
+        token,
+        directory::CreateUserRequest {
+            workspace_id: WS.into(),
+            user: Some(directory::User {
+                email: email.into(),
+                name: "James Kirk".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    )
+}
+
 /// How the suite's relays run: quick to poll and to retry, refused events dead at the
 /// second refusal, so tests wait briefly.
 pub fn relay_settings(audit: std::net::SocketAddr) -> RelaySettings {

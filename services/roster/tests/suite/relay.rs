@@ -58,18 +58,7 @@ async fn create_user(
 ) -> String {
     directory
         .clone()
-        .create_user(with_bearer(
-            token,
-            directory::CreateUserRequest {
-                workspace_id: WS.into(),
-                user: Some(directory::User {
-                    email: email.into(),
-                    name: "James Kirk".into(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-        ))
+        .create_user(crate::helpers::create_user_request(token, email))
         .await
         .unwrap()
         .into_inner()

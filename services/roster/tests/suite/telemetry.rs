@@ -339,18 +339,7 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Creates a user as an agent calling with `traceparent`.
 async fn create_user(roster: &Roster, token: &str, email: &str, traceparent: &str) {
-    let mut request = roster_testkit::with_bearer(
-        token,
-        directory::CreateUserRequest {
-            workspace_id: WS.into(),
-            user: Some(directory::User {
-                email: email.into(),
-                name: "James Kirk".into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
-    );
+    let mut request = crate::helpers::create_user_request(token, email);
     request
         .metadata_mut()
         .insert("traceparent", traceparent.parse().unwrap());
