@@ -7,7 +7,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Statement, Value,
+    QueryOrder, QuerySelect, Statement,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -15,6 +15,7 @@ use uuid::Uuid;
 use crate::domain::event::{PersonalValue, Recorded};
 use crate::entity::audit_event;
 use crate::error::{AuditError, Result};
+use crate::store::probe::{self, Keys};
 
 /// Rows per INSERT: 18 bound values a row keep a batch under SQLite's 32 766 parameters.
 const ROWS_PER_INSERT: usize = 1000;
@@ -221,14 +222,7 @@ pub async fn insert<C: ConnectionTrait>(conn: &C, events: &[Recorded]) -> Result
 }
 
 /// The events of `workspace_id` among `event_ids`, each id looked up through the
-/// `(workspace_id, event_id)` index.
-///
-/// Not `event_id IN (…)`, nor a plain join: before PostgreSQL has analyzed a young log, it
-/// planned both as a scan of the workspace's rows matched against the ids, a cost that grows
-/// with the log and is paid under the log's lock on every append (21 ms a batch of 100 at
-/// 14,000 events, against 0.3 ms by the index). A LATERAL lookup with `LIMIT 1` cannot be
-/// flattened into such a join, so PostgreSQL probes the index once per id; SQLite, which
-/// has no LATERAL, probes it for a join on a unique index anyway.
+/// `(workspace_id, event_id)` index ([`probe`]).
 pub async fn by_ids<C: ConnectionTrait>(
     conn: &C,
     workspace_id: &str,
@@ -254,32 +248,8 @@ pub async fn by_ids<C: ConnectionTrait>(
 /// [`by_ids`]' statement for one chunk of ids (public for the test that keeps its plan on
 /// the index).
 pub fn by_ids_statement(backend: DbBackend, workspace_id: &str, event_ids: &[Uuid]) -> Statement {
-    let ids = event_ids.iter().map(|id| Value::from(*id));
-    match backend {
-        DbBackend::Postgres => {
-            let wanted: Vec<String> = (2..event_ids.len() + 2)
-                .map(|at| format!("(${at})"))
-                .collect();
-            let sql = format!(
-                "SELECT e.* FROM (VALUES {}) AS wanted CROSS JOIN LATERAL \
-                 (SELECT * FROM audit_events WHERE workspace_id = $1 \
-                 AND event_id = wanted.column1 LIMIT 1) AS e",
-                wanted.join(", ")
-            );
-            let values: Vec<Value> = std::iter::once(workspace_id.into()).chain(ids).collect();
-            Statement::from_sql_and_values(backend, sql, values)
-        }
-        _ => {
-            let sql = format!(
-                "SELECT e.* FROM (VALUES {}) AS wanted \
-                 JOIN audit_events AS e ON e.workspace_id = ? AND e.event_id = wanted.column1",
-                vec!["(?)"; event_ids.len()].join(", ")
-            );
-            // `?` are numbered in text order: the ids, then the workspace.
-            let values: Vec<Value> = ids.chain(std::iter::once(workspace_id.into())).collect();
-            Statement::from_sql_and_values(backend, sql, values)
-        }
-    }
+    let ids = Keys::Uuids(event_ids.to_vec());
+    probe::statement(backend, "audit_events", "event_id", workspace_id, ids)
 }
 
 pub async fn by_id<C: ConnectionTrait>(

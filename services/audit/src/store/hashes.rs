@@ -2,15 +2,20 @@
 //! proofs and roots, and by range for verification.
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, Statement,
 };
 
 use crate::domain::tree::{Hash, StoredHashes};
 use crate::entity::audit_tree_hash;
 use crate::error::{AuditError, Result};
+use crate::store::probe::{self, Keys};
 
 /// Rows per INSERT (3 bound values each).
 const ROWS_PER_INSERT: usize = 5000;
+/// Indexes per read: a round of proofs may ask thousands, and a statement binds at most
+/// 32,766 values on SQLite.
+const INDEXES_PER_READ: usize = 5000;
 
 /// Stores `hashes` at consecutive indexes from `first_index`.
 pub async fn insert<C: ConnectionTrait>(
@@ -49,7 +54,8 @@ fn hash_of(row: &audit_tree_hash::Model) -> Result<Hash> {
     })
 }
 
-/// The hashes at `indexes` (those that exist).
+/// The hashes at `indexes` (those that exist), each read through the primary key
+/// ([`probe`]).
 pub async fn read<C: ConnectionTrait>(
     conn: &C,
     workspace_id: &str,
@@ -59,18 +65,33 @@ pub async fn read<C: ConnectionTrait>(
     if indexes.is_empty() {
         return Ok(stored);
     }
-    let rows = audit_tree_hash::Entity::find()
-        .filter(audit_tree_hash::Column::WorkspaceId.eq(workspace_id))
-        .filter(audit_tree_hash::Column::StoredIndex.is_in(indexes.iter().map(|i| index_i64(*i))))
-        .all(conn)
-        .await?;
-    for row in rows {
-        let hash = hash_of(&row)?;
-        stored
-            .0
-            .insert(u64::try_from(row.stored_index).unwrap_or(u64::MAX), hash);
+    for chunk in indexes.chunks(INDEXES_PER_READ) {
+        let statement = read_statement(conn.get_database_backend(), workspace_id, chunk);
+        let rows = audit_tree_hash::Entity::find()
+            .from_raw_sql(statement)
+            .all(conn)
+            .await?;
+        for row in rows {
+            let hash = hash_of(&row)?;
+            stored
+                .0
+                .insert(u64::try_from(row.stored_index).unwrap_or(u64::MAX), hash);
+        }
     }
     Ok(stored)
+}
+
+/// [`read`]'s statement for one chunk of indexes (public for the test that keeps its plan
+/// on the primary key).
+pub fn read_statement(backend: DbBackend, workspace_id: &str, indexes: &[u64]) -> Statement {
+    let keys = Keys::BigInts(indexes.iter().map(|index| index_i64(*index)).collect());
+    probe::statement(
+        backend,
+        "audit_tree_hashes",
+        "stored_index",
+        workspace_id,
+        keys,
+    )
 }
 
 /// The hashes at indexes `[from, to)`, in index order, as (index, bytes): verification

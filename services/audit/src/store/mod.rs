@@ -7,3 +7,4 @@ pub mod hashes;
 pub mod holds;
 pub mod log_key;
 pub mod logs;
+pub mod probe;
