@@ -28,7 +28,7 @@ pub mod reason {
 pub const EVENT_RESOURCE: &str = "roster.audit.v1.AuditEvent";
 pub const LEGAL_HOLD_RESOURCE: &str = "roster.audit.v1.LegalHold";
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum AuditError {
     #[error("invalid request")]
     Invalid(Vec<FieldViolation>),

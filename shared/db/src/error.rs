@@ -9,7 +9,7 @@ use sea_orm::sqlx;
 use sea_orm::{ConnAcquireErr, DbErr, RuntimeErr, SqlErr};
 
 /// A database failure, classified by what a caller can do about it.
-#[derive(thiserror::Error, Debug)]
+#[derive(thiserror::Error, Debug, Clone)]
 pub enum DbError {
     /// Invalid settings (bad URL, unparsable number…); the text names what to fix.
     #[error("configuration: {0}")]

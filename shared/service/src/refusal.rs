@@ -21,7 +21,7 @@ pub mod reason {
     pub const INTERNAL: &str = "INTERNAL";
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Refusal {
     pub code: Code,
     /// For a person: what is wrong and what would help.

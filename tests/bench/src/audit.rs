@@ -166,6 +166,7 @@ struct Results {
     list_first_page: Option<LoadResult>,
     list_by_target: Option<LoadResult>,
     proofs: Option<LoadResult>,
+    floor: Option<LoadResult>,
     verify_runs: Vec<VerifyRun>,
     bare_root: Option<BareRoot>,
 }
@@ -281,6 +282,7 @@ async fn measure(
         list_first_page: None,
         list_by_target: None,
         proofs: None,
+        floor: None,
         verify_runs: Vec::new(),
         bare_root: None,
     };
@@ -391,6 +393,11 @@ async fn measure(
             progress(format!("GetInclusionProof, c={}", options.concurrency));
             results.proofs =
                 Some(proof_cell(spec, &channels, &audit.reader, &Arc::new(proof_ids)).await?);
+            progress(format!(
+                "GetLogKey (no token, no database), c={}",
+                options.concurrency
+            ));
+            results.floor = Some(floor_cell(spec, &channels).await?);
         }
         if options.verify {
             let mut root = None;
@@ -624,6 +631,24 @@ async fn proof_cell(
     .await
 }
 
+/// GetLogKey, public and answered from memory: what any call of the service costs on this
+/// machine (HTTP/2, the runtime's layers, the load generator), the floor under the others.
+async fn floor_cell(spec: LoadSpec, channels: &[Channel]) -> anyhow::Result<LoadResult> {
+    let channels = channels.to_vec();
+    load::run(spec, Some(SERVER_THREADS), move |call| {
+        let mut client = AuditServiceClient::new(channels[call.worker % channels.len()].clone());
+        async move {
+            client
+                .get_log_key(pb::GetLogKeyRequest {
+                    workspace_id: LARGE.to_owned(),
+                })
+                .await?;
+            Ok(())
+        }
+    })
+    .await
+}
+
 /// A call's pick among `count` things: a multiplicative hash of worker and call, so
 /// workers spread over the whole range rather than walk it in step.
 fn spread(worker: usize, call: u64, count: u64) -> u64 {
@@ -804,6 +829,7 @@ fn error_summary(results: &Results) -> Vec<String> {
         ("ListEvents first page", &results.list_first_page),
         ("ListEvents by target", &results.list_by_target),
         ("GetInclusionProof", &results.proofs),
+        ("GetLogKey", &results.floor),
     ] {
         if let Some(result) = result {
             errors.extend(harness::failures(what, result));
@@ -927,6 +953,7 @@ fn render(options: &Options, results: &Results) -> String {
                 &results.list_by_target,
             ),
             ("GetInclusionProof by event id", &results.proofs),
+            ("floor: GetLogKey, no token or database", &results.floor),
         ] {
             if let Some(result) = result {
                 table.row(
@@ -1127,7 +1154,7 @@ fn notes(options: &Options, results: &Results) -> String {
             options.delay_rate, options.delay_batch, audit_delay::PAGE_SIZE
         ),
         format!(
-            "Large log: {} events appended through AppendEvents (calls of {LOAD_BATCH}, {} in flight) to one workspace, then ListEvents' first page (default size 30, newest first; and filtered by one end-user, {} events each of the {} the log is about), GetInclusionProof by event id (ids spread over the log, current tree size), VerifyLog of the whole log {} time(s).",
+            "Large log: {} events appended through AppendEvents (calls of {LOAD_BATCH}, {} in flight) to one workspace, then ListEvents' first page (default size 30, newest first; and filtered by one end-user, {} events each of the {} the log is about), GetInclusionProof by event id (ids spread over the log, current tree size) and beside it GetLogKey (public, answered from memory: the floor of any call here), VerifyLog of the whole log {} time(s).",
             options.log_events,
             options.load_concurrency,
             (options.log_events / TARGETS).max(1),

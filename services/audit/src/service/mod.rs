@@ -3,10 +3,13 @@
 //! whole log. `keys` holds the checkpoint-signing key.
 
 mod append;
+mod coalesce;
 mod erase;
+mod inclusion;
 pub mod keys;
 mod read;
 mod retention;
+mod upper_hashes;
 mod verify;
 
 use std::sync::Arc;
@@ -19,10 +22,14 @@ use crate::domain::Clock;
 use crate::domain::event::{ActorKind, Change, NewEvent, Outcome};
 use crate::domain::note::LogKey;
 use crate::domain::values;
+use crate::service::coalesce::Coalescer;
+use crate::service::inclusion::InclusionAsk;
+use crate::service::upper_hashes::UpperHashes;
 
 pub use append::Appended;
 pub use erase::{Erased, SubjectType};
-pub use read::{CheckpointView, Consistency, Inclusion, LeafRef, LogKeyView};
+pub use inclusion::{Inclusion, LeafRef};
+pub use read::{CheckpointView, Consistency, LogKeyView};
 pub use retention::{RetentionView, retention_period};
 pub use verify::{Problem, ProblemKind, Verification};
 
@@ -35,6 +42,10 @@ pub struct Audit {
     /// Counts this replica's committed appends, so its event streams wake at once; they
     /// also poll, for what other replicas commit.
     appended: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Inclusion proofs asked of one log at once share their reads.
+    inclusions: Arc<Coalescer<InclusionAsk, crate::error::Result<Inclusion>>>,
+    /// The upper levels of the trees proofs read, shared by every proof of a log.
+    upper_hashes: Arc<UpperHashes>,
 }
 
 impl Audit {
@@ -44,6 +55,8 @@ impl Audit {
             clock,
             key,
             appended: Arc::new(tokio::sync::watch::Sender::new(0)),
+            inclusions: Arc::new(Coalescer::new()),
+            upper_hashes: Arc::new(UpperHashes::default()),
         }
     }
 

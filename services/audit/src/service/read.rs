@@ -8,7 +8,7 @@ use roster_core::FieldViolation;
 use uuid::Uuid;
 
 use crate::domain::event::Recorded;
-use crate::domain::tree::{self, EMPTY_ROOT, Hash, leaf_stored_index};
+use crate::domain::tree::{self, EMPTY_ROOT, Hash};
 use crate::error::{AuditError, Result};
 use crate::service::Audit;
 use crate::store;
@@ -22,24 +22,6 @@ pub struct CheckpointView {
     pub tree_size: u64,
     pub root: Hash,
     pub signed_note: String,
-}
-
-/// How a proof names its leaf.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LeafRef {
-    Event(Uuid),
-    Index(u64),
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Inclusion {
-    pub event_id: Uuid,
-    pub leaf_index: u64,
-    pub tree_size: u64,
-    pub leaf_data: Vec<u8>,
-    pub leaf_hash: Hash,
-    pub path: Vec<Hash>,
-    pub root: Hash,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,7 +42,7 @@ pub struct LogKeyView {
     pub key_id: u32,
 }
 
-fn size_of(head: Option<&crate::entity::audit_log::Model>) -> Result<u64> {
+pub(super) fn size_of(head: Option<&crate::entity::audit_log::Model>) -> Result<u64> {
     head.map_or(Ok(0), |head| {
         u64::try_from(head.tree_size).map_err(|_| {
             AuditError::Internal(format!("log {} has a negative size", head.workspace_id))
@@ -68,7 +50,7 @@ fn size_of(head: Option<&crate::entity::audit_log::Model>) -> Result<u64> {
     })
 }
 
-fn i64_of(value: u64) -> i64 {
+pub(super) fn i64_of(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
@@ -170,56 +152,6 @@ impl Audit {
         }
     }
 
-    pub async fn inclusion(
-        &self,
-        workspace_id: &str,
-        leaf: LeafRef,
-        tree_size: Option<u64>,
-    ) -> Result<Inclusion> {
-        let event = match leaf {
-            LeafRef::Event(event_id) => self.get(workspace_id, event_id).await?,
-            LeafRef::Index(index) => {
-                store::events::at_leaf(self.db.conn(), workspace_id, i64_of(index))
-                    .await?
-                    .ok_or_else(|| AuditError::event_not_found(format!("at leaf {index}")))?
-            }
-        };
-        let leaf_index = u64::try_from(event.leaf_index)
-            .map_err(|_| AuditError::Internal("negative leaf index".into()))?;
-        let size = self.proof_size(workspace_id, tree_size).await?;
-        if leaf_index >= size {
-            return Err(FieldViolation::new(
-                "tree_size",
-                format!("the event is leaf {leaf_index}; a tree of {size} does not hold it"),
-            )
-            .into());
-        }
-        let path_indexes =
-            tree::inclusion_indexes(size, leaf_index).map_err(AuditError::Internal)?;
-        let leaf_at = leaf_stored_index(leaf_index);
-        let indexes: BTreeSet<u64> = path_indexes
-            .iter()
-            .copied()
-            .chain(tree::root_indexes(size))
-            .chain([leaf_at])
-            .collect();
-        let indexes: Vec<u64> = indexes.into_iter().collect();
-        let stored = store::hashes::read(self.db.conn(), workspace_id, &indexes).await?;
-        let missing = |what: String| AuditError::Internal(format!("log {workspace_id}: {what}"));
-        Ok(Inclusion {
-            event_id: event.event_id,
-            leaf_index,
-            tree_size: size,
-            leaf_data: crate::domain::leaf::leaf_data(&event),
-            leaf_hash: *stored
-                .0
-                .get(&leaf_at)
-                .ok_or_else(|| missing(format!("no stored hash of leaf {leaf_index}")))?,
-            path: tree::inclusion_proof(size, leaf_index, &stored).map_err(missing)?,
-            root: tree::root(size, &stored).map_err(missing)?,
-        })
-    }
-
     pub async fn consistency(
         &self,
         workspace_id: &str,
@@ -245,7 +177,10 @@ impl Audit {
             .chain(tree::root_indexes(new_size))
             .collect();
         let indexes: Vec<u64> = indexes.into_iter().collect();
-        let stored = store::hashes::read(self.db.conn(), workspace_id, &indexes).await?;
+        let stored = self
+            .upper_hashes
+            .read(self.db.conn(), workspace_id, &indexes)
+            .await?;
         Ok(Consistency {
             old_size,
             new_size,

@@ -14,6 +14,7 @@ on_both_databases!(
     every_event_is_proven_in_a_signed_checkpoint,
     a_saved_checkpoint_is_extended_by_every_later_one,
     proofs_refuse_sizes_and_leaves_the_log_lacks,
+    proofs_asked_at_once_each_get_their_own_answer,
     the_key_survives_a_restart_and_needs_its_kek,
 );
 
@@ -312,6 +313,100 @@ async fn proofs_refuse_sizes_and_leaves_the_log_lacks(app: TestApp) {
     assert_eq!(violated_fields(&status), ["old_size", "new_size"]);
     let equal = consistency(3, 3).await.unwrap().into_inner();
     assert!(equal.hashes.is_empty());
+}
+
+/// What one of many concurrent GetInclusionProof calls should answer.
+enum Expected {
+    /// A proof of this leaf in the tree of this size.
+    Proof {
+        leaf: u64,
+        tree_size: u64,
+    },
+    Refused(Code, &'static str),
+}
+
+/// Proofs asked of one log at once are proven together (a round reads their events and
+/// hashes in one go); each still gets its own proof or its own refusal, whatever else the
+/// round held: other sizes, other leaves, missing events.
+async fn proofs_asked_at_once_each_get_their_own_answer(app: TestApp) {
+    let key = app.log_key(WS).await;
+    let mut ids = Vec::new();
+    let mut roots = std::collections::HashMap::new();
+    for batch in [5usize, 17, 1, 9, 32] {
+        let events: Vec<_> = (0..batch).map(|_| event("end_user.updated")).collect();
+        ids.extend(events.iter().map(|e| e.event_id.clone()));
+        app.append(events).await;
+        let opened =
+            open_checkpoint(&key.verifier_key, &app.checkpoint().await.signed_note).unwrap();
+        roots.insert(opened.tree_size, opened.root);
+    }
+    let size = ids.len() as u64;
+    let sizes: Vec<u64> = roots.keys().copied().collect();
+    let mut asks = Vec::new();
+    for (leaf, event_id) in (0u64..).zip(&ids) {
+        asks.push((
+            by_event(event_id, 0),
+            Expected::Proof {
+                leaf,
+                tree_size: size,
+            },
+        ));
+        let tree_size = sizes[leaf as usize % sizes.len()];
+        let request = pb::GetInclusionProofRequest {
+            leaf: Some(pb::get_inclusion_proof_request::Leaf::LeafIndex(
+                leaf as i64,
+            )),
+            tree_size: tree_size as i64,
+            ..Default::default()
+        };
+        asks.push(if leaf < tree_size {
+            (request, Expected::Proof { leaf, tree_size })
+        } else {
+            (
+                request,
+                Expected::Refused(Code::InvalidArgument, "INVALID_ARGUMENT"),
+            )
+        });
+    }
+    for _ in 0..4 {
+        let unknown = uuid::Uuid::now_v7().to_string();
+        asks.push((
+            by_event(&unknown, 0),
+            Expected::Refused(Code::NotFound, "EVENT_NOT_FOUND"),
+        ));
+        asks.push((
+            by_event(&ids[3], size as i64 + 1),
+            Expected::Refused(Code::OutOfRange, "TREE_SIZE_AHEAD"),
+        ));
+    }
+    let calls: Vec<_> = asks
+        .iter()
+        .map(|(request, _)| {
+            let (app, request) = (app.clone(), request.clone());
+            tokio::spawn(async move { inclusion(&app, request).await })
+        })
+        .collect();
+    for ((request, expected), call) in asks.iter().zip(calls) {
+        let answer = call.await.unwrap();
+        match expected {
+            Expected::Proof { leaf, tree_size } => {
+                let proof = answer.unwrap_or_else(|status| panic!("{request:?}: {status:?}"));
+                assert_eq!(
+                    (proof.leaf_index as u64, proof.tree_size as u64),
+                    (*leaf, *tree_size)
+                );
+                let hashed = leaf_hash(&proof.leaf_data);
+                assert_eq!(
+                    root_from_inclusion(*leaf, *tree_size, hashed, &proof.hashes),
+                    Some(roots[tree_size]),
+                    "leaf {leaf} in {tree_size}"
+                );
+            }
+            Expected::Refused(code, reason) => {
+                assert_refused(answer, *code, reason);
+            }
+        }
+    }
 }
 
 async fn the_key_survives_a_restart_and_needs_its_kek(app: TestApp) {
