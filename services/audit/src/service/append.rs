@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use rand::RngCore as _;
+use sea_orm::ActiveValue::Set;
 use tonic::Code;
 use uuid::Uuid;
 
@@ -14,6 +15,23 @@ use crate::entity::audit_checkpoint;
 use crate::error::{AuditError, EVENT_RESOURCE, Result, reason};
 use crate::service::Audit;
 use crate::store;
+
+/// An append to one log: what became of each event, and the log's frontier after it.
+struct Grown {
+    answers: Vec<Appended>,
+    frontier: Frontier,
+}
+
+/// Where an event of a batch stands before its log is locked.
+#[derive(Clone, Copy)]
+enum Slot {
+    /// Recorded before, at this leaf.
+    Recorded(i64),
+    /// Repeats the new event at this position of the batch's new events.
+    Repeated(usize),
+    /// The new event at this position.
+    New(usize),
+}
 
 /// What became of one event of a batch.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,26 +56,32 @@ impl Audit {
         }
         let events = &events;
         let by_workspace = &by_workspace;
-        let appended =
-            roster_db::in_write_txn!(self.db, AuditError, retry_unique = false, |txn| {
+        // A unique violation is an append of the same new event id that committed between
+        // this one's resend check and its lock: run again, the check finds it.
+        let (appended, frontiers) =
+            roster_db::in_write_txn!(self.db, AuditError, retry_unique = true, |txn| {
                 let now = self.clock.now_us();
                 let mut answers: Vec<Option<Appended>> = vec![None; events.len()];
+                let mut frontiers = Vec::with_capacity(by_workspace.len());
                 for (workspace_id, positions) in by_workspace {
                     let batch: Vec<&NewEvent> = positions.iter().map(|at| &events[*at]).collect();
-                    let appended = self.append_to_log(&*txn, workspace_id, &batch, now).await?;
-                    for (at, answer) in positions.iter().zip(appended) {
+                    let grown = self.grow_log(&*txn, workspace_id, &batch, now).await?;
+                    for (at, answer) in positions.iter().zip(grown.answers) {
                         answers[*at] = Some(answer);
                     }
+                    frontiers.push((workspace_id.clone(), grown.frontier));
                 }
-                answers
+                let answers = answers
                     .into_iter()
                     .map(|answer| {
                         answer.ok_or_else(|| {
                             AuditError::Internal("an event of the batch went unanswered".into())
                         })
                     })
-                    .collect::<Result<Vec<_>>>()
+                    .collect::<Result<Vec<_>>>()?;
+                Ok((answers, frontiers))
             })?;
+        self.frontiers.keep(frontiers);
         self.notify_appended();
         Ok(appended)
     }
@@ -77,25 +101,40 @@ impl Audit {
         batch: &[&NewEvent],
         now: i64,
     ) -> Result<Vec<Appended>> {
-        let head = store::logs::lock(txn, workspace_id, now).await?;
+        Ok(self.grow_log(txn, workspace_id, batch, now).await?.answers)
+    }
+
+    /// [`Self::append_to_log`], answering the log's new frontier too (to keep once the
+    /// transaction commits). Every other append to the log waits while this one holds the
+    /// head's lock, so what can be done before taking it is: the resend check (an event
+    /// recorded stays recorded) and, from this replica's last append, the frontier.
+    async fn grow_log<C: sea_orm::ConnectionTrait>(
+        &self,
+        txn: &C,
+        workspace_id: &str,
+        batch: &[&NewEvent],
+        now: i64,
+    ) -> Result<Grown> {
         let ids: Vec<Uuid> = batch.iter().map(|event| event.event_id).collect();
         let known: HashMap<Uuid, Recorded> = store::events::by_ids(txn, workspace_id, &ids)
             .await?
             .into_iter()
             .map(|recorded| (recorded.event_id, recorded))
             .collect();
-        let size = u64::try_from(head.tree_size)
-            .map_err(|_| AuditError::Internal(format!("log {workspace_id} has a negative size")))?;
-        let mut frontier = self.frontier(txn, workspace_id, size).await?;
+        // Everything but the leaf indexes is settled before the lock: a leaf's bytes do not
+        // hold its index.
+        let mut slots = Vec::with_capacity(batch.len());
         let mut new: Vec<Recorded> = Vec::new();
-        let mut hashes: Vec<Hash> = Vec::new();
-        let mut answers = Vec::with_capacity(batch.len());
+        let mut leaf_hashes: Vec<Hash> = Vec::new();
+        let mut rows = Vec::new();
+        let mut first_new: HashMap<Uuid, usize> = HashMap::new();
         for event in batch {
-            let earlier = known.get(&event.event_id).or_else(|| {
-                new.iter()
-                    .find(|recorded| recorded.event_id == event.event_id)
-            });
-            if let Some(recorded) = earlier {
+            let earlier = match (known.get(&event.event_id), first_new.get(&event.event_id)) {
+                (Some(recorded), _) => Some((recorded, Slot::Recorded(recorded.leaf_index))),
+                (None, Some(&at)) => Some((&new[at], Slot::Repeated(at))),
+                (None, None) => None,
+            };
+            if let Some((recorded, slot)) = earlier {
                 if let Some(field) = event.differs_from(recorded) {
                     return Err(AuditError::refused(
                         Code::AlreadyExists,
@@ -107,35 +146,64 @@ impl Audit {
                         ),
                     ));
                 }
-                answers.push(Appended {
-                    event_id: event.event_id,
-                    workspace_id: workspace_id.to_owned(),
-                    leaf_index: recorded.leaf_index,
-                    already_recorded: true,
-                });
+                slots.push(slot);
                 continue;
             }
-            let leaf_index = i64::try_from(frontier.size())
-                .map_err(|_| AuditError::Internal("leaf index overflow".into()))?;
-            let recorded = (*event).clone().record(leaf_index, now, random_salt);
-            hashes.extend(frontier.push(leaf::leaf_hash(&recorded)));
-            answers.push(Appended {
-                event_id: event.event_id,
-                workspace_id: workspace_id.to_owned(),
-                leaf_index,
-                already_recorded: false,
-            });
+            let recorded = (*event).clone().record(0, now, random_salt);
+            leaf_hashes.push(leaf::leaf_hash(&recorded));
+            rows.push(store::events::to_row(&recorded)?);
+            first_new.insert(event.event_id, new.len());
+            slots.push(Slot::New(new.len()));
             new.push(recorded);
         }
-        if new.is_empty() {
-            return Ok(answers);
+
+        let head = store::logs::lock(txn, workspace_id, now).await?;
+        let size = u64::try_from(head.tree_size)
+            .map_err(|_| AuditError::Internal(format!("log {workspace_id} has a negative size")))?;
+        let first_leaf = i64::try_from(size)
+            .map_err(|_| AuditError::Internal(format!("log {workspace_id} overflows")))?;
+        let mut frontier = match self.frontiers.of_size(workspace_id, size) {
+            Some(kept) => kept,
+            None => self.frontier(txn, workspace_id, size).await?,
+        };
+        let mut hashes: Vec<Hash> = Vec::with_capacity(2 * new.len());
+        for ((leaf_index, leaf_hash), (recorded, row)) in (first_leaf..)
+            .zip(leaf_hashes)
+            .zip(new.iter_mut().zip(rows.iter_mut()))
+        {
+            recorded.leaf_index = leaf_index;
+            row.leaf_index = Set(leaf_index);
+            hashes.extend(frontier.push(leaf_hash));
         }
-        store::events::insert(txn, &new).await?;
-        store::hashes::insert(txn, workspace_id, leaf_stored_index(size), &hashes).await?;
+        let answers = batch
+            .iter()
+            .zip(slots)
+            .map(|(event, slot)| {
+                let (leaf_index, already_recorded) = match slot {
+                    Slot::Recorded(leaf_index) => (leaf_index, true),
+                    Slot::Repeated(at) => (new[at].leaf_index, true),
+                    Slot::New(at) => (new[at].leaf_index, false),
+                };
+                Appended {
+                    event_id: event.event_id,
+                    workspace_id: workspace_id.to_owned(),
+                    leaf_index,
+                    already_recorded,
+                }
+            })
+            .collect();
+        if new.is_empty() {
+            return Ok(Grown { answers, frontier });
+        }
         let root = frontier.root();
         let tree_size = frontier.size();
-        store::checkpoints::insert(
-            txn,
+        let mut writes = store::events::insert_statements(rows);
+        writes.extend(store::hashes::insert_statements(
+            workspace_id,
+            leaf_stored_index(size),
+            &hashes,
+        ));
+        writes.push(store::checkpoints::insert_statement(
             audit_checkpoint::Model {
                 workspace_id: workspace_id.to_owned(),
                 tree_size: i64::try_from(tree_size).unwrap_or(i64::MAX),
@@ -143,10 +211,15 @@ impl Audit {
                 signed_note: self.key.sign_checkpoint(workspace_id, tree_size, &root),
                 created_at: now,
             },
-        )
-        .await?;
-        store::logs::advance(txn, workspace_id, tree_size, &root, now).await?;
-        Ok(answers)
+        ));
+        writes.push(store::logs::advance_statement(
+            workspace_id,
+            tree_size,
+            &root,
+            now,
+        ));
+        store::insert_all(txn, writes).await?;
+        Ok(Grown { answers, frontier })
     }
 
     /// The right edge of `workspace_id`'s tree of `size` leaves, read from its hashes.

@@ -5,6 +5,7 @@
 mod append;
 mod coalesce;
 mod erase;
+mod frontiers;
 mod inclusion;
 pub mod keys;
 mod read;
@@ -23,6 +24,7 @@ use crate::domain::event::{ActorKind, Change, NewEvent, Outcome};
 use crate::domain::note::LogKey;
 use crate::domain::values;
 use crate::service::coalesce::Coalescer;
+use crate::service::frontiers::Frontiers;
 use crate::service::inclusion::InclusionAsk;
 use crate::service::upper_hashes::UpperHashes;
 
@@ -42,6 +44,8 @@ pub struct Audit {
     /// Counts this replica's committed appends, so its event streams wake at once; they
     /// also poll, for what other replicas commit.
     appended: Arc<tokio::sync::watch::Sender<u64>>,
+    /// The frontiers of the logs this replica appended to last.
+    frontiers: Arc<Frontiers>,
     /// Inclusion proofs asked of one log at once share their reads.
     inclusions: Arc<Coalescer<InclusionAsk, crate::error::Result<Inclusion>>>,
     /// The upper levels of the trees proofs read, shared by every proof of a log.
@@ -55,6 +59,7 @@ impl Audit {
             clock,
             key,
             appended: Arc::new(tokio::sync::watch::Sender::new(0)),
+            frontiers: Arc::new(Frontiers::default()),
             inclusions: Arc::new(Coalescer::new()),
             upper_hashes: Arc::new(UpperHashes::default()),
         }

@@ -1,13 +1,16 @@
 //! Signed checkpoints, one per append that grew a log.
 
+use sea_orm::sea_query::InsertStatement;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QueryTrait,
 };
 
 use crate::entity::audit_checkpoint;
 use crate::error::Result;
 
-pub async fn insert<C: ConnectionTrait>(conn: &C, row: audit_checkpoint::Model) -> Result<()> {
+/// The INSERT that stores `row` (for [`super::insert_all`]).
+pub fn insert_statement(row: audit_checkpoint::Model) -> InsertStatement {
     audit_checkpoint::Entity::insert(audit_checkpoint::ActiveModel {
         workspace_id: Set(row.workspace_id),
         tree_size: Set(row.tree_size),
@@ -15,9 +18,7 @@ pub async fn insert<C: ConnectionTrait>(conn: &C, row: audit_checkpoint::Model) 
         signed_note: Set(row.signed_note),
         created_at: Set(row.created_at),
     })
-    .exec_without_returning(conn)
-    .await?;
-    Ok(())
+    .into_query()
 }
 
 /// The checkpoint of the largest tree.

@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use sea_orm::sea_query::InsertStatement;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Statement,
+    QueryOrder, QuerySelect, QueryTrait, Statement,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -211,14 +212,11 @@ pub fn read(row: audit_event::Model) -> Result<Recorded> {
     })
 }
 
-pub async fn insert<C: ConnectionTrait>(conn: &C, events: &[Recorded]) -> Result<()> {
-    for chunk in events.chunks(ROWS_PER_INSERT) {
-        let rows = chunk.iter().map(to_row).collect::<Result<Vec<_>>>()?;
-        audit_event::Entity::insert_many(rows)
-            .exec_without_returning(conn)
-            .await?;
-    }
-    Ok(())
+/// The INSERTs that store `rows` (made by [`to_row`]; for [`super::insert_all`]).
+pub fn insert_statements(rows: Vec<audit_event::ActiveModel>) -> Vec<InsertStatement> {
+    rows.chunks(ROWS_PER_INSERT)
+        .map(|chunk| audit_event::Entity::insert_many(chunk.to_vec()).into_query())
+        .collect()
 }
 
 /// The events of `workspace_id` among `event_ids`, each id looked up through the

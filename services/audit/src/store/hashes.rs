@@ -1,9 +1,10 @@
 //! The tree's stored hashes (`domain::tree`): appended in index order, read by index for
 //! proofs and roots, and by range for verification.
 
+use sea_orm::sea_query::InsertStatement;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, Statement,
+    QueryOrder, QueryTrait, Statement,
 };
 
 use crate::domain::tree::{Hash, StoredHashes};
@@ -17,13 +18,13 @@ const ROWS_PER_INSERT: usize = 5000;
 /// 32,766 values on SQLite.
 const INDEXES_PER_READ: usize = 5000;
 
-/// Stores `hashes` at consecutive indexes from `first_index`.
-pub async fn insert<C: ConnectionTrait>(
-    conn: &C,
+/// The INSERTs that store `hashes` at consecutive indexes from `first_index` (for
+/// [`super::insert_all`]).
+pub fn insert_statements(
     workspace_id: &str,
     first_index: u64,
     hashes: &[Hash],
-) -> Result<()> {
+) -> Vec<InsertStatement> {
     let rows: Vec<_> = (first_index..)
         .zip(hashes)
         .map(|(index, hash)| audit_tree_hash::ActiveModel {
@@ -32,12 +33,9 @@ pub async fn insert<C: ConnectionTrait>(
             hash: Set(hash.to_vec()),
         })
         .collect();
-    for chunk in rows.chunks(ROWS_PER_INSERT) {
-        audit_tree_hash::Entity::insert_many(chunk.to_vec())
-            .exec_without_returning(conn)
-            .await?;
-    }
-    Ok(())
+    rows.chunks(ROWS_PER_INSERT)
+        .map(|chunk| audit_tree_hash::Entity::insert_many(chunk.to_vec()).into_query())
+        .collect()
 }
 
 fn index_i64(index: u64) -> i64 {

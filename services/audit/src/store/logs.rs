@@ -1,7 +1,7 @@
 //! Log heads: a workspace's tree size and root, and the lock that makes its appends take
 //! turns.
 
-use sea_orm::sea_query::{Expr, OnConflict, Query};
+use sea_orm::sea_query::{Expr, InsertStatement, OnConflict, Query};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
 
 use crate::domain::tree::{EMPTY_ROOT, Hash};
@@ -60,24 +60,40 @@ pub async fn get<C: ConnectionTrait>(
         .await?)
 }
 
-pub async fn advance<C: ConnectionTrait>(
-    conn: &C,
+/// The statement that moves a locked head to its grown tree (for [`super::insert_all`]):
+/// an upsert of a row that exists, so it can join the append's inserts.
+pub fn advance_statement(
     workspace_id: &str,
     tree_size: u64,
     root: &Hash,
     now: i64,
-) -> Result<()> {
-    audit_log::Entity::update_many()
-        .col_expr(
+) -> InsertStatement {
+    Query::insert()
+        .into_table(audit_log::Entity)
+        .columns([
+            audit_log::Column::WorkspaceId,
             audit_log::Column::TreeSize,
+            audit_log::Column::RootHash,
+            audit_log::Column::MinIndex,
+            audit_log::Column::UpdatedAt,
+        ])
+        .values_panic([
+            Expr::val(workspace_id),
             Expr::val(i64::try_from(tree_size).unwrap_or(i64::MAX)),
+            Expr::val(root.to_vec()),
+            Expr::val(0i64),
+            Expr::val(now),
+        ])
+        .on_conflict(
+            OnConflict::column(audit_log::Column::WorkspaceId)
+                .update_columns([
+                    audit_log::Column::TreeSize,
+                    audit_log::Column::RootHash,
+                    audit_log::Column::UpdatedAt,
+                ])
+                .to_owned(),
         )
-        .col_expr(audit_log::Column::RootHash, Expr::val(root.to_vec()))
-        .col_expr(audit_log::Column::UpdatedAt, Expr::val(now))
-        .filter(audit_log::Column::WorkspaceId.eq(workspace_id))
-        .exec(conn)
-        .await?;
-    Ok(())
+        .to_owned()
 }
 
 pub async fn set_retention<C: ConnectionTrait>(

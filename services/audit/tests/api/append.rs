@@ -5,7 +5,9 @@ use roster_proto::audit::v1 as pb;
 use tonic::Code;
 use tonic_types::StatusExt as _;
 
-use crate::helpers::{TestApp, WS, assert_refused, event, event_in, violated_fields};
+use crate::helpers::{
+    TestApp, WS, assert_refused, event, event_in, spawn_replica, violated_fields,
+};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -16,6 +18,8 @@ on_both_databases!(
     workspaces_never_mix,
     what_was_recorded_reads_back,
     concurrent_appends_number_leaves_without_gaps,
+    one_batch_sent_by_many_at_once_is_recorded_once,
+    appends_alternating_between_replicas_grow_one_tree,
     an_anonymous_caller_has_no_id_and_others_must,
 );
 
@@ -303,6 +307,70 @@ async fn what_was_recorded_reads_back(app: TestApp) {
         Code::InvalidArgument,
         "INVALID_ARGUMENT",
     );
+}
+
+/// The resend check runs before the log's lock; a copy of the batch that commits in
+/// between makes the others' inserts collide, and they run again to find it recorded.
+async fn one_batch_sent_by_many_at_once_is_recorded_once(app: TestApp) {
+    let batch: Vec<pb::AuditEvent> = (0..20)
+        .map(|at| event(&format!("end_user.updated_{at}")))
+        .collect();
+    let senders: Vec<_> = (0..8)
+        .map(|_| {
+            let (app, batch) = (app.clone(), batch.clone());
+            tokio::spawn(async move { app.append(batch).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for sender in senders {
+        answers.push(sender.await.unwrap());
+    }
+    let leaves: Vec<i64> = answers[0].iter().map(|a| a.leaf_index).collect();
+    let mut sorted = leaves.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (0..20).collect::<Vec<i64>>());
+    for answer in &answers {
+        assert_eq!(
+            answer.iter().map(|a| a.leaf_index).collect::<Vec<_>>(),
+            leaves
+        );
+    }
+    let first_records = answers
+        .iter()
+        .flatten()
+        .filter(|answer| !answer.already_recorded)
+        .count();
+    assert_eq!(first_records, 20, "each event recorded by one call");
+    assert_eq!(app.checkpoint().await.tree_size, 20);
+    let verification = app.verify().await;
+    assert!(verification.verified, "{verification:?}");
+}
+
+/// A replica extends its log from the right edge it kept after its last append, unless
+/// another replica appended since: then it reads the edge back.
+async fn appends_alternating_between_replicas_grow_one_tree(app: TestApp) {
+    let (replica, served) =
+        spawn_replica(&app.database_url, app.tokens.clone(), app.kek.clone()).await;
+    let mut size = 0;
+    for round in 0..6usize {
+        let (writer, other) = if round % 2 == 0 {
+            (&app, &replica)
+        } else {
+            (&replica, &app)
+        };
+        for batch in [round + 1, 3] {
+            let events = (0..batch).map(|_| event("end_user.updated")).collect();
+            let answers = writer.append(events).await;
+            let leaves: Vec<i64> = answers.iter().map(|a| a.leaf_index).collect();
+            assert_eq!(leaves, (size..size + batch as i64).collect::<Vec<_>>());
+            size += batch as i64;
+        }
+        assert_eq!(other.checkpoint().await, writer.checkpoint().await);
+    }
+    assert_eq!(app.checkpoint().await.tree_size, size);
+    let verification = replica.verify().await;
+    assert!(verification.verified, "{verification:?}");
+    served.stop().await;
 }
 
 async fn concurrent_appends_number_leaves_without_gaps(app: TestApp) {
