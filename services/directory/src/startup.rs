@@ -35,6 +35,7 @@ pub const SERVICE: ServiceDef = ServiceDef {
     long_running: &[IMPORT_USERS_PATH],
     signs_tokens: false,
     produces_events: true,
+    custom_plans: false,
 };
 
 /// The directory's gRPC routes (`audit` is where ExportUser reads users' audit events,

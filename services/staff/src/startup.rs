@@ -34,6 +34,7 @@ pub const SERVICE: ServiceDef = ServiceDef {
     long_running: &["/roster.staff.v1.StaffService/WatchRevocations"],
     signs_tokens: true,
     produces_events: true,
+    custom_plans: false,
 };
 
 /// How the staff service issues tokens: the key-encryption keys that seal its signing

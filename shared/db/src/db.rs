@@ -113,6 +113,11 @@ impl Db {
                 if let Some(timeout) = settings.statement_timeout {
                     opts.statement_timeout(timeout);
                 }
+                if settings.custom_plans {
+                    opts.map_sqlx_postgres_opts(|o| {
+                        o.options([("plan_cache_mode", "force_custom_plan")])
+                    });
+                }
                 None
             }
             Backend::Sqlite => {

@@ -32,6 +32,13 @@ pub struct DbSettings {
     /// query spans workspaces). Not an environment variable: an operator turns statement
     /// logs on with `RUST_LOG` naming `sqlx`, which logs them at INFO.
     pub log_statements: bool,
+    /// PostgreSQL only: plan every statement with its values (`plan_cache_mode =
+    /// force_custom_plan`) rather than reuse a generic plan. For a service whose hot
+    /// prepared statements meet tables that grow from empty: a generic plan made while a
+    /// table looked empty (not yet analyzed) may scan a workspace where an index would
+    /// probe, and is kept until the next ANALYZE. Set by the service (`ServiceDef`), not an
+    /// environment variable.
+    pub custom_plans: bool,
 }
 
 const DEFAULT_MAX_CONNECTIONS: u32 = 16;
@@ -53,6 +60,7 @@ impl DbSettings {
             statement_timeout: Some(DEFAULT_STATEMENT_TIMEOUT),
             migrate_on_start: true,
             log_statements: false,
+            custom_plans: false,
         }
     }
 
@@ -138,6 +146,7 @@ impl DbSettings {
             statement_timeout,
             migrate_on_start,
             log_statements: false,
+            custom_plans: false,
         })
     }
 

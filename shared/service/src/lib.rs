@@ -63,6 +63,9 @@ pub struct ServiceDef {
     /// Whether the service writes audit events to an outbox (a relay delivers them), and so
     /// has dead letters to list and retry.
     pub produces_events: bool,
+    /// Whether its database connections plan every statement with its values
+    /// ([`DbSettings::custom_plans`]).
+    pub custom_plans: bool,
 }
 
 impl ServiceDef {
@@ -431,6 +434,10 @@ pub async fn prepare_database<M: MigratorTrait>(
     def: &ServiceDef,
     settings: &DbSettings,
 ) -> anyhow::Result<Db> {
+    let settings = &DbSettings {
+        custom_plans: settings.custom_plans || def.custom_plans,
+        ..settings.clone()
+    };
     let db = Db::connect(settings)
         .await
         .with_context(|| format!("connecting to the {} database", def.name))?;
@@ -611,6 +618,7 @@ mod tests {
         long_running: &[],
         signs_tokens: true,
         produces_events: false,
+        custom_plans: false,
     };
 
     /// The staff service pointed at its own address (as in Kubernetes, through its

@@ -436,6 +436,32 @@ async fn an_anonymous_caller_has_no_id_and_others_must(app: TestApp) {
 }
 
 roster_testkit::on_postgres_only!(crate::helpers::run => lookups_by_many_keys_probe_their_index);
+roster_testkit::on_postgres_only!(crate::helpers::run => statements_are_planned_with_their_values);
+
+/// A generic plan of the resend check, made while the events table was empty, scanned
+/// the workspace's rows for each id and was kept as the log grew (30 s a batch at 70,000
+/// events on a server whose autovacuum had not analyzed it). The audit service's
+/// connections plan every statement with its values instead.
+async fn statements_are_planned_with_their_values(app: TestApp) {
+    use sea_orm::{ConnectionTrait as _, DbBackend, Statement};
+
+    let db = roster_audit::prepare_database(&roster_db::DbSettings::new(&app.database_url))
+        .await
+        .unwrap();
+    let mode = db
+        .conn()
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SHOW plan_cache_mode",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<String>(0)
+        .unwrap();
+    db.close().await;
+    assert_eq!(mode, "force_custom_plan");
+}
 
 /// The resend check runs under the log's lock on every append, and a round of proofs reads
 /// hundreds of hashes, so both must cost the same in a log of any size. Before PostgreSQL
