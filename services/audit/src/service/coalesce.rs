@@ -185,34 +185,38 @@ mod tests {
         }
     }
 
-    /// Starts [`ROUNDS_PER_KEY`] calls of `key`, answered once `gate` opens, and waits
-    /// until each leads a round.
-    async fn occupy(
-        coalescer: &Arc<Coalescer<u32, u32>>,
+    type Leaders = Vec<tokio::task::JoinHandle<Option<u32>>>;
+
+    /// A coalescer with [`ROUNDS_PER_KEY`] rounds of `key` running, each waiting for its
+    /// gate to open: its calls are the leaders; further calls of `key` wait in its queue.
+    async fn occupied(
         key: &'static str,
-        gate: &Arc<Semaphore>,
-        rounds: &Arc<AtomicUsize>,
-    ) -> Vec<tokio::task::JoinHandle<Option<u32>>> {
+    ) -> (
+        Arc<Coalescer<u32, u32>>,
+        Arc<Semaphore>,
+        Arc<AtomicUsize>,
+        Leaders,
+    ) {
+        let coalescer = Arc::new(Coalescer::new());
+        let gate = Arc::new(Semaphore::new(0));
+        let rounds = Arc::new(AtomicUsize::new(0));
         let leaders = (1..)
             .take(ROUNDS_PER_KEY)
             .map(|ask| {
-                let coalescer = Arc::clone(coalescer);
-                let round = doubling(Arc::clone(gate), Arc::clone(rounds));
+                let coalescer = Arc::clone(&coalescer);
+                let round = doubling(Arc::clone(&gate), Arc::clone(&rounds));
                 tokio::spawn(async move { coalescer.call(key, ask, round).await })
             })
             .collect();
         while rounds.load(Ordering::SeqCst) < ROUNDS_PER_KEY {
             tokio::task::yield_now().await;
         }
-        leaders
+        (coalescer, gate, rounds, leaders)
     }
 
     #[tokio::test]
     async fn calls_arriving_during_rounds_share_the_next() {
-        let coalescer = Arc::new(Coalescer::new());
-        let gate = Arc::new(Semaphore::new(0));
-        let rounds = Arc::new(AtomicUsize::new(0));
-        let leaders = occupy(&coalescer, "ws", &gate, &rounds).await;
+        let (coalescer, gate, rounds, leaders) = occupied("ws").await;
         let round = doubling(Arc::clone(&gate), Arc::clone(&rounds));
         let later: Vec<_> = (100..110)
             .map(|ask| {
@@ -256,10 +260,7 @@ mod tests {
 
     #[tokio::test]
     async fn callers_that_leave_strand_no_one() {
-        let coalescer = Arc::new(Coalescer::new());
-        let gate = Arc::new(Semaphore::new(0));
-        let rounds = Arc::new(AtomicUsize::new(0));
-        let leaders = occupy(&coalescer, "ws", &gate, &rounds).await;
+        let (coalescer, gate, rounds, leaders) = occupied("ws").await;
         let follower = tokio::spawn({
             let coalescer = Arc::clone(&coalescer);
             let round = doubling(Arc::clone(&gate), Arc::clone(&rounds));

@@ -226,21 +226,12 @@ pub async fn by_ids<C: ConnectionTrait>(
     workspace_id: &str,
     event_ids: &[Uuid],
 ) -> Result<Vec<Recorded>> {
-    let mut found = Vec::new();
-    for chunk in event_ids.chunks(ROWS_PER_INSERT) {
-        if chunk.is_empty() {
-            continue;
-        }
-        let statement = by_ids_statement(conn.get_database_backend(), workspace_id, chunk);
-        let rows = audit_event::Entity::find()
-            .from_raw_sql(statement)
-            .all(conn)
-            .await?;
-        for row in rows {
-            found.push(read(row)?);
-        }
-    }
-    Ok(found)
+    let keys = Keys::Uuids(event_ids.to_vec());
+    probe::find::<audit_event::Entity, _>(conn, "event_id", workspace_id, keys)
+        .await?
+        .into_iter()
+        .map(read)
+        .collect()
 }
 
 /// [`by_ids`]' statement for one chunk of ids (public for the test that keeps its plan on

@@ -14,9 +14,6 @@ use crate::store::probe::{self, Keys};
 
 /// Rows per INSERT (3 bound values each).
 const ROWS_PER_INSERT: usize = 5000;
-/// Indexes per read: a round of proofs may ask thousands, and a statement binds at most
-/// 32,766 values on SQLite.
-const INDEXES_PER_READ: usize = 5000;
 
 /// The INSERTs that store `hashes` at consecutive indexes from `first_index` (for
 /// [`super::insert_all`]).
@@ -59,22 +56,15 @@ pub async fn read<C: ConnectionTrait>(
     workspace_id: &str,
     indexes: &[u64],
 ) -> Result<StoredHashes> {
+    let keys = Keys::BigInts(indexes.iter().map(|index| index_i64(*index)).collect());
     let mut stored = StoredHashes::default();
-    if indexes.is_empty() {
-        return Ok(stored);
-    }
-    for chunk in indexes.chunks(INDEXES_PER_READ) {
-        let statement = read_statement(conn.get_database_backend(), workspace_id, chunk);
-        let rows = audit_tree_hash::Entity::find()
-            .from_raw_sql(statement)
-            .all(conn)
-            .await?;
-        for row in rows {
-            let hash = hash_of(&row)?;
-            stored
-                .0
-                .insert(u64::try_from(row.stored_index).unwrap_or(u64::MAX), hash);
-        }
+    for row in
+        probe::find::<audit_tree_hash::Entity, _>(conn, "stored_index", workspace_id, keys).await?
+    {
+        let hash = hash_of(&row)?;
+        stored
+            .0
+            .insert(u64::try_from(row.stored_index).unwrap_or(u64::MAX), hash);
     }
     Ok(stored)
 }

@@ -9,7 +9,13 @@
 //! which has no LATERAL, probes it for a join on a unique index anyway.
 
 use sea_orm::sea_query::ArrayType;
-use sea_orm::{DbBackend, Statement, Value};
+use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Statement, Value};
+
+use crate::error::Result;
+
+/// Keys per statement on SQLite, which binds at most 32,766 values (PostgreSQL binds one
+/// array, whatever its length).
+const SQLITE_KEYS_PER_STATEMENT: usize = 5000;
 
 /// The keys looked up, all of one column's type.
 pub enum Keys {
@@ -18,6 +24,20 @@ pub enum Keys {
 }
 
 impl Keys {
+    /// The keys in runs of at most `size`.
+    fn chunks(self, size: usize) -> Vec<Keys> {
+        match self {
+            Keys::Uuids(keys) => keys
+                .chunks(size)
+                .map(|run| Keys::Uuids(run.to_vec()))
+                .collect(),
+            Keys::BigInts(keys) => keys
+                .chunks(size)
+                .map(|run| Keys::BigInts(run.to_vec()))
+                .collect(),
+        }
+    }
+
     fn len(&self) -> usize {
         match self {
             Keys::Uuids(keys) => keys.len(),
@@ -47,6 +67,27 @@ fn array<T: Into<Value>>(of: ArrayType, keys: Vec<T>) -> Value {
         of,
         Some(Box::new(keys.into_iter().map(Into::into).collect())),
     )
+}
+
+/// The rows of `E` in `workspace_id` whose `key_column` is one of `keys`, by [`statement`].
+pub async fn find<E: EntityTrait, C: ConnectionTrait>(
+    conn: &C,
+    key_column: &str,
+    workspace_id: &str,
+    keys: Keys,
+) -> Result<Vec<E::Model>> {
+    let backend = conn.get_database_backend();
+    let per_statement = match backend {
+        DbBackend::Postgres => usize::MAX,
+        _ => SQLITE_KEYS_PER_STATEMENT,
+    };
+    let mut found = Vec::new();
+    for run in keys.chunks(per_statement) {
+        let table = E::default().table_name().to_owned();
+        let statement = statement(backend, &table, key_column, workspace_id, run);
+        found.extend(E::find().from_raw_sql(statement).all(conn).await?);
+    }
+    Ok(found)
 }
 
 /// Selects every column of `table`'s rows in `workspace_id` whose `key_column` is one of
