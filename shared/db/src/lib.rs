@@ -33,6 +33,7 @@
 
 pub mod bulk;
 pub mod db;
+pub mod ddl;
 pub mod delivery;
 pub mod error;
 pub mod outbox;

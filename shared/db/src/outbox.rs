@@ -23,6 +23,7 @@ use sea_orm_migration::{MigrationName, MigrationTrait, SchemaManager};
 use serde::{Deserialize, Serialize};
 
 use crate::bulk::{self, Cell, CopyRows};
+use crate::ddl::OneStatement;
 use crate::error::{DbError, Result};
 
 /// The action of an outbox row that asks the audit service to erase a person
@@ -141,7 +142,7 @@ pub mod entity {
         pub dead_at: Option<i64>,
         /// Times the audit service refused it (`crate::delivery::reject`).
         pub refusals: i32,
-        /// The writing request's W3C `traceparent` ([`AddTraceparent`](super::AddTraceparent)).
+        /// The writing request's W3C `traceparent` ([`ADD_TRACEPARENT`](super::ADD_TRACEPARENT)).
         pub traceparent: Option<String>,
     }
 
@@ -422,7 +423,7 @@ pub(crate) fn from_model(row: entity::Model) -> Result<AuditEvent> {
 /// data, and its relay has to drain all workspaces in one order. Under Citus each shard keeps
 /// its own such index and the relay's `ORDER BY … LIMIT n` is merged across shards, so the
 /// exception does not block sharding; the claim then locks rows per workspace, by
-/// [`crate::delivery::AddWorkspaceDueIndex`]'s index.
+/// [`crate::delivery::ADD_WORKSPACE_DUE_INDEX`]'s index.
 pub struct CreateOutboxTable;
 
 impl MigrationName for CreateOutboxTable {
@@ -524,33 +525,8 @@ impl MigrationTrait for CreateOutboxTable {
 /// work queued and done later). Every service lists it after
 /// [`crate::delivery::AddDeliveryState`]; older rows keep NULL and are delivered in a trace
 /// of their own.
-pub struct AddTraceparent;
-
-impl MigrationName for AddTraceparent {
-    fn name(&self) -> &str {
-        "m20270101_000001_outbox_traceparent"
-    }
-}
-
-#[sea_orm_migration::async_trait::async_trait]
-impl MigrationTrait for AddTraceparent {
-    async fn up(&self, manager: &SchemaManager) -> std::result::Result<(), DbErr> {
-        manager
-            .get_connection()
-            .execute_unprepared("ALTER TABLE outbox_events ADD COLUMN traceparent TEXT")
-            .await?;
-        Ok(())
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> std::result::Result<(), DbErr> {
-        manager
-            .get_connection()
-            .execute_unprepared("ALTER TABLE outbox_events DROP COLUMN traceparent")
-            .await?;
-        Ok(())
-    }
-
-    fn use_transaction(&self) -> Option<bool> {
-        Some(true)
-    }
-}
+pub const ADD_TRACEPARENT: OneStatement = OneStatement {
+    name: "m20270101_000001_outbox_traceparent",
+    up: "ALTER TABLE outbox_events ADD COLUMN traceparent TEXT",
+    down: "ALTER TABLE outbox_events DROP COLUMN traceparent",
+};

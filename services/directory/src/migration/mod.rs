@@ -22,8 +22,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000005_request_ids::Migration),
             Box::new(m20261202_000006_customer_soft_delete::Migration),
             Box::new(roster_db::delivery::AddDeliveryState),
-            Box::new(roster_db::outbox::AddTraceparent),
-            Box::new(roster_db::delivery::AddWorkspaceDueIndex),
+            Box::new(roster_db::outbox::ADD_TRACEPARENT),
+            Box::new(roster_db::delivery::ADD_WORKSPACE_DUE_INDEX),
         ]
     }
 }

@@ -28,8 +28,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261222_000001_request_ids::Migration),
             Box::new(m20261222_000001_sso::Migration),
             Box::new(roster_db::delivery::AddDeliveryState),
-            Box::new(roster_db::outbox::AddTraceparent),
-            Box::new(roster_db::delivery::AddWorkspaceDueIndex),
+            Box::new(roster_db::outbox::ADD_TRACEPARENT),
+            Box::new(roster_db::delivery::ADD_WORKSPACE_DUE_INDEX),
         ]
     }
 }

@@ -50,8 +50,8 @@ impl MigratorTrait for TestMigrator {
         vec![
             Box::new(CreateOutboxTable),
             Box::new(roster_db::delivery::AddDeliveryState),
-            Box::new(roster_db::outbox::AddTraceparent),
-            Box::new(roster_db::delivery::AddWorkspaceDueIndex),
+            Box::new(roster_db::outbox::ADD_TRACEPARENT),
+            Box::new(roster_db::delivery::ADD_WORKSPACE_DUE_INDEX),
             Box::new(CreateParentsAndChildren),
         ]
     }
