@@ -16,6 +16,7 @@ use roster_proto::audit::v1 as pb;
 use roster_proto::audit::v1::audit_service_server::AuditService;
 use tonic::{Request, Response, Status};
 
+use crate::domain::tree::as_i64;
 use crate::domain::values;
 use crate::error::{AuditError, Result, reason};
 use crate::service::{Audit, LeafRef, SubjectType, retention_period};
@@ -94,10 +95,6 @@ fn size(field: &str, value: i64) -> std::result::Result<Option<u64>, FieldViolat
 
 fn hashes(path: Vec<[u8; 32]>) -> Vec<Vec<u8>> {
     path.into_iter().map(|hash| hash.to_vec()).collect()
-}
-
-fn i64_of(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
 }
 
 #[tonic::async_trait]
@@ -406,8 +403,8 @@ impl AuditService for AuditApi {
             let proof = self.audit.inclusion(&workspace_id, leaf, tree_size).await?;
             Ok(pb::InclusionProof {
                 event_id: proof.event_id.to_string(),
-                leaf_index: i64_of(proof.leaf_index),
-                tree_size: i64_of(proof.tree_size),
+                leaf_index: as_i64(proof.leaf_index),
+                tree_size: as_i64(proof.tree_size),
                 leaf_data: proof.leaf_data,
                 leaf_hash: proof.leaf_hash.to_vec(),
                 hashes: hashes(proof.path),
@@ -454,8 +451,8 @@ impl AuditService for AuditApi {
                 .consistency(&workspace_id, old_size, new_size)
                 .await?;
             Ok(pb::ConsistencyProof {
-                old_size: i64_of(proof.old_size),
-                new_size: i64_of(proof.new_size),
+                old_size: as_i64(proof.old_size),
+                new_size: as_i64(proof.new_size),
                 hashes: hashes(proof.path),
                 old_root_hash: proof.old_root.to_vec(),
                 new_root_hash: proof.new_root.to_vec(),
@@ -483,8 +480,8 @@ impl AuditService for AuditApi {
             }
             Ok(pb::VerifyLogResponse {
                 verified: verification.problem.is_none(),
-                tree_size: i64_of(verification.tree_size),
-                events_checked: i64_of(verification.events_checked),
+                tree_size: as_i64(verification.tree_size),
+                events_checked: as_i64(verification.events_checked),
                 checkpoint: verification.checkpoint.map(convert::checkpoint),
                 problem: verification.problem.map(convert::problem),
             })
@@ -538,8 +535,8 @@ impl AuditService for AuditApi {
                 )
                 .await?;
             Ok(pb::EraseSubjectResponse {
-                events_redacted: i64_of(erased.events_redacted),
-                values_erased: i64_of(erased.values_erased),
+                events_redacted: as_i64(erased.events_redacted),
+                values_erased: as_i64(erased.values_erased),
                 erasure_event: Some(pb::AppendedEvent {
                     event_id: erased.event.event_id.to_string(),
                     workspace_id: erased.event.workspace_id,

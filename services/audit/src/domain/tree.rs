@@ -25,6 +25,13 @@ pub fn node_hash(left: Hash, right: Hash) -> Hash {
     tlog::node_hash(tlog::Hash(left), tlog::Hash(right)).0
 }
 
+/// A leaf index, tree size or stored index as a BIGINT column holds it. They stay far below
+/// `i64::MAX` (stored indexes below twice the leaves); saturating keeps a corrupt one from
+/// wrapping.
+pub fn as_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
 /// Where leaf `n`'s hash is stored; the hashes of leaves `[0, n)` fill the indexes below.
 pub fn leaf_stored_index(n: u64) -> u64 {
     tlog::stored_hash_index(0, n)

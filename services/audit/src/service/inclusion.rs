@@ -9,10 +9,10 @@ use roster_core::FieldViolation;
 use uuid::Uuid;
 
 use crate::domain::event::Recorded;
-use crate::domain::tree::{self, Hash, StoredHashes, leaf_stored_index};
+use crate::domain::tree::{self, Hash, StoredHashes, as_i64, leaf_stored_index};
 use crate::error::{AuditError, Result};
 use crate::service::Audit;
-use crate::service::read::{i64_of, size_of};
+use crate::service::read::size_of;
 use crate::store;
 
 /// How a proof names its leaf.
@@ -111,7 +111,7 @@ impl Audit {
             if let LeafRef::Index(index) = ask.leaf
                 && !by_index.contains_key(&index)
                 && let Some(event) =
-                    store::events::at_leaf(conn, workspace_id, i64_of(index)).await?
+                    store::events::at_leaf(conn, workspace_id, as_i64(index)).await?
             {
                 by_index.insert(index, event);
             }

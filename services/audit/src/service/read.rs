@@ -8,7 +8,7 @@ use roster_core::FieldViolation;
 use uuid::Uuid;
 
 use crate::domain::event::Recorded;
-use crate::domain::tree::{self, EMPTY_ROOT, Hash};
+use crate::domain::tree::{self, EMPTY_ROOT, Hash, as_i64};
 use crate::error::{AuditError, Result};
 use crate::service::Audit;
 use crate::store;
@@ -50,10 +50,6 @@ pub(super) fn size_of(head: Option<&crate::entity::audit_log::Model>) -> Result<
     })
 }
 
-pub(super) fn i64_of(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
 impl Audit {
     pub async fn list(
         &self,
@@ -75,7 +71,7 @@ impl Audit {
     /// every leaf has its row; a missing one was deleted by hand and is an error here).
     pub async fn leaves(&self, workspace_id: &str, from: u64, to: u64) -> Result<Vec<Recorded>> {
         let rows =
-            store::events::leaf_range(self.db.conn(), workspace_id, i64_of(from), i64_of(to))
+            store::events::leaf_range(self.db.conn(), workspace_id, as_i64(from), as_i64(to))
                 .await?;
         let events = rows
             .into_iter()
@@ -83,7 +79,7 @@ impl Audit {
             .collect::<Result<Vec<_>>>()?;
         if let Some(gap) = (from..to)
             .zip(events.iter().map(|e| e.leaf_index))
-            .find(|(expected, found)| i64_of(*expected) != *found)
+            .find(|(expected, found)| as_i64(*expected) != *found)
             .map(|(expected, _)| expected)
             .or_else(|| (events.len() as u64 != to - from).then_some(from + events.len() as u64))
         {

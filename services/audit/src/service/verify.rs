@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::domain::leaf;
-use crate::domain::tree::{Frontier, leaf_stored_index};
+use crate::domain::tree::{Frontier, as_i64, leaf_stored_index};
 use crate::error::Result;
 use crate::service::Audit;
 use crate::service::read::CheckpointView;
@@ -238,7 +238,7 @@ fn read_page(
     tokio::spawn(async move {
         let to = (from + PAGE).min(size);
         let rows =
-            store::events::leaf_range(&conn, &workspace_id, i64_of(from), i64_of(to)).await?;
+            store::events::leaf_range(&conn, &workspace_id, as_i64(from), as_i64(to)).await?;
         let stored = store::hashes::range(
             &conn,
             &workspace_id,
@@ -255,10 +255,6 @@ fn read_page(
             stored,
         })
     })
-}
-
-fn i64_of(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
 }
 
 /// Rebuilds one row's leaf, appends it to `frontier` and compares what it produces with

@@ -7,7 +7,7 @@ use sea_orm::{
     QueryOrder, QueryTrait, Statement,
 };
 
-use crate::domain::tree::{Hash, StoredHashes};
+use crate::domain::tree::{Hash, StoredHashes, as_i64};
 use crate::entity::audit_tree_hash;
 use crate::error::{AuditError, Result};
 use crate::store::probe::{self, Keys};
@@ -26,18 +26,13 @@ pub fn insert_statements(
         .zip(hashes)
         .map(|(index, hash)| audit_tree_hash::ActiveModel {
             workspace_id: Set(workspace_id.to_owned()),
-            stored_index: Set(index_i64(index)),
+            stored_index: Set(as_i64(index)),
             hash: Set(hash.to_vec()),
         })
         .collect();
     rows.chunks(ROWS_PER_INSERT)
         .map(|chunk| audit_tree_hash::Entity::insert_many(chunk.to_vec()).into_query())
         .collect()
-}
-
-fn index_i64(index: u64) -> i64 {
-    // Stored indexes stay below 2·(leaves), far below i64::MAX.
-    i64::try_from(index).unwrap_or(i64::MAX)
 }
 
 fn hash_of(row: &audit_tree_hash::Model) -> Result<Hash> {
@@ -56,7 +51,7 @@ pub async fn read<C: ConnectionTrait>(
     workspace_id: &str,
     indexes: &[u64],
 ) -> Result<StoredHashes> {
-    let keys = Keys::BigInts(indexes.iter().map(|index| index_i64(*index)).collect());
+    let keys = Keys::BigInts(indexes.iter().map(|index| as_i64(*index)).collect());
     let mut stored = StoredHashes::default();
     for row in
         probe::find::<audit_tree_hash::Entity, _>(conn, "stored_index", workspace_id, keys).await?
@@ -72,7 +67,7 @@ pub async fn read<C: ConnectionTrait>(
 /// [`read`]'s statement for one chunk of indexes (public for the test that keeps its plan
 /// on the primary key).
 pub fn read_statement(backend: DbBackend, workspace_id: &str, indexes: &[u64]) -> Statement {
-    let keys = Keys::BigInts(indexes.iter().map(|index| index_i64(*index)).collect());
+    let keys = Keys::BigInts(indexes.iter().map(|index| as_i64(*index)).collect());
     probe::statement(
         backend,
         "audit_tree_hashes",
@@ -92,8 +87,8 @@ pub async fn range<C: ConnectionTrait>(
 ) -> Result<Vec<(u64, Vec<u8>)>> {
     Ok(audit_tree_hash::Entity::find()
         .filter(audit_tree_hash::Column::WorkspaceId.eq(workspace_id))
-        .filter(audit_tree_hash::Column::StoredIndex.gte(index_i64(from)))
-        .filter(audit_tree_hash::Column::StoredIndex.lt(index_i64(to)))
+        .filter(audit_tree_hash::Column::StoredIndex.gte(as_i64(from)))
+        .filter(audit_tree_hash::Column::StoredIndex.lt(as_i64(to)))
         .order_by_asc(audit_tree_hash::Column::StoredIndex)
         .all(conn)
         .await?
