@@ -15,6 +15,7 @@ use roster_audit::domain::tree::{EMPTY_ROOT, Hash, leaf_stored_index, node_hash}
 use roster_db::{Db, DbSettings};
 use roster_proto::audit::v1 as pb;
 use roster_proto::audit::v1::audit_service_client::AuditServiceClient;
+use tonic::Code;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
 
@@ -494,6 +495,41 @@ async fn ingest_cell(
 
 /// Appends `options.log_events` events to [`LARGE`] in calls of [`LOAD_BATCH`]; answers
 /// how long it took and some of the event ids, spread over the log.
+/// Times a loading call is sent before its failure stops the bench.
+const LOAD_ATTEMPTS: u32 = 5;
+
+/// AppendEvents of `events`, sent again when the call did not reach the service: the
+/// server closes a connection at its maximum age, and a call racing that close fails
+/// with Cancelled or Unavailable, unprocessed. A resent batch is recorded once (ingest is
+/// idempotent by event id), as the relays count on.
+async fn append_resending(
+    client: &mut AuditServiceClient<Channel>,
+    producer: &MetadataValue<Ascii>,
+    events: Vec<pb::AuditEvent>,
+) -> Result<pb::AppendEventsResponse, tonic::Status> {
+    let mut attempt = 1;
+    loop {
+        let mut request = service::authorized(
+            producer,
+            pb::AppendEventsRequest {
+                events: events.clone(),
+            },
+        );
+        request.set_timeout(LONG_CALL);
+        match client.append_events(request).await {
+            Ok(appended) => return Ok(appended.into_inner()),
+            Err(status)
+                if attempt < LOAD_ATTEMPTS
+                    && matches!(status.code(), Code::Cancelled | Code::Unavailable) =>
+            {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(status) => return Err(status),
+        }
+    }
+}
+
 async fn load_log(
     options: &Options,
     channels: &[Channel],
@@ -524,14 +560,9 @@ async fn load_log(
                 }
                 let count = (total - call * LOAD_BATCH as u64).min(LOAD_BATCH as u64);
                 let events = source.batch(&workspaces, usize::try_from(count).unwrap_or(0));
-                let mut request =
-                    service::authorized(&producer, pb::AppendEventsRequest { events });
-                request.set_timeout(LONG_CALL);
-                let appended = client
-                    .append_events(request)
+                let appended = append_resending(&mut client, &producer, events)
                     .await
-                    .with_context(|| format!("AppendEvents while loading (call {call})"))?
-                    .into_inner();
+                    .with_context(|| format!("AppendEvents while loading (call {call})"))?;
                 kept.extend(
                     appended
                         .events
