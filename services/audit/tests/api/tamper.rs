@@ -19,6 +19,7 @@ on_both_databases!(
     a_changed_tree_hash_is_named,
     removing_the_newest_events_and_their_hashes_is_caught_by_the_signed_checkpoint,
     an_altered_checkpoint_is_caught,
+    a_log_of_many_pages_is_checked_to_its_end_and_named_where_it_breaks,
 );
 
 fn problem(verification: &pb::VerifyLogResponse) -> &pb::LogProblem {
@@ -239,4 +240,41 @@ async fn an_altered_checkpoint_is_caught(app: TestApp) {
     .await;
     let problem = problem(&app.verify().await).clone();
     assert_eq!(problem.kind(), Kind::CheckpointMismatch);
+}
+
+/// VerifyLog reads a long log in pages of 5,000 leaves, several at once: every leaf is
+/// checked once and in order, and a problem in a later page, or at a page's first leaf, is
+/// still named by its own leaf.
+async fn a_log_of_many_pages_is_checked_to_its_end_and_named_where_it_breaks(app: TestApp) {
+    const EVENTS: i64 = 21_000;
+    for _ in 0..EVENTS / 1000 {
+        let batch: Vec<_> = (0..1000)
+            .map(|_| crate::helpers::event("end_user.updated"))
+            .collect();
+        app.append(batch).await;
+    }
+    let whole = app.verify().await;
+    assert!(whole.verified, "{:?}", whole.problem);
+    assert_eq!((whole.tree_size, whole.events_checked), (EVENTS, EVENTS));
+
+    app.tamper(&format!(
+        "UPDATE audit_events SET action = 'end_user.deleted' WHERE {}",
+        at_leaf(20_500)
+    ))
+    .await;
+    let changed = problem(&app.verify().await).clone();
+    assert_eq!(
+        (changed.kind(), changed.leaf_index),
+        (Kind::EventChanged, 20_500)
+    );
+
+    app.tamper(&format!(
+        "DELETE FROM audit_events WHERE {}",
+        at_leaf(15_000)
+    ))
+    .await;
+    let missing = app.verify().await;
+    let gap = problem(&missing).clone();
+    assert_eq!((gap.kind(), gap.leaf_index), (Kind::EventMissing, 15_000));
+    assert_eq!(missing.events_checked, 15_000, "every leaf before the gap");
 }
