@@ -1,6 +1,10 @@
 //! Checkpoints, inclusion and consistency proofs, checked as an outside verifier would:
 //! with the log's public key and RFC 9162's algorithms (`verifier.rs`), nothing else.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
 use roster_proto::audit::v1 as pb;
 use sha2::{Digest, Sha256};
 use tonic::Code;
@@ -15,6 +19,7 @@ on_both_databases!(
     a_saved_checkpoint_is_extended_by_every_later_one,
     proofs_refuse_sizes_and_leaves_the_log_lacks,
     proofs_asked_at_once_each_get_their_own_answer,
+    a_proof_asked_while_its_event_is_appended_waits_for_it_or_proves_it,
     the_key_survives_a_restart_and_needs_its_kek,
 );
 
@@ -409,6 +414,86 @@ async fn proofs_asked_at_once_each_get_their_own_answer(app: TestApp) {
     }
 }
 
+/// Provers ask about events still being appended: each answer is NOT_FOUND (not recorded
+/// yet) or a proof in a tree that holds the event, never a refusal for a tree too small
+/// (a round reads the log's head after the events, so the head holds every event found).
+async fn a_proof_asked_while_its_event_is_appended_waits_for_it_or_proves_it(app: TestApp) {
+    let batches: Vec<Vec<pb::AuditEvent>> = (0..40)
+        .map(|_| (0..5).map(|_| event("end_user.updated")).collect())
+        .collect();
+    let ids: Arc<Vec<String>> = Arc::new(
+        batches
+            .iter()
+            .flatten()
+            .map(|event| event.event_id.clone())
+            .collect(),
+    );
+    // The writer appends a batch once a prover was told its first event is missing, so
+    // every batch lands while provers are asking about it.
+    let misses = Arc::new(AtomicUsize::new(0));
+    let writer = {
+        let (app, misses) = (app.clone(), misses.clone());
+        tokio::spawn(async move {
+            for batch in batches {
+                let seen = misses.load(Ordering::SeqCst);
+                let waited = Instant::now();
+                while misses.load(Ordering::SeqCst) == seen
+                    && waited.elapsed() < Duration::from_secs(2)
+                {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                app.append(batch).await;
+            }
+        })
+    };
+    let mut provers = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (app, ids, misses) = (app.clone(), ids.clone(), misses.clone());
+        provers.spawn(async move {
+            let mut not_yet = 0;
+            for (leaf, id) in (0u64..).zip(ids.iter()) {
+                loop {
+                    match inclusion(&app, by_event(id, 0)).await {
+                        Ok(proof) => {
+                            assert_eq!(proof.leaf_index as u64, leaf);
+                            let hashed = leaf_hash(&proof.leaf_data);
+                            assert_eq!(
+                                root_from_inclusion(
+                                    leaf,
+                                    proof.tree_size as u64,
+                                    hashed,
+                                    &proof.hashes
+                                )
+                                .map(|root| root.to_vec()),
+                                Some(proof.root_hash.clone()),
+                                "leaf {leaf}"
+                            );
+                            break;
+                        }
+                        Err(status) if status.code() == Code::NotFound => {
+                            not_yet += 1;
+                            misses.fetch_add(1, Ordering::SeqCst);
+                            tokio::task::yield_now().await;
+                        }
+                        Err(status) => panic!("leaf {leaf}: {status:?}"),
+                    }
+                }
+            }
+            not_yet
+        });
+    }
+    // A prover's failure ends the test at once, not after the writer gave up on it.
+    let mut asked_early = 0;
+    while let Some(prover) = provers.join_next().await {
+        asked_early += prover.unwrap();
+    }
+    writer.await.unwrap();
+    assert!(
+        asked_early >= 40,
+        "the provers ran ahead of only {asked_early} of 40 batches"
+    );
+}
+
 async fn the_key_survives_a_restart_and_needs_its_kek(app: TestApp) {
     app.append_each(2).await;
     let key = app.log_key(WS).await;
@@ -438,7 +523,7 @@ async fn the_key_survives_a_restart_and_needs_its_kek(app: TestApp) {
         roster_runtime::ServerSettings::for_tests(),
         db,
         app.tokens.verifier(),
-        std::sync::Arc::new(roster_audit::domain::SystemClock),
+        Arc::new(roster_audit::domain::SystemClock),
         roster_audit::startup::Signing {
             kek: stranger,
             log: roster_audit::settings::LogSettings {
