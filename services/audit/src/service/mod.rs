@@ -50,6 +50,9 @@ pub struct Audit {
     inclusions: Arc<Coalescer<InclusionAsk, crate::error::Result<Inclusion>>>,
     /// The upper levels of the trees proofs read, shared by every proof of a log.
     upper_hashes: Arc<UpperHashes>,
+    /// The page reads VerifyLog calls may have in flight together, each holding a pooled
+    /// connection (`verify::READS_IN_FLIGHT`).
+    verify_reads: Arc<tokio::sync::Semaphore>,
 }
 
 impl Audit {
@@ -62,6 +65,7 @@ impl Audit {
             frontiers: Arc::new(Frontiers::default()),
             inclusions: Arc::new(Coalescer::new()),
             upper_hashes: Arc::new(UpperHashes::default()),
+            verify_reads: Arc::new(tokio::sync::Semaphore::new(verify::READS_IN_FLIGHT)),
         }
     }
 

@@ -10,8 +10,10 @@
 //! the signed root they can no longer produce.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
@@ -139,7 +141,7 @@ impl Audit {
         }
         let min_index = u64::try_from(head.min_index).unwrap_or(0).min(size);
         let mut frontier = self.frontier(conn, workspace_id, min_index).await?;
-        let mut ahead = ReadAhead::new(conn, workspace_id, min_index, size);
+        let mut ahead = ReadAhead::new(conn, &self.verify_reads, workspace_id, min_index, size);
         while let Some(reading) = ahead.next_page() {
             let page = reading.await.map_err(|e| {
                 crate::error::AuditError::Internal(format!("reading a page of the log: {e}"))
@@ -215,10 +217,16 @@ impl Audit {
 /// overlap.
 const READ_AHEAD: usize = 3;
 
+/// Page reads in flight at once on a replica, whatever the number of VerifyLog calls: each
+/// holds a pooled connection, and verifications must leave the pool to the other calls.
+/// Concurrent calls share them in turn.
+pub(super) const READS_IN_FLIGHT: usize = READ_AHEAD + 1;
+
 /// The reads of the pages after the one being checked, in leaf order. Dropping it stops
 /// those still running.
 struct ReadAhead {
     conn: DatabaseConnection,
+    reads: Arc<Semaphore>,
     workspace_id: String,
     next_from: u64,
     size: u64,
@@ -226,9 +234,16 @@ struct ReadAhead {
 }
 
 impl ReadAhead {
-    fn new(conn: &DatabaseConnection, workspace_id: &str, from: u64, size: u64) -> Self {
+    fn new(
+        conn: &DatabaseConnection,
+        reads: &Arc<Semaphore>,
+        workspace_id: &str,
+        from: u64,
+        size: u64,
+    ) -> Self {
         let mut ahead = ReadAhead {
             conn: conn.clone(),
+            reads: Arc::clone(reads),
             workspace_id: workspace_id.to_owned(),
             next_from: from,
             size,
@@ -242,6 +257,7 @@ impl ReadAhead {
         while self.reading.len() < READ_AHEAD && self.next_from < self.size {
             self.reading.push_back(read_page(
                 &self.conn,
+                &self.reads,
                 &self.workspace_id,
                 self.next_from,
                 self.size,
@@ -279,12 +295,16 @@ struct Page {
 /// `size`) on a task of its own.
 fn read_page(
     conn: &DatabaseConnection,
+    reads: &Arc<Semaphore>,
     workspace_id: &str,
     from: u64,
     size: u64,
 ) -> JoinHandle<Result<Page>> {
-    let (conn, workspace_id) = (conn.clone(), workspace_id.to_owned());
+    let (conn, reads, workspace_id) = (conn.clone(), Arc::clone(reads), workspace_id.to_owned());
     tokio::spawn(async move {
+        let _turn = reads.acquire_owned().await.map_err(|_| {
+            crate::error::AuditError::Internal("the verification reads were closed".into())
+        })?;
         let to = (from + PAGE).min(size);
         let rows =
             store::events::leaf_range(&conn, &workspace_id, as_i64(from), as_i64(to)).await?;
