@@ -493,8 +493,6 @@ async fn ingest_cell(
     .await
 }
 
-/// Appends `options.log_events` events to [`LARGE`] in calls of [`LOAD_BATCH`]; answers
-/// how long it took and some of the event ids, spread over the log.
 /// Times a loading call is sent before its failure stops the bench.
 const LOAD_ATTEMPTS: u32 = 5;
 
@@ -530,6 +528,8 @@ async fn append_resending(
     }
 }
 
+/// Appends `options.log_events` events to [`LARGE`] in calls of [`LOAD_BATCH`]; answers
+/// how long it took and some of the event ids, spread over the log.
 async fn load_log(
     options: &Options,
     channels: &[Channel],
